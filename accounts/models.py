@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+account_id_validator = RegexValidator(r"^\d{12}$", "An AWS account id is exactly 12 digits.")
+role_name_validator = RegexValidator(
+    r"^[\w+=,.@-]{1,64}$", "An IAM role name is 1-64 letters, digits or +=,.@_- characters."
+)
+
+
+class AwsAccount(models.Model):
+    account_id = models.CharField(
+        "account id", max_length=12, unique=True, validators=[account_id_validator]
+    )
+    name = models.CharField(max_length=64)
+    aliases = models.JSONField(default=list, blank=True)
+    environment = models.CharField(
+        max_length=32, blank=True, help_text="A label such as prod, staging or dev."
+    )
+    spoke_role_name = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[role_name_validator],
+        help_text="Role iamportal assumes in this account. Empty: the IAMPORTAL_SPOKE_ROLE_NAME "
+        "setting.",
+    )
+    external_id = models.CharField(
+        max_length=1224,
+        blank=True,
+        help_text="ExternalId for the spoke role. Empty: the IAMPORTAL_SPOKE_EXTERNAL_ID setting.",
+    )
+    regions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Regions to read SQS and SNS from, e.g. ["us-east-1"]. Empty: IAMPORTAL_REGIONS.',
+    )
+    enabled = models.BooleanField(default=True)
+    latest_sync = models.ForeignKey(
+        "SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "account_id"]
+        verbose_name = "AWS account"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account_id})"
+
+    @property
+    def spoke_role_arn(self) -> str:
+        name = self.spoke_role_name or settings.IAMPORTAL_SPOKE_ROLE_NAME
+        return f"arn:aws:iam::{self.account_id}:role/{name}"
+
+    @property
+    def sync_regions(self) -> list[str]:
+        return list(self.regions or settings.IAMPORTAL_REGIONS)
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule"
+        MANUAL = "manual"
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="sync_runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
+    stage = models.CharField(max_length=100, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [models.Index(fields=["account", "-queued_at"])]
+
+    def __str__(self) -> str:
+        return f"sync of {self.account_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class InventoryItem(models.Model):
+    """Columns every synced row has; `content_hash` lets a re-sync skip unchanged rows."""
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE)
+    arn = models.CharField("ARN", max_length=2048, unique=True)
+    name = models.CharField(max_length=512)
+    tags = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64)
+    synced_at = models.DateTimeField(help_text="When a sync last wrote this row.")
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.arn
+
+
+class IamRole(InventoryItem):
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="roles")
+    role_id = models.CharField(max_length=128, blank=True)
+    path = models.CharField(max_length=512, default="/")
+    description = models.TextField(blank=True)
+    trust_policy = models.JSONField(default=dict, blank=True)
+    inline_policies = models.JSONField(
+        default=dict, blank=True, help_text="Policy name to policy document."
+    )
+    managed_policies = models.JSONField(
+        default=list, blank=True, help_text='[{"arn": ..., "name": ...}] attached to the role.'
+    )
+    permissions_boundary_arn = models.CharField(max_length=2048, blank=True)
+    max_session_duration = models.PositiveIntegerField(default=3600)
+    created_in_aws_at = models.DateTimeField(null=True, blank=True)
+    # Day precision: AWS moves the last-used time of a role every time it is
+    # assumed (the spoke role at every sync), which would defeat the content hash.
+    last_used_on = models.DateField(null=True, blank=True)
+    last_used_region = models.CharField(max_length=32, blank=True)
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(InventoryItem.Meta):
+        verbose_name = "IAM role"
+        indexes = [models.Index(fields=["account", "name"])]
+
+    @property
+    def refresh_pending(self) -> bool:
+        return bool(self.refresh_requested_at and self.refresh_requested_at > self.synced_at)
+
+
+class ManagedPolicy(InventoryItem):
+    """A customer-managed policy of an account (AWS-managed ones are referenced by ARN)."""
+
+    account = models.ForeignKey(
+        AwsAccount, on_delete=models.CASCADE, related_name="managed_policies"
+    )
+    path = models.CharField(max_length=512, default="/")
+    description = models.TextField(blank=True)
+    default_version_id = models.CharField(max_length=16, blank=True)
+    document = models.JSONField(default=dict, blank=True)
+    attachment_count = models.PositiveIntegerField(default=0)
+
+    class Meta(InventoryItem.Meta):
+        verbose_name_plural = "managed policies"
+
+
+class CloudResource(InventoryItem):
+    class Type(models.TextChoices):
+        S3 = "s3", "S3 bucket"
+        SQS = "sqs", "SQS queue"
+        SNS = "sns", "SNS topic"
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="resources")
+    type = models.CharField(max_length=8, choices=Type.choices)
+    region = models.CharField(max_length=32, blank=True)
+    policy = models.JSONField(null=True, blank=True, help_text="The resource policy, if any.")
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta(InventoryItem.Meta):
+        indexes = [models.Index(fields=["account", "type", "name"])]

@@ -1,0 +1,50 @@
+"""django-q2 entry points for accounts. Tasks take ids and call one service."""
+
+from __future__ import annotations
+
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django_q.tasks import async_task
+
+from accounts import services
+from accounts.fetch import describe_error
+from accounts.models import AwsAccount, IamRole, SyncRun
+from iamportal import jobs
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_account_sync(run_id: int) -> None:
+    async_task("accounts.tasks.account_sync_task", run_id, task_name=f"sync-run-{run_id}", group="sync")
+
+
+def enqueue_role_refresh(role_id: int) -> None:
+    async_task("accounts.tasks.role_refresh_task", role_id, group="refresh")
+
+
+@jobs.tracked("accounts.sync_all")
+def accounts_sync_all_task() -> int:
+    """The schedule: one sync task per enabled account, so accounts run in parallel."""
+    queued = 0
+    for account in AwsAccount.objects.filter(enabled=True):
+        services.account_sync_request(account=account, trigger=SyncRun.Trigger.SCHEDULE)
+        queued += 1
+    return queued
+
+
+def account_sync_task(run_id: int) -> None:
+    services.account_sync_run(run_id=run_id)
+
+
+@jobs.tracked("accounts.role_refresh")
+def role_refresh_task(role_id: int) -> None:
+    role = IamRole.objects.select_related("account").filter(pk=role_id).first()
+    if role is None:
+        return
+    try:
+        services.role_refresh(role=role)
+    except (ClientError, BotoCoreError) as exc:
+        IamRole.objects.filter(pk=role_id).update(refresh_requested_at=None)
+        log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
+        raise

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class IamportalConfig(AppConfig):
+    name = "iamportal"
+    verbose_name = "iamportal"
+
+    def ready(self) -> None:
+        from iamportal import jobs
+
+        # Schedules are declared in code; every migrate brings the database in line.
+        post_migrate.connect(jobs.schedules_ensure_after_migrate, sender=self)

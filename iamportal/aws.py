@@ -1,0 +1,120 @@
+"""The AWS boundary: the only module that builds boto3 sessions and clients.
+
+iamportal runs as the *hub* identity (whatever credentials boto3 finds: an
+instance profile, a task role, environment variables). For each onboarded
+account it assumes the *spoke* role to read inventory and apply changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from accounts.models import AwsAccount
+
+# Spoke credentials are reused until this long before they expire.
+_REFRESH_MARGIN = timedelta(minutes=5)
+SPOKE_SESSION_NAME = "iamportal"
+SPOKE_SESSION_SECONDS = 3600
+
+_lock = threading.Lock()
+_hub: boto3.Session | None = None
+
+
+@dataclass
+class _CachedSpoke:
+    session: boto3.Session
+    expires_at: datetime
+
+
+_spokes: dict[tuple[str, str], _CachedSpoke] = {}
+
+
+def client_config() -> Config:
+    options: dict[str, Any] = {
+        "retries": {"mode": "adaptive", "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        "connect_timeout": 5,
+        "read_timeout": 30,
+        "user_agent_extra": "iamportal",
+    }
+    if settings.AWS_ENDPOINT_URL:
+        # Stand-ins on loopback have no per-bucket host names.
+        options["s3"] = {"addressing_style": "path"}
+    return Config(**options)
+
+
+def hub_session() -> boto3.Session:
+    global _hub
+    with _lock:
+        if _hub is None:
+            _hub = boto3.Session(region_name=settings.AWS_REGION)
+        return _hub
+
+
+def client(service: str, *, session: boto3.Session | None = None, region: str | None = None) -> Any:
+    """A client for `service` from `session` (default: the hub), honouring the
+    endpoint override and the retry policy."""
+    session = session or hub_session()
+    with _lock:
+        return session.client(
+            service,  # type: ignore[call-overload]
+            region_name=region or settings.AWS_REGION,
+            endpoint_url=settings.AWS_ENDPOINT_URL,
+            config=client_config(),
+        )
+
+
+def role_arn(account_id: str, role_name: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{role_name}"
+
+
+def spoke_session(account: AwsAccount) -> boto3.Session:
+    """A session acting as the account's spoke role.
+
+    The assumed credentials are cached per role (and external id) until shortly
+    before they expire, so a sync, a refresh and an apply share one AssumeRole.
+    Raises botocore's ClientError when the role cannot be assumed.
+    """
+    arn = account.spoke_role_arn
+    external_id = account.external_id or settings.IAMPORTAL_SPOKE_EXTERNAL_ID
+    key = (arn, external_id)
+    now = datetime.now(UTC)
+    with _lock:
+        cached = _spokes.get(key)
+        if cached and cached.expires_at - _REFRESH_MARGIN > now:
+            return cached.session
+    params: dict[str, Any] = {
+        "RoleArn": arn,
+        "RoleSessionName": SPOKE_SESSION_NAME,
+        "DurationSeconds": SPOKE_SESSION_SECONDS,
+    }
+    if external_id:
+        params["ExternalId"] = external_id
+    credentials = client("sts").assume_role(**params)["Credentials"]
+    session = boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=settings.AWS_REGION,
+    )
+    expires_at = credentials["Expiration"]
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    with _lock:
+        _spokes[key] = _CachedSpoke(session=session, expires_at=expires_at)
+    return session
+
+
+def forget_sessions() -> None:
+    """Drop every cached session (tests, and after the endpoint changes)."""
+    global _hub
+    with _lock:
+        _hub = None
+        _spokes.clear()

@@ -1,0 +1,360 @@
+"""The demo organisation: a hub and three spoke accounts in the embedded AWS.
+
+Used by `manage.py demo`, by the tests and by the benchmarks. Every call goes
+through iamportal.aws, so it seeds whatever endpoint that points at (moto's
+in-process mock in tests, the ThreadedMotoServer in the demo). It refuses to
+run against real AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+from accounts.models import AwsAccount
+from accounts.services import account_add
+from iamportal import aws
+
+HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the identity iamportal runs as
+ENVIRONMENTS = ("prod", "staging", "dev")
+AUTH_TAG = "iamportal-authorized"
+AUTH_CLI_TAG = "iamportal-authorized-cli-only"
+
+DEMO_USERS = {
+    # username: (groups, is_staff/superuser)
+    "alice": (["team-payments", "engineering"], False),
+    "rita": (["security-reviewers", "engineering"], False),
+    "admin": (["iamportal-admins"], True),
+}
+
+
+def _doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _trust(principal: dict[str, str]) -> str:
+    action = "sts:AssumeRoleWithWebIdentity" if "Federated" in principal else "sts:AssumeRole"
+    return _doc({"Effect": "Allow", "Principal": principal, "Action": action})
+
+
+def _allow(actions: list[str], resources: list[str] | str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+SPOKE_READ_POLICY = _doc(
+    _allow(
+        [
+            "iam:GetAccountAuthorizationDetails",
+            "iam:ListRoles",
+            "iam:GetRole",
+            "iam:ListRolePolicies",
+            "iam:GetRolePolicy",
+            "iam:ListAttachedRolePolicies",
+            "s3:ListAllMyBuckets",
+            "s3:GetBucketLocation",
+            "s3:GetBucketPolicy",
+            "s3:GetBucketTagging",
+            "sqs:ListQueues",
+            "sqs:GetQueueAttributes",
+            "sqs:ListQueueTags",
+            "sns:ListTopics",
+            "sns:GetTopicAttributes",
+            "sns:ListTagsForResource",
+        ],
+        "*",
+    )
+)
+
+
+@dataclass
+class DemoAccount:
+    account_id: str
+    environment: str
+    name: str
+    roles: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    buckets: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+
+    @property
+    def resource_count(self) -> int:
+        return len(self.buckets) + len(self.queues) + len(self.topics)
+
+
+def _assert_embedded() -> None:
+    # The embedded AWS answers as its default account; a real one never does.
+    identity = aws.client("sts").get_caller_identity()
+    if identity["Account"] != HUB_ACCOUNT_ID:
+        raise RuntimeError(
+            f"refusing to seed the demo organisation into account {identity['Account']}: "
+            "the demo runs only against the embedded AWS"
+        )
+
+
+def account_session(account_id: str) -> boto3.Session:
+    """An administrator session inside a member account, as Organizations sets one up."""
+    creds = aws.client("sts").assume_role(
+        RoleArn=aws.role_arn(account_id, "OrganizationAccountAccessRole"),
+        RoleSessionName="iamportal-demo-seed",
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=settings.AWS_REGION,
+    )
+
+
+def spoke_role_create(iam: Any, *, hub_account_id: str = HUB_ACCOUNT_ID) -> None:
+    iam.create_role(
+        RoleName=settings.IAMPORTAL_SPOKE_ROLE_NAME,
+        AssumeRolePolicyDocument=_trust({"AWS": f"arn:aws:iam::{hub_account_id}:root"}),
+        Description="Assumed by iamportal to read inventory and apply approved changes.",
+    )
+    iam.put_role_policy(
+        RoleName=settings.IAMPORTAL_SPOKE_ROLE_NAME,
+        PolicyName="iamportal-inventory-read",
+        PolicyDocument=SPOKE_READ_POLICY,
+    )
+
+
+def _roles(env: str, account_id: str) -> list[dict[str, Any]]:
+    bucket = f"acme-{env}-payments-data"
+    queue = f"arn:aws:sqs:us-east-1:{account_id}:payments-events"
+    hub_root = {"AWS": f"arn:aws:iam::{HUB_ACCOUNT_ID}:root"}
+    return [
+        {
+            "name": "PlatformAdmin",
+            "trust": hub_root,
+            "description": "Full administration for the platform team.",
+            "managed": ["acme-admin"],
+            "tags": {AUTH_TAG: "platform-admins"},
+        },
+        {
+            "name": "ReadOnly",
+            "trust": hub_root,
+            "description": "Read-only access to the whole account.",
+            "managed": ["acme-readonly"],
+            "tags": {AUTH_TAG: "engineering"},
+        },
+        {
+            "name": "payments-api",
+            "path": "/service/",
+            "trust": {"Service": "ecs-tasks.amazonaws.com"},
+            "description": "The payments API service (ECS).",
+            "inline": {
+                "payments-data": _doc(
+                    _allow(["s3:ListBucket"], f"arn:aws:s3:::{bucket}"),
+                    _allow(["s3:GetObject", "s3:PutObject"], f"arn:aws:s3:::{bucket}/*"),
+                ),
+                "payments-events": _doc(_allow(["sqs:SendMessage"], queue)),
+            },
+            "managed": ["acme-logs-write"],
+            "tags": {AUTH_TAG: "team-payments", "owner": "payments"},
+        },
+        {
+            "name": "payments-batch",
+            "path": "/service/",
+            "trust": {"Service": "lambda.amazonaws.com"},
+            "description": "Nightly settlement jobs (Lambda).",
+            "inline": {
+                "consume-events": _doc(
+                    _allow(["sqs:ReceiveMessage", "sqs:DeleteMessage"], queue),
+                ),
+            },
+            "managed": ["acme-logs-write"],
+            "tags": {AUTH_CLI_TAG: "team-payments", "owner": "payments"},
+        },
+        {
+            "name": "web-frontend",
+            "path": "/service/",
+            "trust": {"Service": "ec2.amazonaws.com"},
+            "description": "The public web site.",
+            "inline": {
+                "static-assets": _doc(
+                    _allow(["s3:GetObject"], f"arn:aws:s3:::acme-{env}-static-assets/*")
+                ),
+            },
+            "tags": {AUTH_TAG: "team-web:alice@example.com", "owner": "web"},
+        },
+        {
+            "name": "ci-deploy",
+            "trust": {
+                "Federated": f"arn:aws:iam::{account_id}:oidc-provider/token.actions.example.com"
+            },
+            "description": "Deploys from CI.",
+            "inline": {
+                "deploy": _doc(
+                    _allow(
+                        ["ecs:UpdateService", "ecs:DescribeServices"],
+                        f"arn:aws:ecs:us-east-1:{account_id}:service/*",
+                    )
+                ),
+            },
+            "boundary": "acme-deploy-boundary",
+            "tags": {AUTH_CLI_TAG: "platform-admins"},
+        },
+    ]
+
+
+def _policies() -> dict[str, str]:
+    return {
+        "acme-admin": _doc(_allow(["*"], "*")),
+        "acme-readonly": _doc(
+            _allow(["s3:Get*", "s3:List*", "sqs:Get*", "sqs:List*", "sns:Get*", "sns:List*"], "*")
+        ),
+        "acme-logs-write": _doc(
+            _allow(["logs:CreateLogStream", "logs:PutLogEvents"], "arn:aws:logs:*:*:log-group:/acme/*")
+        ),
+        "acme-deploy-boundary": _doc(_allow(["ecs:*", "logs:*"], "*")),
+    }
+
+
+def _account_seed(session: boto3.Session, env: str, account_id: str, demo: DemoAccount) -> None:
+    iam = aws.client("iam", session=session)
+    spoke_role_create(iam)
+    demo.roles.append(settings.IAMPORTAL_SPOKE_ROLE_NAME)
+    policy_arns = {}
+    for name, document in _policies().items():
+        arn = iam.create_policy(PolicyName=name, PolicyDocument=document, Path="/acme/")["Policy"][
+            "Arn"
+        ]
+        policy_arns[name] = arn
+        demo.policies.append(name)
+    roles = _roles(env, account_id)
+    if env == "prod":
+        roles.append(
+            {
+                "name": "break-glass",
+                "trust": {"AWS": f"arn:aws:iam::{HUB_ACCOUNT_ID}:root"},
+                "description": "Emergency access; every use is reviewed.",
+                "managed": ["acme-admin"],
+                "tags": {AUTH_TAG: "platform-admins"},
+            }
+        )
+    if env != "prod":
+        roles.append(
+            {
+                "name": "data-analyst",
+                "trust": {"AWS": f"arn:aws:iam::{HUB_ACCOUNT_ID}:root"},
+                "description": "Ad-hoc queries over non-production data.",
+                "managed": ["acme-readonly"],
+                "tags": {AUTH_TAG: "team-data:engineering"},
+            }
+        )
+    for role in roles:
+        params: dict[str, Any] = {
+            "RoleName": role["name"],
+            "Path": role.get("path", "/"),
+            "AssumeRolePolicyDocument": _trust(role["trust"]),
+            "Description": role["description"],
+            "MaxSessionDuration": 3600 if env == "prod" else 43200,
+            "Tags": [{"Key": k, "Value": v} for k, v in role.get("tags", {}).items()],
+        }
+        if "boundary" in role:
+            params["PermissionsBoundary"] = policy_arns[role["boundary"]]
+        iam.create_role(**params)
+        for policy_name, document in role.get("inline", {}).items():
+            iam.put_role_policy(
+                RoleName=role["name"], PolicyName=policy_name, PolicyDocument=document
+            )
+        for managed in role.get("managed", []):
+            iam.attach_role_policy(RoleName=role["name"], PolicyArn=policy_arns[managed])
+        demo.roles.append(role["name"])
+
+    s3 = aws.client("s3", session=session)
+    payments_api = f"arn:aws:iam::{account_id}:role/service/payments-api"
+    for suffix, policy in (
+        (
+            "payments-data",
+            _doc(
+                {
+                    "Sid": "PaymentsApi",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": payments_api},
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": f"arn:aws:s3:::acme-{env}-payments-data/*",
+                }
+            ),
+        ),
+        ("static-assets", None),
+        ("audit-logs", None),
+    ):
+        name = f"acme-{env}-{suffix}"
+        s3.create_bucket(Bucket=name)
+        s3.put_bucket_tagging(
+            Bucket=name,
+            Tagging={"TagSet": [{"Key": "env", "Value": env}, {"Key": "data", "Value": suffix}]},
+        )
+        if policy:
+            s3.put_bucket_policy(Bucket=name, Policy=policy)
+        demo.buckets.append(name)
+
+    sns = aws.client("sns", session=session)
+    topic_arns = {}
+    for topic in ("deploy-notifications", "payments-alerts"):
+        arn = sns.create_topic(Name=topic, Tags=[{"Key": "env", "Value": env}])["TopicArn"]
+        topic_arns[topic] = arn
+        demo.topics.append(topic)
+
+    sqs = aws.client("sqs", session=session)
+    for queue in ("payments-events", "payments-events-dlq"):
+        attributes: dict[str, str] = {}
+        if queue == "payments-events":
+            attributes["Policy"] = _doc(
+                {
+                    "Sid": "AlertsFanOut",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": f"arn:aws:sqs:us-east-1:{account_id}:{queue}",
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topic_arns["payments-alerts"]}},
+                }
+            )
+        sqs.create_queue(QueueName=queue, Attributes=attributes, tags={"env": env})
+        demo.queues.append(queue)
+
+
+def organisation_seed() -> list[DemoAccount]:
+    """Create the organisation and seed every spoke account. AWS side only."""
+    _assert_embedded()
+    org = aws.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    accounts = []
+    for env in ENVIRONMENTS:
+        status = org.create_account(Email=f"aws-{env}@example.com", AccountName=f"acme-{env}")[
+            "CreateAccountStatus"
+        ]
+        demo = DemoAccount(account_id=status["AccountId"], environment=env, name=f"acme-{env}")
+        _account_seed(account_session(demo.account_id), env, demo.account_id, demo)
+        accounts.append(demo)
+    return accounts
+
+
+def accounts_onboard(demo_accounts: list[DemoAccount]) -> list[AwsAccount]:
+    return [
+        account_add(account_id=d.account_id, name=d.name, environment=d.environment)
+        for d in demo_accounts
+    ]
+
+
+def users_create(password: str | None = None) -> str:
+    """The demo logins; returns their password (generated when none is given)."""
+    password = password or secrets.token_urlsafe(9)
+    for username, (groups, is_admin) in DEMO_USERS.items():
+        user, _ = User.objects.get_or_create(
+            username=username, defaults={"email": f"{username}@example.com"}
+        )
+        user.is_staff = is_admin
+        user.is_superuser = is_admin
+        user.set_password(password)
+        user.save()
+        user.groups.set([Group.objects.get_or_create(name=g)[0] for g in groups])
+    return password

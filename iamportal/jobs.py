@@ -1,0 +1,113 @@
+"""Background job bookkeeping: the schedules (declared here, in code), the
+worker heartbeat, and the last success/failure of every job for /metrics."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from iamportal.models import JobStatus
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+HEARTBEAT = "iamportal.heartbeat"
+
+
+def tracked(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Record the start, success and failure of a job under `name`."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            JobStatus.objects.update_or_create(
+                name=name, defaults={"last_started_at": timezone.now()}
+            )
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                JobStatus.objects.filter(name=name).update(
+                    last_failure_at=timezone.now(), last_error=f"{type(exc).__name__}: {exc}"[:2000]
+                )
+                raise
+            JobStatus.objects.filter(name=name).update(last_success_at=timezone.now())
+            return result
+
+        return run
+
+    return decorate
+
+
+def job_record_failure(*, name: str, error: str) -> None:
+    """For jobs that handle their own errors (one account's sync) but must still show them."""
+    JobStatus.objects.update_or_create(
+        name=name, defaults={"last_failure_at": timezone.now(), "last_error": error[:2000]}
+    )
+
+
+def job_record_success(*, name: str) -> None:
+    JobStatus.objects.update_or_create(name=name, defaults={"last_success_at": timezone.now()})
+
+
+@tracked(HEARTBEAT)
+def heartbeat() -> None:
+    """Runs every minute on any worker; /healthz reads its time to tell workers are alive."""
+
+
+def workers_alive() -> bool:
+    grace = timedelta(seconds=settings.IAMPORTAL_WORKER_HEARTBEAT_GRACE_SECONDS)
+    return JobStatus.objects.filter(
+        name=HEARTBEAT, last_success_at__gte=timezone.now() - grace
+    ).exists()
+
+
+def _declared_schedules() -> list[dict[str, Any]]:
+    from django_q.models import Schedule
+
+    return [
+        {
+            "name": HEARTBEAT,
+            "func": "iamportal.jobs.heartbeat",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+        },
+        {
+            "name": "accounts.sync_all",
+            "func": "accounts.tasks.accounts_sync_all_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
+        },
+    ]
+
+
+def schedules_ensure() -> None:
+    """Create or update the schedules declared above; leave ones an operator added."""
+    from django_q.models import Schedule
+
+    for spec in _declared_schedules():
+        schedule, created = Schedule.objects.get_or_create(
+            name=spec["name"],
+            defaults={**spec, "next_run": timezone.now(), "repeats": -1},
+        )
+        changed = [k for k, v in spec.items() if getattr(schedule, k) != v]
+        if not created and changed:
+            for key in changed:
+                setattr(schedule, key, spec[key])
+            schedule.save(update_fields=changed)
+
+
+def schedules_ensure_after_migrate(**kwargs: Any) -> None:
+    schedules_ensure()
+
+
+def job_statuses() -> list[JobStatus]:
+    return list(JobStatus.objects.order_by(F("name").asc()))

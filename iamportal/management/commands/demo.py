@@ -1,0 +1,110 @@
+"""Run the whole demo: embedded AWS, seeded organisation, workers and web server.
+
+Started by `make demo`, which points the settings at a fresh SQLite file and at
+the embedded AWS on loopback before this command loads them.
+"""
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from accounts.services import account_sync_request
+from iamportal import demo
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Command(BaseCommand):
+    help = "Run the demo (use `make demo`, which prepares its settings)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        web_port = int(os.environ.get("PORT", "8000"))
+        aws_port = int(os.environ.get("DEMO_AWS_PORT", "5000"))
+        if settings.AWS_ENDPOINT_URL != f"http://127.0.0.1:{aws_port}":
+            raise CommandError(
+                "The demo runs only against its embedded AWS: start it with `make demo`."
+            )
+        for name, port in (("PORT", web_port), ("DEMO_AWS_PORT", aws_port)):
+            if not _port_free(port):
+                raise CommandError(f"Port {port} is in use: free it or set {name}=<another port>.")
+
+        from django_q.conf import Conf
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
+        server.start()
+        children: list[subprocess.Popen[bytes]] = []
+        try:
+            self.stdout.write("Migrating the demo database...")
+            call_command("migrate", interactive=False, verbosity=0)
+            self.stdout.write("Seeding the demo organisation in the embedded AWS...")
+            accounts = demo.accounts_onboard(demo.organisation_seed())
+            password = demo.users_create(os.environ.get("DEMO_PASSWORD") or None)
+            self.stdout.write("Running the first sync...")
+            Conf.SYNC = True  # the first sync runs here, before the workers start
+            logging.getLogger("django-q").setLevel(logging.WARNING)
+            for account in accounts:
+                run = account_sync_request(account=account)
+                run.refresh_from_db()
+                self.stdout.write(f"  {account}: {run.status} {run.counts or run.error}")
+            Conf.SYNC = False
+            logging.getLogger("django-q").setLevel(logging.INFO)
+            connections.close_all()
+
+            manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+            children.append(subprocess.Popen([*manage, "qcluster"]))  # noqa: S603
+            children.append(
+                subprocess.Popen(  # noqa: S603
+                    [*manage, "runserver", f"127.0.0.1:{web_port}", "--noreload"]
+                )
+            )
+            time.sleep(2)
+            self._banner(web_port, aws_port, password)
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            raise CommandError("A demo process stopped unexpectedly; see its output above.")
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping the demo...")
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            server.stop()
+
+    def _banner(self, web_port: int, aws_port: int, password: str) -> None:
+        line = "=" * 64
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n{line}\n"
+                f"  iamportal demo     http://127.0.0.1:{web_port}/\n"
+                f"  embedded AWS       http://127.0.0.1:{aws_port}/\n"
+                f"  logins (password: {password})\n"
+                f"    alice  engineer, team-payments\n"
+                f"    rita   security reviewer\n"
+                f"    admin  administrator (also /admin/)\n"
+                f"  Ctrl-C stops everything.\n"
+                f"{line}\n"
+            )
+        )

@@ -1,0 +1,92 @@
+"""The shared cast and the embedded AWS every test runs against.
+
+No test may reach a real network: fake AWS credentials, no AWS config files,
+and moto intercepting every boto3 call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from moto import mock_aws
+
+from iamportal import aws
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def embedded_aws(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Every test gets an empty moto AWS and no cached sessions."""
+    settings.AWS_ENDPOINT_URL = None
+    settings.AWS_REGION = "us-east-1"
+    settings.IAMPORTAL_REGIONS = ["us-east-1"]
+    aws.forget_sessions()
+    with mock_aws():
+        yield
+    aws.forget_sessions()
+
+
+@pytest.fixture(autouse=True)
+def run_tasks_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enqueued tasks run in-process at commit, as a worker would run them."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+def _user(username: str, *groups: str, **extra: object) -> User:
+    user = User.objects.create_user(
+        username=username, email=f"{username}@example.com", password=PASSWORD, **extra
+    )
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+@pytest.fixture
+def requester(db: None) -> User:
+    return _user("alice", "team-payments")
+
+
+@pytest.fixture
+def reviewer(db: None) -> User:
+    return _user("rita", "security-reviewers")
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return _user("admin", "iamportal-admins", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    return _user("oscar", "contractors")
+
+
+@pytest.fixture
+def anonymous() -> Client:
+    return Client()
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
