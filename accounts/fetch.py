@@ -71,7 +71,9 @@ def role_row(detail: dict[str, Any], listed: dict[str, Any] | None = None) -> Ro
         },
         "managed_policies": [
             {"arn": p["PolicyArn"], "name": p["PolicyName"]}
-            for p in sorted(detail.get("AttachedManagedPolicies") or [], key=lambda p: p["PolicyArn"])
+            for p in sorted(
+                detail.get("AttachedManagedPolicies") or [], key=lambda p: p["PolicyArn"]
+            )
         ],
         "permissions_boundary_arn": boundary.get("PermissionsBoundaryArn", ""),
         "max_session_duration": int(
@@ -138,7 +140,7 @@ def iam_fetch(session: boto3.Session, account_id: str) -> tuple[list[Row], list[
 
 def _optional(call: Any, missing_codes: tuple[str, ...], **params: Any) -> dict[str, Any] | None:
     try:
-        return call(**params)  # type: ignore[no-any-return]
+        return call(**params)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in missing_codes:
             return None

@@ -12,12 +12,19 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import fetch
-from accounts.models import AwsAccount, CloudResource, IamRole, InventoryItem, ManagedPolicy, SyncRun
+from accounts.models import (
+    AwsAccount,
+    CloudResource,
+    IamRole,
+    InventoryItem,
+    ManagedPolicy,
+    SyncRun,
+)
 from iamportal import aws, jobs
 
 log = logging.getLogger(__name__)
@@ -78,7 +85,7 @@ def account_sync_request(
     *,
     account: AwsAccount,
     trigger: str = SyncRun.Trigger.MANUAL,
-    user: AbstractBaseUser | AnonymousUser | None = None,
+    user: User | AnonymousUser | None = None,
 ) -> SyncRun:
     """Queue a sync of `account`, or return the one already queued or running."""
     from accounts.tasks import enqueue_account_sync
@@ -217,11 +224,13 @@ def content_hash(row: dict[str, Any]) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-def _upsert(model: type[M], account: AwsAccount, rows: list[dict[str, Any]], now: datetime) -> UpsertResult:
+def _upsert(
+    model: type[M], account: AwsAccount, rows: list[dict[str, Any]], now: datetime
+) -> UpsertResult:
     result = UpsertResult()
     existing: dict[str, tuple[int, str]] = {
         arn: (pk, digest)
-        for pk, arn, digest in model.objects.filter(account=account).values_list(
+        for pk, arn, digest in model._default_manager.filter(account=account).values_list(
             "pk", "arn", "content_hash"
         )
     }
@@ -241,12 +250,12 @@ def _upsert(model: type[M], account: AwsAccount, rows: list[dict[str, Any]], now
                 model(pk=found[0], account=account, content_hash=digest, synced_at=now, **row)
             )
     if to_create:
-        model.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+        model._default_manager.bulk_create(to_create, batch_size=BATCH_SIZE)
     if to_update:
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
-        model.objects.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
+        model._default_manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
     if existing:
-        model.objects.filter(pk__in=[pk for pk, _ in existing.values()]).delete()
+        model._default_manager.filter(pk__in=[pk for pk, _ in existing.values()]).delete()
     result.created, result.updated, result.deleted = len(to_create), len(to_update), len(existing)
     return result
 

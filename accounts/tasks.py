@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def enqueue_account_sync(run_id: int) -> None:
-    async_task("accounts.tasks.account_sync_task", run_id, task_name=f"sync-run-{run_id}", group="sync")
+    async_task(
+        "accounts.tasks.account_sync_task", run_id, task_name=f"sync-run-{run_id}", group="sync"
+    )
 
 
 def enqueue_role_refresh(role_id: int) -> None:

@@ -39,7 +39,7 @@ _spokes: dict[tuple[str, str], _CachedSpoke] = {}
 
 def client_config() -> Config:
     options: dict[str, Any] = {
-        "retries": {"mode": "adaptive", "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        "retries": {"mode": "adaptive", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
         "connect_timeout": 5,
         "read_timeout": 30,
         "user_agent_extra": "iamportal",
@@ -64,7 +64,7 @@ def client(service: str, *, session: boto3.Session | None = None, region: str | 
     session = session or hub_session()
     with _lock:
         return session.client(
-            service,  # type: ignore[call-overload]
+            service,
             region_name=region or settings.AWS_REGION,
             endpoint_url=settings.AWS_ENDPOINT_URL,
             config=client_config(),

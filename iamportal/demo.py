@@ -211,7 +211,9 @@ def _policies() -> dict[str, str]:
             _allow(["s3:Get*", "s3:List*", "sqs:Get*", "sqs:List*", "sns:Get*", "sns:List*"], "*")
         ),
         "acme-logs-write": _doc(
-            _allow(["logs:CreateLogStream", "logs:PutLogEvents"], "arn:aws:logs:*:*:log-group:/acme/*")
+            _allow(
+                ["logs:CreateLogStream", "logs:PutLogEvents"], "arn:aws:logs:*:*:log-group:/acme/*"
+            )
         ),
         "acme-deploy-boundary": _doc(_allow(["ecs:*", "logs:*"], "*")),
     }

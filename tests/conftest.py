@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -33,7 +34,7 @@ PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(autouse=True)
-def embedded_aws(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def embedded_aws(settings: Any) -> Iterator[None]:
     """Every test gets an empty moto AWS and no cached sessions."""
     settings.AWS_ENDPOINT_URL = None
     settings.AWS_REGION = "us-east-1"

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,124 +15,288 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AwsAccount',
+            name="AwsAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('account_id', models.CharField(max_length=12, unique=True, validators=[django.core.validators.RegexValidator('^\\d{12}$', 'An AWS account id is exactly 12 digits.')], verbose_name='account id')),
-                ('name', models.CharField(max_length=64)),
-                ('aliases', models.JSONField(blank=True, default=list)),
-                ('environment', models.CharField(blank=True, help_text='A label such as prod, staging or dev.', max_length=32)),
-                ('spoke_role_name', models.CharField(blank=True, help_text='Role iamportal assumes in this account. Empty: the IAMPORTAL_SPOKE_ROLE_NAME setting.', max_length=64, validators=[django.core.validators.RegexValidator('^[\\w+=,.@-]{1,64}$', 'An IAM role name is 1-64 letters, digits or +=,.@_- characters.')])),
-                ('external_id', models.CharField(blank=True, help_text='ExternalId for the spoke role. Empty: the IAMPORTAL_SPOKE_EXTERNAL_ID setting.', max_length=1224)),
-                ('regions', models.JSONField(blank=True, default=list, help_text='Regions to read SQS and SNS from, e.g. ["us-east-1"]. Empty: IAMPORTAL_REGIONS.')),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "account_id",
+                    models.CharField(
+                        max_length=12,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^\\d{12}$", "An AWS account id is exactly 12 digits."
+                            )
+                        ],
+                        verbose_name="account id",
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                ("aliases", models.JSONField(blank=True, default=list)),
+                (
+                    "environment",
+                    models.CharField(
+                        blank=True, help_text="A label such as prod, staging or dev.", max_length=32
+                    ),
+                ),
+                (
+                    "spoke_role_name",
+                    models.CharField(
+                        blank=True,
+                        help_text="Role iamportal assumes in this account. Empty: the IAMPORTAL_SPOKE_ROLE_NAME setting.",
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[\\w+=,.@-]{1,64}$",
+                                "An IAM role name is 1-64 letters, digits or +=,.@_- characters.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(
+                        blank=True,
+                        help_text="ExternalId for the spoke role. Empty: the IAMPORTAL_SPOKE_EXTERNAL_ID setting.",
+                        max_length=1224,
+                    ),
+                ),
+                (
+                    "regions",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Regions to read SQS and SNS from, e.g. ["us-east-1"]. Empty: IAMPORTAL_REGIONS.',
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'AWS account',
-                'ordering': ['name', 'account_id'],
+                "verbose_name": "AWS account",
+                "ordering": ["name", "account_id"],
             },
         ),
         migrations.CreateModel(
-            name='ManagedPolicy',
+            name="ManagedPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('arn', models.CharField(max_length=2048, unique=True, verbose_name='ARN')),
-                ('name', models.CharField(max_length=512)),
-                ('tags', models.JSONField(blank=True, default=dict)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('synced_at', models.DateTimeField(help_text='When a sync last wrote this row.')),
-                ('path', models.CharField(default='/', max_length=512)),
-                ('description', models.TextField(blank=True)),
-                ('default_version_id', models.CharField(blank=True, max_length=16)),
-                ('document', models.JSONField(blank=True, default=dict)),
-                ('attachment_count', models.PositiveIntegerField(default=0)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='managed_policies', to='accounts.awsaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("arn", models.CharField(max_length=2048, unique=True, verbose_name="ARN")),
+                ("name", models.CharField(max_length=512)),
+                ("tags", models.JSONField(blank=True, default=dict)),
+                ("content_hash", models.CharField(max_length=64)),
+                ("synced_at", models.DateTimeField(help_text="When a sync last wrote this row.")),
+                ("path", models.CharField(default="/", max_length=512)),
+                ("description", models.TextField(blank=True)),
+                ("default_version_id", models.CharField(blank=True, max_length=16)),
+                ("document", models.JSONField(blank=True, default=dict)),
+                ("attachment_count", models.PositiveIntegerField(default=0)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="managed_policies",
+                        to="accounts.awsaccount",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'managed policies',
-                'ordering': ['name'],
-                'abstract': False,
+                "verbose_name_plural": "managed policies",
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='SyncRun',
+            name="SyncRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('trigger', models.CharField(choices=[('schedule', 'Schedule'), ('manual', 'Manual')], default='schedule', max_length=16)),
-                ('queued_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('progress', models.PositiveSmallIntegerField(default=0, help_text='Percent done.')),
-                ('stage', models.CharField(blank=True, max_length=100)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sync_runs', to='accounts.awsaccount')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[("schedule", "Schedule"), ("manual", "Manual")],
+                        default="schedule",
+                        max_length=16,
+                    ),
+                ),
+                ("queued_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "progress",
+                    models.PositiveSmallIntegerField(default=0, help_text="Percent done."),
+                ),
+                ("stage", models.CharField(blank=True, max_length=100)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sync_runs",
+                        to="accounts.awsaccount",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-queued_at', '-id'],
+                "ordering": ["-queued_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='awsaccount',
-            name='latest_sync',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.syncrun'),
+            model_name="awsaccount",
+            name="latest_sync",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="accounts.syncrun",
+            ),
         ),
         migrations.CreateModel(
-            name='CloudResource',
+            name="CloudResource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('arn', models.CharField(max_length=2048, unique=True, verbose_name='ARN')),
-                ('name', models.CharField(max_length=512)),
-                ('tags', models.JSONField(blank=True, default=dict)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('synced_at', models.DateTimeField(help_text='When a sync last wrote this row.')),
-                ('type', models.CharField(choices=[('s3', 'S3 bucket'), ('sqs', 'SQS queue'), ('sns', 'SNS topic')], max_length=8)),
-                ('region', models.CharField(blank=True, max_length=32)),
-                ('policy', models.JSONField(blank=True, help_text='The resource policy, if any.', null=True)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='resources', to='accounts.awsaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("arn", models.CharField(max_length=2048, unique=True, verbose_name="ARN")),
+                ("name", models.CharField(max_length=512)),
+                ("tags", models.JSONField(blank=True, default=dict)),
+                ("content_hash", models.CharField(max_length=64)),
+                ("synced_at", models.DateTimeField(help_text="When a sync last wrote this row.")),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[("s3", "S3 bucket"), ("sqs", "SQS queue"), ("sns", "SNS topic")],
+                        max_length=8,
+                    ),
+                ),
+                ("region", models.CharField(blank=True, max_length=32)),
+                (
+                    "policy",
+                    models.JSONField(
+                        blank=True, help_text="The resource policy, if any.", null=True
+                    ),
+                ),
+                ("attributes", models.JSONField(blank=True, default=dict)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="resources",
+                        to="accounts.awsaccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
-                'indexes': [models.Index(fields=['account', 'type', 'name'], name='accounts_cl_account_caf3a3_idx')],
+                "ordering": ["name"],
+                "abstract": False,
+                "indexes": [
+                    models.Index(
+                        fields=["account", "type", "name"], name="accounts_cl_account_caf3a3_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='IamRole',
+            name="IamRole",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('arn', models.CharField(max_length=2048, unique=True, verbose_name='ARN')),
-                ('name', models.CharField(max_length=512)),
-                ('tags', models.JSONField(blank=True, default=dict)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('synced_at', models.DateTimeField(help_text='When a sync last wrote this row.')),
-                ('role_id', models.CharField(blank=True, max_length=128)),
-                ('path', models.CharField(default='/', max_length=512)),
-                ('description', models.TextField(blank=True)),
-                ('trust_policy', models.JSONField(blank=True, default=dict)),
-                ('inline_policies', models.JSONField(blank=True, default=dict, help_text='Policy name to policy document.')),
-                ('managed_policies', models.JSONField(blank=True, default=list, help_text='[{"arn": ..., "name": ...}] attached to the role.')),
-                ('permissions_boundary_arn', models.CharField(blank=True, max_length=2048)),
-                ('max_session_duration', models.PositiveIntegerField(default=3600)),
-                ('created_in_aws_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_on', models.DateField(blank=True, null=True)),
-                ('last_used_region', models.CharField(blank=True, max_length=32)),
-                ('refresh_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='roles', to='accounts.awsaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("arn", models.CharField(max_length=2048, unique=True, verbose_name="ARN")),
+                ("name", models.CharField(max_length=512)),
+                ("tags", models.JSONField(blank=True, default=dict)),
+                ("content_hash", models.CharField(max_length=64)),
+                ("synced_at", models.DateTimeField(help_text="When a sync last wrote this row.")),
+                ("role_id", models.CharField(blank=True, max_length=128)),
+                ("path", models.CharField(default="/", max_length=512)),
+                ("description", models.TextField(blank=True)),
+                ("trust_policy", models.JSONField(blank=True, default=dict)),
+                (
+                    "inline_policies",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Policy name to policy document."
+                    ),
+                ),
+                (
+                    "managed_policies",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='[{"arn": ..., "name": ...}] attached to the role.',
+                    ),
+                ),
+                ("permissions_boundary_arn", models.CharField(blank=True, max_length=2048)),
+                ("max_session_duration", models.PositiveIntegerField(default=3600)),
+                ("created_in_aws_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_on", models.DateField(blank=True, null=True)),
+                ("last_used_region", models.CharField(blank=True, max_length=32)),
+                ("refresh_requested_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="roles",
+                        to="accounts.awsaccount",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'IAM role',
-                'ordering': ['name'],
-                'abstract': False,
-                'indexes': [models.Index(fields=['account', 'name'], name='accounts_ia_account_05c9f8_idx')],
+                "verbose_name": "IAM role",
+                "ordering": ["name"],
+                "abstract": False,
+                "indexes": [
+                    models.Index(fields=["account", "name"], name="accounts_ia_account_05c9f8_idx")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='syncrun',
-            index=models.Index(fields=['account', '-queued_at'], name='accounts_sy_account_88f7e3_idx'),
+            model_name="syncrun",
+            index=models.Index(
+                fields=["account", "-queued_at"], name="accounts_sy_account_88f7e3_idx"
+            ),
         ),
     ]

@@ -57,9 +57,10 @@ def test_it_keeps_each_account_s_roles_under_that_account(accounts: list[AwsAcco
         resources = CloudResource.objects.filter(account=account).exclude(type="s3")
         assert all(r.arn.split(":")[4] == account.account_id for r in resources)
     prod = accounts[0]
-    assert set(
-        IamRole.objects.filter(account=prod).values_list("name", flat=True)
-    ) >= {"break-glass", "payments-api"}
+    assert set(IamRole.objects.filter(account=prod).values_list("name", flat=True)) >= {
+        "break-glass",
+        "payments-api",
+    }
     assert not IamRole.objects.filter(account=accounts[1], name="break-glass").exists()
 
 
@@ -78,9 +79,11 @@ def test_it_stores_policies_tags_and_resource_policies(accounts: list[AwsAccount
     assert ci.permissions_boundary_arn.endswith(":policy/acme/acme-deploy-boundary")
     bucket = CloudResource.objects.get(name="acme-prod-payments-data")
     assert bucket.type == "s3"
+    assert bucket.policy is not None
     assert bucket.policy["Statement"][0]["Sid"] == "PaymentsApi"
     assert bucket.tags == {"env": "prod", "data": "payments-data"}
     queue = CloudResource.objects.get(account=prod, type="sqs", name="payments-events")
+    assert queue.policy is not None
     assert queue.policy["Statement"][0]["Sid"] == "AlertsFanOut"
     assert queue.attributes["url"].endswith("/payments-events")
     policy = ManagedPolicy.objects.get(account=prod, name="acme-readonly")
@@ -133,7 +136,12 @@ def _deny_assume_role_into(account_id: str) -> None:
     def refuse(params: dict[str, Any], **kwargs: Any) -> None:
         if f"::{account_id}:" in params.get("RoleArn", ""):
             raise ClientError(
-                {"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: sts:AssumeRole"}},
+                {
+                    "Error": {
+                        "Code": "AccessDenied",
+                        "Message": "not authorized to perform: sts:AssumeRole",
+                    }
+                },
                 "AssumeRole",
             )
 

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         self.stdout.write(f"{'ACCOUNT':<14}{'STATUS':<12}{'ONBOARDED':<11}NAME")
         for item in found:
             mark = "yes" if item["account_id"] in onboarded else "no"
-            self.stdout.write(f"{item['account_id']:<14}{item['status']:<12}{mark:<11}{item['name']}")
+            self.stdout.write(
+                f"{item['account_id']:<14}{item['status']:<12}{mark:<11}{item['name']}"
+            )
         if not options["add"]:
             return
         added = 0

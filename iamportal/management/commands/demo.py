@@ -37,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         web_port = int(os.environ.get("PORT", "8000"))
         aws_port = int(os.environ.get("DEMO_AWS_PORT", "5000"))
-        if settings.AWS_ENDPOINT_URL != f"http://127.0.0.1:{aws_port}":
+        if f"http://127.0.0.1:{aws_port}" != settings.AWS_ENDPOINT_URL:
             raise CommandError(
                 "The demo runs only against its embedded AWS: start it with `make demo`."
             )

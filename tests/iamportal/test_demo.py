@@ -1,0 +1,54 @@
+"""The demo organisation and its logins."""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from iamportal import aws, demo
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_organisation_has_a_hub_and_three_spokes_with_fifteen_plus_roles() -> None:
+    org = demo.organisation_seed()
+    assert [a.environment for a in org] == ["prod", "staging", "dev"]
+    assert len({a.account_id for a in org}) == 3
+    assert demo.HUB_ACCOUNT_ID not in {a.account_id for a in org}
+    assert sum(len(a.roles) for a in org) >= 15
+    listed = aws.client("organizations").list_accounts()["Accounts"]
+    assert {a.account_id for a in org} <= {a["Id"] for a in listed}
+    spoke = aws.client("iam", session=demo.account_session(org[0].account_id)).get_role(
+        RoleName="iamportal-spoke"
+    )["Role"]
+    trusted = spoke["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"]
+    assert trusted == f"arn:aws:iam::{demo.HUB_ACCOUNT_ID}:root"
+
+
+def test_the_demo_refuses_to_seed_anything_but_the_embedded_aws(monkeypatch: Any) -> None:
+    monkeypatch.setattr(demo, "HUB_ACCOUNT_ID", "999988887777")
+    with pytest.raises(RuntimeError, match="only against the embedded AWS"):
+        demo.organisation_seed()
+
+
+def test_demo_logins_use_the_given_password_or_a_generated_one() -> None:
+    assert demo.users_create("given-password-1") == "given-password-1"
+    alice = authenticate(username="alice", password="given-password-1")
+    assert alice is not None
+    assert alice.email == "alice@example.com"
+    assert set(alice.groups.values_list("name", flat=True)) == {"team-payments", "engineering"}
+    assert not alice.is_staff
+    generated = demo.users_create()
+    assert len(generated) >= 12
+    admin = authenticate(username="admin", password=generated)
+    assert admin is not None and admin.is_superuser
+
+
+def test_the_demo_command_runs_only_against_its_embedded_aws(settings: Any) -> None:
+    settings.AWS_ENDPOINT_URL = "https://iam.amazonaws.com"
+    with pytest.raises(CommandError, match="make demo"):
+        call_command("demo", stdout=StringIO())
