@@ -86,10 +86,13 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-queued_at", "-id"]
-        indexes = [models.Index(fields=["account", "-queued_at"])]
+        indexes = [
+            models.Index(fields=["account", "-queued_at"]),
+            models.Index(fields=["account", "status", "finished_at"]),
+        ]
 
     def __str__(self) -> str:
-        return f"sync of {self.account_id} ({self.status})"
+        return f"sync of {self.account.account_id} ({self.status})"
 
     @property
     def is_active(self) -> bool:

@@ -260,6 +260,15 @@ def _upsert(
     return result
 
 
+def sync_history_prune() -> int:
+    """Forget finished sync runs older than the history setting; each account's
+    latest run is always kept."""
+    cutoff = timezone.now() - timedelta(days=settings.IAMPORTAL_SYNC_HISTORY_DAYS)
+    keep = AwsAccount.objects.exclude(latest_sync=None).values("latest_sync")
+    deleted, _ = SyncRun.objects.filter(finished_at__lt=cutoff).exclude(pk__in=keep).delete()
+    return deleted
+
+
 # --- one role -------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ def enqueue_role_refresh(role_id: int) -> None:
 @jobs.tracked("accounts.sync_all")
 def accounts_sync_all_task() -> int:
     """The schedule: one sync task per enabled account, so accounts run in parallel."""
+    services.sync_history_prune()
     queued = 0
     for account in AwsAccount.objects.filter(enabled=True):
         services.account_sync_request(account=account, trigger=SyncRun.Trigger.SCHEDULE)

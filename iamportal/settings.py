@@ -157,7 +157,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        # A load balancer probing /healthz while the workers are down gets its 503;
+        # that is not an error worth a log line per probe.
+        "not_healthz": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": lambda record: "/healthz" not in record.getMessage(),
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["not_healthz"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "botocore": {"level": "WARNING"},
@@ -195,6 +209,7 @@ for _region in IAMPORTAL_REGIONS:
     if not _region.replace("-", "").isalnum():
         raise ImproperlyConfigured(f"IAMPORTAL_REGIONS has an invalid region name {_region!r}")
 IAMPORTAL_SYNC_INTERVAL_MINUTES = env_int("IAMPORTAL_SYNC_INTERVAL_MINUTES", 30, minimum=1)
+IAMPORTAL_SYNC_HISTORY_DAYS = env_int("IAMPORTAL_SYNC_HISTORY_DAYS", 30, minimum=1)
 
 # --- Background workers (django-q2) -------------------------------------------
 Q_BROKER = env_str("Q_BROKER")

@@ -222,3 +222,19 @@ def test_refresh_rereads_one_role_and_drops_it_when_gone(accounts: list[AwsAccou
     iam.delete_role(RoleName="web-frontend")
     assert services.role_refresh(role=role) is None
     assert not IamRole.objects.filter(pk=role.pk).exists()
+
+
+def test_old_sync_runs_are_pruned_but_each_account_keeps_its_latest(
+    accounts: list[AwsAccount],
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    prod = accounts[0]
+    old = sync(prod)
+    latest = sync(prod)
+    long_ago = timezone.now() - timedelta(days=90)
+    SyncRun.objects.filter(pk__in=[old.pk, latest.pk]).update(finished_at=long_ago)
+    assert services.sync_history_prune() == 1
+    assert list(SyncRun.objects.filter(account=prod)) == [latest]

@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from accounts import services
+from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
+from iamportal.admin import ReadOnlyAdmin, pretty_json
+from iamportal.permissions import can_sync_accounts
+
+
+@admin.register(AwsAccount)
+class AwsAccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "account_id", "environment", "enabled", "latest_sync_status"]
+    list_filter = ["enabled", "environment"]
+    search_fields = ["account_id", "name"]
+    list_select_related = ["latest_sync"]
+    readonly_fields = ["latest_sync_status", "latest_sync_error", "created_at"]
+    fields = [
+        "account_id",
+        "name",
+        "aliases",
+        "environment",
+        "spoke_role_name",
+        "external_id",
+        "regions",
+        "enabled",
+        "latest_sync_status",
+        "latest_sync_error",
+        "created_at",
+    ]
+    actions = ["sync_now"]
+
+    @admin.display(description="latest sync")
+    def latest_sync_status(self, account: AwsAccount) -> str:
+        run = account.latest_sync
+        if run is None:
+            return "never"
+        if run.finished_at is None:
+            return f"{run.get_status_display()} ({run.progress}%)"
+        return f"{run.get_status_display()} {run.finished_at:%Y-%m-%d %H:%M} UTC"
+
+    @admin.display(description="latest sync error")
+    def latest_sync_error(self, account: AwsAccount) -> SafeString | str:
+        run = account.latest_sync
+        if run is None or not run.error:
+            return "-"
+        return format_html('<pre class="json">{}</pre>', run.error)
+
+    def has_sync_permission(self, request: HttpRequest) -> bool:
+        return can_sync_accounts(request.user)
+
+    @admin.action(description="Sync now", permissions=["sync"])
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[AwsAccount]) -> None:
+        count = 0
+        for account in queryset:
+            services.account_sync_request(account=account, user=request.user)
+            count += 1
+        noun = "account" if count == 1 else "accounts"
+        self.message_user(request, f"Sync requested for {count} {noun}.", messages.SUCCESS)
+
+
+def _web_link(url: str) -> SafeString:
+    return format_html('<a href="{}">open page</a>', url)
+
+
+@admin.register(IamRole)
+class IamRoleAdmin(ReadOnlyAdmin):
+    list_display = ["name", "account", "path", "last_used_on", "synced_at"]
+    list_filter = ["account"]
+    search_fields = ["arn", "name"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    fields = readonly_fields = (
+        "web_page",
+        "arn",
+        "name",
+        "account",
+        "role_id",
+        "path",
+        "description",
+        "tags_pretty",
+        "trust_policy_pretty",
+        "inline_policies_pretty",
+        "managed_policies_pretty",
+        "permissions_boundary_arn",
+        "max_session_duration",
+        "created_in_aws_at",
+        "last_used_on",
+        "last_used_region",
+        "synced_at",
+        "refresh_requested_at",
+        "content_hash",
+    )
+
+    @admin.display(description="web page")
+    def web_page(self, role: IamRole) -> SafeString:
+        return _web_link(
+            reverse(
+                "role_detail",
+                kwargs={"account_id": role.account.account_id, "role_name": role.name},
+            )
+        )
+
+    @admin.display(description="tags")
+    def tags_pretty(self, role: IamRole) -> SafeString:
+        return pretty_json(role.tags)
+
+    @admin.display(description="trust policy")
+    def trust_policy_pretty(self, role: IamRole) -> SafeString:
+        return pretty_json(role.trust_policy)
+
+    @admin.display(description="inline policies")
+    def inline_policies_pretty(self, role: IamRole) -> SafeString:
+        return pretty_json(role.inline_policies)
+
+    @admin.display(description="managed policies")
+    def managed_policies_pretty(self, role: IamRole) -> SafeString:
+        return pretty_json(role.managed_policies)
+
+
+@admin.register(ManagedPolicy)
+class ManagedPolicyAdmin(ReadOnlyAdmin):
+    list_display = ["name", "account", "path", "attachment_count", "synced_at"]
+    list_filter = ["account"]
+    search_fields = ["arn", "name"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    fields = readonly_fields = (
+        "web_page",
+        "arn",
+        "name",
+        "account",
+        "path",
+        "description",
+        "default_version_id",
+        "attachment_count",
+        "tags_pretty",
+        "document_pretty",
+        "synced_at",
+        "content_hash",
+    )
+
+    @admin.display(description="web page")
+    def web_page(self, policy: ManagedPolicy) -> SafeString:
+        return _web_link(reverse("policy_detail", kwargs={"pk": policy.pk}))
+
+    @admin.display(description="tags")
+    def tags_pretty(self, policy: ManagedPolicy) -> SafeString:
+        return pretty_json(policy.tags)
+
+    @admin.display(description="document")
+    def document_pretty(self, policy: ManagedPolicy) -> SafeString:
+        return pretty_json(policy.document)
+
+
+@admin.register(CloudResource)
+class CloudResourceAdmin(ReadOnlyAdmin):
+    list_display = ["name", "type", "account", "region", "synced_at"]
+    list_filter = ["type", "account"]
+    search_fields = ["arn", "name"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    fields = readonly_fields = (
+        "web_page",
+        "arn",
+        "name",
+        "type",
+        "account",
+        "region",
+        "tags_pretty",
+        "policy_pretty",
+        "attributes_pretty",
+        "synced_at",
+        "content_hash",
+    )
+
+    @admin.display(description="web page")
+    def web_page(self, resource: CloudResource) -> SafeString:
+        return _web_link(reverse("resource_detail", kwargs={"pk": resource.pk}))
+
+    @admin.display(description="tags")
+    def tags_pretty(self, resource: CloudResource) -> SafeString:
+        return pretty_json(resource.tags)
+
+    @admin.display(description="resource policy")
+    def policy_pretty(self, resource: CloudResource) -> SafeString:
+        return pretty_json(resource.policy)
+
+    @admin.display(description="attributes")
+    def attributes_pretty(self, resource: CloudResource) -> SafeString:
+        return pretty_json(resource.attributes)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = ["account", "status", "trigger", "queued_at", "finished_at", "progress"]
+    list_filter = ["status", "trigger", "account"]
+    search_fields = ["account__account_id", "account__name"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account", "requested_by"]
+    date_hierarchy = "queued_at"
+    fields = readonly_fields = (
+        "account",
+        "status",
+        "trigger",
+        "requested_by",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "progress",
+        "stage",
+        "counts_pretty",
+        "error",
+    )
+
+    @admin.display(description="counts")
+    def counts_pretty(self, run: SyncRun) -> SafeString:
+        return pretty_json(run.counts)

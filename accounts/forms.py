@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django import forms
+
+from accounts.models import AwsAccount, CloudResource
+from accounts.selectors import SEARCH_MAX_LENGTH
+
+
+class RoleSearchForm(forms.Form):
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=SEARCH_MAX_LENGTH,
+        error_messages={
+            "max_length": f"Search text can be at most {SEARCH_MAX_LENGTH} characters: "
+            "a name or a part of an ARN."
+        },
+    )
+    account = forms.ModelChoiceField(
+        queryset=AwsAccount.objects.only("account_id", "name").order_by("name", "account_id"),
+        to_field_name="account_id",
+        required=False,
+        empty_label="All accounts",
+        error_messages={"invalid_choice": "There is no such account."},
+    )
+
+    @property
+    def account_id(self) -> str | None:
+        account = self.cleaned_data.get("account")
+        return account.account_id if account is not None else None
+
+
+class ResourceSearchForm(RoleSearchForm):
+    type = forms.ChoiceField(
+        label="Type",
+        required=False,
+        choices=[("", "All types"), *CloudResource.Type.choices],
+        error_messages={"invalid_choice": "Choose S3, SQS or SNS."},
+    )

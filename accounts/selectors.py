@@ -1,0 +1,275 @@
+"""Reads of accounts and the inventory that are more than a one-line filter,
+and the access gates every page and API goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import (
+    Count,
+    DateTimeField,
+    IntegerField,
+    Max,
+    Model,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
+from iamportal.permissions import AnyUser, can_view_inventory
+
+# Longer search strings are rejected: no ARN is longer, and a huge LIKE pattern is
+# an easy way to make the database work hard.
+SEARCH_MAX_LENGTH = 200
+
+# What the list pages show; the policy documents stay in the database.
+ROLE_LIST_FIELDS = (
+    "arn",
+    "name",
+    "path",
+    "description",
+    "last_used_on",
+    "synced_at",
+    "account__account_id",
+    "account__name",
+)
+RESOURCE_LIST_FIELDS = (
+    "arn",
+    "name",
+    "type",
+    "region",
+    "synced_at",
+    "account__account_id",
+    "account__name",
+)
+
+
+# --- access gates ---------------------------------------------------------------
+
+
+def account_for_user(*, user: AnyUser, account_id: str) -> AwsAccount:
+    """The account with inventory counts, or 404."""
+    if not can_view_inventory(user):
+        raise Http404("No such account.")
+    account = accounts_overview().filter(account_id=account_id).first()
+    if account is None:
+        raise Http404("No such account.")
+    return account
+
+
+def role_for_user(*, user: AnyUser, account_id: str, role_name: str) -> IamRole:
+    if not can_view_inventory(user):
+        raise Http404("No such role.")
+    role = (
+        IamRole.objects.select_related("account")
+        .filter(account__account_id=account_id, name=role_name)
+        .first()
+    )
+    if role is None:
+        raise Http404("No such role.")
+    return role
+
+
+def resource_for_user(*, user: AnyUser, pk: int) -> CloudResource:
+    if not can_view_inventory(user):
+        raise Http404("No such resource.")
+    resource = CloudResource.objects.select_related("account").filter(pk=pk).first()
+    if resource is None:
+        raise Http404("No such resource.")
+    return resource
+
+
+def policy_for_user(*, user: AnyUser, pk: int) -> ManagedPolicy:
+    if not can_view_inventory(user):
+        raise Http404("No such policy.")
+    policy = ManagedPolicy.objects.select_related("account").filter(pk=pk).first()
+    if policy is None:
+        raise Http404("No such policy.")
+    return policy
+
+
+# --- accounts -------------------------------------------------------------------
+
+
+def _count_per_account(model: type[Model]) -> Coalesce:
+    # A correlated COUNT per inventory table; joining all three tables and
+    # counting distinct ids would multiply their rows before counting.
+    counts = (
+        model._default_manager.filter(account=OuterRef("pk"))
+        .order_by()
+        .values("account")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
+
+def _last_finished(status: str) -> Subquery:
+    runs = (
+        SyncRun.objects.filter(account=OuterRef("pk"), status=status)
+        .order_by()
+        .values("account")
+        .annotate(at=Max("finished_at"))
+        .values("at")
+    )
+    return Subquery(runs, output_field=DateTimeField())
+
+
+def accounts_overview() -> QuerySet[AwsAccount]:
+    """Every account with its latest sync and `role_count`, `policy_count`, `resource_count`."""
+    return (
+        AwsAccount.objects.select_related("latest_sync")
+        .annotate(
+            role_count=_count_per_account(IamRole),
+            policy_count=_count_per_account(ManagedPolicy),
+            resource_count=_count_per_account(CloudResource),
+        )
+        .order_by("name", "account_id")
+    )
+
+
+@dataclass(frozen=True)
+class InventoryTotals:
+    accounts: int
+    roles: int
+    policies: int
+    resources: int
+    failing: int
+    syncing: int
+
+
+def inventory_totals(accounts: Iterable[Any]) -> InventoryTotals:
+    """Totals over rows of `accounts_overview()`."""
+    rows = list(accounts)
+    return InventoryTotals(
+        accounts=len(rows),
+        roles=sum(row.role_count for row in rows),
+        policies=sum(row.policy_count for row in rows),
+        resources=sum(row.resource_count for row in rows),
+        failing=sum(
+            1
+            for row in rows
+            if row.latest_sync is not None and row.latest_sync.status == SyncRun.Status.FAILED
+        ),
+        syncing=sum(1 for row in rows if row.latest_sync is not None and row.latest_sync.is_active),
+    )
+
+
+def account_sync_runs(*, account: AwsAccount, limit: int = 20) -> list[SyncRun]:
+    return list(
+        SyncRun.objects.filter(account=account)
+        .select_related("requested_by")
+        .order_by("-queued_at", "-id")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class AccountSyncMetrics:
+    account_id: str
+    name: str
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    failing: bool
+    roles: int
+    policies: int
+    resources: int
+
+
+def account_sync_metrics() -> list[AccountSyncMetrics]:
+    """Per account: when a sync last succeeded and failed, whether the latest
+    failed, and how much inventory it holds. One query."""
+    accounts = (
+        AwsAccount.objects.select_related("latest_sync")
+        .annotate(
+            role_count=_count_per_account(IamRole),
+            policy_count=_count_per_account(ManagedPolicy),
+            resource_count=_count_per_account(CloudResource),
+            last_success_at=_last_finished(SyncRun.Status.SUCCEEDED),
+            last_failure_at=_last_finished(SyncRun.Status.FAILED),
+        )
+        .order_by("name", "account_id")
+    )
+    return [
+        AccountSyncMetrics(
+            account_id=account.account_id,
+            name=account.name,
+            last_success_at=account.last_success_at,
+            last_failure_at=account.last_failure_at,
+            failing=account.latest_sync is not None
+            and account.latest_sync.status == SyncRun.Status.FAILED,
+            roles=account.role_count,
+            policies=account.policy_count,
+            resources=account.resource_count,
+        )
+        for account in accounts
+    ]
+
+
+# --- search ---------------------------------------------------------------------
+
+
+def _check_query(query: str) -> None:
+    if len(query) > SEARCH_MAX_LENGTH:
+        raise ValueError(f"search text is longer than {SEARCH_MAX_LENGTH} characters")
+
+
+def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
+    """Roles whose ARN contains `query` (any case), ordered by name then account.
+
+    The ARN holds the path and the role name, so one case-insensitive substring
+    match finds partial names and partial ARNs; on PostgreSQL a trigram index on
+    UPPER(arn) serves exactly this lookup."""
+    _check_query(query)
+    roles = IamRole.objects.select_related("account").only(*ROLE_LIST_FIELDS)
+    if query:
+        roles = roles.filter(arn__icontains=query)
+    if account_id:
+        roles = roles.filter(account__account_id=account_id)
+    return roles.order_by("name", "account__account_id")
+
+
+def resources_search(
+    *, query: str, account_id: str | None, resource_type: str | None = None
+) -> QuerySet[CloudResource]:
+    """Resources whose ARN contains `query` (any case), ordered by name then account."""
+    _check_query(query)
+    resources = CloudResource.objects.select_related("account").only(*RESOURCE_LIST_FIELDS)
+    if query:
+        resources = resources.filter(arn__icontains=query)
+    if account_id:
+        resources = resources.filter(account__account_id=account_id)
+    if resource_type:
+        resources = resources.filter(type=resource_type)
+    return resources.order_by("name", "account__account_id")
+
+
+# --- one role -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttachedPolicy:
+    arn: str
+    name: str
+    # Set when the policy is a customer-managed policy in the inventory.
+    policy_pk: int | None
+
+
+def role_attached_policies(*, role: IamRole) -> list[AttachedPolicy]:
+    attached = [p for p in role.managed_policies or [] if isinstance(p, dict)]
+    arns = [str(p.get("arn", "")) for p in attached]
+    known = dict(ManagedPolicy.objects.filter(arn__in=arns).values_list("arn", "pk"))
+    return [
+        AttachedPolicy(
+            arn=str(p.get("arn", "")),
+            name=str(p.get("name", "")),
+            policy_pk=known.get(str(p.get("arn", ""))),
+        )
+        for p in attached
+    ]

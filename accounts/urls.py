@@ -1,0 +1,24 @@
+from django.urls import path
+
+from accounts import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("accounts/", views.account_list, name="account_list"),
+    path("accounts/<str:account_id>/", views.account_detail, name="account_detail"),
+    path("accounts/<str:account_id>/sync/", views.account_sync, name="account_sync"),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/",
+        views.role_detail,
+        name="role_detail",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/refresh/",
+        views.role_refresh,
+        name="role_refresh",
+    ),
+    path("roles/", views.role_list, name="role_list"),
+    path("resources/", views.resource_list, name="resource_list"),
+    path("resources/<int:pk>/", views.resource_detail, name="resource_detail"),
+    path("policies/<int:pk>/", views.policy_detail, name="policy_detail"),
+]

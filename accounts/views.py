@@ -1,0 +1,171 @@
+"""Pages for accounts and the inventory: the dashboard, search, role, resource and
+policy pages. Each page and its swappable region share one template; an htmx
+request gets the region only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.middleware import HtmxDetails
+
+from accounts import selectors, services
+from accounts.forms import ResourceSearchForm, RoleSearchForm
+from iamportal.permissions import can_sync_accounts
+
+PAGE_SIZE = 50
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _region_only(request: HtmxHttpRequest) -> bool:
+    # On "back", htmx may ask for a page it has not cached; that needs the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _template(request: HtmxHttpRequest, name: str, region: str) -> str:
+    return f"{name}#{region}" if _region_only(request) else name
+
+
+def _pretty(document: Any) -> str:
+    return json.dumps(document, indent=2, default=str)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    accounts = list(selectors.accounts_overview())
+    context = {"accounts": accounts, "totals": selectors.inventory_totals(accounts)}
+    return render(request, _template(request, "accounts/dashboard.html", "accounts"), context)
+
+
+@login_required
+@require_GET
+def account_list(request: HtmxHttpRequest) -> HttpResponse:
+    accounts = list(selectors.accounts_overview())
+    context = {"accounts": accounts, "totals": selectors.inventory_totals(accounts)}
+    return render(request, "accounts/account_list.html", context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def account_detail(request: HtmxHttpRequest, account_id: str) -> HttpResponse:
+    account = selectors.account_for_user(user=request.user, account_id=account_id)
+    context = {
+        "account": account,
+        "runs": selectors.account_sync_runs(account=account),
+        "can_sync": can_sync_accounts(request.user),
+    }
+    return render(request, _template(request, "accounts/account_detail.html", "runs"), context)
+
+
+@login_required
+@require_POST
+def account_sync(request: HtmxHttpRequest, account_id: str) -> HttpResponse:
+    if not can_sync_accounts(request.user):
+        raise Http404("No such account.")
+    account = selectors.account_for_user(user=request.user, account_id=account_id)
+    run = services.account_sync_request(account=account, user=request.user)
+    messages.success(request, f"Sync of {account} is {run.get_status_display().lower()}.")
+    return redirect("account_detail", account_id=account.account_id)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = RoleSearchForm(request.GET)
+    page = None
+    if form.is_valid():
+        roles = selectors.roles_search(query=form.cleaned_data["q"], account_id=form.account_id)
+        page = Paginator(roles, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page}
+    return render(request, _template(request, "accounts/role_list.html", "results"), context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    try:
+        role = selectors.role_for_user(
+            user=request.user, account_id=account_id, role_name=role_name
+        )
+    except Http404:
+        if _region_only(request):
+            # A refresh found the role deleted in AWS: reload, so the poll ends on "not found".
+            return HttpResponseClientRefresh()
+        raise
+    context = {
+        "role": role,
+        "trust_policy": _pretty(role.trust_policy),
+        "inline_policies": [
+            (name, _pretty(document)) for name, document in sorted(role.inline_policies.items())
+        ],
+        "attached_policies": selectors.role_attached_policies(role=role),
+        "tags": sorted(role.tags.items()),
+    }
+    return render(request, _template(request, "accounts/role_detail.html", "detail"), context)
+
+
+@login_required
+@require_POST
+def role_refresh(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    role = selectors.role_for_user(user=request.user, account_id=account_id, role_name=role_name)
+    services.role_refresh_request(role=role)
+    messages.success(request, f"Refreshing {role.name} from AWS.")
+    return redirect("role_detail", account_id=role.account.account_id, role_name=role.name)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def resource_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = ResourceSearchForm(request.GET)
+    page = None
+    if form.is_valid():
+        resources = selectors.resources_search(
+            query=form.cleaned_data["q"],
+            account_id=form.account_id,
+            resource_type=form.cleaned_data["type"],
+        )
+        page = Paginator(resources, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page}
+    return render(request, _template(request, "accounts/resource_list.html", "results"), context)
+
+
+@login_required
+@require_GET
+def resource_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    resource = selectors.resource_for_user(user=request.user, pk=pk)
+    context = {
+        "resource": resource,
+        "policy": _pretty(resource.policy) if resource.policy else "",
+        "attributes": _pretty(resource.attributes),
+        "tags": sorted(resource.tags.items()),
+    }
+    return render(request, "accounts/resource_detail.html", context)
+
+
+@login_required
+@require_GET
+def policy_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy = selectors.policy_for_user(user=request.user, pk=pk)
+    context = {
+        "policy": policy,
+        "document": _pretty(policy.document),
+        "tags": sorted(policy.tags.items()),
+    }
+    return render(request, "accounts/policy_detail.html", context)

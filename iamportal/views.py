@@ -1,0 +1,181 @@
+"""Operations endpoints: the status page, /healthz for load balancers and
+/metrics for Prometheus."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_safe
+from django_q.brokers import get_broker
+from django_q.models import OrmQ
+
+from accounts.selectors import account_sync_metrics
+from iamportal import jobs
+from iamportal.permissions import can_read_metrics
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        log.warning("database check failed: %s", exc)
+        return False
+    return True
+
+
+def _workers_ok() -> bool:
+    try:
+        return jobs.workers_alive()
+    except DatabaseError:
+        return False
+
+
+def _queued_tasks() -> int | None:
+    """Tasks waiting for a worker, or None when the broker cannot be asked."""
+    if not settings.Q_BROKER:
+        return OrmQ.objects.count()
+    try:
+        return int(get_broker().queue_size() or 0)
+    except Exception as exc:  # a Redis outage must not take the status page down
+        log.warning("could not read the queue size from the broker: %s", exc)
+        return None
+
+
+@login_required
+@require_GET
+def status(request: HttpRequest) -> HttpResponse:
+    context = {
+        "database_ok": _database_ok(),
+        "workers_alive": _workers_ok(),
+        "heartbeat_grace": settings.IAMPORTAL_WORKER_HEARTBEAT_GRACE_SECONDS,
+        "jobs": jobs.job_statuses(),
+        "queued_tasks": _queued_tasks(),
+        "broker": "Redis" if settings.Q_BROKER else "Database",
+    }
+    return render(request, "iamportal/status.html", context)
+
+
+@require_safe
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    database = _database_ok()
+    workers = database and _workers_ok()
+    healthy = database and workers
+    body = {
+        "status": "ok" if healthy else "fail",
+        "database": "ok" if database else "fail",
+        "workers": "ok" if workers else "down",
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_safe
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    authorization = request.headers.get("Authorization", "")
+    if not can_read_metrics(user=request.user, authorization=authorization):
+        response = HttpResponse(
+            "Sign in, or send the metrics token as a bearer token.\n",
+            status=401,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="iamportal metrics"'
+        return response
+    return HttpResponse(_exposition(), content_type=PROMETHEUS_CONTENT_TYPE)
+
+
+# --- Prometheus text exposition format -------------------------------------------
+
+Sample = tuple[dict[str, str], float]
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _timestamp(moment: datetime | None) -> float:
+    return round(moment.timestamp(), 3) if moment else 0.0
+
+
+def _family(name: str, help_text: str, samples: list[Sample]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+    for labels, value in samples:
+        pairs = ",".join(f'{key}="{_label_value(text)}"' for key, text in labels.items())
+        lines.append(f"{name}{{{pairs}}} {value!r}" if pairs else f"{name} {value!r}")
+    return lines
+
+
+def _exposition() -> str:
+    statuses = jobs.job_statuses()
+    accounts = account_sync_metrics()
+    lines = [
+        *_family(
+            "iamportal_job_last_success_timestamp_seconds",
+            "Unix time a background job last succeeded (0: never).",
+            [({"job": job.name}, _timestamp(job.last_success_at)) for job in statuses],
+        ),
+        *_family(
+            "iamportal_job_last_failure_timestamp_seconds",
+            "Unix time a background job last failed (0: never).",
+            [({"job": job.name}, _timestamp(job.last_failure_at)) for job in statuses],
+        ),
+        *_family(
+            "iamportal_account_last_sync_success_timestamp_seconds",
+            "Unix time a sync of the account last succeeded (0: never).",
+            [
+                (
+                    {"account_id": a.account_id, "account_name": a.name},
+                    _timestamp(a.last_success_at),
+                )
+                for a in accounts
+            ],
+        ),
+        *_family(
+            "iamportal_account_last_sync_failure_timestamp_seconds",
+            "Unix time a sync of the account last failed (0: never).",
+            [
+                (
+                    {"account_id": a.account_id, "account_name": a.name},
+                    _timestamp(a.last_failure_at),
+                )
+                for a in accounts
+            ],
+        ),
+        *_family(
+            "iamportal_account_sync_failing",
+            "1 when the latest sync of the account failed.",
+            [({"account_id": a.account_id}, 1.0 if a.failing else 0.0) for a in accounts],
+        ),
+        *_family(
+            "iamportal_inventory_items",
+            "Inventory rows held for the account, by kind.",
+            [
+                sample
+                for a in accounts
+                for sample in (
+                    ({"account_id": a.account_id, "kind": "role"}, float(a.roles)),
+                    ({"account_id": a.account_id, "kind": "policy"}, float(a.policies)),
+                    ({"account_id": a.account_id, "kind": "resource"}, float(a.resources)),
+                )
+            ],
+        ),
+        *_family(
+            "iamportal_workers_alive",
+            "1 when a worker heartbeat arrived within the grace period.",
+            [({}, 1.0 if _workers_ok() else 0.0)],
+        ),
+    ]
+    return "\n".join(lines) + "\n"
