@@ -9,12 +9,12 @@ from django.utils.safestring import SafeString
 
 from accounts import services
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
-from iamportal.admin import ReadOnlyAdmin, pretty_json
+from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
 from iamportal.permissions import can_sync_accounts
 
 
 @admin.register(AwsAccount)
-class AwsAccountAdmin(admin.ModelAdmin):
+class AwsAccountAdmin(AdminsManageAdmin):
     list_display = ["name", "account_id", "environment", "enabled", "latest_sync_status"]
     list_filter = ["enabled", "environment"]
     search_fields = ["account_id", "name"]

@@ -4,20 +4,49 @@ import json
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from iamportal.models import JobStatus
+from iamportal import permissions
+from iamportal.models import ApiToken, JobStatus
 
 
 def pretty_json(value: Any) -> SafeString:
     return format_html('<pre class="json">{}</pre>', json.dumps(value, indent=2, default=str))
 
 
+class AdminsManageAdmin(admin.ModelAdmin):
+    """Configuration that iamportal admins manage (accounts, access rules,
+    templates). Decided by iamportal.permissions, not Django's model permissions,
+    so the admin site and the pages agree."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_admin(request.user)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by background jobs: viewable, never edited by hand."""
+    """Rows written only by background jobs: viewable by reviewers and admins,
+    never edited by hand."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_reviewer(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_reviewer(request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -34,3 +63,41 @@ class JobStatusAdmin(ReadOnlyAdmin):
     list_display = ["name", "last_started_at", "last_success_at", "last_failure_at"]
     search_fields = ["name"]
     fields = ["name", "last_started_at", "last_success_at", "last_failure_at", "last_error"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Admins see who holds which tokens and can revoke them; the tokens themselves
+    are never stored."""
+
+    list_display = [
+        "name",
+        "user",
+        "hint",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "user__username", "user__email", "hint"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "hint", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    @admin.action(description="Revoke", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        from iamportal.services import api_token_revoke
+
+        for token in queryset:
+            api_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).")

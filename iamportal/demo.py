@@ -15,11 +15,12 @@ from typing import Any
 
 import boto3
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
 from accounts.models import AwsAccount
 from accounts.services import account_add
 from iamportal import aws
+from iamportal.auth import user_groups_sync
 
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the identity iamportal runs as
 ENVIRONMENTS = ("prod", "staging", "dev")
@@ -27,7 +28,7 @@ AUTH_TAG = "iamportal-authorized"
 AUTH_CLI_TAG = "iamportal-authorized-cli-only"
 
 DEMO_USERS = {
-    # username: (groups, is_staff/superuser)
+    # username: (groups, superuser for break-glass access)
     "alice": (["team-payments", "engineering"], False),
     "rita": (["security-reviewers", "engineering"], False),
     "admin": (["iamportal-admins"], True),
@@ -354,9 +355,8 @@ def users_create(password: str | None = None) -> str:
         user, _ = User.objects.get_or_create(
             username=username, defaults={"email": f"{username}@example.com"}
         )
-        user.is_staff = is_admin
         user.is_superuser = is_admin
         user.set_password(password)
         user.save()
-        user.groups.set([Group.objects.get_or_create(name=g)[0] for g in groups])
+        user_groups_sync(user=user, group_names=groups)
     return password

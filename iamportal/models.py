@@ -1,4 +1,8 @@
+import hashlib
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class JobStatus(models.Model):
@@ -16,3 +20,40 @@ class JobStatus(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiToken(models.Model):
+    """A personal token for scripts. Only its SHA-256 digest is stored: the token
+    is shown once, when it is created."""
+
+    PREFIX = "iamp_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    # The first characters of the token, so its owner can tell tokens apart.
+    hint = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        # Tokens are 256 random bits, so a fast hash is enough to make the table useless.
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and not self.is_expired

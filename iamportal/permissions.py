@@ -1,30 +1,86 @@
 """Who may do what. Each decision is one function, so pages, APIs and the admin
-ask the same question and get the same answer."""
+ask the same question and get the same answer.
+
+Permission roles come from groups (IAMPORTAL_REVIEWER_GROUPS,
+IAMPORTAL_ADMIN_GROUPS): admins manage accounts, access rules and templates and
+can do everything a reviewer can; reviewers review and approve requests;
+everyone else signed in is an engineer.
+"""
 
 from __future__ import annotations
 
 import hmac
+from typing import Literal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 
 AnyUser = AbstractBaseUser | AnonymousUser
+PermissionRole = Literal["admin", "reviewer", "engineer", "anonymous"]
+_CACHE = "_iamportal_group_names"
 
 
-def can_view_inventory(user: AnyUser) -> bool:
-    """Accounts, roles, policies and resources are visible to every signed-in user."""
+def group_names(user: AnyUser) -> frozenset[str]:
+    """The user's group names, read once per user object (one request)."""
+    if not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, _CACHE, None)
+    if cached is None:
+        cached = frozenset(Group.objects.filter(user__pk=user.pk).values_list("name", flat=True))
+        setattr(user, _CACHE, cached)
+    return cached
+
+
+def forget_cached_groups(user: AnyUser) -> None:
+    if hasattr(user, _CACHE):
+        delattr(user, _CACHE)
+
+
+def is_signed_in(user: AnyUser) -> bool:
     if not user.is_authenticated:
         return False
     return bool(user.is_active)
 
 
+def is_admin(user: AnyUser) -> bool:
+    if not is_signed_in(user):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return bool(group_names(user) & set(settings.IAMPORTAL_ADMIN_GROUPS))
+
+
+def is_reviewer(user: AnyUser) -> bool:
+    """Reviewers, and admins (who can do everything a reviewer can)."""
+    if not is_signed_in(user):
+        return False
+    if is_admin(user):
+        return True
+    return bool(group_names(user) & set(settings.IAMPORTAL_REVIEWER_GROUPS))
+
+
+def permission_role(user: AnyUser) -> PermissionRole:
+    if not is_signed_in(user):
+        return "anonymous"
+    if is_admin(user):
+        return "admin"
+    if is_reviewer(user):
+        return "reviewer"
+    return "engineer"
+
+
+def can_view_inventory(user: AnyUser) -> bool:
+    """Accounts, roles, policies and resources are visible to every signed-in user."""
+    return is_signed_in(user)
+
+
 def can_sync_accounts(user: AnyUser) -> bool:
-    """Syncs cost AWS API quota in every region of an account, so only staff start them."""
-    if not user.is_authenticated:
-        return False
-    if not user.is_active:
-        return False
-    return bool(getattr(user, "is_staff", False))
+    """Syncs cost AWS API quota in every region of an account: admins start them."""
+    return is_admin(user)
+
+
+def can_manage_accounts(user: AnyUser) -> bool:
+    return is_admin(user)
 
 
 def can_read_metrics(*, user: AnyUser, authorization: str) -> bool:

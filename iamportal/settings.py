@@ -5,6 +5,8 @@ AWS). A malformed value stops start-up with an error that names the variable.
 """
 
 import os
+import re
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,25 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = 
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def env_networks(name: str) -> list[IPv4Network | IPv6Network]:
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated IP networks such as 10.0.0.0/8, not {item!r}"
+            ) from None
+    return networks
 
 
 DEBUG = env_bool("DEBUG", True)
@@ -238,9 +259,88 @@ IAMPORTAL_WORKER_HEARTBEAT_GRACE_SECONDS = env_int("IAMPORTAL_WORKER_HEARTBEAT_G
 # Bearer token that lets a Prometheus scraper read /metrics without a login.
 IAMPORTAL_METRICS_TOKEN = env_str("IAMPORTAL_METRICS_TOKEN")
 
+# --- Identity -----------------------------------------------------------------
+# Permission roles come from groups: reviewers review and approve requests;
+# admins manage accounts, access rules and templates; everyone else is an engineer.
+IAMPORTAL_REVIEWER_GROUPS = env_list("IAMPORTAL_REVIEWER_GROUPS", "security-reviewers")
+IAMPORTAL_ADMIN_GROUPS = env_list("IAMPORTAL_ADMIN_GROUPS", "iamportal-admins")
+
+# Username/password login: "true" for everyone with a password (the demo),
+# "superusers" for break-glass access only, "false" to turn it off.
+IAMPORTAL_LOCAL_LOGIN = env_choice("IAMPORTAL_LOCAL_LOGIN", "true", ("true", "false", "superusers"))
+
+# OpenID Connect single sign-on; on when a client id is configured.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+# Either the discovery document, or every endpoint and the issuer explicitly.
+OIDC_OP_DISCOVERY_URL = env_str("OIDC_OP_DISCOVERY_URL")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+# Empty: groups are managed in iamportal's admin and never synced from the provider.
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_REQUIRE_VERIFIED_EMAIL = env_bool("OIDC_REQUIRE_VERIFIED_EMAIL", True)
+OIDC_USE_PKCE = True
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = env_int("OIDC_SESSION_REFRESH_SECONDS", 900, minimum=60)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10, minimum=1)
+# Tokens stay out of the session (sessions live in the database).
+OIDC_STORE_ACCESS_TOKEN = False
+OIDC_STORE_ID_TOKEN = False
+OIDC_AUTHENTICATE_CLASS = "iamportal.oidc.OidcLoginView"
+OIDC_CALLBACK_CLASS = "iamportal.oidc.OidcCallbackView"
+LOGIN_REDIRECT_URL_FAILURE = "/login/failed/"
+# Machine endpoints never bounce through the provider for a session renewal.
+OIDC_EXEMPT_URLS = [
+    re.compile(r"^/api/"),
+    re.compile(r"^/noauth/"),
+    re.compile(r"^/healthz$"),
+    re.compile(r"^/metrics$"),
+]
+if OIDC_ENABLED and not OIDC_OP_DISCOVERY_URL:
+    for _name in (
+        "OIDC_OP_ISSUER",
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+        "OIDC_OP_JWKS_ENDPOINT",
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(
+                f"{_name} must be set when OIDC_RP_CLIENT_ID is set without OIDC_OP_DISCOVERY_URL"
+            )
+
+# Authentication by a trusted proxy (an ALB with OIDC, oauth2-proxy): the user's
+# email in one header, groups (comma-separated) in another, believed only when
+# the request comes straight from one of the trusted proxy networks.
+IAMPORTAL_HEADER_AUTH_USER = env_str("IAMPORTAL_HEADER_AUTH_USER")
+IAMPORTAL_HEADER_AUTH_GROUPS = env_str("IAMPORTAL_HEADER_AUTH_GROUPS")
+IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES = env_networks("IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES")
+if IAMPORTAL_HEADER_AUTH_USER and not IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES must list the proxy networks when "
+        "IAMPORTAL_HEADER_AUTH_USER is set"
+    )
+
+AUTHENTICATION_BACKENDS = ["iamportal.auth.LocalPasswordBackend"]
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("iamportal.oidc.OidcBackend")
+    MIDDLEWARE.append("iamportal.oidc.OidcSessionRefresh")
+if IAMPORTAL_HEADER_AUTH_USER:
+    AUTHENTICATION_BACKENDS.append("iamportal.auth.TrustedHeaderBackend")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "iamportal.auth.TrustedHeaderMiddleware",
+    )
+
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "iamportal.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -1,10 +1,20 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from iamportal import apis, oidc, views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("login/failed/", oidc.login_failed, name="login_failed"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("profile/", views.profile, name="profile"),
+    path("profile/tokens/", views.api_token_create, name="api_token_create"),
+    path("profile/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("api/v1/me", apis.MeApi.as_view(), name="api_me"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("admin/", admin.site.urls),
     path("", include("iamportal.ops_urls")),
     path("", include("accounts.urls")),

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_safe
+from django.views.decorators.http import require_GET, require_POST, require_safe
 from django_q.brokers import get_broker
 from django_q.models import OrmQ
 
 from accounts.selectors import account_sync_metrics
-from iamportal import jobs
+from iamportal import jobs, permissions, selectors, services
+from iamportal.forms import ApiTokenCreateForm, LocalLoginForm
 from iamportal.permissions import can_read_metrics
 
 log = logging.getLogger(__name__)
@@ -179,3 +184,69 @@ def _exposition() -> str:
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+# --- sign-in and profile ------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, offering single sign-on when it is configured and the
+    password form while IAMPORTAL_LOCAL_LOGIN allows it."""
+
+    form_class = LocalLoginForm
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["sso_enabled"] = settings.OIDC_ENABLED
+        context["local_login"] = settings.IAMPORTAL_LOCAL_LOGIN
+        return context
+
+
+def _profile_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        "groups": sorted(permissions.group_names(request.user)),
+        "permission_role": permissions.permission_role(request.user),
+        "tokens": selectors.api_tokens_of(user=request.user),
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def profile(request: HttpRequest) -> HttpResponse:
+    context = _profile_context(request, form=ApiTokenCreateForm())
+    return render(request, "iamportal/profile.html", context)
+
+
+@login_required
+@require_POST
+def api_token_create(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenCreateForm(request.POST)
+    new_token = None
+    if form.is_valid():
+        try:
+            _token, new_token = services.api_token_create(
+                user=request.user,  # type: ignore[arg-type]
+                name=form.cleaned_data["name"],
+                expires_in_days=form.cleaned_data["expires_in_days"] or None,
+            )
+        except services.TokenLimitError as exc:
+            form.add_error(None, str(exc))
+        else:
+            form = ApiTokenCreateForm()
+    status = 200 if new_token else 400
+    context = _profile_context(request, form=form, new_token=new_token)
+    response = render(request, "iamportal/profile.html", context, status=status)
+    # The raw token is on this page once; no cache may keep it.
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_POST
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = selectors.api_token_for_user(user=request.user, pk=pk)
+    services.api_token_revoke(token=token)
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("profile")

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 from moto import mock_aws
 
 from iamportal import aws
+from iamportal.auth import user_groups_sync
 
 os.environ.update(
     {
@@ -53,33 +54,38 @@ def run_tasks_inline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Conf, "SYNC", True)
 
 
-def _user(username: str, *groups: str, **extra: object) -> User:
+def make_user(username: str, *groups: str, **extra: object) -> User:
+    """A user whose groups went through the same sync as a real sign-in."""
     user = User.objects.create_user(
         username=username, email=f"{username}@example.com", password=PASSWORD, **extra
     )
-    for name in groups:
-        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    user_groups_sync(user=user, group_names=groups)
     return user
 
 
 @pytest.fixture
 def requester(db: None) -> User:
-    return _user("alice", "team-payments")
+    return make_user("alice", "team-payments")
 
 
 @pytest.fixture
 def reviewer(db: None) -> User:
-    return _user("rita", "security-reviewers")
+    return make_user("rita", "security-reviewers")
 
 
 @pytest.fixture
 def admin_user(db: None) -> User:
-    return _user("admin", "iamportal-admins", is_staff=True, is_superuser=True)
+    return make_user("admin", "iamportal-admins")
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return make_user("root", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
 def outsider(db: None) -> User:
-    return _user("oscar", "contractors")
+    return make_user("oscar", "contractors")
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ def test_demo_logins_use_the_given_password_or_a_generated_one() -> None:
     assert alice.email == "alice@example.com"
     assert set(alice.groups.values_list("name", flat=True)) == {"team-payments", "engineering"}
     assert not alice.is_staff
+    assert authenticate(username="rita", password="given-password-1").is_staff  # type: ignore[union-attr]
     generated = demo.users_create()
     assert len(generated) >= 12
     admin = authenticate(username="admin", password=generated)

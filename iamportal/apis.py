@@ -1,0 +1,30 @@
+"""The REST API of the identity noun: who am I."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from iamportal import permissions
+
+
+class MeApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        email = serializers.EmailField(allow_blank=True)
+        groups = serializers.ListField(child=serializers.CharField())
+        permission_role = serializers.ChoiceField(choices=["admin", "reviewer", "engineer"])
+
+    @extend_schema(responses=OutputSerializer, summary="The signed-in user")
+    def get(self, request: Request) -> Response:
+        user = request.user
+        data = {
+            "username": user.get_username(),
+            "email": getattr(user, "email", ""),
+            "groups": sorted(permissions.group_names(user)),
+            "permission_role": permissions.permission_role(user),
+        }
+        return Response(self.OutputSerializer(data).data)
