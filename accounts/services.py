@@ -26,6 +26,7 @@ from accounts.models import (
     SyncRun,
 )
 from iamportal import aws, jobs
+from iamportal.revisions import revision_bump
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,14 @@ def organization_accounts() -> list[dict[str, str]]:
                 }
             )
     return sorted(found, key=lambda a: a["name"].lower())
+
+
+ACCESS_REVISION = "access"
+
+
+def access_changed() -> None:
+    """Roles changed: the brokering access index must be rebuilt."""
+    revision_bump(ACCESS_REVISION)
 
 
 # --- sync ----------------------------------------------------------------------
@@ -195,6 +204,9 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
         roles = _upsert(IamRole, account, inventory.roles, now)
         policies = _upsert(ManagedPolicy, account, inventory.policies, now)
         resources = _upsert(CloudResource, account, inventory.resources, now)
+        if roles.written:
+            # Role tags grant access and rules match role ARNs.
+            access_changed()
     totals = [roles, policies, resources]
     return {
         "roles": len(inventory.roles),
@@ -288,6 +300,7 @@ def role_refresh(*, role: IamRole) -> IamRole | None:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
             role.delete()
+            access_changed()
             return None
         raise
     detail["RolePolicyList"] = [
@@ -314,4 +327,5 @@ def role_refresh(*, role: IamRole) -> IamRole | None:
     role.content_hash = digest
     role.synced_at = now
     role.save(update_fields=fields)
+    access_changed()
     return role

@@ -19,7 +19,7 @@ from django_htmx.middleware import HtmxDetails
 
 from accounts import selectors, services
 from accounts.forms import ResourceSearchForm, RoleSearchForm
-from iamportal.permissions import can_sync_accounts
+from iamportal.permissions import can_manage_accounts, can_sync_accounts
 
 PAGE_SIZE = 50
 
@@ -46,7 +46,11 @@ def _pretty(document: Any) -> str:
 @vary_on_headers("HX-Request")
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     accounts = list(selectors.accounts_overview())
-    context = {"accounts": accounts, "totals": selectors.inventory_totals(accounts)}
+    context = {
+        "accounts": accounts,
+        "totals": selectors.inventory_totals(accounts),
+        "can_manage_accounts": can_manage_accounts(request.user),
+    }
     return render(request, _template(request, "accounts/dashboard.html", "accounts"), context)
 
 

@@ -57,3 +57,14 @@ class ApiToken(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.revoked_at is None and not self.is_expired
+
+
+class Revision(models.Model):
+    """A counter other processes can read cheaply to know a cache went stale
+    (the access index after a sync or a rule change)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.value}"

@@ -232,6 +232,38 @@ for _region in IAMPORTAL_REGIONS:
 IAMPORTAL_SYNC_INTERVAL_MINUTES = env_int("IAMPORTAL_SYNC_INTERVAL_MINUTES", 30, minimum=1)
 IAMPORTAL_SYNC_HISTORY_DAYS = env_int("IAMPORTAL_SYNC_HISTORY_DAYS", 30, minimum=1)
 
+# --- Credential brokering --------------------------------------------------------
+# Role tags that grant access: values are ":"-separated group names or emails.
+IAMPORTAL_AUTH_TAG = env_str("IAMPORTAL_AUTH_TAG", "iamportal-authorized")
+IAMPORTAL_AUTH_CLI_TAG = env_str("IAMPORTAL_AUTH_CLI_TAG", "iamportal-authorized-cli-only")
+# Lifetime of issued credentials; capped by each role's maximum session duration.
+IAMPORTAL_CREDENTIAL_DURATION_SECONDS = env_int(
+    "IAMPORTAL_CREDENTIAL_DURATION_SECONDS", 3600, minimum=900, maximum=43200
+)
+# When set, credentials carry a session policy denying calls from outside these networks.
+IAMPORTAL_CREDENTIAL_ALLOWED_CIDRS = env_networks("IAMPORTAL_CREDENTIAL_ALLOWED_CIDRS")
+# Whether a client's "no_ip_restrictions" request is honoured.
+IAMPORTAL_ALLOW_NO_IP_RESTRICTIONS = env_bool("IAMPORTAL_ALLOW_NO_IP_RESTRICTIONS", False)
+# Credential issuances per user per minute before further requests get 429.
+IAMPORTAL_CREDENTIAL_RATE_LIMIT = env_int("IAMPORTAL_CREDENTIAL_RATE_LIMIT", 30, minimum=1)
+IAMPORTAL_FEDERATION_URL = env_str(
+    "IAMPORTAL_FEDERATION_URL", "https://signin.aws.amazon.com/federation"
+)
+IAMPORTAL_CONSOLE_REGION = env_str("IAMPORTAL_CONSOLE_REGION", AWS_REGION)
+# The Weep challenge login: the cookie the CLI sends back, and how long it lasts.
+IAMPORTAL_CLI_COOKIE_NAME = env_str("IAMPORTAL_CLI_COOKIE_NAME", "iamportal_auth")
+IAMPORTAL_CLI_TOKEN_HOURS = env_int("IAMPORTAL_CLI_TOKEN_HOURS", 12, minimum=1, maximum=168)
+# mTLS: a TLS-terminating proxy puts the verified client identity in this header.
+IAMPORTAL_MTLS_HEADER = env_str("IAMPORTAL_MTLS_HEADER")
+IAMPORTAL_MTLS_TRUSTED_PROXIES = env_networks("IAMPORTAL_MTLS_TRUSTED_PROXIES")
+if IAMPORTAL_MTLS_HEADER and not IAMPORTAL_MTLS_TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "IAMPORTAL_MTLS_TRUSTED_PROXIES must list the proxy networks when "
+        "IAMPORTAL_MTLS_HEADER is set"
+    )
+# The demo serves a stand-in AWS federation endpoint so the Console button works offline.
+IAMPORTAL_DEMO_FEDERATION = env_bool("IAMPORTAL_DEMO_FEDERATION", False)
+
 # --- Background workers (django-q2) -------------------------------------------
 Q_BROKER = env_str("Q_BROKER")
 Q_CLUSTER: dict[str, Any] = {

@@ -17,5 +17,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("admin/", admin.site.urls),
     path("", include("iamportal.ops_urls")),
+    path("", include("brokering.weep_urls")),
+    path("", include("brokering.api_urls")),
+    path("", include("brokering.urls")),
     path("", include("accounts.urls")),
 ]

@@ -47,6 +47,16 @@ def embedded_aws(settings: Any) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def fresh_access_index() -> Iterator[None]:
+    """The access index lives in process memory; each test has its own database."""
+    from brokering.eligibility import forget_index
+
+    forget_index()
+    yield
+    forget_index()
+
+
+@pytest.fixture(autouse=True)
 def run_tasks_inline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Enqueued tasks run in-process at commit, as a worker would run them."""
     from django_q.conf import Conf

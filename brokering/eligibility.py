@@ -1,0 +1,112 @@
+"""Who may use which role: access rules and role tags, folded into one index.
+
+The index maps each principal ("g:<group>" or "u:<email>") to the roles it may
+use and whether only from the command line. Building it reads every tagged role
+and matches every rule pattern against every role ARN, so it is built once and
+kept in process memory until the "access" revision moves: a sync that changed
+roles and every rule change bump it (see `access_changed`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from django.conf import settings
+from django.db.models import Q
+
+from accounts.models import IamRole
+from accounts.services import ACCESS_REVISION, access_changed
+from brokering.models import AccessRule
+from iamportal.revisions import revision_get
+
+__all__ = ["access_changed", "access_index", "forget_index"]
+
+REVISION = ACCESS_REVISION
+
+
+def group_principal(name: str) -> str:
+    return f"g:{name.strip().lower()}"
+
+
+def user_principal(email: str) -> str:
+    return f"u:{email.strip().lower()}"
+
+
+def tag_principal(value: str) -> str:
+    value = value.strip()
+    return user_principal(value) if "@" in value else group_principal(value)
+
+
+@dataclass
+class AccessIndex:
+    revision: int
+    # principal -> role id -> cli_only (False when any grant allows the console)
+    grants: dict[str, dict[int, bool]] = field(default_factory=dict)
+
+
+_lock = threading.Lock()
+_index: AccessIndex | None = None
+
+
+def _grant(
+    grants: dict[str, dict[int, bool]], principal: str, role_id: int, cli_only: bool
+) -> None:
+    roles = grants.setdefault(principal, {})
+    roles[role_id] = roles.get(role_id, True) and cli_only
+
+
+def _build(revision: int) -> AccessIndex:
+    grants: dict[str, dict[int, bool]] = defaultdict(dict)
+    console_tag = settings.IAMPORTAL_AUTH_TAG
+    cli_tag = settings.IAMPORTAL_AUTH_CLI_TAG
+    tagged = IamRole.objects.filter(
+        Q(tags__has_key=console_tag) | Q(tags__has_key=cli_tag)
+    ).values_list("pk", "tags")
+    for role_id, tags in tagged:
+        for key, cli_only in ((console_tag, False), (cli_tag, True)):
+            for value in str(tags.get(key, "")).split(":"):
+                if value.strip():
+                    _grant(grants, tag_principal(value), role_id, cli_only)
+
+    rules = list(
+        AccessRule.objects.filter(enabled=True)
+        .select_related("group", "user")
+        .only("role_pattern", "cli_only", "group__name", "user__email")
+    )
+    if rules:
+        arns = [(pk, arn.lower()) for pk, arn in IamRole.objects.values_list("pk", "arn")]
+        for rule in rules:
+            if rule.group is not None:
+                principal = group_principal(rule.group.name)
+            elif rule.user is not None and rule.user.email:
+                principal = user_principal(rule.user.email)
+            else:
+                continue
+            pattern = rule.role_pattern.strip().lower()
+            wildcard = any(c in pattern for c in "*?[")
+            for role_id, arn in arns:
+                if arn == pattern or (wildcard and fnmatchcase(arn, pattern)):
+                    _grant(grants, principal, role_id, rule.cli_only)
+    return AccessIndex(revision=revision, grants=dict(grants))
+
+
+def access_index() -> AccessIndex:
+    """The current index; one primary-key read to learn whether it is still fresh."""
+    global _index
+    revision = revision_get(REVISION)
+    with _lock:
+        if _index is not None and _index.revision == revision:
+            return _index
+    index = _build(revision)
+    with _lock:
+        _index = index
+    return index
+
+
+def forget_index() -> None:
+    global _index
+    with _lock:
+        _index = None

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class AccessRule(models.Model):
+    """Lets a group or a user use the roles whose ARN matches a pattern."""
+
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="access_rules"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="access_rules",
+    )
+    role_pattern = models.CharField(
+        max_length=2048,
+        help_text="A role ARN, or a pattern with * and ? such as "
+        "arn:aws:iam::123456789012:role/payments-* or arn:aws:iam::*:role/ReadOnly. "
+        "Case-insensitive.",
+    )
+    cli_only = models.BooleanField(
+        "CLI only",
+        default=False,
+        help_text="Credentials for the command line only; never a console session.",
+    )
+    description = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["role_pattern"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(group__isnull=False) & Q(user__isnull=True))
+                | (Q(group__isnull=True) & Q(user__isnull=False)),
+                name="access_rule_group_xor_user",
+                violation_error_message="Choose a group or a user, not both.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        subject = f"group {self.group}" if self.group_id else f"user {self.user}"
+        return f"{subject} → {self.role_pattern}{' (CLI only)' if self.cli_only else ''}"
+
+
+class CredentialIssuance(models.Model):
+    """One request for credentials or a console session: who, which role, from
+    where, and what came of it. Never the credentials themselves."""
+
+    class Kind(models.TextChoices):
+        CLI = "cli", "CLI (Weep)"
+        CONSOLE = "console", "Console"
+        API = "api", "API"
+
+    class Outcome(models.TextChoices):
+        ISSUED = "issued"
+        DENIED = "denied"
+        FAILED = "failed"
+        RATE_LIMITED = "rate_limited", "rate limited"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user_email = models.CharField(max_length=254, blank=True)
+    role_arn = models.CharField("role ARN", max_length=2048)
+    account_id = models.CharField(max_length=12, blank=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    expiration = models.DateTimeField(null=True, blank=True)
+    ip_restricted = models.BooleanField(default=False)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-requested_at"]),
+            models.Index(fields=["role_arn", "-requested_at"]),
+            models.Index(fields=["-requested_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_email} {self.kind} {self.role_arn} ({self.outcome})"
+
+
+def _challenge_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class CliChallenge(models.Model):
+    """A Weep challenge login: the CLI asks for it, the user approves it in a
+    browser where they are signed in, the CLI polls for its token once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        USED = "used"
+        UNAUTHORIZED = "unauthorized"
+
+    LIFETIME = timedelta(minutes=2)
+
+    token = models.CharField(max_length=64, unique=True, default=_challenge_token)
+    requested_user = models.CharField(max_length=254)
+    requesting_ip = models.GenericIPAddressField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"CLI login for {self.requested_user} ({self.status})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

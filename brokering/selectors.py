@@ -1,0 +1,143 @@
+"""Which roles a user may use, who may use a role, and the access gate for
+brokering: a role a user may not use is indistinguishable from one that does
+not exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db.models import Max
+
+from accounts.models import IamRole
+from brokering import eligibility
+from brokering.models import CredentialIssuance
+from iamportal.permissions import AnyUser, group_names, is_signed_in
+
+
+@dataclass(frozen=True)
+class EligibleRole:
+    id: int
+    arn: str
+    name: str
+    account_id: str
+    account_name: str
+    cli_only: bool
+
+
+def _principals(user: AnyUser) -> list[str]:
+    principals = [eligibility.group_principal(name) for name in group_names(user)]
+    email = getattr(user, "email", "")
+    if email:
+        principals.append(eligibility.user_principal(email))
+    return principals
+
+
+def eligible_role_ids(user: AnyUser) -> dict[int, bool]:
+    """Role id -> CLI only, for every role `user` may use."""
+    if not is_signed_in(user):
+        return {}
+    grants = eligibility.access_index().grants
+    result: dict[int, bool] = {}
+    for principal in _principals(user):
+        for role_id, cli_only in grants.get(principal, {}).items():
+            result[role_id] = result.get(role_id, True) and cli_only
+    return result
+
+
+def roles_for_user(user: AnyUser, *, include_cli_only: bool = True) -> list[EligibleRole]:
+    """The roles `user` may use, sorted by ARN (the order Weep lists them in)."""
+    eligible = eligible_role_ids(user)
+    if not include_cli_only:
+        eligible = {pk: cli for pk, cli in eligible.items() if not cli}
+    if not eligible:
+        return []
+    rows = (
+        IamRole.objects.filter(pk__in=list(eligible), account__enabled=True)
+        .values_list("pk", "arn", "name", "account__account_id", "account__name")
+        .order_by("arn")
+    )
+    return [
+        EligibleRole(
+            id=pk,
+            arn=arn,
+            name=name,
+            account_id=account_id,
+            account_name=account_name,
+            cli_only=eligible[pk],
+        )
+        for pk, arn, name, account_id, account_name in rows
+    ]
+
+
+class RoleNotFound(Exception):
+    """No eligible role matches (Weep code 900)."""
+
+
+class RoleAmbiguous(Exception):
+    """Several eligible roles match (Weep code 901)."""
+
+    def __init__(self, matches: list[EligibleRole]) -> None:
+        super().__init__(f"{len(matches)} roles match")
+        self.matches = matches
+
+
+def role_resolve(user: AnyUser, requested: str, *, include_cli_only: bool = True) -> EligibleRole:
+    """Resolve what a user typed the way Weep does: a case-insensitive exact ARN
+    among the user's eligible roles wins; otherwise a unique case-insensitive
+    substring of an eligible ARN. Roles the user may not use are never
+    considered, so nothing about them leaks."""
+    wanted = requested.strip().lower()
+    if not wanted:
+        raise RoleNotFound(requested)
+    roles = roles_for_user(user, include_cli_only=include_cli_only)
+    for role in roles:
+        if role.arn.lower() == wanted:
+            return role
+    matches = [role for role in roles if wanted in role.arn.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise RoleAmbiguous(matches)
+    raise RoleNotFound(requested)
+
+
+def role_for_user(user: AnyUser, role_id: int) -> IamRole | None:
+    """The role with its account, when `user` may use it; None otherwise."""
+    if role_id not in eligible_role_ids(user):
+        return None
+    return IamRole.objects.select_related("account").filter(pk=role_id).first()
+
+
+@dataclass(frozen=True)
+class RoleAudience:
+    groups: list[tuple[str, bool]]  # (group name, cli_only)
+    users: list[tuple[str, bool]]  # (email, cli_only)
+
+
+def users_for_role(role: IamRole) -> RoleAudience:
+    """Who may use `role`: the groups and the individual users granted it."""
+    groups: list[tuple[str, bool]] = []
+    users: list[tuple[str, bool]] = []
+    for principal, roles in eligibility.access_index().grants.items():
+        if role.pk in roles:
+            kind, _, name = principal.partition(":")
+            (groups if kind == "g" else users).append((name, roles[role.pk]))
+    return RoleAudience(groups=sorted(groups), users=sorted(users))
+
+
+def recent_issuances(role: IamRole, *, limit: int = 20) -> list[CredentialIssuance]:
+    return list(
+        CredentialIssuance.objects.filter(role_arn=role.arn).order_by("-requested_at")[:limit]
+    )
+
+
+def recently_used_role_arns(user: User, *, limit: int = 50) -> dict[str, object]:
+    """Role ARN -> when the user last got credentials for it, most recent first."""
+    rows = (
+        CredentialIssuance.objects.filter(user=user, outcome=CredentialIssuance.Outcome.ISSUED)
+        .values("role_arn")
+        .annotate(last=Max("requested_at"))
+        .order_by("-last")[:limit]
+    )
+    return {row["role_arn"]: row["last"] for row in rows}
