@@ -137,9 +137,13 @@ def _issue(request: Request, role: IamRole, kind: str) -> services.IssuedCredent
 
 class CredentialIssueApi(APIView):
     class InputSerializer(_RoleRequestSerializer):
-        pass
+        class Meta:
+            ref_name = "CredentialIssueInput"
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Credentials"
+
         access_key_id = serializers.CharField()
         secret_access_key = serializers.CharField()
         session_token = serializers.CharField()
@@ -187,6 +191,9 @@ class CredentialIssueApi(APIView):
 
 class ConsoleUrlApi(APIView):
     class InputSerializer(_RoleRequestSerializer):
+        class Meta:
+            ref_name = "ConsoleUrlInput"
+
         redirect = serializers.CharField(
             required=False,
             allow_blank=True,

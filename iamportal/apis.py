@@ -13,6 +13,9 @@ from iamportal import permissions
 
 class MeApi(APIView):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "Me"
+
         username = serializers.CharField()
         email = serializers.EmailField(allow_blank=True)
         groups = serializers.ListField(child=serializers.CharField())
