@@ -24,6 +24,8 @@ demo: venv
 	  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \
 	  AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
 	  AWS_REGION=us-east-1 IAMPORTAL_REGIONS=us-east-1 \
+	  IAMPORTAL_DEMO_FEDERATION=true \
+	  IAMPORTAL_FEDERATION_URL=http://127.0.0.1:$(PORT)/demo-federation/ \
 	  PORT=$(PORT) DEMO_AWS_PORT=$(DEMO_AWS_PORT) \
 	  $(BIN)/python manage.py demo
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Upper
 
 account_id_validator = RegexValidator(r"^\d{12}$", "An AWS account id is exactly 12 digits.")
 role_name_validator = RegexValidator(
@@ -143,6 +144,13 @@ class IamRole(InventoryItem):
     last_used_on = models.DateField(null=True, blank=True)
     last_used_region = models.CharField(max_length=32, blank=True)
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
+    # The ARN in capitals, stored, so search compares without calling UPPER() on
+    # every candidate row; PostgreSQL has a trigram index on it (migration 0005).
+    search_key = models.GeneratedField(
+        expression=Upper("arn"),
+        output_field=models.CharField(max_length=2048),
+        db_persist=True,
+    )
 
     class Meta(InventoryItem.Meta):
         verbose_name = "IAM role"

@@ -28,6 +28,8 @@ from iamportal.permissions import AnyUser, can_view_inventory
 # Longer search strings are rejected: no ARN is longer, and a huge LIKE pattern is
 # an easy way to make the database work hard.
 SEARCH_MAX_LENGTH = 200
+# How many matching roles a search lists at most; more means "type more".
+SEARCH_MATCH_LIMIT = 1000
 
 # What the list pages show; the policy documents stay in the database.
 ROLE_LIST_FIELDS = (
@@ -221,18 +223,29 @@ def _check_query(query: str) -> None:
 
 
 def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
-    """Roles whose ARN contains `query` (any case), ordered by name then account.
+    """Roles whose ARN contains `query` (any case), ordered by name then account;
+    at most SEARCH_MATCH_LIMIT + 1 of them.
 
     The ARN holds the path and the role name, so one case-insensitive substring
-    match finds partial names and partial ARNs; on PostgreSQL a trigram index on
-    UPPER(arn) serves exactly this lookup."""
+    match finds partial names and partial ARNs. It runs on the stored capitalised
+    ARN, which PostgreSQL serves from a trigram index. A broad search ("svc")
+    can match tens of thousands of roles; counting and sorting all of them costs
+    far more than a page of 50 is worth, so only the first matches found are
+    kept, and the page asks for a narrower search when there are more."""
     _check_query(query)
-    roles = IamRole.objects.select_related("account").only(*ROLE_LIST_FIELDS)
+    matching = IamRole.objects.all()
     if query:
-        roles = roles.filter(arn__icontains=query)
+        # IAM names are ASCII, so Python's upper() agrees with the database's.
+        matching = matching.filter(search_key__contains=query.upper())
     if account_id:
-        roles = roles.filter(account__account_id=account_id)
-    return roles.order_by("name", "account__account_id")
+        matching = matching.filter(account__account_id=account_id)
+    found = list(matching.order_by().values_list("pk", flat=True)[: SEARCH_MATCH_LIMIT + 1])
+    return (
+        IamRole.objects.filter(pk__in=found)
+        .select_related("account")
+        .only(*ROLE_LIST_FIELDS)
+        .order_by("name", "account__account_id")
+    )
 
 
 def resources_search(

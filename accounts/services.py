@@ -261,14 +261,23 @@ def _upsert(
             to_update.append(
                 model(pk=found[0], account=account, content_hash=digest, synced_at=now, **row)
             )
+    moved = 0
     if to_create:
+        # Bucket ARNs name no account: a bucket deleted in one account and created
+        # in this one keeps its ARN. AWS just said it is here now.
+        moved, _ = (
+            model._default_manager.filter(arn__in=[row.arn for row in to_create])
+            .exclude(account=account)
+            .delete()
+        )
         model._default_manager.bulk_create(to_create, batch_size=BATCH_SIZE)
     if to_update:
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
         model._default_manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
     if existing:
         model._default_manager.filter(pk__in=[pk for pk, _ in existing.values()]).delete()
-    result.created, result.updated, result.deleted = len(to_create), len(to_update), len(existing)
+    result.created, result.updated = len(to_create), len(to_update)
+    result.deleted = len(existing) + moved
     return result
 
 

@@ -3,7 +3,7 @@ from django.urls import path
 from accounts import views
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("accounts/", views.account_list, name="account_list"),
     path("accounts/<str:account_id>/", views.account_detail, name="account_detail"),
     path("accounts/<str:account_id>/sync/", views.account_sync, name="account_sync"),

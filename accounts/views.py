@@ -19,7 +19,9 @@ from django_htmx.middleware import HtmxDetails
 
 from accounts import selectors, services
 from accounts.forms import ResourceSearchForm, RoleSearchForm
-from iamportal.permissions import can_manage_accounts, can_sync_accounts
+from accounts.models import IamRole
+from brokering import selectors as brokering_selectors
+from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
 
 PAGE_SIZE = 50
 
@@ -39,6 +41,20 @@ def _template(request: HtmxHttpRequest, name: str, region: str) -> str:
 
 def _pretty(document: Any) -> str:
     return json.dumps(document, indent=2, default=str)
+
+
+def _role_access(user: AnyUser, role: IamRole) -> dict[str, Any]:
+    """Whether `user` may use `role`; who else may, and who did, for reviewers only."""
+    cli_only = brokering_selectors.eligible_role_ids(user).get(role.pk)
+    access: dict[str, Any] = {
+        "may_use": cli_only is not None,
+        "may_use_console": cli_only is False,
+        "sees_audience": is_reviewer(user),
+    }
+    if access["sees_audience"]:
+        access["audience"] = brokering_selectors.users_for_role(role)
+        access["issuances"] = brokering_selectors.recent_issuances(role)
+    return access
 
 
 @login_required
@@ -95,7 +111,7 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     if form.is_valid():
         roles = selectors.roles_search(query=form.cleaned_data["q"], account_id=form.account_id)
         page = Paginator(roles, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page}
+    context = {"form": form, "page": page, "match_limit": selectors.SEARCH_MATCH_LIMIT}
     return render(request, _template(request, "accounts/role_list.html", "results"), context)
 
 
@@ -120,6 +136,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         ],
         "attached_policies": selectors.role_attached_policies(role=role),
         "tags": sorted(role.tags.items()),
+        **_role_access(request.user, role),
     }
     return render(request, _template(request, "accounts/role_detail.html", "detail"), context)
 

@@ -35,6 +35,16 @@ def user_principal(email: str) -> str:
     return f"u:{email.strip().lower()}"
 
 
+def pattern_matches(pattern: str, arn: str) -> bool:
+    """An access rule's pattern against a role ARN: exact, or with * ? [ ] wildcards;
+    case-insensitive."""
+    pattern = pattern.strip().lower()
+    arn = arn.strip().lower()
+    if arn == pattern:
+        return True
+    return any(c in pattern for c in "*?[") and fnmatchcase(arn, pattern)
+
+
 def tag_principal(value: str) -> str:
     value = value.strip()
     return user_principal(value) if "@" in value else group_principal(value)
@@ -85,10 +95,8 @@ def _build(revision: int) -> AccessIndex:
                 principal = user_principal(rule.user.email)
             else:
                 continue
-            pattern = rule.role_pattern.strip().lower()
-            wildcard = any(c in pattern for c in "*?[")
             for role_id, arn in arns:
-                if arn == pattern or (wildcard and fnmatchcase(arn, pattern)):
+                if pattern_matches(rule.role_pattern, arn):
                     _grant(grants, principal, role_id, rule.cli_only)
     return AccessIndex(revision=revision, grants=dict(grants))
 

@@ -127,6 +127,7 @@ class CliChallenge(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "CLI challenge"
 
     def __str__(self) -> str:
         return f"CLI login for {self.requested_user} ({self.status})"

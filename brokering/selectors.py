@@ -106,7 +106,9 @@ def role_for_user(user: AnyUser, role_id: int) -> IamRole | None:
     """The role with its account, when `user` may use it; None otherwise."""
     if role_id not in eligible_role_ids(user):
         return None
-    return IamRole.objects.select_related("account").filter(pk=role_id).first()
+    return (
+        IamRole.objects.select_related("account").filter(pk=role_id, account__enabled=True).first()
+    )
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,14 @@ def _audit(
 
 
 def issuance_denied(
-    *, user: User, requested: str, kind: str, source_ip: str | None, user_agent: str, reason: str
+    *,
+    user: User,
+    requested: str,
+    kind: str,
+    source_ip: str | None,
+    user_agent: str,
+    reason: str,
+    request_id: str = "",
 ) -> None:
     """Record a refused request (no eligible role, ambiguous, console for a CLI-only role)."""
     _audit(
@@ -136,6 +143,7 @@ def issuance_denied(
         source_ip=source_ip,
         user_agent=user_agent,
         error=reason,
+        request_id=request_id,
     )
 
 
@@ -288,3 +296,11 @@ def access_rule_save(*, rule: AccessRule) -> AccessRule:
 def access_rule_delete(*, rule: AccessRule) -> None:
     rule.delete()
     eligibility.access_changed()
+
+
+def cli_challenges_prune(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Forget CLI login challenges that expired long ago; anyone may create one."""
+    from brokering.models import CliChallenge
+
+    deleted, _ = CliChallenge.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -1,3 +1,17 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from brokering import federation_demo, views
+
+urlpatterns = [
+    path("", views.my_roles, name="my_roles"),
+    path("my-roles/<int:role_id>/cli/", views.my_role_cli, name="my_role_cli"),
+    path(
+        "my-roles/<int:role_id>/credentials/",
+        views.my_role_credentials,
+        name="my_role_credentials",
+    ),
+    path("my-roles/<int:role_id>/console/", views.role_console, name="role_console"),
+    # What `weep console <role>` opens: a role name, an ARN or a part of one.
+    path("role/<path:requested>", views.role_console_login, name="role_console_login"),
+    path("demo-federation/", federation_demo.federation, name="demo_federation"),
+]

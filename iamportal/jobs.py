@@ -86,6 +86,11 @@ def _declared_schedules() -> list[dict[str, Any]]:
             "schedule_type": Schedule.MINUTES,
             "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
         },
+        {
+            "name": "brokering.cli_challenges_prune",
+            "func": "brokering.tasks.cli_challenges_prune_task",
+            "schedule_type": Schedule.HOURLY,
+        },
     ]
 
 

@@ -170,7 +170,7 @@ def test_an_account_whose_spoke_role_fails_fails_alone(
         assert runs[account.account_id].status == SyncRun.Status.SUCCEEDED
         assert IamRole.objects.filter(account=account).exists()
 
-    page = client_for(admin_user).get("/")
+    page = client_for(admin_user).get("/dashboard/")
     assert "not authorized to perform: sts:AssumeRole" in page.content.decode()
 
 
@@ -238,3 +238,20 @@ def test_old_sync_runs_are_pruned_but_each_account_keeps_its_latest(
     SyncRun.objects.filter(pk__in=[old.pk, latest.pk]).update(finished_at=long_ago)
     assert services.sync_history_prune() == 1
     assert list(SyncRun.objects.filter(account=prod)) == [latest]
+
+
+def test_a_bucket_that_moved_to_another_account_follows_it(accounts: list[AwsAccount]) -> None:
+    prod, staging = accounts[0], accounts[1]
+    sync(prod)
+    s3_prod = aws.client("s3", session=demo.account_session(prod.account_id))
+    s3_prod.delete_bucket_policy(Bucket="acme-prod-payments-data")
+    s3_prod.delete_bucket(Bucket="acme-prod-payments-data")
+    aws.client("s3", session=demo.account_session(staging.account_id)).create_bucket(
+        Bucket="acme-prod-payments-data"
+    )
+
+    run = sync(staging)
+
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    bucket = CloudResource.objects.get(arn="arn:aws:s3:::acme-prod-payments-data")
+    assert bucket.account == staging

@@ -7,7 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils import timezone
 
@@ -146,7 +148,7 @@ def test_it_signs_in_through_the_login_page(anonymous: Any, requester: User) -> 
 
     response = anonymous.post(reverse("login"), {"username": "alice", "password": PASSWORD})
     assert response.status_code == 302
-    assert response["Location"] == reverse("dashboard")
+    assert response["Location"] == resolve_url(settings.LOGIN_REDIRECT_URL)
 
 
 def test_it_offers_logout_as_a_form_post_and_admin_only_to_staff(
@@ -596,3 +598,24 @@ def test_it_shows_a_managed_policy_document(requester: User, payments: AwsAccoun
     html = response.content.decode()
     assert policy.arn in html
     assert "&quot;Action&quot;: &quot;s3:GetObject&quot;" in html
+
+
+def test_a_search_matching_more_than_the_limit_asks_for_a_narrower_one(
+    requester: Any, settings: Any, monkeypatch: Any
+) -> None:
+    from accounts import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_MATCH_LIMIT", 3)
+    account = AwsAccount.objects.create(account_id="999988887777", name="wide")
+    for n in range(5):
+        IamRole.objects.create(
+            account=account,
+            arn=f"arn:aws:iam::999988887777:role/svc-{n}",
+            name=f"svc-{n}",
+            content_hash="x",
+            synced_at=timezone.now(),
+        )
+    page = client_for(requester).get("/roles/", {"q": "SVC"}).content.decode()
+    assert "More than 3 roles match" in page
+    narrow = client_for(requester).get("/roles/", {"q": "svc-4"}).content.decode()
+    assert "1 role matching" in narrow

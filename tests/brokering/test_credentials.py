@@ -120,3 +120,23 @@ def test_console_deep_links_and_the_default_destination(settings: Any) -> None:
     )
     link = "https://us-east-1.console.aws.amazon.com/s3/buckets/acme?region=us-east-1"
     assert services.console_destination(link) == link
+
+
+def test_long_expired_cli_challenges_are_pruned() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from brokering.models import CliChallenge
+    from brokering.tasks import cli_challenges_prune_task
+
+    now = timezone.now()
+    old = CliChallenge.objects.create(
+        requested_user="a", requesting_ip="10.0.0.1", expires_at=now - timedelta(days=2)
+    )
+    fresh = CliChallenge.objects.create(
+        requested_user="a", requesting_ip="10.0.0.1", expires_at=now - timedelta(minutes=5)
+    )
+    assert cli_challenges_prune_task() == 1
+    assert list(CliChallenge.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert old.pk != fresh.pk

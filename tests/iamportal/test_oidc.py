@@ -141,7 +141,7 @@ def test_it_signs_in_with_the_code_flow_and_takes_the_groups_from_the_provider(
     response = sign_in(client)
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("dashboard")
+    assert response["Location"] == reverse("my_roles")
     user = signed_in_user(client)
     assert user is not None
     assert user.email.lower() == "dana@example.com"

@@ -41,6 +41,13 @@ class Command(BaseCommand):
             raise CommandError(
                 "The demo runs only against its embedded AWS: start it with `make demo`."
             )
+        # The Console button signs in through the stand-in federation endpoint.
+        federation = f"http://127.0.0.1:{web_port}/demo-federation/"
+        wired = federation == settings.IAMPORTAL_FEDERATION_URL
+        if not (settings.IAMPORTAL_DEMO_FEDERATION and wired):
+            raise CommandError(
+                "The demo signs in to its stand-in AWS console: start it with `make demo`."
+            )
         for name, port in (("PORT", web_port), ("DEMO_AWS_PORT", aws_port)):
             if not _port_free(port):
                 raise CommandError(f"Port {port} is in use: free it or set {name}=<another port>.")
@@ -100,6 +107,7 @@ class Command(BaseCommand):
                 f"\n{line}\n"
                 f"  iamportal demo     http://127.0.0.1:{web_port}/\n"
                 f"  embedded AWS       http://127.0.0.1:{aws_port}/\n"
+                f"  console sign-in    a stand-in at http://127.0.0.1:{web_port}/demo-federation/\n"
                 f"  logins (password: {password})\n"
                 f"    alice  engineer, team-payments\n"
                 f"    rita   security reviewer\n"

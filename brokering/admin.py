@@ -1,0 +1,159 @@
+"""Django admin for who may use which role, and the issuance audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from accounts.models import IamRole
+from brokering import services
+from brokering.eligibility import pattern_matches
+from brokering.models import AccessRule, CliChallenge, CredentialIssuance
+from iamportal import permissions
+from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin
+
+# The change form lists this many of the roles a rule matches.
+MATCHES_SHOWN = 20
+
+PATTERN_HELP = (
+    "A rule lets a group, or one user, use every role whose ARN matches its pattern: "
+    "a whole ARN, or a pattern where * stands for any run of characters and ? for one "
+    "character, for example arn:aws:iam::123456789012:role/payments-* (one account) or "
+    "arn:aws:iam::*:role/ReadOnly (every account). Case does not matter. Tags on the "
+    "roles grant access too; a user may use a role when any tag or enabled rule says so, "
+    "and gets a console session unless every grant is CLI only. Changes apply at once."
+)
+
+
+def _matching_arns(pattern: str) -> list[str]:
+    return [
+        arn
+        for arn in IamRole.objects.order_by("arn").values_list("arn", flat=True)
+        if pattern_matches(pattern, arn)
+    ]
+
+
+@admin.register(AccessRule)
+class AccessRuleAdmin(AdminsManageAdmin):
+    list_display = ["subject", "role_pattern", "cli_only", "enabled", "description", "updated_at"]
+    list_filter = ["enabled", "cli_only"]
+    search_fields = ["role_pattern", "description", "group__name", "user__email"]
+    list_select_related = ["group", "user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["matching_roles", "created_at", "updated_at"]
+    fieldsets = [
+        (
+            None,
+            {
+                "description": PATTERN_HELP,
+                "fields": ["group", "user", "role_pattern", "cli_only", "description", "enabled"],
+            },
+        ),
+        ("Effect", {"fields": ["matching_roles", "created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="group or user")
+    def subject(self, rule: AccessRule) -> str:
+        if rule.group is not None:
+            return f"group {rule.group.name}"
+        if rule.user is not None:
+            return f"user {rule.user.email or rule.user.get_username()}"
+        return "-"
+
+    @admin.display(description="roles matching now")
+    def matching_roles(self, rule: AccessRule) -> SafeString | str:
+        if not rule.role_pattern:
+            return "-"
+        arns = _matching_arns(rule.role_pattern)
+        count = f"{len(arns)} role{'' if len(arns) == 1 else 's'}"
+        if not arns:
+            return f"{count}: no synced role matches this pattern."
+        more = len(arns) - MATCHES_SHOWN
+        shown = ((arn,) for arn in arns[:MATCHES_SHOWN])
+        items = format_html_join("", '<li class="mono">{}</li>', shown)
+        return format_html("{}<ul>{}</ul>{}", count, items, f"and {more} more" if more > 0 else "")
+
+    def save_model(self, request: HttpRequest, obj: AccessRule, form: Any, change: bool) -> None:
+        services.access_rule_save(rule=obj)
+
+    def delete_model(self, request: HttpRequest, obj: AccessRule) -> None:
+        services.access_rule_delete(rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AccessRule]) -> None:
+        for rule in queryset:
+            services.access_rule_delete(rule=rule)
+
+
+@admin.register(CredentialIssuance)
+class CredentialIssuanceAdmin(ReadOnlyAdmin):
+    """The audit log of credential and console requests; never the secrets."""
+
+    list_display = [
+        "requested_at",
+        "user_email",
+        "role_arn",
+        "kind",
+        "outcome",
+        "source_ip",
+        "expiration",
+    ]
+    list_filter = ["kind", "outcome", "account_id", "ip_restricted"]
+    date_hierarchy = "requested_at"
+    search_fields = ["user_email", "user__email", "role_arn"]
+    list_select_related = ["user"]
+    fields = readonly_fields = (
+        "requested_at",
+        "user",
+        "user_email",
+        "role_arn",
+        "role_page",
+        "account_id",
+        "kind",
+        "outcome",
+        "error",
+        "source_ip",
+        "user_agent",
+        "expiration",
+        "ip_restricted",
+        "request_id",
+    )
+
+    @admin.display(description="role page")
+    def role_page(self, issuance: CredentialIssuance) -> SafeString | str:
+        role = IamRole.objects.select_related("account").filter(arn=issuance.role_arn).first()
+        if role is None:
+            return "-"
+        url = reverse("role_detail", args=[role.account.account_id, role.name])
+        return format_html('<a href="{}">open page</a>', url)
+
+
+@admin.register(CliChallenge)
+class CliChallengeAdmin(ReadOnlyAdmin):
+    """Weep challenge logins, for admins investigating a sign-in. The token is a
+    bearer secret while pending, so it is not shown."""
+
+    list_display = ["requested_user", "user", "requesting_ip", "status", "created_at", "expires_at"]
+    list_filter = ["status"]
+    search_fields = ["requested_user", "user__email", "requesting_ip"]
+    list_select_related = ["user"]
+    fields = readonly_fields = (
+        "requested_user",
+        "user",
+        "requesting_ip",
+        "status",
+        "created_at",
+        "expires_at",
+        "approved_at",
+    )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_admin(request.user)

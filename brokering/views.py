@@ -1,0 +1,305 @@
+"""Pages for using roles: My roles (where users land after signing in), the CLI
+snippets and one-off environment credentials for a role, and console sign-in,
+including the page `weep console` opens. Every role goes through
+brokering.selectors: a role the user may not use is answered like one that does
+not exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
+
+from accounts.models import IamRole
+from brokering import selectors, services
+from brokering.forms import REDIRECT_MAX_LENGTH, ConsoleSignInForm, MyRolesSearchForm
+from brokering.models import CredentialIssuance
+from brokering.selectors import EligibleRole
+
+# How many recently used roles head the list.
+RECENT_LIMIT = 5
+# No role ARN is longer.
+REQUESTED_MAX_LENGTH = 2048
+CONSOLE = CredentialIssuance.Kind.CONSOLE
+
+
+class AuthenticatedRequest(HttpRequest):
+    user: User
+    htmx: HtmxDetails
+
+
+def _region_only(request: AuthenticatedRequest) -> bool:
+    # On "back", htmx may ask for a page it has not cached; that needs the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _template(request: AuthenticatedRequest, name: str, region: str) -> str:
+    return f"{name}#{region}" if _region_only(request) else name
+
+
+def _client(request: HttpRequest) -> tuple[str | None, str]:
+    return request.META.get("REMOTE_ADDR"), request.META.get("HTTP_USER_AGENT", "")
+
+
+# --- My roles ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleRow:
+    role: EligibleRole
+    last_used: datetime | None = None
+
+
+@dataclass
+class RoleGroup:
+    title: str
+    account_id: str = ""
+    rows: list[RoleRow] = field(default_factory=list)
+
+
+def _matches(role: EligibleRole, query: str) -> bool:
+    wanted = query.lower()
+    return wanted in role.arn.lower() or wanted in role.account_name.lower()
+
+
+def _grouped(roles: list[EligibleRole], recent: dict[str, object]) -> list[RoleGroup]:
+    """The "Recently used" group first (latest first), then one group per
+    account; each role appears once."""
+    by_arn = {role.arn: role for role in roles}
+    recent_rows = [
+        RoleRow(by_arn[arn], when if isinstance(when, datetime) else None)
+        for arn, when in recent.items()
+        if arn in by_arn
+    ][:RECENT_LIMIT]
+    groups = [RoleGroup("Recently used", rows=recent_rows)] if recent_rows else []
+    listed = {row.role.arn for row in recent_rows}
+    accounts: dict[str, RoleGroup] = {}
+    for role in sorted(roles, key=lambda r: (r.account_name.lower(), r.account_id, r.arn)):
+        if role.arn not in listed:
+            group = accounts.setdefault(
+                role.account_id, RoleGroup(role.account_name, role.account_id)
+            )
+            group.rows.append(RoleRow(role))
+    return groups + list(accounts.values())
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def my_roles(request: AuthenticatedRequest) -> HttpResponse:
+    form = MyRolesSearchForm(request.GET)
+    roles = selectors.roles_for_user(request.user)
+    valid = form.is_valid()
+    query = form.cleaned_data["q"].strip() if valid else ""
+    shown = [role for role in roles if _matches(role, query)] if valid else []
+    recent = selectors.recently_used_role_arns(request.user) if shown else {}
+    context = {
+        "form": form,
+        "query": query,
+        "role_count": len(roles),
+        "shown_count": len(shown),
+        "groups": _grouped(shown, recent),
+        "auth_tag": settings.IAMPORTAL_AUTH_TAG,
+        "auth_cli_tag": settings.IAMPORTAL_AUTH_CLI_TAG,
+    }
+    return render(request, _template(request, "brokering/my_roles.html", "roles"), context)
+
+
+def _usable_role(request: AuthenticatedRequest, role_id: int) -> tuple[IamRole, bool]:
+    """The role and whether it is for the command line only; 404 unless the user may use it."""
+    role = selectors.role_for_user(request.user, role_id)
+    if role is None:
+        raise Http404("No such role.")
+    return role, selectors.eligible_role_ids(request.user).get(role.pk, True)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def my_role_cli(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
+    role, cli_only = _usable_role(request, role_id)
+    context = {"role": role, "cli_only": cli_only}
+    return render(request, _template(request, "brokering/role_cli.html", "snippets"), context)
+
+
+@login_required
+@require_POST
+@never_cache
+def my_role_credentials(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
+    """Credentials for the shell, shown once: never cached, never stored."""
+    role, cli_only = _usable_role(request, role_id)
+    source_ip, agent = _client(request)
+    context: dict[str, object] = {"role": role, "cli_only": cli_only}
+    status, retry_after = 200, 0
+    try:
+        context["credentials"] = services.credentials_issue(
+            user=request.user,
+            role=role,
+            kind=CredentialIssuance.Kind.CLI,
+            source_ip=source_ip,
+            user_agent=agent,
+        )
+    except services.RateLimited as exc:
+        context["error"], status, retry_after = str(exc), 429, exc.retry_after
+    except services.CredentialError as exc:
+        context["error"], status = f"AWS did not issue credentials: {exc}", 502
+    if _region_only(request):
+        # htmx swaps only 2xx responses; here the message is the fragment to show.
+        response = render(request, "brokering/role_cli.html#credentials", context)
+    else:
+        response = render(request, "brokering/role_cli.html", context, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+# --- console sign-in -------------------------------------------------------------
+
+
+def _refusal(
+    request: HttpRequest, *, status: int, title: str, message: str, retry_after: int = 0
+) -> HttpResponse:
+    context = {"title": title, "message": message}
+    response = render(request, "brokering/console_refused.html", context, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _deny(request: AuthenticatedRequest, *, requested: str, reason: str) -> None:
+    source_ip, agent = _client(request)
+    services.issuance_denied(
+        user=request.user,
+        requested=requested,
+        kind=CONSOLE,
+        source_ip=source_ip,
+        user_agent=agent,
+        reason=reason,
+    )
+
+
+def _cli_only(request: AuthenticatedRequest, arn: str) -> HttpResponse:
+    _deny(request, requested=arn, reason="CLI-only role")
+    return _refusal(
+        request,
+        status=403,
+        title="This role is for the command line only",
+        message=f"You may use {arn} from the command line (Weep, or the CLI button on "
+        "My roles), but not to sign in to the AWS console.",
+    )
+
+
+def _console_sign_in(
+    request: AuthenticatedRequest, *, role: IamRole, data: QueryDict
+) -> HttpResponse:
+    """Check the destination, issue console credentials and send the browser to AWS."""
+    form = ConsoleSignInForm(data)
+    try:
+        if not form.is_valid():
+            raise services.BadDestination(" ".join(map(str, form.errors.get("redirect", []))))
+        destination = services.console_destination(form.cleaned_data["redirect"])
+    except services.BadDestination as exc:
+        _deny(request, requested=role.arn, reason=f"bad redirect: {exc}")
+        return _refusal(
+            request, status=400, title="That console link is not allowed", message=str(exc)
+        )
+    source_ip, agent = _client(request)
+    try:
+        credentials = services.credentials_issue(
+            user=request.user, role=role, kind=CONSOLE, source_ip=source_ip, user_agent=agent
+        )
+        url = services.console_url(
+            credentials=credentials,
+            destination=destination,
+            issuer=request.build_absolute_uri("/"),
+        )
+    except services.RateLimited as exc:
+        return _refusal(
+            request,
+            status=429,
+            title="Too many sign-ins",
+            message=str(exc),
+            retry_after=exc.retry_after,
+        )
+    except services.CredentialError as exc:
+        return _refusal(
+            request,
+            status=502,
+            title="AWS did not sign you in",
+            message=f"AWS refused to issue a console session for {role.arn}: {exc}",
+        )
+    return HttpResponseRedirect(url)
+
+
+@login_required
+@require_POST
+@never_cache
+def role_console(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
+    """The Console button: a POST, so a link or an image cannot start a session."""
+    role = selectors.role_for_user(request.user, role_id)
+    if role is None:
+        _deny(request, requested=f"role #{role_id}", reason="no eligible role matches")
+        raise Http404("No such role.")
+    if selectors.eligible_role_ids(request.user).get(role.pk, True):
+        return _cli_only(request, role.arn)
+    return _console_sign_in(request, role=role, data=request.POST)
+
+
+@login_required
+@require_GET
+@never_cache
+def role_console_login(request: AuthenticatedRequest, requested: str) -> HttpResponse:
+    """The page `weep console <role>` opens: resolve the role as Weep does and
+    sign in on GET, because that is what the CLI opens in a browser."""
+    if len(requested) > REQUESTED_MAX_LENGTH:
+        return _refusal(
+            request,
+            status=400,
+            title="That role name is too long",
+            message=f"Name a role by its ARN or part of it: at most {REQUESTED_MAX_LENGTH} "
+            "characters.",
+        )
+    try:
+        match = selectors.role_resolve(request.user, requested)
+    except selectors.RoleAmbiguous as exc:
+        _deny(request, requested=requested, reason="ambiguous")
+        context: dict[str, object] = {
+            "requested": requested,
+            "matches": exc.matches,
+            "redirect": request.GET.get("redirect", "")[:REDIRECT_MAX_LENGTH],
+        }
+        return render(request, "brokering/console_chooser.html", context)
+    except selectors.RoleNotFound:
+        _deny(request, requested=requested, reason="no eligible role matches")
+        return _refusal(
+            request,
+            status=404,
+            title="No role of yours matches",
+            message=f"None of the roles you may use matches “{requested}”. If you need a role "
+            "that is not on My roles, ask the team that owns it or an iamportal administrator.",
+        )
+    if match.cli_only:
+        return _cli_only(request, match.arn)
+    role = selectors.role_for_user(request.user, match.id)
+    if role is None:  # access changed between the two reads
+        raise Http404("No such role.")
+    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+        # Another site sent the browser here: a console session starts only when
+        # the user confirms (Weep opens this page directly, with no referring site).
+        context = {
+            "requested": requested,
+            "matches": [match],
+            "redirect": request.GET.get("redirect", "")[:REDIRECT_MAX_LENGTH],
+            "cross_site": True,
+        }
+        return render(request, "brokering/console_chooser.html", context)
+    return _console_sign_in(request, role=role, data=request.GET)

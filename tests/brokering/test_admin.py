@@ -1,0 +1,292 @@
+"""Django admin for access rules, the issuance log and CLI challenges."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
+from django.utils import timezone
+
+from brokering.models import AccessRule, CliChallenge, CredentialIssuance
+from brokering.selectors import roles_for_user
+from brokering.services import access_rule_save, credentials_issue
+from tests.brokering.conftest import Org
+from tests.conftest import client_for
+
+RULES = "admin:brokering_accessrule_changelist"
+ADD_RULE = "admin:brokering_accessrule_add"
+ISSUANCES = "admin:brokering_credentialissuance_changelist"
+CHALLENGES = "admin:brokering_clichallenge_changelist"
+
+
+def rule_form(**values: Any) -> dict[str, Any]:
+    form = {
+        "group": "",
+        "user": "",
+        "role_pattern": "",
+        "description": "",
+        "enabled": "on",
+    }
+    form.update(values)
+    return {key: value for key, value in form.items() if value is not False}
+
+
+def my_role_arns(user: User) -> set[str]:
+    return {role.arn for role in roles_for_user(user)}
+
+
+def change_url(obj: Any) -> str:
+    meta = obj._meta
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+
+
+@pytest.fixture
+def issuance(requester: User, org: Org) -> CredentialIssuance:
+    credentials_issue(
+        user=requester, role=org.roles["prod/payments-api"], kind="console", source_ip="10.0.0.7"
+    )
+    return CredentialIssuance.objects.get()
+
+
+@pytest.fixture
+def challenge(requester: User) -> CliChallenge:
+    return CliChallenge.objects.create(
+        requested_user="alice@example.com",
+        requesting_ip="10.0.0.8",
+        user=requester,
+        expires_at=timezone.now() + timedelta(minutes=2),
+    )
+
+
+# --- access rules --------------------------------------------------------------------
+
+
+def test_an_admin_adds_a_rule_and_the_user_sees_the_role_at_once(
+    admin_user: User, outsider: User, org: Org
+) -> None:
+    assert my_role_arns(outsider) == set()  # the access index is built and cached here
+    client = client_for(admin_user)
+
+    response = client.post(
+        reverse(ADD_RULE),
+        rule_form(user=outsider.pk, role_pattern="arn:aws:iam::*:role/ReadOnly", cli_only="on"),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    rule = AccessRule.objects.get(user=outsider)
+    assert rule.cli_only
+    assert my_role_arns(outsider) == {org.arn("prod/ReadOnly"), org.arn("dev/ReadOnly")}
+    page = client_for(outsider).get(reverse("my_roles")).content.decode()
+    assert org.arn("dev/ReadOnly") in page
+    assert page.count(">CLI only</span>") == 2
+
+
+def test_an_admin_edits_and_deletes_a_rule_and_access_follows(
+    admin_user: User, outsider: User, org: Org
+) -> None:
+    contractors = Group.objects.get(name="contractors")
+    rule = access_rule_save(
+        rule=AccessRule(group=contractors, role_pattern="arn:aws:iam::111111111111:role/*")
+    )
+    assert len(my_role_arns(outsider)) == 5
+    client = client_for(admin_user)
+
+    edited = client.post(
+        change_url(rule),
+        rule_form(group=contractors.pk, role_pattern="arn:aws:iam::111111111111:role/ReadOnly"),
+    )
+    assert edited.status_code == 302
+    assert my_role_arns(outsider) == {org.arn("prod/ReadOnly")}
+
+    deleted = client.post(
+        reverse("admin:brokering_accessrule_delete", args=[rule.pk]), {"post": "yes"}
+    )
+    assert deleted.status_code == 302
+    assert not AccessRule.objects.filter(pk=rule.pk).exists()
+    assert my_role_arns(outsider) == set()
+
+
+def test_an_admin_deletes_rules_in_bulk_and_access_follows(
+    admin_user: User, outsider: User, org: Org
+) -> None:
+    rules = [
+        access_rule_save(rule=AccessRule(user=outsider, role_pattern=org.arn(key)))
+        for key in ("prod/ReadOnly", "dev/ReadOnly")
+    ]
+    assert len(my_role_arns(outsider)) == 2
+
+    response = client_for(admin_user).post(
+        reverse(RULES),
+        {"action": "delete_selected", "_selected_action": [r.pk for r in rules], "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert not AccessRule.objects.filter(user=outsider).exists()
+    assert my_role_arns(outsider) == set()
+
+
+def test_the_admin_refuses_a_rule_for_both_a_group_and_a_user(
+    admin_user: User, outsider: User, org: Org
+) -> None:
+    contractors = Group.objects.get(name="contractors")
+    response = client_for(admin_user).post(
+        reverse(ADD_RULE),
+        rule_form(group=contractors.pk, user=outsider.pk, role_pattern="arn:aws:iam::*:role/*"),
+    )
+    assert response.status_code == 200
+    assert "Choose a group or a user, not both." in response.content.decode()
+    assert not AccessRule.objects.filter(user=outsider).exists()
+    assert my_role_arns(outsider) == set()
+
+
+def test_the_rule_pages_explain_patterns_and_count_matching_roles(
+    admin_user: User, org: Org
+) -> None:
+    rule = AccessRule.objects.get(role_pattern__endswith="break-*")
+    client = client_for(admin_user)
+
+    changelist = client.get(reverse(RULES)).content.decode()
+    change = client.get(change_url(rule)).content.decode()
+    add = client.get(reverse(ADD_RULE)).content.decode()
+
+    assert "group iamportal-admins" in changelist
+    assert "Roles matching now" in change
+    assert "1 role<ul>" in change
+    assert f'<li class="mono">{org.arn("prod/break-glass")}</li>' in change
+    for html in (change, add):
+        assert "* stands for any run of characters" in html
+    assert 'id="lookup_id_user"' in add  # a raw id field, not a select of every user
+
+
+def test_the_matching_count_follows_the_pattern(admin_user: User, outsider: User, org: Org) -> None:
+    rule = access_rule_save(rule=AccessRule(user=outsider, role_pattern="ARN:AWS:IAM::*:ROLE/*"))
+    other = access_rule_save(
+        rule=AccessRule(user=outsider, role_pattern="arn:aws:iam::1:role/none")
+    )
+    client = client_for(admin_user)
+    assert "7 roles<ul>" in client.get(change_url(rule)).content.decode()
+    assert "0 roles: no synced role matches" in client.get(change_url(other)).content.decode()
+
+
+@pytest.mark.parametrize("member", ["reviewer", "requester", "outsider"])
+def test_only_admins_manage_rules(
+    org: Org, member: str, request: pytest.FixtureRequest, outsider: User
+) -> None:
+    client = client_for(request.getfixturevalue(member))
+    rule = AccessRule.objects.get()
+
+    listing = client.get(reverse(RULES))
+    added = client.post(
+        reverse(ADD_RULE), rule_form(user=outsider.pk, role_pattern="arn:aws:iam::*:role/*")
+    )
+    changed = client.post(change_url(rule), rule_form(role_pattern="arn:aws:iam::*:role/*"))
+
+    expected = 403 if member == "reviewer" else 302  # engineers are sent to the admin login
+    assert listing.status_code == added.status_code == changed.status_code == expected
+    assert AccessRule.objects.count() == 1
+    assert AccessRule.objects.get().role_pattern.endswith("break-*")
+    assert my_role_arns(outsider) == set()
+
+
+# --- the issuance log --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("member", ["reviewer", "admin_user"])
+def test_reviewers_and_admins_read_the_issuance_log(
+    issuance: CredentialIssuance, member: str, request: pytest.FixtureRequest
+) -> None:
+    client = client_for(request.getfixturevalue(member))
+
+    listing = client.get(reverse(ISSUANCES))
+    detail = client.get(change_url(issuance))
+
+    assert listing.status_code == 200
+    assert issuance.role_arn in listing.content.decode()
+    assert detail.status_code == 200
+    html = detail.content.decode()
+    assert "10.0.0.7" in html
+    assert 'name="_save"' not in html
+    assert reverse("role_detail", args=["111111111111", "payments-api"]) in html
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"q": "alice@example"},
+        {"q": "service/payments-api"},
+        {"kind__exact": "console"},
+        {"outcome__exact": "issued"},
+        {"account_id": "111111111111"},
+    ],
+)
+def test_the_issuance_log_is_searched_and_filtered(
+    reviewer: User, issuance: CredentialIssuance, query: dict[str, str]
+) -> None:
+    response = client_for(reviewer).get(reverse(ISSUANCES), query)
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [issuance]
+
+
+def test_the_issuance_log_filters_out_what_does_not_match(
+    reviewer: User, issuance: CredentialIssuance
+) -> None:
+    for query in ({"q": "bob@example"}, {"kind__exact": "cli"}, {"outcome__exact": "denied"}):
+        response = client_for(reviewer).get(reverse(ISSUANCES), query)
+        assert list(response.context["cl"].result_list) == [], query
+    today = timezone.now()
+    dated = client_for(reviewer).get(
+        reverse(ISSUANCES),
+        {"requested_at__year": today.year, "requested_at__month": today.month},
+    )
+    assert list(dated.context["cl"].result_list) == [issuance]
+
+
+def test_nobody_edits_or_deletes_the_issuance_log(
+    admin_user: User, issuance: CredentialIssuance
+) -> None:
+    client = client_for(admin_user)
+    assert client.get(reverse("admin:brokering_credentialissuance_add")).status_code == 403
+    assert client.post(change_url(issuance), {"role_arn": "x"}).status_code == 403
+    delete = reverse("admin:brokering_credentialissuance_delete", args=[issuance.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    issuance.refresh_from_db()
+    assert issuance.role_arn.endswith("payments-api")
+
+
+def test_an_engineer_cannot_reach_the_admin(
+    requester: User, outsider: User, issuance: CredentialIssuance
+) -> None:
+    for user in (requester, outsider):
+        client = client_for(user)
+        for url in (reverse("admin:index"), reverse(ISSUANCES), change_url(issuance)):
+            response = client.get(url)
+            assert response.status_code == 302, url
+            assert response["Location"].startswith(reverse("admin:login"))
+
+
+# --- CLI challenges ------------------------------------------------------------------
+
+
+def test_admins_read_cli_challenges_without_their_tokens(
+    admin_user: User, challenge: CliChallenge
+) -> None:
+    client = client_for(admin_user)
+
+    listing = client.get(reverse(CHALLENGES))
+    detail = client.get(change_url(challenge))
+
+    assert listing.status_code == detail.status_code == 200
+    assert "10.0.0.8" in detail.content.decode()
+    assert challenge.token not in listing.content.decode()
+    assert challenge.token not in detail.content.decode()
+    assert 'name="_save"' not in detail.content.decode()
+
+
+def test_reviewers_do_not_see_cli_challenges(reviewer: User, challenge: CliChallenge) -> None:
+    client = client_for(reviewer)
+    assert client.get(reverse(CHALLENGES)).status_code == 403
+    assert client.get(change_url(challenge)).status_code == 403
+    assert reverse(CHALLENGES) not in client.get(reverse("admin:index")).content.decode()
