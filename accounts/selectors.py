@@ -239,9 +239,10 @@ def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
         matching = matching.filter(search_key__contains=query.upper())
     if account_id:
         matching = matching.filter(account__account_id=account_id)
-    found = list(matching.order_by().values_list("pk", flat=True)[: SEARCH_MATCH_LIMIT + 1])
+    # A subquery, so the database stops at the limit and no id list travels twice.
+    found = matching.order_by().values("pk")[: SEARCH_MATCH_LIMIT + 1]
     return (
-        IamRole.objects.filter(pk__in=found)
+        IamRole.objects.filter(pk__in=Subquery(found))
         .select_related("account")
         .only(*ROLE_LIST_FIELDS)
         .order_by("name", "account__account_id")

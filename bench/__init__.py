@@ -8,6 +8,7 @@ sys.path themselves before importing this package.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -44,6 +45,19 @@ def django_setup() -> None:
     import django
 
     django.setup()
+
+
+def percentile(values: list[float], percent: float) -> float:
+    """Nearest rank: the smallest value with at least `percent` of the values at or below it."""
+    ordered = sorted(values)
+    rank = math.ceil(percent / 100 * len(ordered))
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
+
+
+def load_average() -> str:
+    """Other work on the machine shows up in the times; this says how much there was."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)"
 
 
 def engine() -> str:

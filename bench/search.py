@@ -406,11 +406,15 @@ def explain(search: Search, *, analyze: bool) -> None:
     from django.db import connection
 
     for sql in _role_queries(search):
-        print(f"\n  {sql}")
+        print(f"\n  {_shorten(sql)}")
         with connection.cursor() as cursor:
             cursor.execute(f"{'EXPLAIN (ANALYZE, BUFFERS)' if analyze else 'EXPLAIN'} {sql}")
             for (line,) in cursor.fetchall():
-                print(f"    {line}")
+                print(f"    {_shorten(line)}")
+
+
+def _shorten(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else f"{text[:limit]} … ({len(text):,} characters)"
 
 
 def _table(title: str, groups: dict[str, list[Timed]]) -> None:
