@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
+import gc
 import json
 import pstats
 import random
@@ -51,6 +51,8 @@ TARGET_OVERHEAD_P95_MS = 10.0
 ACCOUNTS = 20
 WARM_UP_REQUESTS = 10
 PROFILED_REQUESTS = 20
+PROFILE_LINES = 12
+PROJECT_APPS = ("accounts", "brokering", "iamportal", "requests_app")
 SEED = 20261
 BATCH_SIZE = 1000
 
@@ -391,31 +393,72 @@ def pairs_measure(client: Client, targets: list[tuple[str, dict[str, Any]]], cou
     return pairs
 
 
-def queries_of(call: Callable[[], object]) -> list[str]:
+def queries_of(call: Callable[[], object]) -> list[tuple[str, float]]:
+    """(SQL, ms until the database answered) of every query one call runs."""
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as captured:
+    queries: list[tuple[str, float]] = []
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            queries.append((sql, _ms(started)))
+
+    with connection.execute_wrapper(timed):
         call()
-    return [q["sql"] for q in captured.captured_queries]
+    return queries
+
+
+def _origin(filename: str) -> str:
+    """Who a profiled function belongs to: an app of this project, an installed
+    package, the standard library, or C built-ins."""
+    import bench
+
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    if filename == "~" or not parts:
+        return "(built-in functions)"
+    if filename.startswith("<frozen"):
+        return "(standard library)"
+    try:
+        return Path(filename).resolve().relative_to(bench.ROOT).parts[0]
+    except ValueError:
+        return "(standard library)"
 
 
 def profile(call: Callable[[], object], *, times: int, title: str) -> None:
-    """The functions the time of `times` calls goes to, by cumulative time."""
+    """Where the time of `times` calls goes: the project's functions by cumulative
+    time, and own time summed by package."""
+    import bench
+
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(times):
         call()
     profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative")
-    stats.print_stats(25)
-    print(f"\n{title}: cProfile of {times} requests, the 25 largest cumulative times")
-    lines = out.getvalue().splitlines()
-    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    for line in lines[start:]:
-        if line.strip():
-            print(f"  {line}")
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(tt for _, _, tt, _, _ in stats.values())
+    print(
+        f"\n{title}: cProfile of {times} requests, {total / times * 1000:.1f} ms each under "
+        "the profiler (which slows Python code down)"
+    )
+    own: dict[str, float] = {}
+    ours: list[tuple[float, int, str]] = []
+    for (filename, line, function), (_, calls, tt, ct, _) in stats.items():
+        origin = _origin(filename)
+        own[origin] = own.get(origin, 0.0) + tt
+        if origin in PROJECT_APPS:
+            where = Path(filename).resolve().relative_to(bench.ROOT)
+            ours.append((ct, calls, f"{where}:{line}({function})"))
+    print(f"  {'cumulative ms/request':>22} {'calls/request':>14}  project function")
+    for ct, calls, name in sorted(ours, reverse=True)[:PROFILE_LINES]:
+        print(f"  {ct / times * 1000:>22.2f} {calls / times:>14.1f}  {name}")
+    print(f"  {'own ms/request':>22} {'share':>14}  package")
+    for origin, tt in sorted(own.items(), key=lambda item: item[1], reverse=True)[:PROFILE_LINES]:
+        print(f"  {tt / times * 1000:>22.2f} {tt / total:>14.0%}  {origin}")
 
 
 # --- output -------------------------------------------------------------------------
@@ -435,10 +478,11 @@ def _header(title: str) -> None:
     print("-" * len(header))
 
 
-def _queries(title: str, sql: list[str]) -> None:
-    print(f"\n{title}: {len(sql)} queries")
-    for statement in sql:
-        print(f"  {statement[:150]}{' ...' if len(statement) > 150 else ''}")
+def _queries(title: str, queries: list[tuple[str, float]]) -> None:
+    spent = sum(ms for _, ms in queries)
+    print(f"\n{title}: {len(queries)} queries, {spent:.1f} ms waiting for the database")
+    for sql, ms in queries:
+        print(f"  {ms:>5.2f} ms  {sql[:130]}{' ...' if len(sql) > 130 else ''}")
 
 
 def main() -> None:
@@ -523,9 +567,13 @@ def main() -> None:
             credentials_request(client, targets[0][0])
             assume_role_bare(targets[0][1])
 
+        # As bench/sync.py: moto keeps all of AWS's state in this process (in use it is
+        # in AWS), so keep the cyclic collector from walking it again and again.
+        gc.collect()
+        gc.freeze()
         print(
             f"Timing {args.requests} requests of each kind after {WARM_UP_REQUESTS} untimed "
-            f"ones; load average {bench.load_average()}",
+            f"ones; (3) sends {', '.join(targets[0][1])}; load average {bench.load_average()}",
             flush=True,
         )
         roles_ms: list[float] = []
@@ -549,7 +597,7 @@ def main() -> None:
         print(_summary(f"(1) GET {ROLES_PATH}", roles_ms))
         print(_summary(f"(2) POST {CREDENTIALS_PATH}", pairs.full))
         print(_summary("(3) bare STS AssumeRole (client + call)", pairs.bare))
-        print(_summary("    of which building the STS client", client_ms))
+        print(_summary("    aws.client('sts') alone, in (2) and (3)", client_ms))
         print(_summary("(2) - (3), per pair", pairs.differences))
 
         roles_p95 = bench.percentile(roles_ms, 95)
@@ -573,8 +621,9 @@ def main() -> None:
             f"{'met' if overhead_met else 'MISSED'}"
         )
         print(
-            f"{issued} credentials issued and audited; moto answers in-process, far faster "
-            "than STS over a network,\nso against AWS (3) is longer and the overhead the same."
+            f"{issued} credentials issued and audited. moto answers in-process, far faster "
+            "than STS over a network:\nagainst AWS (2) and (3) are both longer, by the same "
+            "network round trip."
         )
 
         arn = targets[0][0]

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class PolicyTemplate(models.Model):
+    """A reusable policy an admin prepared, with {{placeholders}} the requester fills in."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    parameters = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Placeholders the requester fills in: [{"name": "bucket", "label": "Bucket '
+        'name", "help": "..."}]. Use them in the document as {{bucket}}.',
+    )
+    document = models.TextField(
+        help_text="The policy document (JSON) with {{placeholders}} where values go."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyRequest(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+        APPLIED = "applied"
+        FAILED = "failed"
+        EXPIRED = "expired"
+
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="policy_requests"
+    )
+    role = models.ForeignKey(
+        "accounts.IamRole",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="policy_requests",
+    )
+    # Kept when the role disappears from the inventory, for the audit trail.
+    role_arn = models.CharField("role ARN", max_length=2048)
+    account = models.ForeignKey(
+        "accounts.AwsAccount", on_delete=models.PROTECT, related_name="policy_requests"
+    )
+    justification = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Temporary access: removed from AWS at this time."
+    )
+    extends = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="extensions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["requester", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.role_arn} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.PENDING
+
+
+class Change(models.Model):
+    class Type(models.TextChoices):
+        INLINE_POLICY_PUT = "inline_policy_put", "Add or update an inline policy"
+        INLINE_POLICY_DELETE = "inline_policy_delete", "Delete an inline policy"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPLIED = "applied"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        REVERTED = "reverted"
+
+    request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="changes")
+    position = models.PositiveSmallIntegerField(default=0)
+    type = models.CharField(max_length=40, choices=Type.choices)
+    target_arn = models.CharField(max_length=2048)
+    account_id = models.CharField(max_length=12)
+    payload = models.JSONField(help_text="What to apply, e.g. the policy name and document.")
+    previous = models.JSONField(
+        null=True, blank=True, help_text="What was there when the request was made."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["request", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} on {self.target_arn}"
+
+
+class Comment(models.Model):
+    request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"comment on #{self.request_id}"
+
+
+class RequestEvent(models.Model):
+    """The append-only timeline of a request: who did what, when."""
+
+    class Kind(models.TextChoices):
+        SUBMITTED = "submitted"
+        COMMENTED = "commented"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+        APPLIED = "applied"
+        FAILED = "failed"
+        EXPIRED = "expired"
+
+    request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"#{self.request_id} {self.kind}"
