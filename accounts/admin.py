@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -64,17 +66,29 @@ class AwsAccountAdmin(AdminsManageAdmin):
         self.message_user(request, f"Sync requested for {count} {noun}.", messages.SUCCESS)
 
 
-def _web_link(url: str) -> SafeString:
-    return format_html('<a href="{}">open page</a>', url)
+class InventoryAdmin(ReadOnlyAdmin):
+    """Synced rows: searched by ARN and name, filtered by account, linked to their page."""
 
-
-@admin.register(IamRole)
-class IamRoleAdmin(ReadOnlyAdmin):
-    list_display = ["name", "account", "path", "last_used_on", "synced_at"]
     list_filter = ["account"]
     search_fields = ["arn", "name"]
     list_select_related = ["account"]
     raw_id_fields = ["account"]
+
+    def page_url(self, item: Any) -> str:
+        raise NotImplementedError
+
+    @admin.display(description="web page")
+    def web_page(self, item: Any) -> SafeString:
+        return format_html('<a href="{}">open page</a>', self.page_url(item))
+
+    @admin.display(description="tags")
+    def tags_pretty(self, item: Any) -> SafeString:
+        return pretty_json(item.tags)
+
+
+@admin.register(IamRole)
+class IamRoleAdmin(InventoryAdmin):
+    list_display = ["name", "account", "path", "last_used_on", "synced_at"]
     fields = readonly_fields = (
         "web_page",
         "arn",
@@ -97,18 +111,11 @@ class IamRoleAdmin(ReadOnlyAdmin):
         "content_hash",
     )
 
-    @admin.display(description="web page")
-    def web_page(self, role: IamRole) -> SafeString:
-        return _web_link(
-            reverse(
-                "role_detail",
-                kwargs={"account_id": role.account.account_id, "role_name": role.name},
-            )
+    def page_url(self, item: Any) -> str:
+        return reverse(
+            "role_detail",
+            kwargs={"account_id": item.account.account_id, "role_name": item.name},
         )
-
-    @admin.display(description="tags")
-    def tags_pretty(self, role: IamRole) -> SafeString:
-        return pretty_json(role.tags)
 
     @admin.display(description="trust policy")
     def trust_policy_pretty(self, role: IamRole) -> SafeString:
@@ -124,12 +131,8 @@ class IamRoleAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ManagedPolicy)
-class ManagedPolicyAdmin(ReadOnlyAdmin):
+class ManagedPolicyAdmin(InventoryAdmin):
     list_display = ["name", "account", "path", "attachment_count", "synced_at"]
-    list_filter = ["account"]
-    search_fields = ["arn", "name"]
-    list_select_related = ["account"]
-    raw_id_fields = ["account"]
     fields = readonly_fields = (
         "web_page",
         "arn",
@@ -145,13 +148,8 @@ class ManagedPolicyAdmin(ReadOnlyAdmin):
         "content_hash",
     )
 
-    @admin.display(description="web page")
-    def web_page(self, policy: ManagedPolicy) -> SafeString:
-        return _web_link(reverse("policy_detail", kwargs={"pk": policy.pk}))
-
-    @admin.display(description="tags")
-    def tags_pretty(self, policy: ManagedPolicy) -> SafeString:
-        return pretty_json(policy.tags)
+    def page_url(self, item: Any) -> str:
+        return reverse("policy_detail", kwargs={"pk": item.pk})
 
     @admin.display(description="document")
     def document_pretty(self, policy: ManagedPolicy) -> SafeString:
@@ -159,12 +157,9 @@ class ManagedPolicyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CloudResource)
-class CloudResourceAdmin(ReadOnlyAdmin):
+class CloudResourceAdmin(InventoryAdmin):
     list_display = ["name", "type", "account", "region", "synced_at"]
     list_filter = ["type", "account"]
-    search_fields = ["arn", "name"]
-    list_select_related = ["account"]
-    raw_id_fields = ["account"]
     fields = readonly_fields = (
         "web_page",
         "arn",
@@ -179,13 +174,8 @@ class CloudResourceAdmin(ReadOnlyAdmin):
         "content_hash",
     )
 
-    @admin.display(description="web page")
-    def web_page(self, resource: CloudResource) -> SafeString:
-        return _web_link(reverse("resource_detail", kwargs={"pk": resource.pk}))
-
-    @admin.display(description="tags")
-    def tags_pretty(self, resource: CloudResource) -> SafeString:
-        return pretty_json(resource.tags)
+    def page_url(self, item: Any) -> str:
+        return reverse("resource_detail", kwargs={"pk": item.pk})
 
     @admin.display(description="resource policy")
     def policy_pretty(self, resource: CloudResource) -> SafeString:

@@ -72,48 +72,43 @@ def _resolve(
     """The eligible role `requested` names, or the error response to send."""
     source_ip, agent = _client(request)
     user = cast(User, request.user)  # the views require authentication
+
+    def refuse(reason: str, response: Response) -> tuple[None, Response]:
+        services.issuance_denied(
+            user=user,
+            requested=requested,
+            kind=kind,
+            source_ip=source_ip,
+            user_agent=agent,
+            reason=reason,
+        )
+        return None, response
+
+    not_found = "None of the roles you may use matches."
     try:
         match = selectors.role_resolve(user, requested)
     except selectors.RoleAmbiguous as exc:
-        services.issuance_denied(
-            user=user,
-            requested=requested,
-            kind=kind,
-            source_ip=source_ip,
-            user_agent=agent,
-            reason="ambiguous",
-        )
-        return None, _error(
-            "Several of your roles match; name one exactly.",
-            status.HTTP_409_CONFLICT,
-            matches=[role.arn for role in exc.matches],
+        return refuse(
+            "ambiguous",
+            _error(
+                "Several of your roles match; name one exactly.",
+                status.HTTP_409_CONFLICT,
+                matches=[role.arn for role in exc.matches],
+            ),
         )
     except selectors.RoleNotFound:
-        services.issuance_denied(
-            user=user,
-            requested=requested,
-            kind=kind,
-            source_ip=source_ip,
-            user_agent=agent,
-            reason="no eligible role matches",
-        )
-        return None, _error("None of the roles you may use matches.", status.HTTP_404_NOT_FOUND)
+        return refuse("no eligible role matches", _error(not_found, status.HTTP_404_NOT_FOUND))
     if console and match.cli_only:
-        services.issuance_denied(
-            user=user,
-            requested=requested,
-            kind=kind,
-            source_ip=source_ip,
-            user_agent=agent,
-            reason="CLI-only role",
-        )
-        return None, _error(
-            f"{match.arn} is for command-line use only; it has no console sign-in.",
-            status.HTTP_400_BAD_REQUEST,
+        return refuse(
+            "CLI-only role",
+            _error(
+                f"{match.arn} is for command-line use only; it has no console sign-in.",
+                status.HTTP_400_BAD_REQUEST,
+            ),
         )
     role = selectors.role_for_user(user, match.id)
     if role is None:  # the index changed between the two reads
-        return None, _error("None of the roles you may use matches.", status.HTTP_404_NOT_FOUND)
+        return None, _error(not_found, status.HTTP_404_NOT_FOUND)
     return role, None
 
 
