@@ -75,7 +75,8 @@ class RequestPreview:
 
     @property
     def inline_size_after(self) -> int:
-        others = {k: v for k, v in (self.role.inline_policies or {}).items() if k != self.policy_name}
+        current = self.role.inline_policies or {}
+        others = {k: v for k, v in current.items() if k != self.policy_name}
         return inline_policies_size(others) + compact_size(self.document)
 
 
@@ -113,7 +114,9 @@ def policy_request_preview(
     if not justification:
         errors["justification"] = "Say why you need this access: reviewers decide on it."
     elif len(justification) > JUSTIFICATION_MAX_LENGTH:
-        errors["justification"] = f"Keep the justification under {JUSTIFICATION_MAX_LENGTH} characters."
+        errors["justification"] = (
+            f"Keep the justification under {JUSTIFICATION_MAX_LENGTH} characters."
+        )
     name = (policy_name or "").strip() or default_policy_name(role)
     if not _POLICY_NAME.match(name):
         errors["policy_name"] = "A policy name is 1-128 letters, digits or +=,.@_- characters."
