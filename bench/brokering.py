@@ -118,14 +118,6 @@ def group_pool() -> list[str]:
 # --- the inventory, the rules and the user --------------------------------------------
 
 
-@dataclass(frozen=True)
-class Seeded:
-    user: User
-    user_groups: list[str]
-    roles: int
-    tagged: int
-
-
 def _account_roles(rng: random.Random, count: int) -> Iterator[tuple[str, str, str]]:
     """`count` distinct (path, name, team) of one account, in the styles real accounts mix."""
     for service, name in AWS_SERVICE_ROLES:
@@ -274,7 +266,7 @@ def rules_save(
     for index in range(count):
         name = user_groups[index // 2 % len(user_groups)] if index % 2 == 0 else rng.choice(others)
         group, _ = Group.objects.get_or_create(name=name)
-        kind = index % 6
+        kind = index // 2 % 6
         access_rule_save(
             rule=AccessRule(
                 group=group,

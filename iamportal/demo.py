@@ -21,6 +21,7 @@ from accounts.models import AwsAccount
 from accounts.services import account_add
 from iamportal import aws
 from iamportal.auth import user_groups_sync
+from requests_app.models import PolicyTemplate
 
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the identity iamportal runs as
 ENVIRONMENTS = ("prod", "staging", "dev")
@@ -360,3 +361,96 @@ def users_create(password: str | None = None) -> str:
         user.save()
         user_groups_sync(user=user, group_names=groups)
     return password
+
+
+def _template_doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
+
+
+_REGION = {"name": "region", "label": "Region", "default": "us-east-1"}
+_ACCOUNT = {
+    "name": "account_id",
+    "label": "Account id",
+    "help": "The 12-digit account the resource is in.",
+    "example": "123456789012",
+}
+
+DEMO_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "name": "Read-only database access",
+        "description": "Connect to an RDS or Aurora database as one database user, with IAM "
+        "database authentication. The database user must exist and be granted rds_iam.",
+        "parameters": [
+            _REGION,
+            _ACCOUNT,
+            {
+                "name": "db_resource_id",
+                "label": "Database resource id",
+                "help": "The DbiResourceId (or cluster resource id), not the instance name.",
+                "example": "db-ABCDEFGHIJKLMNOPQRSTUVWXY1",
+            },
+            {
+                "name": "db_user",
+                "label": "Database user",
+                "help": "A read-only user in the database.",
+                "example": "readonly",
+            },
+        ],
+        "document": _template_doc(
+            {
+                "Sid": "ConnectAsDatabaseUser",
+                "Effect": "Allow",
+                "Action": "rds-db:connect",
+                "Resource": "arn:aws:rds-db:{{region}}:{{account_id}}:dbuser:"
+                "{{db_resource_id}}/{{db_user}}",
+            }
+        ),
+    },
+    {
+        "name": "Read objects in a bucket",
+        "description": "List a bucket and read every object in it.",
+        "parameters": [{"name": "bucket", "label": "Bucket name", "example": "acme-dev-data"}],
+        "document": _template_doc(
+            {
+                "Sid": "ListBucket",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": "arn:aws:s3:::{{bucket}}",
+            },
+            {
+                "Sid": "ReadObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::{{bucket}}/*",
+            },
+        ),
+    },
+    {
+        "name": "Send to a queue",
+        "description": "Send messages to one SQS queue.",
+        "parameters": [
+            _REGION,
+            _ACCOUNT,
+            {"name": "queue", "label": "Queue name", "example": "payments-events"},
+        ],
+        "document": _template_doc(
+            {
+                "Sid": "SendMessages",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                "Resource": "arn:aws:sqs:{{region}}:{{account_id}}:{{queue}}",
+            }
+        ),
+    },
+]
+
+
+def policy_templates_seed() -> list[PolicyTemplate]:
+    """The wizard's starter templates; existing ones (by name) are left as they are."""
+    return [
+        PolicyTemplate.objects.get_or_create(
+            name=spec["name"],
+            defaults={k: v for k, v in spec.items() if k != "name"},
+        )[0]
+        for spec in DEMO_TEMPLATES
+    ]

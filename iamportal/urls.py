@@ -20,5 +20,7 @@ urlpatterns = [
     path("", include("brokering.weep_urls")),
     path("", include("brokering.api_urls")),
     path("", include("brokering.urls")),
+    path("", include("requests_app.api_urls")),
+    path("", include("requests_app.urls")),
     path("", include("accounts.urls")),
 ]

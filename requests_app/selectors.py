@@ -15,9 +15,7 @@ def request_for_user(user: AnyUser, pk: int, *, for_review: bool = False) -> Pol
     if not is_signed_in(user):
         raise Http404("No such request.")
     request = (
-        PolicyRequest.objects.select_related("requester", "role", "account")
-        .filter(pk=pk)
-        .first()
+        PolicyRequest.objects.select_related("requester", "role", "account").filter(pk=pk).first()
     )
     if request is None:
         raise Http404("No such request.")
@@ -33,4 +31,4 @@ def requests_of(user: AnyUser) -> QuerySet[PolicyRequest]:
     """The requests `user` made, newest first."""
     if not is_signed_in(user):
         return PolicyRequest.objects.none()
-    return PolicyRequest.objects.filter(requester__pk=user.pk).select_related("account")
+    return PolicyRequest.objects.filter(requester_id=user.pk).select_related("account")

@@ -64,6 +64,7 @@ class Command(BaseCommand):
             self.stdout.write("Seeding the demo organisation in the embedded AWS...")
             accounts = demo.accounts_onboard(demo.organisation_seed())
             password = demo.users_create(os.environ.get("DEMO_PASSWORD") or None)
+            demo.policy_templates_seed()
             self.stdout.write("Running the first sync...")
             Conf.SYNC = True  # the first sync runs here, before the workers start
             logging.getLogger("django-q").setLevel(logging.WARNING)

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
+from requests_app.models import Change, Comment, PolicyRequest, PolicyTemplate, RequestEvent
+from requests_app.templates import TemplateInvalid, template_check
+
+
+class PolicyTemplateForm(forms.ModelForm):
+    class Meta:
+        model = PolicyTemplate
+        fields = ["name", "description", "parameters", "document", "enabled"]
+        widgets = {"document": forms.Textarea(attrs={"rows": 18, "cols": 100})}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        document = cleaned.get("document")
+        if document is None or "parameters" in self.errors:
+            return cleaned
+        try:
+            template_check(document=document, parameters=cleaned.get("parameters"))
+        except TemplateInvalid as exc:
+            for field, message in exc.errors.items():
+                self.add_error(field if field in self.fields else None, message)
+        return cleaned
+
+
+@admin.register(PolicyTemplate)
+class PolicyTemplateAdmin(AdminsManageAdmin):
+    form = PolicyTemplateForm
+    list_display = ["name", "enabled", "updated_at"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "description"]
+
+
+def _request_link(request: PolicyRequest) -> SafeString:
+    url = reverse("admin:requests_app_policyrequest_change", args=[request.pk])
+    return format_html('<a href="{}">#{}</a>', url, request.pk)
+
+
+@admin.register(PolicyRequest)
+class PolicyRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "role_arn", "requester", "status", "created_at", "expires_at"]
+    list_filter = ["status"]
+    search_fields = ["role_arn", "requester__username", "requester__email", "justification"]
+    list_select_related = ["requester"]
+    date_hierarchy = "created_at"
+    fields = [
+        "requester",
+        "role_arn",
+        "account",
+        "status",
+        "justification",
+        "expires_at",
+        "created_at",
+        "updated_at",
+        "changes_list",
+    ]
+    readonly_fields = ["changes_list", "created_at", "updated_at"]
+
+    @admin.display(description="Changes")
+    def changes_list(self, obj: PolicyRequest) -> SafeString:
+        items = [
+            format_html(
+                '<li><a href="{}">{}</a> ({})</li>',
+                reverse("admin:requests_app_change_change", args=[change.pk]),
+                change.get_type_display(),
+                change.status,
+            )
+            for change in obj.changes.all()
+        ]
+        return format_html("<ul>{}</ul>", SafeString("".join(items)))
+
+
+@admin.register(Change)
+class ChangeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "request_link", "type", "target_arn", "status", "applied_at"]
+    list_filter = ["status", "type"]
+    search_fields = ["target_arn"]
+    list_select_related = ["request"]
+    fields = [
+        "request_link",
+        "position",
+        "type",
+        "target_arn",
+        "account_id",
+        "status",
+        "error",
+        "applied_at",
+        "payload_pretty",
+        "previous_pretty",
+    ]
+    readonly_fields = ["request_link", "payload_pretty", "previous_pretty"]
+
+    @admin.display(description="Request")
+    def request_link(self, obj: Change) -> SafeString:
+        return _request_link(obj.request)
+
+    @admin.display(description="Payload")
+    def payload_pretty(self, obj: Change) -> SafeString:
+        return pretty_json(obj.payload)
+
+    @admin.display(description="Previous value")
+    def previous_pretty(self, obj: Change) -> SafeString:
+        return pretty_json(obj.previous)
+
+
+@admin.register(RequestEvent)
+class RequestEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "request_link", "kind", "actor", "created_at"]
+    list_filter = ["kind"]
+    list_select_related = ["request", "actor"]
+    fields = ["request_link", "kind", "actor", "message", "data_pretty", "created_at"]
+    readonly_fields = ["request_link", "data_pretty", "created_at"]
+
+    @admin.display(description="Request")
+    def request_link(self, obj: RequestEvent) -> SafeString:
+        return _request_link(obj.request)
+
+    @admin.display(description="Data")
+    def data_pretty(self, obj: RequestEvent) -> SafeString:
+        return pretty_json(obj.data)
+
+
+@admin.register(Comment)
+class CommentAdmin(ReadOnlyAdmin):
+    list_display = ["id", "request_link", "author", "created_at"]
+    list_select_related = ["request", "author"]
+    fields = ["request_link", "author", "body", "created_at"]
+    readonly_fields = ["request_link", "created_at"]
+
+    @admin.display(description="Request")
+    def request_link(self, obj: Comment) -> SafeString:
+        return _request_link(obj.request)

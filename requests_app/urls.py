@@ -1,0 +1,50 @@
+from django.urls import path
+
+from requests_app import views
+
+urlpatterns = [
+    path("requests/", views.request_list, name="request_list"),
+    path("requests/<int:pk>/", views.request_detail, name="request_detail"),
+    path("requests/new/", views.request_new, name="request_new"),
+    path(
+        "requests/new/<int:role_id>/permissions/",
+        views.request_permissions,
+        name="request_permissions",
+    ),
+    path(
+        "requests/new/<int:role_id>/permissions/add/",
+        views.request_permission_add,
+        name="request_permission_add",
+    ),
+    path(
+        "requests/new/<int:role_id>/permissions/template/",
+        views.request_template_add,
+        name="request_template_add",
+    ),
+    path(
+        "requests/new/<int:role_id>/permissions/<int:index>/remove/",
+        views.request_permission_remove,
+        name="request_permission_remove",
+    ),
+    path(
+        "requests/new/<int:role_id>/permissions/resources/",
+        views.request_resources,
+        name="request_resources",
+    ),
+    path(
+        "requests/new/<int:role_id>/permissions/json/",
+        views.request_editor,
+        name="request_editor",
+    ),
+    path(
+        "requests/new/<int:role_id>/permissions/json/lint/",
+        views.request_editor_lint,
+        name="request_editor_lint",
+    ),
+    path(
+        "requests/new/<int:role_id>/permissions/json/discard/",
+        views.request_editor_discard,
+        name="request_editor_discard",
+    ),
+    path("requests/new/<int:role_id>/review/", views.request_review, name="request_review"),
+]

@@ -1,0 +1,660 @@
+"""The self-service wizard and the request pages.
+
+Step 1 picks the role, step 2 collects permissions (by service, from a
+template, or as raw JSON), step 3 reviews the policy and submits it. Every
+step has its own URL. The draft lives in the session, one per role, bounded
+in number and size; nothing reaches the database before "Submit".
+
+Status codes: a form with errors answers a plain POST with 400 and the whole
+page again, errors shown; it answers an htmx request with 200 and the swapped
+region, errors shown, because htmx swaps only 2xx answers and a 4xx would
+leave the page as it was, the error unseen.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from accounts.models import CloudResource, IamRole
+from accounts.selectors import resources_search, roles_search
+from brokering.selectors import eligible_role_ids
+from iamportal.permissions import can_view_inventory
+from requests_app import services
+from requests_app.forms import (
+    DOCUMENT_MAX_LENGTH,
+    JSON_MAX_DEPTH,
+    LintForm,
+    PermissionForm,
+    RawPolicyForm,
+    ReviewForm,
+    RoleSearchForm,
+    TemplateValuesForm,
+    intent_as_dict,
+    intent_from_dict,
+    json_load_bounded,
+    json_nesting_depth,
+)
+from requests_app.lint import Finding, policy_lint
+from requests_app.models import Change, PolicyRequest, PolicyTemplate
+from requests_app.policy import (
+    IntentError,
+    PolicyNote,
+    crud_service_list,
+    policy_generate_with_notes,
+)
+from requests_app.selectors import request_for_user, requests_of
+from requests_app.templates import policy_merge
+
+ROLE_RESULTS = 20
+# Services whose resources the typeahead offers from the inventory.
+RESOURCE_TYPES = {
+    "s3": CloudResource.Type.S3,
+    "sqs": CloudResource.Type.SQS,
+    "sns": CloudResource.Type.SNS,
+}
+RESOURCE_RESULTS = 50
+REQUESTS_PAGE_SIZE = 50
+# The drafts are kept in the session row: a few roles at a time, each with a
+# bounded list of permissions and a bounded size.
+SESSION_KEY = "requests_app.drafts"
+MAX_DRAFTS = 5
+MAX_PERMISSIONS = 20
+DRAFT_MAX_CHARS = 120_000
+EMPTY_POLICY = {"Version": "2012-10-17", "Statement": []}
+
+
+class HtmxHttpRequest(HttpRequest):
+    user: User
+    htmx: HtmxDetails
+
+
+def _region_only(request: HtmxHttpRequest) -> bool:
+    # A boosted link or form wants the whole page, and so does a "back" htmx
+    # has not cached.
+    htmx = request.htmx
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+
+
+def _template(request: HtmxHttpRequest, name: str, region: str) -> str:
+    return f"{name}#{region}" if _region_only(request) else name
+
+
+def _invalid_status(request: HtmxHttpRequest) -> int:
+    return 200 if request.htmx else 400
+
+
+def _pretty(document: Any) -> str:
+    return json.dumps(document, indent=2, default=str)
+
+
+def _wizard_role(request: HtmxHttpRequest, role_id: int) -> IamRole:
+    """Anyone signed in may ask for changes to any role of the inventory;
+    reviewers decide. Roles of disabled accounts cannot be changed."""
+    if not can_view_inventory(request.user):
+        raise Http404("No such role.")
+    role = (
+        IamRole.objects.select_related("account").filter(pk=role_id, account__enabled=True).first()
+    )
+    if role is None:
+        raise Http404("No such role.")
+    return role
+
+
+# --- the draft ----------------------------------------------------------------------
+
+
+@dataclass
+class Draft:
+    """What the requester put together so far for one role. `permissions` are
+    {"kind": "intent", "label", "intent"} or {"kind": "template", "label",
+    "document"}; `raw` is the JSON the requester edited by hand, which then
+    replaces what the permissions generate."""
+
+    permissions: list[dict[str, Any]] = field(default_factory=list)
+    raw: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"permissions": self.permissions, "raw": self.raw, "touched": time.time()}
+
+
+@dataclass
+class DraftPolicy:
+    document: dict[str, Any] | None
+    text: str
+    notes: list[PolicyNote] = field(default_factory=list)
+    error: str = ""
+    raw: bool = False
+
+
+def _drafts(request: HtmxHttpRequest) -> dict[str, Any]:
+    drafts = request.session.get(SESSION_KEY)
+    return drafts if isinstance(drafts, dict) else {}
+
+
+def _well_formed(permission: object) -> bool:
+    # A draft saved by an older version of these pages is dropped piece by piece.
+    if not isinstance(permission, dict):
+        return False
+    if permission.get("kind") == "intent":
+        return isinstance(permission.get("intent"), dict)
+    return permission.get("kind") == "template" and isinstance(permission.get("document"), dict)
+
+
+def _draft_load(request: HtmxHttpRequest, role: IamRole) -> Draft:
+    data = _drafts(request).get(str(role.pk))
+    if not isinstance(data, dict):
+        return Draft()
+    permissions = [p for p in data.get("permissions") or [] if _well_formed(p)]
+    raw = data.get("raw")
+    return Draft(permissions=permissions, raw=raw if isinstance(raw, str) else None)
+
+
+def _draft_too_big(draft: Draft) -> str:
+    """Why `draft` cannot be kept, or nothing when it can."""
+    if len(draft.permissions) > MAX_PERMISSIONS:
+        return f"A request holds at most {MAX_PERMISSIONS} permissions: submit these first."
+    if len(json.dumps(draft.as_dict())) > DRAFT_MAX_CHARS:
+        return "This request has grown too big: submit what you have, then start another."
+    return ""
+
+
+def _draft_save(request: HtmxHttpRequest, role: IamRole, draft: Draft) -> None:
+    drafts = _drafts(request)
+    drafts[str(role.pk)] = draft.as_dict()
+    if len(drafts) > MAX_DRAFTS:
+        oldest = sorted(drafts, key=lambda key: drafts[key].get("touched", 0))
+        for key in oldest[: len(drafts) - MAX_DRAFTS]:
+            del drafts[key]
+    request.session[SESSION_KEY] = drafts
+
+
+def _draft_drop(request: HtmxHttpRequest, role: IamRole) -> None:
+    drafts = _drafts(request)
+    if drafts.pop(str(role.pk), None) is not None:
+        request.session[SESSION_KEY] = drafts
+
+
+def _draft_policy(draft: Draft) -> DraftPolicy:
+    """The policy the draft makes: the hand-edited JSON, or the generated
+    permissions merged with the filled-in templates."""
+    if draft.raw is not None:
+        try:
+            parsed = json_load_bounded(draft.raw)
+        except ValueError as exc:
+            return DraftPolicy(document=None, text=draft.raw, error=str(exc), raw=True)
+        if not isinstance(parsed, dict):
+            return DraftPolicy(
+                document=None, text=draft.raw, error="A policy is a JSON object.", raw=True
+            )
+        return DraftPolicy(document=parsed, text=draft.raw, raw=True)
+    if not draft.permissions:
+        return DraftPolicy(document=None, text="", error="Add at least one permission.")
+    intents = [intent_from_dict(p["intent"]) for p in draft.permissions if p["kind"] == "intent"]
+    documents = [p["document"] for p in draft.permissions if p["kind"] == "template"]
+    notes: list[PolicyNote] = []
+    if intents:
+        try:
+            generated = policy_generate_with_notes(intents)
+        except IntentError as exc:
+            return DraftPolicy(document=None, text="", error=exc.message)
+        documents.insert(0, generated.document)
+        notes = list(generated.notes)
+    document = policy_merge(documents)
+    return DraftPolicy(document=document, text=_pretty(document), notes=notes)
+
+
+def _draft_add(draft: Draft, permission: dict[str, Any]) -> str:
+    """Add a permission to the draft; returns an error message instead when
+    it is already there, the draft is full, or the permissions together no
+    longer make a policy."""
+
+    def bare(p: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in p.items() if k != "label"}
+
+    if any(bare(p) == bare(permission) for p in draft.permissions):
+        return "This permission is already in the request."
+    candidate = Draft(permissions=[*draft.permissions, permission], raw=draft.raw)
+    error = _draft_too_big(candidate) or _draft_policy(Draft(candidate.permissions)).error
+    if not error:
+        draft.permissions = candidate.permissions
+    return error
+
+
+# --- shown pieces -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # "add", "del", "hunk", "file" or "same"
+    text: str
+
+
+def _diff(previous: Any, document: Any, *, name: str) -> list[DiffLine]:
+    """The unified diff, line by line, from the role's policy of that name (if
+    any) to the requested one."""
+    before = _pretty(previous).splitlines() if previous is not None else []
+    after = _pretty(document).splitlines()
+    lines = difflib.unified_diff(
+        before,
+        after,
+        fromfile=f"{name} (current)" if previous is not None else f"{name} (not on the role)",
+        tofile=f"{name} (requested)",
+        lineterm="",
+    )
+    shown = []
+    for line in lines:
+        if line.startswith(("---", "+++")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "same"
+        shown.append(DiffLine(kind, line))
+    return shown
+
+
+def _others_size(role: IamRole | None, policy_name: str | None) -> int:
+    policies = (role.inline_policies or {}) if role is not None else {}
+    return services.inline_policies_size({k: v for k, v in policies.items() if k != policy_name})
+
+
+def _lint(
+    document: dict[str, Any] | str, role: IamRole | None, policy_name: str | None
+) -> list[Finding]:
+    return policy_lint(document, other_inline_policies_size=_others_size(role, policy_name))
+
+
+def _lint_text(text: str, role: IamRole) -> tuple[list[Finding], str]:
+    """Findings for the editor's text (a new policy: every current one counts
+    against the size limit), or why it was not linted."""
+    if len(text) > DOCUMENT_MAX_LENGTH:
+        return [], f"A policy document here is at most {DOCUMENT_MAX_LENGTH:,} characters."
+    if json_nesting_depth(text) > JSON_MAX_DEPTH:
+        return [], f"The JSON is nested more than {JSON_MAX_DEPTH} levels deep."
+    if not text.strip():
+        return [], ""
+    return _lint(text, role, None), ""
+
+
+# --- step 1: the role ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleChoice:
+    role: IamRole
+    may_use: bool
+    cli_only: bool
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def request_new(request: HtmxHttpRequest) -> HttpResponse:
+    form = RoleSearchForm(request.GET)
+    choices: list[RoleChoice] = []
+    more = False
+    if form.is_valid():
+        found = list(
+            roles_search(query=form.cleaned_data["q"].strip(), account_id=None)[: ROLE_RESULTS + 1]
+        )
+        more = len(found) > ROLE_RESULTS
+        eligible = eligible_role_ids(request.user)
+        choices = [
+            RoleChoice(role, role.pk in eligible, eligible.get(role.pk, False))
+            for role in found[:ROLE_RESULTS]
+        ]
+    context = {"form": form, "choices": choices, "more": more}
+    return render(request, _template(request, "requests_app/request_new.html", "results"), context)
+
+
+# --- step 2: the permissions --------------------------------------------------------
+
+
+def _template_defaults(role: IamRole) -> dict[str, str]:
+    """Values a template parameter of that name starts with: the role's own account."""
+    regions = role.account.sync_regions
+    return {"account_id": role.account.account_id, "region": regions[0] if regions else ""}
+
+
+def _chosen_template(value: object) -> PolicyTemplate | None:
+    try:
+        pk = int(str(value))
+    except ValueError:
+        return None
+    return PolicyTemplate.objects.filter(pk=pk, enabled=True).first()
+
+
+def _workspace(
+    request: HtmxHttpRequest,
+    role: IamRole,
+    draft: Draft,
+    *,
+    permission_form: PermissionForm | None = None,
+    template_form: TemplateValuesForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """Step 2: the page, or its workspace region (the forms, the permissions
+    added so far and the policy they make)."""
+    if permission_form is None:
+        service = str(request.GET.get("service", ""))[:64]
+        permission_form = PermissionForm(service=service, initial={"service": service})
+    if template_form is None:
+        template = _chosen_template(request.GET.get("template", ""))
+        template_form = TemplateValuesForm(template=template, defaults=_template_defaults(role))
+    spec = permission_form.spec
+    typeahead = spec is not None and spec.key in RESOURCE_TYPES
+    context = {
+        "role": role,
+        "draft": draft,
+        "policy": _draft_policy(draft),
+        "permission_form": permission_form,
+        "template_form": template_form,
+        "templates": PolicyTemplate.objects.filter(enabled=True),
+        "typeahead": typeahead,
+        "resources": _resource_options(spec.key, "") if spec is not None and typeahead else [],
+        "region_only": _region_only(request),
+        "other_services": crud_service_list() if permission_form.is_other else [],
+    }
+    name = _template(request, "requests_app/request_permissions.html", "workspace")
+    return render(request, name, context, status=status)
+
+
+def _to_permissions(
+    request: HtmxHttpRequest, role: IamRole, draft: Draft, *, service: str = ""
+) -> HttpResponse:
+    """After a change to the draft: the fresh workspace for htmx (the same
+    service chosen, to add another of its kind), a redirect otherwise."""
+    if request.htmx and not request.htmx.boosted:
+        form = PermissionForm(service=service, initial={"service": service})
+        return _workspace(request, role, draft, permission_form=form)
+    url = reverse("request_permissions", args=[role.pk])
+    return redirect(f"{url}?{urlencode({'service': service})}" if service else url)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def request_permissions(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    role = _wizard_role(request, role_id)
+    return _workspace(request, role, _draft_load(request, role))
+
+
+@login_required
+@require_POST
+def request_permission_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    role = _wizard_role(request, role_id)
+    draft = _draft_load(request, role)
+    form = PermissionForm(request.POST)
+    if form.is_valid() and form.intent is not None:
+        label = form.label()
+        error = _draft_add(
+            draft, {"kind": "intent", "label": label, "intent": intent_as_dict(form.intent)}
+        )
+        if not error:
+            _draft_save(request, role, draft)
+            messages.success(request, f"Added: {label}.")
+            return _to_permissions(request, role, draft, service=form.cleaned_data["service"])
+        form.add_error(None, error)
+    status = _invalid_status(request)
+    return _workspace(request, role, draft, permission_form=form, status=status)
+
+
+@login_required
+@require_POST
+def request_template_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    role = _wizard_role(request, role_id)
+    draft = _draft_load(request, role)
+    template = _chosen_template(request.POST.get("template", ""))
+    form = TemplateValuesForm(request.POST, template=template, defaults=_template_defaults(role))
+    if form.is_valid() and template is not None and form.document is not None:
+        values = ", ".join(f"{k}={v}" for k, v in form.values().items())
+        label = f"{template.name} ({values})" if values else template.name
+        error = _draft_add(draft, {"kind": "template", "label": label, "document": form.document})
+        if not error:
+            _draft_save(request, role, draft)
+            messages.success(request, f"Added: {label}.")
+            return _to_permissions(request, role, draft)
+        form.add_error(None, error)
+    status = _invalid_status(request)
+    return _workspace(request, role, draft, template_form=form, status=status)
+
+
+@login_required
+@require_POST
+def request_permission_remove(request: HtmxHttpRequest, role_id: int, index: int) -> HttpResponse:
+    role = _wizard_role(request, role_id)
+    draft = _draft_load(request, role)
+    if not 0 <= index < len(draft.permissions):
+        raise Http404("No such permission in this request.")
+    removed = draft.permissions.pop(index)
+    _draft_save(request, role, draft)
+    messages.info(request, f"Removed: {removed.get('label', 'the permission')}.")
+    return _to_permissions(request, role, draft)
+
+
+def _resource_options(service: str, query: str) -> list[CloudResource]:
+    found = resources_search(query=query, account_id=None, resource_type=RESOURCE_TYPES[service])
+    return list(found[:RESOURCE_RESULTS])
+
+
+@login_required
+@require_GET
+def request_resources(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    """The typeahead: inventory resources of the chosen service matching what was typed."""
+    role = _wizard_role(request, role_id)
+    service = str(request.GET.get("service", ""))
+    query = str(request.GET.get("resource", "")).strip()[:200]
+    resources = _resource_options(service, query) if service in RESOURCE_TYPES else []
+    context = {"role": role, "resources": resources}
+    return render(request, "requests_app/request_permissions.html#resource_options", context)
+
+
+# --- step 2: raw JSON ---------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_editor(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    role = _wizard_role(request, role_id)
+    draft = _draft_load(request, role)
+    status = 200
+    if request.method == "POST":
+        form = RawPolicyForm(request.POST)
+        if form.is_valid():
+            edited = Draft(permissions=draft.permissions, raw=form.cleaned_data["document"])
+            error = _draft_too_big(edited)
+            if not error:
+                _draft_save(request, role, edited)
+                messages.success(request, "Your policy document is saved; review it below.")
+                return redirect("request_review", role_id=role.pk)
+            form.add_error("document", error)
+        status = _invalid_status(request)
+        text = str(request.POST.get("document", ""))
+    else:
+        policy = _draft_policy(draft)
+        text = policy.text or _pretty(EMPTY_POLICY)
+        form = RawPolicyForm(initial={"document": text})
+    findings, lint_error = _lint_text(text, role)
+    context = {
+        "role": role,
+        "draft": draft,
+        "form": form,
+        "findings": findings,
+        "lint_error": lint_error,
+    }
+    return render(request, "requests_app/request_editor.html", context, status=status)
+
+
+@login_required
+@require_POST
+def request_editor_lint(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    """Live lint of the editor's text (a partial, so always 200: see the module doc)."""
+    role = _wizard_role(request, role_id)
+    form = LintForm(request.POST)
+    findings: list[Finding] = []
+    if form.is_valid():
+        findings, error = _lint_text(form.cleaned_data["document"], role)
+    else:
+        error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
+    context = {"role": role, "findings": findings, "lint_error": error}
+    return render(request, "requests_app/request_editor.html#findings", context)
+
+
+@login_required
+@require_POST
+def request_editor_discard(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    """Back to the builder: the hand-edited JSON goes, the permissions stay."""
+    role = _wizard_role(request, role_id)
+    draft = _draft_load(request, role)
+    if draft.raw is not None:
+        draft.raw = None
+        _draft_save(request, role, draft)
+        messages.info(request, "Your JSON edits are discarded; the policy is generated again.")
+    return redirect("request_permissions", role_id=role.pk)
+
+
+# --- step 3: review and submit ------------------------------------------------------
+
+
+def _review_context(
+    role: IamRole,
+    policy: DraftPolicy,
+    form: ReviewForm,
+    policy_name: str,
+    preview: services.RequestPreview | None = None,
+) -> dict[str, Any]:
+    previous = (role.inline_policies or {}).get(policy_name)
+    return {
+        "role": role,
+        "policy": policy,
+        "form": form,
+        "policy_name": policy_name,
+        "diff": _diff(previous, policy.document, name=policy_name) if policy.document else [],
+        "replaces": previous is not None,
+        "findings": _lint(policy.document, role, policy_name) if policy.document else [],
+        "inline_policies": sorted((role.inline_policies or {}).keys()),
+        "preview": preview,
+        "preview_text": _pretty(preview.document) if preview else "",
+        "limit": services.INLINE_POLICIES_LIMIT,
+    }
+
+
+def _request_errors(form: ReviewForm, errors: dict[str, str]) -> None:
+    for key, message in errors.items():
+        if key == "expires_at":
+            chosen = form.cleaned_data.get("expiry")
+            form.add_error("expiry_date" if chosen == "date" else "expiry", message)
+        elif key in ("justification", "policy_name"):
+            form.add_error(key, message)
+        else:
+            form.add_error(None, message)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
+    role = _wizard_role(request, role_id)
+    draft = _draft_load(request, role)
+    policy = _draft_policy(draft)
+    template = _template(request, "requests_app/request_review.html", "review")
+    if request.method == "GET":
+        name = services.default_policy_name(role)
+        form = ReviewForm(initial={"policy_name": name, "expiry": ""})
+        return render(request, template, _review_context(role, policy, form, name))
+
+    form = ReviewForm(request.POST)
+    valid = form.is_valid()
+    name = (form.cleaned_data.get("policy_name") or "").strip() if valid else ""
+    name = name or services.default_policy_name(role)
+    preview = None
+    if valid and policy.document is None:
+        form.add_error(None, policy.error)
+    elif valid and policy.document is not None:
+        try:
+            preview = services.policy_request_preview(
+                role=role,
+                document=policy.document,
+                justification=form.cleaned_data["justification"],
+                policy_name=name,
+                expires_at=form.expires_at(),
+            )
+        except services.RequestInvalid as exc:
+            _request_errors(form, exc.errors)
+    if preview is None:
+        context = _review_context(role, policy, form, name)
+        return render(request, template, context, status=_invalid_status(request))
+    if request.POST.get("action") == "submit":
+        created = services.policy_request_submit(requester=request.user, preview=preview)
+        _draft_drop(request, role)
+        messages.success(request, f"Request #{created.pk} is submitted; reviewers are on it.")
+        url = reverse("request_detail", args=[created.pk])
+        if request.htmx and not request.htmx.boosted:
+            return HttpResponseClientRedirect(url)
+        return redirect(url)
+    return render(request, template, _review_context(role, policy, form, name, preview))
+
+
+# --- request pages ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def request_list(request: HtmxHttpRequest) -> HttpResponse:
+    requests = requests_of(request.user).select_related("role")
+    page = Paginator(requests, REQUESTS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "requests_app/request_list.html", {"page": page})
+
+
+@dataclass(frozen=True)
+class ChangeShown:
+    change: Change
+    policy_name: str
+    diff: list[DiffLine]
+    findings: list[Finding]
+
+
+def _change_shown(request: PolicyRequest, change: Change) -> ChangeShown:
+    payload = change.payload if isinstance(change.payload, dict) else {}
+    name = str(payload.get("policy_name", ""))
+    document = payload.get("document")
+    if change.type == Change.Type.INLINE_POLICY_PUT and isinstance(document, dict):
+        diff = _diff(change.previous, document, name=name)
+        findings = _lint(document, request.role, name)
+    else:
+        diff, findings = [], []
+    return ChangeShown(change=change, policy_name=name, diff=diff, findings=findings)
+
+
+@login_required
+@require_GET
+def request_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy_request = request_for_user(request.user, pk)
+    context = {
+        "policy_request": policy_request,
+        "changes": [_change_shown(policy_request, c) for c in policy_request.changes.all()],
+        "events": policy_request.events.select_related("actor"),
+        "comments": policy_request.comments.select_related("author"),
+    }
+    return render(request, "requests_app/request_detail.html", context)

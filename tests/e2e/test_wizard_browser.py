@@ -1,0 +1,145 @@
+"""The wizard in a real browser: alice signs in, picks a role, adds a
+permission, reviews it, does a dry run and submits; the request is pending.
+A screenshot of every step is kept for people to look at."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from django.test import TestCase
+
+from accounts.models import SyncRun
+from accounts.services import account_sync_request
+from iamportal import demo
+from requests_app.models import Change, PolicyRequest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct-horse-battery-staple"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "wizard"
+BUCKET = "acme-prod-payments-data"
+
+
+@pytest.fixture
+def organisation(transactional_db: None) -> list[Any]:
+    """The demo organisation in the embedded AWS, onboarded and synced once."""
+    accounts = demo.accounts_onboard(demo.organisation_seed())
+    demo.users_create(PASSWORD)
+    demo.policy_templates_seed()
+    for account in accounts:
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            run = account_sync_request(account=account)
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    return accounts
+
+
+def settled(page: Page) -> None:
+    """htmx wires up swapped-in content when it settles: act on it only then."""
+    page.wait_for_function(
+        "() => !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_alice_requests_read_access_to_a_bucket(
+    browser: Browser, live_server: Any, organisation: list[Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+
+    page.goto("/login/?next=/requests/new/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    shot(page, "01-sign-in")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Request permissions")).to_be_visible()
+
+    # Step 1: the typeahead finds the role; alice may use payments-api.
+    page.fill("#id_q", "payments-api")
+    expect(page).to_have_url(re.compile(r"q=payments-api"))
+    settled(page)
+    prod_row = page.locator("li.role-row", has_text="acme-prod").filter(has_text="payments-api")
+    expect(prod_row).to_have_count(1)
+    expect(prod_row).to_contain_text("you may use it")
+    shot(page, "02-pick-the-role")
+    prod_row.get_by_role("link", name="Choose").click()
+    expect(page.get_by_role("heading", name="Permissions for payments-api")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/requests/new/\d+/permissions/$"))
+    settled(page)
+
+    # Step 2: a service, a bucket from the inventory, plain-language access.
+    page.select_option("#id_service", "s3")
+    resource = page.locator("#id_resource")
+    expect(resource).to_be_visible()
+    settled(page)
+    resource.fill("payments-data")
+    expect(page.locator("#resource-options option")).to_have_count(3)  # one per account
+    settled(page)
+    resource.fill(f"arn:aws:s3:::{BUCKET}")
+    settled(page)
+    page.get_by_label("List objects").check()
+    page.get_by_label("Read objects").check()
+    page.get_by_role("button", name="Add this permission").click()
+    added = page.locator(".permission-list li")
+    expect(added).to_have_count(1)
+    expect(added).to_contain_text(f"Read objects on arn:aws:s3:::{BUCKET}")
+    expect(page.locator("#policy-so-far")).to_contain_text("s3:GetObject")
+    settled(page)
+    shot(page, "03-permissions")
+
+    # The JSON editor lints as one types.
+    page.get_by_role("link", name="Write the policy as JSON instead").click()
+    editor = page.locator("#id_document")
+    expect(editor).to_have_value(re.compile("s3:GetObject"))
+    settled(page)
+    editor.fill(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": '
+        '"s3:GetObject", "Resource": "*"}]}'
+    )
+    expect(page.locator("#findings")).to_contain_text('Resource "*" where the actions can be')
+    settled(page)
+    shot(page, "04-json-editor")
+    page.get_by_role("button", name="Back to the builder").click()
+    expect(page.locator("#policy-so-far")).to_contain_text(f"arn:aws:s3:::{BUCKET}/*")
+    settled(page)
+
+    # Step 3: review, justify, dry run, submit.
+    page.get_by_role("link", name="Review and submit", exact=True).click()
+    expect(page.get_by_role("heading", name="Review the request for payments-api")).to_be_visible()
+    expect(page.locator("pre.diff .add").first).to_be_visible()
+    settled(page)
+    page.fill("#id_justification", "Monthly settlement reports (PAY-1234).")
+    page.get_by_label("For 7 days").check()
+    shot(page, "05-review")
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.locator("#preview")).to_contain_text("this is exactly what would be requested")
+    settled(page)
+    assert PolicyRequest.objects.count() == 0
+    shot(page, "06-dry-run")
+    page.get_by_role("button", name="Submit").click()
+
+    expect(page.locator("#request-status")).to_have_text("Pending")
+    assert re.search(r"/requests/\d+/$", page.url)
+    expect(page.locator("body")).to_contain_text("Monthly settlement reports (PAY-1234).")
+    shot(page, "07-request")
+    created = PolicyRequest.objects.get()
+    assert created.status == PolicyRequest.Status.PENDING
+    assert created.requester.username == "alice"
+    assert created.expires_at is not None
+    change = Change.objects.get(request=created)
+    assert change.payload["document"]["Statement"][1]["Resource"] == [f"arn:aws:s3:::{BUCKET}/*"]
+    page.close()
