@@ -9,10 +9,12 @@ roles and every rule change bump it (see `access_changed`).
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from django.conf import settings
 from django.db.models import Q
@@ -35,6 +37,15 @@ def user_principal(email: str) -> str:
     return f"u:{email.strip().lower()}"
 
 
+def _is_wildcard(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
 def pattern_matches(pattern: str, arn: str) -> bool:
     """An access rule's pattern against a role ARN: exact, or with * ? [ ] wildcards;
     case-insensitive."""
@@ -42,7 +53,7 @@ def pattern_matches(pattern: str, arn: str) -> bool:
     arn = arn.strip().lower()
     if arn == pattern:
         return True
-    return any(c in pattern for c in "*?[") and fnmatchcase(arn, pattern)
+    return _is_wildcard(pattern) and _compiled(pattern).match(arn) is not None
 
 
 def tag_principal(value: str) -> str:
@@ -88,6 +99,7 @@ def _build(revision: int) -> AccessIndex:
     )
     if rules:
         arns = [(pk, arn.lower()) for pk, arn in IamRole.objects.values_list("pk", "arn")]
+        by_arn = {arn: pk for pk, arn in arns}
         for rule in rules:
             if rule.group is not None:
                 principal = group_principal(rule.group.name)
@@ -95,8 +107,14 @@ def _build(revision: int) -> AccessIndex:
                 principal = user_principal(rule.user.email)
             else:
                 continue
+            pattern = rule.role_pattern.strip().lower()
+            if not _is_wildcard(pattern):
+                if pattern in by_arn:
+                    _grant(grants, principal, by_arn[pattern], rule.cli_only)
+                continue
+            matcher = _compiled(pattern).match  # the same test as pattern_matches
             for role_id, arn in arns:
-                if pattern_matches(rule.role_pattern, arn):
+                if matcher(arn) is not None:
                     _grant(grants, principal, role_id, rule.cli_only)
     return AccessIndex(revision=revision, grants=dict(grants))
 

@@ -25,6 +25,9 @@ class EligibleRole:
     cli_only: bool
 
 
+_MEMO = "_iamportal_eligible"
+
+
 def _principals(user: AnyUser) -> list[str]:
     principals = [eligibility.group_principal(name) for name in group_names(user)]
     email = getattr(user, "email", "")
@@ -37,12 +40,18 @@ def eligible_role_ids(user: AnyUser) -> dict[int, bool]:
     """Role id -> CLI only, for every role `user` may use."""
     if not is_signed_in(user):
         return {}
-    grants = eligibility.access_index().grants
+    index = eligibility.access_index()
+    # One request often asks twice (resolve a role, then load it): answer the
+    # second time from the user object, as long as the index is the same one.
+    memo = getattr(user, _MEMO, None)
+    if memo is not None and memo[0] is index:
+        return dict(memo[1])
     result: dict[int, bool] = {}
     for principal in _principals(user):
-        for role_id, cli_only in grants.get(principal, {}).items():
+        for role_id, cli_only in index.grants.get(principal, {}).items():
             result[role_id] = result.get(role_id, True) and cli_only
-    return result
+    setattr(user, _MEMO, (index, result))
+    return dict(result)
 
 
 def roles_for_user(user: AnyUser, *, include_cli_only: bool = True) -> list[EligibleRole]:
@@ -90,6 +99,9 @@ def role_resolve(user: AnyUser, requested: str, *, include_cli_only: bool = True
     wanted = requested.strip().lower()
     if not wanted:
         raise RoleNotFound(requested)
+    exact = _exact_arn_match(user, requested.strip(), include_cli_only=include_cli_only)
+    if exact is not None:
+        return exact
     roles = roles_for_user(user, include_cli_only=include_cli_only)
     for role in roles:
         if role.arn.lower() == wanted:
@@ -100,6 +112,33 @@ def role_resolve(user: AnyUser, requested: str, *, include_cli_only: bool = True
     if matches:
         raise RoleAmbiguous(matches)
     raise RoleNotFound(requested)
+
+
+def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> EligibleRole | None:
+    """Weep nearly always sends a full ARN: one read on the unique ARN index answers
+    it without loading the user's whole role list. Anything else (another case, a
+    fragment, a role the user may not use) falls through to the full resolution."""
+    if not arn.startswith("arn:"):
+        return None
+    row = (
+        IamRole.objects.filter(arn=arn, account__enabled=True)
+        .values_list("pk", "arn", "name", "account__account_id", "account__name")
+        .first()
+    )
+    if row is None:
+        return None
+    cli_only = eligible_role_ids(user).get(row[0])
+    if cli_only is None or (cli_only and not include_cli_only):
+        return None
+    pk, arn, name, account_id, account_name = row
+    return EligibleRole(
+        id=pk,
+        arn=arn,
+        name=name,
+        account_id=account_id,
+        account_name=account_name,
+        cli_only=cli_only,
+    )
 
 
 def role_for_user(user: AnyUser, role_id: int) -> IamRole | None:

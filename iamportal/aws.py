@@ -24,8 +24,11 @@ _REFRESH_MARGIN = timedelta(minutes=5)
 SPOKE_SESSION_NAME = "iamportal"
 SPOKE_SESSION_SECONDS = 3600
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _hub: boto3.Session | None = None
+# Clients of the hub session, reused: building one costs milliseconds, and
+# botocore clients are safe to share between threads.
+_hub_clients: dict[tuple[Any, ...], Any] = {}
 
 
 @dataclass
@@ -59,16 +62,35 @@ def hub_session() -> boto3.Session:
 
 
 def client(service: str, *, session: boto3.Session | None = None, region: str | None = None) -> Any:
-    """A client for `service` from `session` (default: the hub), honouring the
-    endpoint override and the retry policy."""
-    session = session or hub_session()
+    """A client for `service` from `session` (default: the hub, whose clients are
+    reused), honouring the endpoint override and the retry policy."""
+    region = region or settings.AWS_REGION
     with _lock:
-        return session.client(
-            service,
-            region_name=region or settings.AWS_REGION,
-            endpoint_url=settings.AWS_ENDPOINT_URL,
-            config=client_config(),
-        )
+        if session is not None:
+            return _build_client(session, service, region)
+        key = (service, region, settings.AWS_ENDPOINT_URL, settings.AWS_MAX_ATTEMPTS)
+        cached = _hub_clients.get(key)
+        if cached is None:
+            cached = _hub_clients[key] = _build_client(hub_session(), service, region)
+        return cached
+
+
+def _build_client(session: boto3.Session, service: str, region: str) -> Any:
+    return session.client(
+        service,
+        region_name=region,
+        endpoint_url=settings.AWS_ENDPOINT_URL,
+        config=client_config(),
+    )
+
+
+def on_hub_call(event: str, handler: Any) -> None:
+    """Hook every hub client, present and future, into a botocore event
+    (used to observe or refuse calls at the AWS boundary in tests)."""
+    with _lock:
+        hub_session().events.register(event, handler)
+        for cached in _hub_clients.values():
+            cached.meta.events.register(event, handler)
 
 
 def role_arn(account_id: str, role_name: str) -> str:
@@ -118,3 +140,4 @@ def forget_sessions() -> None:
     with _lock:
         _hub = None
         _spokes.clear()
+        _hub_clients.clear()

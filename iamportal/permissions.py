@@ -32,8 +32,10 @@ def group_names(user: AnyUser) -> frozenset[str]:
 
 
 def forget_cached_groups(user: AnyUser) -> None:
-    if hasattr(user, _CACHE):
-        delattr(user, _CACHE)
+    """Drop what was read about the user's groups (and derived from them, such as
+    the roles they may use) on this user object."""
+    for name in [n for n in vars(user) if n.startswith("_iamportal_")]:
+        delattr(user, name)
 
 
 def is_signed_in(user: AnyUser) -> bool:

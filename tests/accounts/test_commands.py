@@ -76,6 +76,6 @@ def test_accounts_discover_explains_when_aws_refuses() -> None:
             "ListAccounts",
         )
 
-    aws.hub_session().events.register("provide-client-params.organizations.ListAccounts", refuse)
+    aws.on_hub_call("provide-client-params.organizations.ListAccounts", refuse)
     with pytest.raises(CommandError, match="Could not list the organization: AccessDenied"):
         call_command("accounts_discover", stdout=StringIO())

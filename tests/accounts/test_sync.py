@@ -145,7 +145,7 @@ def _deny_assume_role_into(account_id: str) -> None:
                 "AssumeRole",
             )
 
-    aws.hub_session().events.register("provide-client-params.sts.AssumeRole", refuse)
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", refuse)
 
 
 def test_an_account_whose_spoke_role_fails_fails_alone(

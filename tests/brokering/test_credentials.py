@@ -24,7 +24,7 @@ def assume_calls() -> list[dict[str, Any]]:
     def record(params: dict[str, Any], **kwargs: Any) -> None:
         calls.append(dict(params))
 
-    aws.hub_session().events.register("provide-client-params.sts.AssumeRole", record)
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", record)
     return calls
 
 
@@ -88,7 +88,7 @@ def test_an_aws_refusal_is_a_credential_error_and_audited(requester: User, org: 
     def refuse(**kwargs: Any) -> None:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "trust"}}, "AssumeRole")
 
-    aws.hub_session().events.register("provide-client-params.sts.AssumeRole", refuse)
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", refuse)
     with pytest.raises(services.CredentialError, match="AccessDenied"):
         issue(requester, org)
     row = CredentialIssuance.objects.get()

@@ -229,7 +229,7 @@ def test_the_body_is_json_whatever_the_content_type(requester: User, org: Org) -
 
 
 def test_aws_refusing_is_902_and_audited_as_failed(requester: User, org: Org) -> None:
-    aws.hub_session().events.register("before-call.sts.AssumeRole", fail_assume_role)
+    aws.on_hub_call("before-call.sts.AssumeRole", fail_assume_role)
     body = assert_weep_error(ask(weep_client(requester), "payments-batch"), 403, "902")
     assert "not authorized to assume" in body["message"]
     failed = CredentialIssuance.objects.get()

@@ -19,7 +19,7 @@ def assume_calls() -> list[dict[str, Any]]:
     def record(params: dict[str, Any], **kwargs: Any) -> None:
         calls.append(dict(params))
 
-    aws.hub_session().events.register("provide-client-params.sts.AssumeRole", record)
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", record)
     return calls
 
 
