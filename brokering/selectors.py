@@ -26,6 +26,7 @@ class EligibleRole:
 
 
 _MEMO = "_iamportal_eligible"
+_ROLE_MEMO = "_iamportal_resolved_role"
 
 
 def _principals(user: AnyUser) -> list[str]:
@@ -120,23 +121,20 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
     fragment, a role the user may not use) falls through to the full resolution."""
     if not arn.startswith("arn:"):
         return None
-    row = (
-        IamRole.objects.filter(arn=arn, account__enabled=True)
-        .values_list("pk", "arn", "name", "account__account_id", "account__name")
-        .first()
-    )
-    if row is None:
+    role = IamRole.objects.select_related("account").filter(arn=arn, account__enabled=True).first()
+    if role is None:
         return None
-    cli_only = eligible_role_ids(user).get(row[0])
+    cli_only = eligible_role_ids(user).get(role.pk)
     if cli_only is None or (cli_only and not include_cli_only):
         return None
-    pk, arn, name, account_id, account_name = row
+    # The caller loads this role next (role_for_user): keep it for this request.
+    setattr(user, _ROLE_MEMO, role)
     return EligibleRole(
-        id=pk,
-        arn=arn,
-        name=name,
-        account_id=account_id,
-        account_name=account_name,
+        id=role.pk,
+        arn=role.arn,
+        name=role.name,
+        account_id=role.account.account_id,
+        account_name=role.account.name,
         cli_only=cli_only,
     )
 
@@ -145,6 +143,9 @@ def role_for_user(user: AnyUser, role_id: int) -> IamRole | None:
     """The role with its account, when `user` may use it; None otherwise."""
     if role_id not in eligible_role_ids(user):
         return None
+    resolved: IamRole | None = user.__dict__.pop(_ROLE_MEMO, None)  # one use only
+    if resolved is not None and resolved.pk == role_id:
+        return resolved
     return (
         IamRole.objects.select_related("account").filter(pk=role_id, account__enabled=True).first()
     )
