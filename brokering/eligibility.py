@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,11 +23,13 @@ from django.db.models import Q
 from accounts.models import IamRole
 from accounts.services import ACCESS_REVISION, access_changed
 from brokering.models import AccessRule
-from iamportal.revisions import revision_get
+from iamportal.revisions import local_bumps, revision_get
 
 __all__ = ["access_changed", "access_index", "forget_index"]
 
 REVISION = ACCESS_REVISION
+# How long an index is trusted before asking whether another process changed access.
+FRESHNESS_SECONDS = 2.0
 
 
 def group_principal(name: str) -> str:
@@ -66,6 +69,8 @@ class AccessIndex:
     revision: int
     # principal -> role id -> cli_only (False when any grant allows the console)
     grants: dict[str, dict[int, bool]] = field(default_factory=dict)
+    checked_at: float = 0.0
+    local_bumps: int = 0
 
 
 _lock = threading.Lock()
@@ -120,13 +125,26 @@ def _build(revision: int) -> AccessIndex:
 
 
 def access_index() -> AccessIndex:
-    """The current index; one primary-key read to learn whether it is still fresh."""
+    """The current index. Changes made by this process are seen at once; changes
+    made by another process (a worker's sync, another web server's rule edit)
+    within FRESHNESS_SECONDS, at the cost of one primary-key read per check."""
     global _index
-    revision = revision_get(REVISION)
+    now = time.monotonic()
+    bumps = local_bumps(REVISION)
     with _lock:
-        if _index is not None and _index.revision == revision:
-            return _index
+        current = _index
+        if (
+            current is not None
+            and current.local_bumps == bumps
+            and now - current.checked_at < FRESHNESS_SECONDS
+        ):
+            return current
+    revision = revision_get(REVISION)
+    if current is not None and current.revision == revision:
+        current.checked_at, current.local_bumps = now, bumps
+        return current
     index = _build(revision)
+    index.checked_at, index.local_bumps = now, bumps
     with _lock:
         _index = index
     return index

@@ -1,0 +1,54 @@
+"""The access index: rebuilt at once for this process's changes, and within the
+freshness window for changes made by another process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db.models import F
+
+from brokering import eligibility, selectors
+from iamportal.models import Revision
+from tests.brokering.conftest import Org
+
+pytestmark = pytest.mark.django_db
+
+
+def _tag_by_another_process(org: Org, role_key: str, tags: dict[str, str]) -> None:
+    """What a sync on a worker does: new tags and a bumped revision, but no bump
+    this web process could have noticed locally."""
+    role = org.roles[role_key]
+    type(role).objects.filter(pk=role.pk).update(tags=tags)
+    Revision.objects.filter(name=eligibility.REVISION).update(value=F("value") + 1)
+
+
+def test_another_process_change_is_seen_after_the_freshness_window(
+    requester: User, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(eligibility.time, "monotonic", lambda: clock[0])
+    break_glass = org.roles["prod/break-glass"].pk
+    assert break_glass not in selectors.eligible_role_ids(requester)
+
+    _tag_by_another_process(org, "prod/break-glass", {"iamportal-authorized": "team-payments"})
+    fresh = User.objects.get(pk=requester.pk)  # a new request
+    assert break_glass not in selectors.eligible_role_ids(fresh)
+
+    clock[0] += eligibility.FRESHNESS_SECONDS + 0.1
+    later = User.objects.get(pk=requester.pk)
+    assert break_glass in selectors.eligible_role_ids(later)
+
+
+def test_this_process_changes_are_seen_at_once(
+    requester: User, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brokering.models import AccessRule
+    from brokering.services import access_rule_save
+
+    monkeypatch.setattr(eligibility.time, "monotonic", lambda: 5000.0)
+    assert org.roles["prod/break-glass"].pk not in selectors.eligible_role_ids(requester)
+    access_rule_save(rule=AccessRule(user=requester, role_pattern=org.arn("prod/break-glass")))
+    fresh: Any = User.objects.get(pk=requester.pk)
+    assert org.roles["prod/break-glass"].pk in selectors.eligible_role_ids(fresh)
