@@ -124,6 +124,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "iamportal.context_processors.navigation",
             ],
         },
     },
@@ -296,6 +297,10 @@ IAMPORTAL_METRICS_TOKEN = env_str("IAMPORTAL_METRICS_TOKEN")
 # admins manage accounts, access rules and templates; everyone else is an engineer.
 IAMPORTAL_REVIEWER_GROUPS = env_list("IAMPORTAL_REVIEWER_GROUPS", "security-reviewers")
 IAMPORTAL_ADMIN_GROUPS = env_list("IAMPORTAL_ADMIN_GROUPS", "iamportal-admins")
+# Separation of duties: nobody approves their own request. A small team whose
+# only admin also requests changes may let admins approve their own; each such
+# approval is marked as a self-approval in the request's timeline.
+IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL = env_bool("IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL", False)
 
 # Username/password login: "true" for everyone with a password (the demo),
 # "superusers" for break-glass access only, "false" to turn it off.

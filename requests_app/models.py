@@ -33,6 +33,8 @@ class PolicyRequest(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         APPROVED = "approved"
+        # Claimed by one apply task; no other task touches the request meanwhile.
+        APPLYING = "applying"
         REJECTED = "rejected"
         CANCELLED = "cancelled"
         APPLIED = "applied"
@@ -134,8 +136,10 @@ class RequestEvent(models.Model):
         APPROVED = "approved"
         REJECTED = "rejected"
         CANCELLED = "cancelled"
+        APPLYING = "applying"
         APPLIED = "applied"
         FAILED = "failed"
+        RETRIED = "retried"
         EXPIRED = "expired"
 
     request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="events")

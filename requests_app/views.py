@@ -16,7 +16,9 @@ from __future__ import annotations
 import difflib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -26,16 +28,17 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from accounts.models import CloudResource, IamRole
+from accounts.models import AwsAccount, CloudResource, IamRole
 from accounts.selectors import resources_search, roles_search
 from brokering.selectors import eligible_role_ids
-from iamportal.permissions import can_view_inventory
+from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
@@ -651,10 +654,128 @@ def _change_shown(request: PolicyRequest, change: Change) -> ChangeShown:
 @require_GET
 def request_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     policy_request = request_for_user(request.user, pk)
+    # Which forms to show; the services decide whether the action is allowed.
+    reviewer = is_reviewer(request.user)
+    mine = policy_request.requester_id == request.user.pk
     context = {
         "policy_request": policy_request,
         "changes": [_change_shown(policy_request, c) for c in policy_request.changes.all()],
         "events": policy_request.events.select_related("actor"),
-        "comments": policy_request.comments.select_related("author"),
+        "show_review": reviewer and policy_request.is_open,
+        "show_cancel": mine and policy_request.is_open,
+        "show_retry": reviewer and policy_request.status == PolicyRequest.Status.FAILED,
+        "reason_max": services.REASON_MAX_LENGTH,
+        "comment_max": services.COMMENT_MAX_LENGTH,
     }
     return render(request, "requests_app/request_detail.html", context)
+
+
+def _request_act(
+    request: HtmxHttpRequest, pk: int, action: Callable[[], object], done: str
+) -> HttpResponse:
+    """Run a review action and go back to the request page, saying what happened
+    or why it was refused."""
+    try:
+        action()
+    except services.RequestActionRefused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("request_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy_request = request_for_user(request.user, pk, for_review=True)
+    return _request_act(
+        request,
+        policy_request.pk,
+        lambda: services.policy_request_approve(request_id=pk, reviewer=request.user),
+        f"Request #{pk} is approved; its changes are being applied.",
+    )
+
+
+@login_required
+@require_POST
+def request_reject(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy_request = request_for_user(request.user, pk, for_review=True)
+    reason = str(request.POST.get("reason", ""))
+    return _request_act(
+        request,
+        policy_request.pk,
+        lambda: services.policy_request_reject(request_id=pk, reviewer=request.user, reason=reason),
+        f"Request #{pk} is rejected.",
+    )
+
+
+@login_required
+@require_POST
+def request_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy_request = request_for_user(request.user, pk, for_review=True)
+    return _request_act(
+        request,
+        policy_request.pk,
+        lambda: services.policy_request_retry(request_id=pk, reviewer=request.user),
+        f"Request #{pk} is queued to apply again.",
+    )
+
+
+@login_required
+@require_POST
+def request_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy_request = request_for_user(request.user, pk)
+    return _request_act(
+        request,
+        policy_request.pk,
+        lambda: services.policy_request_cancel(request_id=pk, requester=request.user),
+        f"Request #{pk} is cancelled.",
+    )
+
+
+@login_required
+@require_POST
+def request_comment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy_request = request_for_user(request.user, pk)
+    body = str(request.POST.get("body", ""))
+    return _request_act(
+        request,
+        policy_request.pk,
+        lambda: services.policy_request_comment(request_id=pk, author=request.user, body=body),
+        "Your comment is added.",
+    )
+
+
+QUEUE_AGES = {"1": "more than a day", "3": "more than 3 days", "7": "more than a week"}
+
+
+@login_required
+@require_GET
+def request_queue(request: HtmxHttpRequest) -> HttpResponse:
+    """Pending requests, oldest first, for reviewers."""
+    if not is_reviewer(request.user):
+        raise Http404("No such page.")
+    account = str(request.GET.get("account", "")).strip()[:12]
+    requester = str(request.GET.get("requester", "")).strip()[:150]
+    age = str(request.GET.get("age", ""))
+    pending = (
+        PolicyRequest.objects.filter(status=PolicyRequest.Status.PENDING)
+        .select_related("requester", "role", "account")
+        .order_by("created_at", "id")
+    )
+    if account:
+        pending = pending.filter(account__account_id=account)
+    if requester:
+        pending = pending.filter(requester__username__icontains=requester)
+    if age in QUEUE_AGES:
+        pending = pending.filter(created_at__lte=timezone.now() - timedelta(days=int(age)))
+    context = {
+        "page": Paginator(pending, REQUESTS_PAGE_SIZE).get_page(request.GET.get("page")),
+        "accounts": AwsAccount.objects.filter(
+            policy_requests__status=PolicyRequest.Status.PENDING
+        ).distinct(),
+        "ages": QUEUE_AGES,
+        "chosen": {"account": account, "requester": requester, "age": age},
+        "query": urlencode({"account": account, "requester": requester, "age": age}),
+    }
+    return render(request, "requests_app/request_queue.html", context)

@@ -70,3 +70,12 @@ def test_losing_the_reviewer_group_removes_staff_access(reviewer: User) -> None:
 def test_group_sync_bounds_what_an_identity_source_sends(requester: User) -> None:
     user_groups_sync(user=requester, group_names=["ok", " ok ", "", "x" * 500, 42, None])  # type: ignore[list-item]
     assert set(requester.groups.values_list("name", flat=True)) == {"ok", "42"}
+
+
+def test_only_reviewers_see_the_review_queue_in_the_navigation(
+    reviewer: User, requester: User
+) -> None:
+    from tests.conftest import client_for
+
+    assert 'href="/requests/review/"' in client_for(reviewer).get("/").content.decode()
+    assert 'href="/requests/review/"' not in client_for(requester).get("/").content.decode()

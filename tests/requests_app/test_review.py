@@ -1,0 +1,508 @@
+"""Review and apply: who may approve, reject, cancel, comment and retry, and what
+an approved request does in AWS."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.test import Client, TestCase
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import AwsAccount, IamRole
+from accounts.services import account_add
+from iamportal import aws, demo
+from iamportal.models import JobStatus
+from requests_app import services, tasks
+from requests_app.models import Change, Comment, PolicyRequest, RequestEvent
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+READ_INVOICES = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "ReadInvoices",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": ["arn:aws:s3:::acme-invoices/*"],
+        }
+    ],
+}
+OTHER_DOCUMENT = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"}],
+}
+ECS_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+@pytest.fixture
+def account() -> AwsAccount:
+    """A member account of the organisation with iamportal's spoke role in it."""
+    org = aws.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    status = org.create_account(Email="aws-prod@example.com", AccountName="acme-prod")
+    account_id = status["CreateAccountStatus"]["AccountId"]
+    demo.spoke_role_create(admin_iam(account_id))
+    return account_add(account_id=account_id, name="acme-prod", environment="prod")
+
+
+def admin_iam(account_id: str) -> Any:
+    return aws.client("iam", session=demo.account_session(account_id))
+
+
+def role_in(account: AwsAccount, name: str, *, in_aws: bool = True) -> IamRole:
+    if in_aws:
+        admin_iam(account.account_id).create_role(RoleName=name, AssumeRolePolicyDocument=ECS_TRUST)
+    return IamRole.objects.create(
+        account=account,
+        arn=aws.role_arn(account.account_id, name),
+        name=name,
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+
+
+@pytest.fixture
+def role(account: AwsAccount) -> IamRole:
+    return role_in(account, "payments-api")
+
+
+def submitted(user: User, role: IamRole, *, policy_name: str = "invoices-read") -> PolicyRequest:
+    preview = services.policy_request_preview(
+        role=role,
+        document=READ_INVOICES,
+        justification="Monthly invoice export.",
+        policy_name=policy_name,
+    )
+    return services.policy_request_submit(requester=user, preview=preview)
+
+
+def policy_in_aws(role: IamRole, name: str) -> Any:
+    iam = admin_iam(role.account.account_id)
+    return iam.get_role_policy(RoleName=role.name, PolicyName=name)["PolicyDocument"]
+
+
+def approve(request: PolicyRequest, reviewer: User) -> PolicyRequest:
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+    request.refresh_from_db()
+    return request
+
+
+def post(client: Client, name: str, request: PolicyRequest, **data: str) -> Any:
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(reverse(name, args=[request.pk]), data)
+
+
+def flashed(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def kinds(request: PolicyRequest) -> list[str]:
+    return list(request.events.values_list("kind", flat=True))
+
+
+# --- approve and apply ----------------------------------------------------------------
+
+
+def test_an_approved_request_is_applied_in_aws_and_the_role_refreshed(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(submitted(requester, role), reviewer)
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+    change = request.changes.get()
+    assert change.status == Change.Status.APPLIED
+    assert change.applied_at is not None
+    assert change.error == ""
+    role.refresh_from_db()
+    assert role.inline_policies["invoices-read"] == READ_INVOICES
+    assert kinds(request) == ["submitted", "approved", "applying", "applied"]
+    approved = request.events.get(kind=RequestEvent.Kind.APPROVED)
+    assert approved.actor == reviewer
+    assert approved.data == {}
+    assert JobStatus.objects.get(name="requests_app.apply").last_success_at is not None
+
+
+def test_a_reviewer_approves_on_the_request_page(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    client = client_for(reviewer)
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert reverse("request_approve", args=[request.pk]) in page
+    assert reverse("request_reject", args=[request.pk]) in page
+    response = post(client, "request_approve", request)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("request_detail", args=[request.pk])
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert "Applied" in page
+    assert reverse("request_approve", args=[request.pk]) not in page
+
+
+def test_a_delete_change_removes_the_inline_policy(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    admin_iam(role.account.account_id).put_role_policy(
+        RoleName=role.name, PolicyName="old", PolicyDocument=json.dumps(OTHER_DOCUMENT)
+    )
+    request = submitted(requester, role)
+    request.changes.update(type=Change.Type.INLINE_POLICY_DELETE, payload={"policy_name": "old"})
+    assert approve(request, reviewer).status == PolicyRequest.Status.APPLIED
+    iam = admin_iam(role.account.account_id)
+    assert iam.list_role_policies(RoleName=role.name)["PolicyNames"] == []
+
+
+def test_a_second_approval_is_refused_and_nothing_is_applied_twice(
+    requester: User, reviewer: User, admin_user: User, role: IamRole
+) -> None:
+    request = approve(submitted(requester, role), reviewer)
+    with pytest.raises(services.RequestActionRefused, match="only pending requests"):
+        approve(request, admin_user)
+    assert kinds(request).count("approved") == 1
+    assert kinds(request).count("applied") == 1
+
+
+def test_the_apply_task_run_twice_applies_once(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+    tasks.policy_request_apply_task(request.pk)
+    # Someone edits the policy in AWS; a second delivery of the task must not undo it.
+    admin_iam(role.account.account_id).put_role_policy(
+        RoleName=role.name, PolicyName="invoices-read", PolicyDocument=json.dumps(OTHER_DOCUMENT)
+    )
+    tasks.policy_request_apply_task(request.pk)
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "invoices-read") == OTHER_DOCUMENT
+    assert kinds(request).count("applying") == 1
+    assert kinds(request).count("applied") == 1
+
+
+def test_a_pending_request_is_never_applied(requester: User, role: IamRole) -> None:
+    request = submitted(requester, role)
+    assert services.policy_request_apply(request_id=request.pk).status == "pending"
+    assert (
+        admin_iam(role.account.account_id).list_role_policies(RoleName=role.name)["PolicyNames"]
+        == []
+    )
+
+
+# --- separation of duties ---------------------------------------------------------------
+
+
+def test_it_rejects_self_approval_in_the_service(reviewer: User, role: IamRole) -> None:
+    request = submitted(reviewer, role)
+    with pytest.raises(services.RequestActionRefused, match="own request"):
+        approve(request, reviewer)
+    assert request.status == PolicyRequest.Status.PENDING
+    assert kinds(request) == ["submitted"]
+
+
+def test_it_rejects_self_approval_on_the_page(reviewer: User, role: IamRole) -> None:
+    request = submitted(reviewer, role)
+    response = post(client_for(reviewer), "request_approve", request)
+    assert response.status_code == 302
+    assert any("own request" in m for m in flashed(response))
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+    assert kinds(request) == ["submitted"]
+
+
+def admin_action(user: User, action: str, *requests: PolicyRequest) -> Any:
+    data = {"action": action, "_selected_action": [str(r.pk) for r in requests]}
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client_for(user).post(reverse("admin:requests_app_policyrequest_changelist"), data)
+
+
+def test_it_rejects_self_approval_in_the_admin(
+    admin_user: User, requester: User, role: IamRole
+) -> None:
+    own = submitted(admin_user, role)
+    theirs = submitted(requester, role, policy_name="theirs")
+    response = admin_action(admin_user, "approve", own, theirs)
+    assert response.status_code == 302
+    assert any(f"#{own.pk}: Nobody approves their own request" in m for m in flashed(response))
+    own.refresh_from_db()
+    theirs.refresh_from_db()
+    assert own.status == PolicyRequest.Status.PENDING
+    assert theirs.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "theirs") == READ_INVOICES
+
+
+def test_admins_reject_in_the_admin_with_a_recorded_reason(
+    reviewer: User, requester: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    assert admin_action(reviewer, "reject", request).status_code == 302
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.REJECTED
+    event = request.events.get(kind=RequestEvent.Kind.REJECTED)
+    assert (event.actor, event.message) == (reviewer, "Rejected in the admin.")
+
+
+def test_status_is_read_only_in_the_admin(reviewer: User, requester: User, role: IamRole) -> None:
+    request = submitted(requester, role)
+    client = client_for(reviewer)
+    url = reverse("admin:requests_app_policyrequest_change", args=[request.pk])
+    client.post(url, {"status": "applied"})
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+
+
+def test_an_admin_self_approves_only_when_the_setting_allows_it_and_it_is_recorded(
+    admin_user: User, reviewer: User, role: IamRole, settings: Any
+) -> None:
+    request = submitted(admin_user, role)
+    with pytest.raises(services.RequestActionRefused):
+        approve(request, admin_user)
+    settings.IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL = True
+    own_by_reviewer = submitted(reviewer, role, policy_name="reviewers-own")
+    with pytest.raises(services.RequestActionRefused):
+        approve(own_by_reviewer, reviewer)  # the setting is for admins only
+    request = approve(request, admin_user)
+    assert request.status == PolicyRequest.Status.APPLIED
+    event = request.events.get(kind=RequestEvent.Kind.APPROVED)
+    assert event.actor == admin_user
+    assert event.data == {"self_approval": True}
+    page = client_for(admin_user).get(reverse("request_detail", args=[request.pk]))
+    assert "Self-approval" in page.content.decode()
+
+
+@pytest.mark.parametrize("member", ["requester", "outsider"])
+def test_a_non_reviewer_cannot_approve_reject_or_retry_anywhere(
+    member: str, requester: User, role: IamRole, request: pytest.FixtureRequest
+) -> None:
+    user = request.getfixturevalue(member)
+    pending = submitted(requester, role)
+    client = client_for(user)
+    for name in ("request_approve", "request_reject", "request_retry"):
+        assert post(client, name, pending, reason="fine").status_code == 404
+    assert client.get(reverse("request_queue")).status_code == 404
+    with pytest.raises(services.RequestActionRefused, match="Only reviewers"):
+        services.policy_request_approve(request_id=pending.pk, reviewer=user)
+    with pytest.raises(services.RequestActionRefused, match="Only reviewers"):
+        services.policy_request_reject(request_id=pending.pk, reviewer=user, reason="no")
+    with pytest.raises(services.RequestActionRefused, match="Only reviewers"):
+        services.policy_request_retry(request_id=pending.pk, reviewer=user)
+    user.is_staff = True  # even with access to the admin site
+    user.save(update_fields=["is_staff"])
+    admin_action(user, "approve", pending)
+    pending.refresh_from_db()
+    assert pending.status == PolicyRequest.Status.PENDING
+    assert kinds(pending) == ["submitted"]
+
+
+def test_an_outsider_cannot_see_or_touch_a_request(
+    outsider: User, requester: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    client = client_for(outsider)
+    response = client.get(reverse("request_detail", args=[request.pk]))
+    assert response.status_code == 404
+    assert "Monthly invoice export" not in response.content.decode()
+    for name in ("request_comment", "request_cancel"):
+        assert post(client, name, request, body="hello").status_code == 404
+    with pytest.raises(services.RequestActionRefused):
+        services.policy_request_comment(request_id=request.pk, author=outsider, body="hello")
+    assert not Comment.objects.exists()
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+
+
+def test_the_anonymous_are_sent_to_sign_in(
+    anonymous: Client, requester: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    for name in ("request_approve", "request_reject", "request_cancel", "request_comment"):
+        response = anonymous.post(reverse(name, args=[request.pk]))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+    assert anonymous.get(reverse("request_queue")).status_code == 302
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+
+
+# --- reject, cancel, comment ---------------------------------------------------------------
+
+
+def test_a_rejection_needs_a_reason(requester: User, reviewer: User, role: IamRole) -> None:
+    request = submitted(requester, role)
+    with pytest.raises(services.RequestActionRefused, match="reason"):
+        services.policy_request_reject(request_id=request.pk, reviewer=reviewer, reason="  ")
+    client = client_for(reviewer)
+    response = post(client, "request_reject", request, reason="")
+    assert any("reason" in m for m in flashed(response))
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+    post(client, "request_reject", request, reason="Too broad: scope it to one prefix.")
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.REJECTED
+    page = client_for(requester).get(reverse("request_detail", args=[request.pk]))
+    assert "Too broad: scope it to one prefix." in page.content.decode()
+    assert services.policy_request_apply(request_id=request.pk).status == "rejected"
+
+
+def test_only_the_requester_cancels_and_only_while_pending(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    response = post(client_for(reviewer), "request_cancel", request)
+    assert any("Only the requester" in m for m in flashed(response))
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+    client = client_for(requester)
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert reverse("request_cancel", args=[request.pk]) in page
+    assert reverse("request_approve", args=[request.pk]) not in page
+    post(client, "request_cancel", request)
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.CANCELLED
+    assert request.changes.get().status == Change.Status.CANCELLED
+    assert request.events.get(kind=RequestEvent.Kind.CANCELLED).actor == requester
+    with pytest.raises(services.RequestActionRefused, match="only pending requests"):
+        approve(request, reviewer)
+    with pytest.raises(services.RequestActionRefused, match="only pending requests"):
+        services.policy_request_cancel(request_id=request.pk, requester=requester)
+
+
+def test_the_requester_and_reviewers_comment_on_the_timeline(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    post(client_for(requester), "request_comment", request, body="Needed by Friday.")
+    post(client_for(reviewer), "request_comment", request, body="Which prefix?")
+    response = post(client_for(reviewer), "request_comment", request, body="   ")
+    assert any("comment is required" in m for m in flashed(response))
+    assert list(Comment.objects.values_list("body", flat=True)) == [
+        "Needed by Friday.",
+        "Which prefix?",
+    ]
+    page = client_for(requester).get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert "Needed by Friday." in page
+    assert "Which prefix?" in page
+    assert kinds(request) == ["submitted", "commented", "commented"]
+
+
+# --- failure and retry ----------------------------------------------------------------------
+
+
+def test_a_change_aws_rejects_fails_the_request_with_the_error_shown(
+    requester: User, reviewer: User, account: AwsAccount
+) -> None:
+    ghost = role_in(account, "reports-job", in_aws=False)
+    request = approve(submitted(requester, ghost), reviewer)
+    assert request.status == PolicyRequest.Status.FAILED
+    change = request.changes.get()
+    assert change.status == Change.Status.FAILED
+    assert change.error.startswith("NoSuchEntity")
+    assert change.applied_at is None
+    failed = request.events.get(kind=RequestEvent.Kind.FAILED)
+    assert failed.message == change.error
+    page = client_for(requester).get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert "NoSuchEntity" in page
+    assert "Failed" in page
+    reviewer_page = client_for(reviewer).get(reverse("request_detail", args=[request.pk]))
+    assert reverse("request_retry", args=[request.pk]) in reviewer_page.content.decode()
+
+
+def test_a_retry_after_the_fix_applies_only_what_was_not_applied(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    ghost = role_in(role.account, "reports-job", in_aws=False)
+    request = submitted(requester, role)
+    Change.objects.create(
+        request=request,
+        position=1,
+        type=Change.Type.INLINE_POLICY_PUT,
+        target_arn=ghost.arn,
+        account_id=role.account.account_id,
+        payload={"policy_name": "reports", "document": OTHER_DOCUMENT},
+    )
+    request = approve(request, reviewer)
+    assert request.status == PolicyRequest.Status.FAILED
+    first, second = request.changes.all()
+    assert (first.status, second.status) == (Change.Status.APPLIED, Change.Status.FAILED)
+    applied_at = first.applied_at
+
+    # The fix: the role now exists. Meanwhile the first policy was edited in AWS,
+    # which a retry must leave alone.
+    iam = admin_iam(role.account.account_id)
+    iam.create_role(RoleName="reports-job", AssumeRolePolicyDocument=ECS_TRUST)
+    iam.put_role_policy(
+        RoleName=role.name, PolicyName="invoices-read", PolicyDocument=json.dumps(OTHER_DOCUMENT)
+    )
+    with pytest.raises(services.RequestActionRefused, match="Only reviewers"):
+        services.policy_request_retry(request_id=request.pk, reviewer=requester)
+    post(client_for(reviewer), "request_retry", request)
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    first, second = request.changes.all()
+    assert (first.status, second.status) == (Change.Status.APPLIED, Change.Status.APPLIED)
+    assert first.applied_at == applied_at
+    assert second.error == ""
+    assert policy_in_aws(ghost, "reports") == OTHER_DOCUMENT
+    assert policy_in_aws(role, "invoices-read") == OTHER_DOCUMENT
+    assert kinds(request) == [
+        "submitted",
+        "approved",
+        "applying",
+        "failed",
+        "retried",
+        "applying",
+        "applied",
+    ]
+    with pytest.raises(services.RequestActionRefused, match="only failed requests"):
+        services.policy_request_retry(request_id=request.pk, reviewer=reviewer)
+
+
+# --- the review queue -------------------------------------------------------------------------
+
+
+def test_the_review_queue_lists_pending_requests_for_reviewers_with_filters(
+    requester: User, reviewer: User, admin_user: User, role: IamRole
+) -> None:
+    old = submitted(requester, role)
+    PolicyRequest.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=4))
+    new = submitted(admin_user, role, policy_name="admins")
+    done = submitted(requester, role, policy_name="done")
+    services.policy_request_cancel(request_id=done.pk, requester=requester)
+    client = client_for(reviewer)
+
+    def listed(**filters: str) -> list[int]:
+        response = client.get(reverse("request_queue"), filters)
+        assert response.status_code == 200
+        return [item.pk for item in response.context["page"].object_list]
+
+    assert listed() == [old.pk, new.pk]
+    assert listed(requester="ALI") == [old.pk]
+    assert listed(age="3") == [old.pk]
+    assert listed(age="7") == []
+    assert listed(account=role.account.account_id) == [old.pk, new.pk]
+    assert listed(account="999999999999") == []
+    assert listed(age="bogus", page="x") == [old.pk, new.pk]
+    assert client_for(admin_user).get(reverse("request_queue")).status_code == 200
