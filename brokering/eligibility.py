@@ -59,6 +59,18 @@ def pattern_matches(pattern: str, arn: str) -> bool:
     return _is_wildcard(pattern) and _compiled(pattern).match(arn) is not None
 
 
+def group_id_principal(group_id: int) -> str:
+    """Access rules name a group by id, so a renamed group keeps its grants and a
+    deleted (and later recreated) group does not pass them on."""
+    return f"gid:{group_id}"
+
+
+def user_id_principal(user_id: int) -> str:
+    """Access rules name a user by id: a changed email or a new account with the
+    same email never inherits the grants."""
+    return f"uid:{user_id}"
+
+
 def tag_principal(value: str) -> str:
     value = value.strip()
     return user_principal(value) if "@" in value else group_principal(value)
@@ -98,18 +110,18 @@ def _build(revision: int) -> AccessIndex:
                     _grant(grants, tag_principal(value), role_id, cli_only)
 
     rules = list(
-        AccessRule.objects.filter(enabled=True)
-        .select_related("group", "user")
-        .only("role_pattern", "cli_only", "group__name", "user__email")
+        AccessRule.objects.filter(enabled=True).only(
+            "role_pattern", "cli_only", "group_id", "user_id"
+        )
     )
     if rules:
         arns = [(pk, arn.lower()) for pk, arn in IamRole.objects.values_list("pk", "arn")]
         by_arn = {arn: pk for pk, arn in arns}
         for rule in rules:
-            if rule.group is not None:
-                principal = group_principal(rule.group.name)
-            elif rule.user is not None and rule.user.email:
-                principal = user_principal(rule.user.email)
+            if rule.group_id is not None:
+                principal = group_id_principal(rule.group_id)
+            elif rule.user_id is not None:
+                principal = user_id_principal(rule.user_id)
             else:
                 continue
             pattern = rule.role_pattern.strip().lower()

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db.models import Max
 
 from accounts.models import IamRole
 from brokering import eligibility
 from brokering.models import CredentialIssuance
-from iamportal.permissions import AnyUser, group_names, is_signed_in
+from iamportal.permissions import AnyUser, is_signed_in, user_groups
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,16 @@ _ROLE_MEMO = "_iamportal_resolved_role"
 
 
 def _principals(user: AnyUser) -> list[str]:
-    principals = [eligibility.group_principal(name) for name in group_names(user)]
+    """Role tags name groups and emails; access rules name group and user ids."""
+    principals = []
+    for group_id, name in user_groups(user):
+        principals.append(eligibility.group_principal(name))
+        principals.append(eligibility.group_id_principal(group_id))
     email = getattr(user, "email", "")
     if email:
         principals.append(eligibility.user_principal(email))
+    if user.pk is not None:
+        principals.append(eligibility.user_id_principal(user.pk))
     return principals
 
 
@@ -159,13 +165,32 @@ class RoleAudience:
 
 def users_for_role(role: IamRole) -> RoleAudience:
     """Who may use `role`: the groups and the individual users granted it."""
-    groups: list[tuple[str, bool]] = []
-    users: list[tuple[str, bool]] = []
+    groups: dict[str, bool] = {}
+    users: dict[str, bool] = {}
+    group_ids: dict[int, bool] = {}
+    user_ids: dict[int, bool] = {}
     for principal, roles in eligibility.access_index().grants.items():
-        if role.pk in roles:
-            kind, _, name = principal.partition(":")
-            (groups if kind == "g" else users).append((name, roles[role.pk]))
-    return RoleAudience(groups=sorted(groups), users=sorted(users))
+        if role.pk not in roles:
+            continue
+        kind, _, name = principal.partition(":")
+        cli_only = roles[role.pk]
+        if kind == "g":
+            groups[name] = groups.get(name, True) and cli_only
+        elif kind == "u":
+            users[name] = users.get(name, True) and cli_only
+        elif kind == "gid":
+            group_ids[int(name)] = cli_only
+        elif kind == "uid":
+            user_ids[int(name)] = cli_only
+    for group_id, name in Group.objects.filter(pk__in=group_ids).values_list("pk", "name"):
+        key = name.lower()
+        groups[key] = groups.get(key, True) and group_ids[group_id]
+    for user_id, email, username in User.objects.filter(pk__in=user_ids).values_list(
+        "pk", "email", "username"
+    ):
+        key = (email or username).lower()
+        users[key] = users.get(key, True) and user_ids[user_id]
+    return RoleAudience(groups=sorted(groups.items()), users=sorted(users.items()))
 
 
 def recent_issuances(role: IamRole, *, limit: int = 20) -> list[CredentialIssuance]:

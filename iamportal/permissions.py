@@ -17,18 +17,22 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 
 AnyUser = AbstractBaseUser | AnonymousUser
 PermissionRole = Literal["admin", "reviewer", "engineer", "anonymous"]
-_CACHE = "_iamportal_group_names"
+_CACHE = "_iamportal_groups"
 
 
-def group_names(user: AnyUser) -> frozenset[str]:
-    """The user's group names, read once per user object (one request)."""
+def user_groups(user: AnyUser) -> frozenset[tuple[int, str]]:
+    """The user's groups as (id, name), read once per user object (one request)."""
     if not user.is_authenticated:
         return frozenset()
     cached = getattr(user, _CACHE, None)
     if cached is None:
-        cached = frozenset(Group.objects.filter(user__pk=user.pk).values_list("name", flat=True))
+        cached = frozenset(Group.objects.filter(user__pk=user.pk).values_list("pk", "name"))
         setattr(user, _CACHE, cached)
     return cached
+
+
+def group_names(user: AnyUser) -> frozenset[str]:
+    return frozenset(name for _, name in user_groups(user))
 
 
 def forget_cached_groups(user: AnyUser) -> None:

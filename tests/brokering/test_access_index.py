@@ -52,3 +52,50 @@ def test_this_process_changes_are_seen_at_once(
     access_rule_save(rule=AccessRule(user=requester, role_pattern=org.arn("prod/break-glass")))
     fresh: Any = User.objects.get(pk=requester.pk)
     assert org.roles["prod/break-glass"].pk in selectors.eligible_role_ids(fresh)
+
+
+def test_a_deleted_users_rule_is_not_inherited_by_a_new_account_with_that_email(
+    org: Org,
+) -> None:
+    from brokering.models import AccessRule
+    from brokering.services import access_rule_save
+    from tests.conftest import make_user
+
+    bob = make_user("bob")
+    access_rule_save(rule=AccessRule(user=bob, role_pattern=org.arn("prod/break-glass")))
+    assert org.roles["prod/break-glass"].pk in selectors.eligible_role_ids(bob)
+    bob.delete()
+    again = User.objects.create_user(username="bob2", email="bob@example.com")
+    assert org.roles["prod/break-glass"].pk not in selectors.eligible_role_ids(again)
+
+
+def test_a_deleted_groups_rule_is_not_inherited_by_a_recreated_group(org: Org) -> None:
+    from django.contrib.auth.models import Group
+
+    from brokering.models import AccessRule
+    from brokering.services import access_rule_save
+    from iamportal.auth import user_groups_sync
+    from tests.conftest import make_user
+
+    oncall = Group.objects.create(name="oncall")
+    access_rule_save(rule=AccessRule(group=oncall, role_pattern=org.arn("prod/break-glass")))
+    member = make_user("olga", "oncall")
+    assert org.roles["prod/break-glass"].pk in selectors.eligible_role_ids(member)
+    oncall.delete()
+    user_groups_sync(user=member, group_names=["oncall"])  # the provider still sends it
+    fresh = User.objects.get(pk=member.pk)
+    assert org.roles["prod/break-glass"].pk not in selectors.eligible_role_ids(fresh)
+
+
+def test_a_users_rule_follows_the_user_not_the_email(org: Org) -> None:
+    from brokering.models import AccessRule
+    from brokering.services import access_rule_save
+    from tests.conftest import make_user
+
+    bob = make_user("bob")
+    access_rule_save(rule=AccessRule(user=bob, role_pattern=org.arn("prod/break-glass")))
+    User.objects.filter(pk=bob.pk).update(email="robert@example.com")
+    newcomer = User.objects.create_user(username="bob-new", email="bob@example.com")
+    assert org.roles["prod/break-glass"].pk not in selectors.eligible_role_ids(newcomer)
+    moved = User.objects.get(pk=bob.pk)
+    assert org.roles["prod/break-glass"].pk in selectors.eligible_role_ids(moved)
