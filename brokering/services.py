@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 FEDERATION_TIMEOUT_SECONDS = 10
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+# The characters RFC 3986 allows in a URL (percent-escapes included), and no others.
+_URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 class CredentialError(Exception):
@@ -107,6 +109,9 @@ def _audit(
     ip_restricted: bool = False,
     request_id: str = "",
 ) -> CredentialIssuance:
+    # What a client asked for goes into the audit as it was, minus NUL characters,
+    # which no database text column accepts.
+    role_arn = role_arn.replace("\x00", "")
     parts = role_arn.split(":")
     return CredentialIssuance.objects.create(
         user=user,
@@ -117,7 +122,7 @@ def _audit(
         outcome=outcome,
         error=error[:2000],
         source_ip=source_ip or None,
-        user_agent=user_agent[:512],
+        user_agent=user_agent.replace("\x00", "")[:512],
         expiration=expiration,
         ip_restricted=ip_restricted,
         request_id=request_id[:64],
@@ -238,17 +243,28 @@ def console_destination(redirect: str | None) -> str:
     region = settings.IAMPORTAL_CONSOLE_REGION
     if not redirect:
         return f"https://{region}.console.aws.amazon.com/console/home?region={region}"
-    parts = urlsplit(redirect.strip())
+    refused = BadDestination(
+        "The redirect must be an https:// URL on console.aws.amazon.com; "
+        f"{redirect[:200]!r} is not."
+    )
+    candidate = redirect.strip()
+    # Browsers read a backslash as a slash and drop control characters and spaces,
+    # so a URL containing them may go somewhere other than where it seems to.
+    if not _URL_SAFE.fullmatch(candidate):
+        raise refused
+    try:
+        parts = urlsplit(candidate)
+        port = parts.port
+    except ValueError:
+        raise refused from None
     host = (parts.hostname or "").lower()
     console_host = host == "console.aws.amazon.com" or host.endswith(".console.aws.amazon.com")
     if parts.scheme != "https" or not console_host or parts.username or parts.password:
-        raise BadDestination(
-            "The redirect must be an https:// URL on console.aws.amazon.com; "
-            f"{redirect[:200]!r} is not."
-        )
-    if parts.port not in (None, 443):
+        raise refused
+    if port not in (None, 443):
         raise BadDestination("The redirect must not name a port.")
-    return redirect.strip()
+    # Rebuilt from the parts just checked, so the destination is what was checked.
+    return urlunsplit(("https", host, parts.path or "/", parts.query, parts.fragment))
 
 
 def console_url(*, credentials: IssuedCredentials, destination: str, issuer: str) -> str:

@@ -292,9 +292,20 @@ def role_console_login(request: AuthenticatedRequest, requested: str) -> HttpRes
     role = selectors.role_for_user(request.user, match.id)
     if role is None:  # access changed between the two reads
         raise Http404("No such role.")
-    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
-        # Another site sent the browser here: a console session starts only when
-        # the user confirms (Weep opens this page directly, with no referring site).
+    redirect = request.GET.get("redirect", "")
+    if redirect:
+        try:
+            services.console_destination(redirect[:REDIRECT_MAX_LENGTH])
+        except services.BadDestination as exc:
+            _deny(request, requested=role.arn, reason=f"bad redirect: {exc}")
+            return _refusal(
+                request, status=400, title="That console link is not allowed", message=str(exc)
+            )
+    if request.headers.get("Sec-Fetch-Site") not in ("none", "same-origin"):
+        # A console session starts on GET only when the browser says the user
+        # opened the address directly (Weep, a bookmark) or came from iamportal
+        # itself; a link on another site, or a browser that does not say, gets a
+        # confirmation button first.
         context = {
             "requested": requested,
             "matches": [match],

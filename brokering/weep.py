@@ -579,7 +579,11 @@ class CliTypeaheadSearchApi(_WeepApi):
                 message=f"search is longer than {SEARCH_MAX_LENGTH} characters.",
             )
         raw_limit = request.query_params.get("limit", "").strip() or str(TYPEAHEAD_DEFAULT_LIMIT)
-        if not raw_limit.isdigit() or len(raw_limit) > 9 or int(raw_limit) < 1:
+        if (
+            not (raw_limit.isascii() and raw_limit.isdigit())
+            or len(raw_limit) > 9
+            or int(raw_limit) < 1
+        ):
             return self.error(status=400, code="400", message="limit must be a positive number.")
         # Weep asks for 1000 or 5000 at once; a picker never needs that many.
         limit = min(int(raw_limit), TYPEAHEAD_MAX_LIMIT)

@@ -27,7 +27,16 @@ from brokering import federation_demo
 from brokering.eligibility import access_changed
 from brokering.models import CredentialIssuance
 from tests.brokering.conftest import Org
-from tests.conftest import client_for
+from tests.conftest import client_for as signed_in
+
+
+def client_for(user: User) -> Client:
+    """A browser signed in as `user` that opened iamportal's address directly, as
+    it does when Weep opens it (Sec-Fetch-Site: none)."""
+    client = signed_in(user)
+    client.defaults["HTTP_SEC_FETCH_SITE"] = "none"
+    return client
+
 
 # The per-response CSRF token (header for htmx, hidden field for the logout form).
 CSRF_TOKEN = re.compile(r'("X-CSRFToken": "|name="csrfmiddlewaretoken" value=")[^"]*"')
@@ -424,4 +433,13 @@ def test_a_console_link_from_another_site_asks_before_signing_in(requester: Any,
     )
     assert response.status_code == 200
     assert "A page on another site sent you here" in response.content.decode()
+    assert not CredentialIssuance.objects.filter(outcome="issued").exists()
+
+
+def test_a_browser_that_does_not_say_where_it_came_from_confirms_first(
+    requester: User, org: Org
+) -> None:
+    response = signed_in(requester).get(weep_console(org.arn("prod/payments-api")))
+    assert response.status_code == 200
+    assert "Sign in to the AWS console?" in response.content.decode()
     assert not CredentialIssuance.objects.filter(outcome="issued").exists()
