@@ -7,7 +7,8 @@ class IamportalConfig(AppConfig):
     verbose_name = "iamportal"
 
     def ready(self) -> None:
-        from iamportal import jobs, schema  # noqa: F401  (registers the OpenAPI extension)
+        # Importing these registers the OpenAPI extension and the system checks.
+        from iamportal import checks, jobs, schema  # noqa: F401
 
         # Schedules are declared in code; every migrate brings the database in line.
         post_migrate.connect(jobs.schedules_ensure_after_migrate, sender=self)

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -473,6 +473,9 @@ class OidcSessionRefresh(SessionRefresh):
         pass
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        stale = self._stale_session_refusal(request)
+        if stale is not None:
+            return stale
         htmx = getattr(request, "htmx", None)
         try:
             response: HttpResponse | None = super().process_request(request)
@@ -491,6 +494,25 @@ class OidcSessionRefresh(SessionRefresh):
             # htmx would follow a redirect inside the page; the browser must go instead.
             return HttpResponseClientRedirect(response["Location"])
         return response
+
+    def _stale_session_refusal(self, request: HttpRequest) -> HttpResponse | None:
+        """The library renews a single sign-on session only on GET pages. A POST or an
+        API call on a session past its renewal time would otherwise go on working for
+        someone the provider has since turned away: refuse it until a page load renews
+        the session."""
+        if request.method == "GET" and not request.path.startswith(("/api/", "/noauth/")):
+            return None
+        if not request.user.is_authenticated:
+            return None
+        backend = request.session.get(auth.BACKEND_SESSION_KEY, "")
+        if backend != f"{OidcBackend.__module__}.{OidcBackend.__qualname__}":
+            return None
+        if request.session.get("oidc_id_token_expiration", 0) > time.time():
+            return None
+        message = "Your single sign-on session needs renewing: reload iamportal in your browser."
+        if request.path.startswith(("/api/", "/noauth/")):
+            return JsonResponse({"detail": message, "code": "session_expired"}, status=401)
+        return HttpResponse(message, status=403, content_type="text/plain")
 
 
 @require_safe

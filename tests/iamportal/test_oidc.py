@@ -581,3 +581,20 @@ def test_the_metadata_is_not_read_before_a_sign_in_needs_it(settings: Any, reque
     assert client.get(reverse("login")).status_code == 200
     assert client.login(username=requester.username, password=PASSWORD)
     assert client.get(reverse("dashboard")).status_code == 200
+
+
+@pytest.mark.usefixtures("refreshing")
+def test_a_session_due_for_renewal_cannot_post_or_call_the_api(provider: str) -> None:
+    dana_at_provider(provider, "team-payments")
+    client = Client(enforce_csrf_checks=False)
+    sign_in(client)
+    make_session_due_for_renewal(client)
+
+    api = client.get("/api/v1/roles")
+    assert api.status_code == 401
+    assert api.json()["code"] == "session_expired"
+    post = client.post(reverse("api_token_create"), {"name": "x", "expires_in_days": "30"})
+    assert post.status_code == 403
+    assert "needs renewing" in post.content.decode()
+    # A page load still renews the session at the provider, as before.
+    assert client.get(reverse("dashboard")).status_code == 302

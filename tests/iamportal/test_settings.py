@@ -61,6 +61,13 @@ def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: st
     assert variable in result.stderr.splitlines()[-1]
 
 
+def test_it_refuses_to_serve_a_real_host_with_the_development_key() -> None:
+    result = manage("check", ALLOWED_HOSTS="iamportal.example.com")
+    assert result.returncode != 0
+    assert "iamportal.E001" in result.stderr
+    assert manage("check").returncode == 0  # loopback only, as in the demo
+
+
 def test_a_redis_broker_url_configures_the_redis_broker() -> None:
     code = (
         "from django.conf import settings; "
