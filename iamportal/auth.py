@@ -25,7 +25,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from iamportal import permissions
-from iamportal.models import ApiToken
+from iamportal.models import ApiToken, LoginFailure
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +89,43 @@ class LocalPasswordBackend(ModelBackend):
         **kwargs: Any,
     ) -> User | None:
         mode = settings.IAMPORTAL_LOCAL_LOGIN
-        if mode == "false":
+        if mode == "false" or username is None or password is None:
+            return None
+        source_ip = request.META.get("REMOTE_ADDR") if request is not None else None
+        if password_guessing_suspected(username=username, source_ip=source_ip):
+            if request is not None:
+                request.login_throttled = True  # type: ignore[attr-defined]
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
+        if user is None or (mode == "superusers" and not user.is_superuser):
+            LoginFailure.objects.create(username=username[:150], source_ip=source_ip or None)
             return None
-        if mode == "superusers" and not user.is_superuser:
+        LoginFailure.objects.filter(username=username[:150]).delete()
+        return user
+
+    def get_user(self, user_id: int) -> User | None:
+        # A session opened with a password ends when the mode no longer allows it.
+        mode = settings.IAMPORTAL_LOCAL_LOGIN
+        user = super().get_user(user_id)
+        if user is None or mode == "false" or (mode == "superusers" and not user.is_superuser):
             return None
         return user
+
+
+LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
+LOGIN_FAILURES_PER_USERNAME = 10
+LOGIN_FAILURES_PER_ADDRESS = 50
+
+
+def password_guessing_suspected(*, username: str, source_ip: str | None) -> bool:
+    """Too many recent failed password sign-ins for this user name or from this address."""
+    since = timezone.now() - LOGIN_FAILURE_WINDOW
+    recent = LoginFailure.objects.filter(at__gte=since)
+    if recent.filter(username=username[:150]).count() >= LOGIN_FAILURES_PER_USERNAME:
+        return True
+    if source_ip is None:
+        return False
+    return recent.filter(source_ip=source_ip).count() >= LOGIN_FAILURES_PER_ADDRESS
 
 
 # --- a trusted authenticating proxy -------------------------------------------------

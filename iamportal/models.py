@@ -68,3 +68,14 @@ class Revision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}@{self.value}"
+
+
+class LoginFailure(models.Model):
+    """A failed password sign-in, counted to slow down password guessing."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.source_ip} at {self.at}"

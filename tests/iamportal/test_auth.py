@@ -132,3 +132,23 @@ def test_a_new_identity_never_takes_over_a_local_account_with_that_name(
     assert response.json()["email"] == "nina@example.com"
     local.refresh_from_db()
     assert local.email == "nina@corp.example"
+
+
+def test_repeated_wrong_passwords_lock_the_user_name_for_a_while(requester: User) -> None:
+    from iamportal.auth import LOGIN_FAILURES_PER_USERNAME
+
+    for _ in range(LOGIN_FAILURES_PER_USERNAME):
+        Client().post("/login/", {"username": "alice", "password": "guess"})
+    locked = sign_in("alice")  # even the right password waits now
+    assert locked.status_code == 200
+    assert "Too many failed sign-ins" in locked.content.decode()
+
+
+def test_a_password_session_ends_when_password_sign_in_is_turned_off(
+    settings: Any, requester: User
+) -> None:
+    client = Client()
+    client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert client.get("/profile/").status_code == 200
+    settings.IAMPORTAL_LOCAL_LOGIN = "false"
+    assert client.get("/profile/").status_code == 302
