@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts import fetch
@@ -293,10 +294,25 @@ def sync_history_prune() -> int:
 # --- one role -------------------------------------------------------------------
 
 
+REFRESH_MIN_INTERVAL = timedelta(seconds=30)
+
+
 def role_refresh_request(*, role: IamRole) -> None:
+    """Queue a refresh of one role; a refresh asked for in the last 30 seconds and
+    still pending is not queued again (anyone signed in can press the button)."""
     from accounts.tasks import enqueue_role_refresh
 
-    IamRole.objects.filter(pk=role.pk).update(refresh_requested_at=timezone.now())
+    now = timezone.now()
+    claimed = (
+        IamRole.objects.filter(pk=role.pk)
+        .exclude(
+            refresh_requested_at__gt=now - REFRESH_MIN_INTERVAL,
+            refresh_requested_at__gte=F("synced_at"),
+        )
+        .update(refresh_requested_at=now)
+    )
+    if not claimed:
+        return
     transaction.on_commit(lambda: enqueue_role_refresh(role.pk))
 
 
@@ -328,6 +344,7 @@ def role_refresh(*, role: IamRole) -> IamRole | None:
         for policy in page["AttachedPolicies"]
     ]
     row = fetch.role_row(detail)
+    grants_changed = row["tags"] != role.tags or row["arn"] != role.arn
     digest = content_hash(row)
     now = timezone.now()
     fields = [*row.keys(), "content_hash", "synced_at"]
@@ -336,5 +353,6 @@ def role_refresh(*, role: IamRole) -> IamRole | None:
     role.content_hash = digest
     role.synced_at = now
     role.save(update_fields=fields)
-    access_changed()
+    if grants_changed:
+        access_changed()
     return role

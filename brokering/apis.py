@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.models import IamRole
 from brokering import selectors, services
 from brokering.models import CredentialIssuance
+from iamportal.net import client_ip
 
 ROLE_MAX_LENGTH = 2048
 
@@ -36,7 +37,7 @@ def _error(message: str, code: int, **extra: Any) -> Response:
 
 
 def _client(request: Request) -> tuple[str | None, str]:
-    return request.META.get("REMOTE_ADDR"), request.META.get("HTTP_USER_AGENT", "")
+    return client_ip(request), request.META.get("HTTP_USER_AGENT", "")
 
 
 class RoleSerializer(serializers.Serializer):

@@ -180,6 +180,10 @@ class ClientCertificateAuthentication(authentication.BaseAuthentication):
                 request.META.get("REMOTE_ADDR"),
             )
             return None
+        if request.META.get("HTTP_SEC_FETCH_SITE") in ("cross-site", "same-site"):
+            # A browser holding the certificate, sent here by another site's form:
+            # the certificate proves who, not that they meant to ask (no CSRF token).
+            return None
         try:
             validate_email(email)
         except ValidationError:
@@ -236,6 +240,7 @@ REQUESTED_USER_MAX_LENGTH = 254
 CHALLENGE_JWT_MAX_LENGTH = 64
 # Challenges are created without authentication: one address gets only a few at once.
 MAX_PENDING_CHALLENGES_PER_ADDRESS = 10
+MAX_PENDING_CHALLENGES_PER_USER = 5
 
 
 class ChallengeRefused(Exception):
@@ -276,6 +281,16 @@ def cli_challenge_create(*, requested_user: str, requesting_ip: str | None) -> C
     if pending >= MAX_PENDING_CHALLENGES_PER_ADDRESS:
         raise ChallengeRefused(
             "Too many sign-in requests from this address; finish or wait for the open ones.",
+            status=429,
+        )
+    # However many addresses ask, one person gets only a few approval links at a
+    # time: a flood of them is how someone would hope one gets approved by mistake.
+    for_user = CliChallenge.objects.filter(
+        requested_user__iexact=name, status=CliChallenge.Status.PENDING, expires_at__gt=now
+    ).count()
+    if for_user >= MAX_PENDING_CHALLENGES_PER_USER:
+        raise ChallengeRefused(
+            "Too many open sign-in requests for this user; finish or wait for the open ones.",
             status=429,
         )
     return CliChallenge.objects.create(

@@ -140,6 +140,9 @@ def issuance_denied(
     request_id: str = "",
 ) -> None:
     """Record a refused request (no eligible role, ambiguous, console for a CLI-only role)."""
+    if not _audit_room(user):
+        log.warning("not recording more refusals for %s this minute", user.get_username())
+        return
     _audit(
         user=user,
         role_arn=requested,
@@ -152,6 +155,15 @@ def issuance_denied(
     )
 
 
+def _audit_room(user: User) -> bool:
+    """Whether the audit may take another row for `user` this minute. A client
+    hammering refused requests would otherwise grow the table without bound;
+    beyond this many rows a minute, refusals are only logged."""
+    window_start = timezone.now() - timedelta(minutes=1)
+    written = CredentialIssuance.objects.filter(user=user, requested_at__gte=window_start)
+    return written.count() < 4 * settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT
+
+
 def _check_rate(*, user: User, role_arn: str, kind: str, source_ip: str | None, agent: str) -> None:
     window_start = timezone.now() - timedelta(minutes=1)
     recent = CredentialIssuance.objects.filter(
@@ -160,6 +172,8 @@ def _check_rate(*, user: User, role_arn: str, kind: str, source_ip: str | None, 
         outcome__in=[CredentialIssuance.Outcome.ISSUED, CredentialIssuance.Outcome.FAILED],
     ).count()
     if recent >= settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT:
+        if not _audit_room(user):
+            raise RateLimited(retry_after=60)
         _audit(
             user=user,
             role_arn=role_arn,

@@ -24,6 +24,7 @@ from brokering import selectors, services
 from brokering.forms import REDIRECT_MAX_LENGTH, ConsoleSignInForm, MyRolesSearchForm
 from brokering.models import CredentialIssuance
 from brokering.selectors import EligibleRole
+from iamportal.net import client_ip
 
 # How many recently used roles head the list.
 RECENT_LIMIT = 5
@@ -47,7 +48,7 @@ def _template(request: AuthenticatedRequest, name: str, region: str) -> str:
 
 
 def _client(request: HttpRequest) -> tuple[str | None, str]:
-    return request.META.get("REMOTE_ADDR"), request.META.get("HTTP_USER_AGENT", "")
+    return client_ip(request), request.META.get("HTTP_USER_AGENT", "")
 
 
 # --- My roles ------------------------------------------------------------------

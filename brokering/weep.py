@@ -48,6 +48,7 @@ from accounts.selectors import SEARCH_MAX_LENGTH, roles_search
 from brokering import cli_auth, selectors, services
 from brokering.models import CliChallenge, CredentialIssuance
 from iamportal.auth import ApiTokenAuthentication
+from iamportal.net import client_ip
 
 ROLE_MAX_LENGTH = 2048
 ARN_MAX_LENGTH = 2048
@@ -62,7 +63,7 @@ NOT_ELIGIBLE_MESSAGE = "Requested role not found in eligible roles"
 
 
 def _client(request: Request | HttpRequest) -> tuple[str | None, str]:
-    return request.META.get("REMOTE_ADDR"), request.META.get("HTTP_USER_AGENT", "")[:512]
+    return client_ip(request), request.META.get("HTTP_USER_AGENT", "")[:512]
 
 
 def _detail_text(detail: Any) -> str:

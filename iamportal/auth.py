@@ -26,6 +26,7 @@ from rest_framework.request import Request
 
 from iamportal import permissions
 from iamportal.models import ApiToken, LoginFailure
+from iamportal.net import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class LocalPasswordBackend(ModelBackend):
         mode = settings.IAMPORTAL_LOCAL_LOGIN
         if mode == "false" or username is None or password is None:
             return None
-        source_ip = request.META.get("REMOTE_ADDR") if request is not None else None
+        source_ip = client_ip(request) if request is not None else None
         if password_guessing_suspected(username=username, source_ip=source_ip):
             if request is not None:
                 request.login_throttled = True  # type: ignore[attr-defined]

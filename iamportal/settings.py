@@ -263,6 +263,9 @@ if IAMPORTAL_MTLS_HEADER and not IAMPORTAL_MTLS_TRUSTED_PROXIES:
         "IAMPORTAL_MTLS_TRUSTED_PROXIES must list the proxy networks when "
         "IAMPORTAL_MTLS_HEADER is set"
     )
+# Reverse proxies in front of iamportal: from these peers, the client's address is
+# taken from X-Forwarded-For (the right-most entry that is not one of them).
+IAMPORTAL_TRUSTED_PROXIES = env_networks("IAMPORTAL_TRUSTED_PROXIES")
 # The demo serves a stand-in AWS federation endpoint so the Console button works offline.
 IAMPORTAL_DEMO_FEDERATION = env_bool("IAMPORTAL_DEMO_FEDERATION", False)
 

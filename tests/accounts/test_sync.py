@@ -255,3 +255,16 @@ def test_a_bucket_that_moved_to_another_account_follows_it(accounts: list[AwsAcc
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     bucket = CloudResource.objects.get(arn="arn:aws:s3:::acme-prod-payments-data")
     assert bucket.account == staging
+
+
+def test_pressing_refresh_again_while_one_is_pending_queues_nothing(
+    accounts: list[AwsAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(accounts[0])
+    queued: list[int] = []
+    monkeypatch.setattr("accounts.tasks.enqueue_role_refresh", queued.append)
+    role = IamRole.objects.get(account=accounts[0], name="web-frontend")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.role_refresh_request(role=role)
+        services.role_refresh_request(role=role)
+    assert queued == [role.pk]

@@ -107,8 +107,8 @@ def test_unusable_user_names_are_400(db: None, name: str) -> None:
 
 
 def test_one_address_gets_only_a_few_open_challenges(db: None) -> None:
-    for _ in range(cli_auth.MAX_PENDING_CHALLENGES_PER_ADDRESS):
-        generate(address=LAPTOP)
+    for n in range(cli_auth.MAX_PENDING_CHALLENGES_PER_ADDRESS):
+        generate(user_name=f"user{n}", address=LAPTOP)
     refused = Client(REMOTE_ADDR=LAPTOP).get("/noauth/v1/challenge_generator/alice")
     assert refused.status_code == 429
     assert (
@@ -316,3 +316,15 @@ def test_a_user_disabled_after_approving_gets_no_token(requester: User) -> None:
     approve(requester, challenge_url)
     User.objects.filter(pk=requester.pk).update(is_active=False)
     assert poll(polling_url) == {"status": "unauthorized"}
+
+
+def test_one_user_gets_only_a_few_open_sign_in_links_however_many_addresses_ask(
+    db: None,
+) -> None:
+    from brokering import cli_auth
+
+    for n in range(cli_auth.MAX_PENDING_CHALLENGES_PER_USER):
+        cli_auth.cli_challenge_create(requested_user="alice", requesting_ip=f"198.51.100.{n}")
+    with pytest.raises(cli_auth.ChallengeRefused) as refused:
+        cli_auth.cli_challenge_create(requested_user="ALICE", requesting_ip="203.0.113.1")
+    assert refused.value.status == 429

@@ -284,3 +284,16 @@ def test_the_browser_session_works_and_needs_csrf_to_post(requester: User, org: 
     assert response.status_code == 403
     assert response.json()["code"] == "403"
     assert "CSRF" in response.json()["message"]
+
+
+def test_a_certificate_is_not_enough_for_a_request_another_site_made(
+    settings: Any, requester: User
+) -> None:
+    from ipaddress import ip_network
+
+    settings.IAMPORTAL_MTLS_HEADER = "X-Client-Cert-Email"
+    settings.IAMPORTAL_MTLS_TRUSTED_PROXIES = [ip_network("10.9.0.0/24")]
+    client = Client(REMOTE_ADDR="10.9.0.2", HTTP_X_CLIENT_CERT_EMAIL="alice@example.com")
+    assert client.get("/api/v1/get_roles").status_code == 200
+    forged = client.get("/api/v1/get_roles", HTTP_SEC_FETCH_SITE="cross-site")
+    assert forged.status_code in (401, 403)

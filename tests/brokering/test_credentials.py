@@ -140,3 +140,14 @@ def test_long_expired_cli_challenges_are_pruned() -> None:
     assert cli_challenges_prune_task() == 1
     assert list(CliChallenge.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert old.pk != fresh.pk
+
+
+def test_a_flood_of_refused_requests_does_not_grow_the_audit_without_bound(
+    requester: User, settings: Any
+) -> None:
+    settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT = 2
+    for _ in range(20):
+        services.issuance_denied(
+            user=requester, requested="nope", kind="cli", source_ip=None, user_agent="", reason="x"
+        )
+    assert CredentialIssuance.objects.count() == 8
