@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Upper
 
@@ -36,6 +36,11 @@ class AwsAccount(models.Model):
         default=list,
         blank=True,
         help_text='Regions to read SQS and SNS from, e.g. ["us-east-1"]. Empty: IAMPORTAL_REGIONS.',
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="Distinct reviewers who must approve a change in this account (e.g. 2 for prod).",
     )
     enabled = models.BooleanField(default=True)
     latest_sync = models.ForeignKey(

@@ -39,6 +39,8 @@ class PolicyRequest(models.Model):
         CANCELLED = "cancelled"
         APPLIED = "applied"
         FAILED = "failed"
+        # Claimed by the expiry sweep while it removes temporary access.
+        EXPIRING = "expiring"
         EXPIRED = "expired"
 
     requester = models.ForeignKey(
@@ -64,6 +66,11 @@ class PolicyRequest(models.Model):
     extends = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="extensions"
     )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Distinct reviewers who must approve: the highest of the accounts it changes.",
+    )
+    expiry_reminded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -86,6 +93,19 @@ class Change(models.Model):
     class Type(models.TextChoices):
         INLINE_POLICY_PUT = "inline_policy_put", "Add or update an inline policy"
         INLINE_POLICY_DELETE = "inline_policy_delete", "Delete an inline policy"
+        MANAGED_POLICY_ATTACH = "managed_policy_attach", "Attach a managed policy"
+        MANAGED_POLICY_DETACH = "managed_policy_detach", "Detach a managed policy"
+        TRUST_POLICY_UPDATE = "trust_policy_update", "Update the trust policy"
+        TAGS_PUT = "tags_put", "Add or update tags"
+        TAGS_DELETE = "tags_delete", "Delete tags"
+        PERMISSIONS_BOUNDARY_PUT = "permissions_boundary_put", "Set the permissions boundary"
+        PERMISSIONS_BOUNDARY_DELETE = (
+            "permissions_boundary_delete",
+            "Remove the permissions boundary",
+        )
+        MANAGED_POLICY_CREATE = "managed_policy_create", "Create a customer-managed policy"
+        MANAGED_POLICY_VERSION = "managed_policy_version", "New default version of a managed policy"
+        RESOURCE_POLICY_PUT = "resource_policy_put", "Update a resource policy"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -106,12 +126,38 @@ class Change(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
+    # Added by iamportal, not the requester: the other half of a cross-account grant.
+    automatic = models.BooleanField(default=False)
+    # What apply learned that undoing needs (e.g. the version it created).
+    outcome = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["request", "position", "id"]
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} on {self.target_arn}"
+
+
+class Approval(models.Model):
+    """One reviewer's approval; a request needs `approvals_required` distinct ones."""
+
+    request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="approvals")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    self_approval = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "reviewer"], name="approval_one_per_reviewer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"approval of #{self.request_id}"
 
 
 class Comment(models.Model):
@@ -140,13 +186,17 @@ class RequestEvent(models.Model):
         APPLIED = "applied"
         FAILED = "failed"
         RETRIED = "retried"
+        EDITED = "edited"
         EXPIRED = "expired"
+        EXPIRY_FAILED = "expiry_failed"
+        EXTENDED = "extended"
+        RECOVERED = "recovered"
 
     request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
