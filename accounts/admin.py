@@ -17,7 +17,14 @@ from iamportal.permissions import can_sync_accounts
 
 @admin.register(AwsAccount)
 class AwsAccountAdmin(AdminsManageAdmin):
-    list_display = ["name", "account_id", "environment", "enabled", "latest_sync_status"]
+    list_display = [
+        "name",
+        "account_id",
+        "environment",
+        "approvals_required",
+        "enabled",
+        "latest_sync_status",
+    ]
     list_filter = ["enabled", "environment"]
     search_fields = ["account_id", "name"]
     list_select_related = ["latest_sync"]
@@ -30,6 +37,7 @@ class AwsAccountAdmin(AdminsManageAdmin):
         "spoke_role_name",
         "external_id",
         "regions",
+        "approvals_required",
         "enabled",
         "latest_sync_status",
         "latest_sync_error",

@@ -43,6 +43,7 @@ def account_add(
     spoke_role_name: str = "",
     external_id: str = "",
     regions: list[str] | None = None,
+    approvals_required: int | None = None,
 ) -> AwsAccount:
     """Onboard an account (or update the one with that id). Validates like the admin form."""
     account = AwsAccount.objects.filter(account_id=account_id).first() or AwsAccount(
@@ -53,6 +54,8 @@ def account_add(
     account.spoke_role_name = spoke_role_name
     account.external_id = external_id
     account.regions = regions or []
+    if approvals_required is not None:
+        account.approvals_required = approvals_required
     account.full_clean(exclude=["latest_sync"])
     account.save()
     return account

@@ -32,6 +32,8 @@ DEMO_USERS = {
     # username: (groups, superuser for break-glass access)
     "alice": (["team-payments", "engineering"], False),
     "rita": (["security-reviewers", "engineering"], False),
+    # A second reviewer: acme-prod needs two distinct approvals.
+    "sam": (["security-reviewers"], False),
     "admin": (["iamportal-admins"], True),
 }
 
@@ -344,7 +346,12 @@ def organisation_seed() -> list[DemoAccount]:
 
 def accounts_onboard(demo_accounts: list[DemoAccount]) -> list[AwsAccount]:
     return [
-        account_add(account_id=d.account_id, name=d.name, environment=d.environment)
+        account_add(
+            account_id=d.account_id,
+            name=d.name,
+            environment=d.environment,
+            approvals_required=2 if d.environment == "prod" else 1,
+        )
         for d in demo_accounts
     ]
 

@@ -91,6 +91,12 @@ def _declared_schedules() -> list[dict[str, Any]]:
             "func": "brokering.tasks.cli_challenges_prune_task",
             "schedule_type": Schedule.HOURLY,
         },
+        {
+            "name": "requests_app.expiry_sweep",
+            "func": "requests_app.tasks.policy_requests_expiry_sweep_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 5,
+        },
     ]
 
 

@@ -5,16 +5,24 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from iamportal import permissions
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
 from requests_app import services
-from requests_app.models import Change, Comment, PolicyRequest, PolicyTemplate, RequestEvent
+from requests_app.diff import policy_diff
+from requests_app.models import (
+    Approval,
+    Change,
+    Comment,
+    PolicyRequest,
+    PolicyTemplate,
+    RequestEvent,
+)
 from requests_app.selectors import request_for_user
 from requests_app.templates import TemplateInvalid, template_check
 
@@ -52,12 +60,66 @@ def _request_link(request: PolicyRequest) -> SafeString:
 
 
 ADMIN_REJECT_REASON = "Rejected in the admin."
+# The admin has its own style sheet; the diff colours come inline.
+DIFF_STYLES = {
+    "add": "background:#e6ffec;color:#116329",
+    "del": "background:#ffebe9;color:#82071e",
+    "hunk": "color:#6639ba",
+    "file": "font-weight:bold",
+}
+
+
+class ApprovalInline(admin.TabularInline):
+    model = Approval
+    fields = ["reviewer", "self_approval", "created_at"]
+    readonly_fields = ["reviewer", "self_approval", "created_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.is_reviewer(request.user)
+
+
+class CommentInline(admin.TabularInline):
+    model = Comment
+    fields = ["author", "body", "created_at"]
+    readonly_fields = ["author", "body", "created_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.is_reviewer(request.user)
 
 
 @admin.register(PolicyRequest)
 class PolicyRequestAdmin(ReadOnlyAdmin):
-    list_display = ["id", "role_arn", "requester", "status", "created_at", "expires_at"]
-    list_filter = ["status", "account"]
+    list_display = [
+        "id",
+        "role_arn",
+        "requester",
+        "status",
+        "approvals_shown",
+        "created_at",
+        "expires_at",
+    ]
+    list_filter = [
+        "status",
+        "account",
+        ("requester", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+    ]
     search_fields = ["role_arn", "requester__username", "requester__email", "justification"]
     list_select_related = ["requester", "account"]
     date_hierarchy = "created_at"
@@ -68,11 +130,13 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "status",
         "justification",
         "expires_at",
+        "approvals_shown",
         "created_at",
         "updated_at",
-        "changes_list",
+        "changes_diff",
     ]
-    readonly_fields = ["status", "changes_list", "created_at", "updated_at"]
+    readonly_fields = ["status", "approvals_shown", "changes_diff", "created_at", "updated_at"]
+    inlines = [ApprovalInline, CommentInline]
     actions = ["approve", "reject"]
 
     def has_review_permission(self, request: HttpRequest) -> bool:
@@ -119,18 +183,45 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
             ),
         )
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyRequest]:
+        return super().get_queryset(request).annotate(approvals_given=Count("approvals"))
+
+    @admin.display(description="Approvals")
+    def approvals_shown(self, obj: PolicyRequest) -> str:
+        given = getattr(obj, "approvals_given", None)
+        if given is None:
+            given = obj.approvals.count()
+        return f"{given} of {obj.approvals_required}"
+
     @admin.display(description="Changes")
-    def changes_list(self, obj: PolicyRequest) -> SafeString:
-        items = [
-            format_html(
-                '<li><a href="{}">{}</a> ({})</li>',
-                reverse("admin:requests_app_change_change", args=[change.pk]),
-                change.get_type_display(),
-                change.status,
+    def changes_diff(self, obj: PolicyRequest) -> SafeString:
+        """Each change with its status and, for policy documents, the diff the
+        reviewer approves."""
+        from requests_app.changes import change_document, change_summary
+
+        sections = []
+        for change in obj.changes.all():
+            documents = change_document(change)
+            lines = policy_diff(*documents, name="policy") if documents is not None else []
+            diff = format_html_join(
+                "\n",
+                '<span style="{}">{}</span>',
+                ((DIFF_STYLES.get(line.kind, ""), line.text) for line in lines),
             )
-            for change in obj.changes.all()
-        ]
-        return format_html("<ul>{}</ul>", SafeString("".join(items)))
+            sections.append(
+                format_html(
+                    '<div class="change"><p><a href="{}">{}</a> ({}){}</p>{}{}</div>',
+                    reverse("admin:requests_app_change_change", args=[change.pk]),
+                    change_summary(change),
+                    change.get_status_display(),
+                    " — added for cross-account access" if change.automatic else "",
+                    format_html('<pre class="error">{}</pre>', change.error)
+                    if change.error
+                    else "",
+                    format_html("<pre>{}</pre>", diff) if lines else "",
+                )
+            )
+        return format_html("{}", SafeString("".join(sections)))
 
 
 @admin.register(Change)

@@ -452,3 +452,44 @@ class ReviewForm(_Form):
             # Access lasts through the whole of the chosen day.
             return timezone.make_aware(datetime.combine(self.cleaned_data["expiry_date"], time.max))
         return None
+
+
+# --- the request page ---------------------------------------------------------------
+
+EXTEND_CHOICES = [("1d", "1 more day"), ("7d", "7 more days"), ("30d", "30 more days")]
+
+
+class ExtendForm(_Form):
+    """Asking to keep temporary access longer: a new request, reviewed as any other."""
+
+    extend_by = forms.ChoiceField(
+        label="Keep the access for",
+        choices=EXTEND_CHOICES,
+        initial="7d",
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Pick one of the listed durations."},
+    )
+    justification = forms.CharField(
+        label="Why do you need it longer?",
+        required=False,
+        max_length=JUSTIFICATION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "required": True}),
+    )
+
+    def expires_at(self, current: datetime) -> datetime:
+        """The new expiry, counted from the current one."""
+        return current + _EXPIRY_DELTAS[self.cleaned_data["extend_by"]]
+
+
+class ChangeEditForm(_Form):
+    payload = forms.CharField(
+        label="What this change does (JSON)",
+        max_length=DOCUMENT_MAX_LENGTH * 2,
+        widget=forms.Textarea(attrs={"rows": 14, "class": "mono", "spellcheck": "false"}),
+    )
+
+    def clean_payload(self) -> Any:
+        try:
+            return json_load_bounded(self.cleaned_data["payload"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None

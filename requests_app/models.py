@@ -128,6 +128,7 @@ class Change(models.Model):
     applied_at = models.DateTimeField(null=True, blank=True)
     # Added by iamportal, not the requester: the other half of a cross-account grant.
     automatic = models.BooleanField(default=False)
+    note = models.CharField(max_length=500, blank=True, help_text="Why iamportal added it.")
     # What apply learned that undoing needs (e.g. the version it created).
     outcome = models.JSONField(default=dict, blank=True)
 

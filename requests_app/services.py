@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import IamRole
-from requests_app.models import Change, Comment, PolicyRequest, RequestEvent
+from requests_app.changes import ChangeSpec
+from requests_app.models import Approval, Change, Comment, PolicyRequest, RequestEvent
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,25 @@ class RequestPreview:
     justification: str
     expires_at: datetime | None
     findings: list[Any] = field(default_factory=list)
+    # The other half of cross-account grants, added by iamportal.
+    automatic: list[ChangeSpec] = field(default_factory=list)
 
     @property
     def inline_size_after(self) -> int:
         current = self.role.inline_policies or {}
         others = {k: v for k, v in current.items() if k != self.policy_name}
         return inline_policies_size(others) + compact_size(self.document)
+
+    @property
+    def specs(self) -> list[ChangeSpec]:
+        inline = ChangeSpec(
+            type=Change.Type.INLINE_POLICY_PUT,
+            target_arn=self.role.arn,
+            account_id=self.role.account.account_id,
+            payload={"policy_name": self.policy_name, "document": self.document},
+            previous=self.previous,
+        )
+        return [inline, *self.automatic]
 
 
 def compact_size(document: Any) -> int:
@@ -104,6 +118,27 @@ def default_policy_name(role: IamRole) -> str:
     return f"iamportal-{stamp}-{timezone.now():%H%M%S}"
 
 
+def _justification_errors(justification: str) -> dict[str, str]:
+    if not justification:
+        return {"justification": "Say why you need this access: reviewers decide on it."}
+    if len(justification) > JUSTIFICATION_MAX_LENGTH:
+        return {
+            "justification": f"Keep the justification under {JUSTIFICATION_MAX_LENGTH} characters."
+        }
+    return {}
+
+
+def _expiry_errors(expires_at: datetime | None) -> dict[str, str]:
+    if expires_at is None:
+        return {}
+    now = timezone.now()
+    if expires_at <= now:
+        return {"expires_at": "The expiry must be in the future."}
+    if expires_at > now + MAX_EXPIRY:
+        return {"expires_at": "Temporary access lasts at most 90 days."}
+    return {}
+
+
 def policy_request_preview(
     *,
     role: IamRole,
@@ -113,25 +148,14 @@ def policy_request_preview(
     expires_at: datetime | None = None,
 ) -> RequestPreview:
     """Validate a request and describe what it would create. Raises RequestInvalid."""
+    from requests_app.crossaccount import cross_account_changes
     from requests_app.lint import policy_lint
 
-    errors: dict[str, str] = {}
     justification = (justification or "").strip()
-    if not justification:
-        errors["justification"] = "Say why you need this access: reviewers decide on it."
-    elif len(justification) > JUSTIFICATION_MAX_LENGTH:
-        errors["justification"] = (
-            f"Keep the justification under {JUSTIFICATION_MAX_LENGTH} characters."
-        )
+    errors = _justification_errors(justification) | _expiry_errors(expires_at)
     name = (policy_name or "").strip() or default_policy_name(role)
     if not _POLICY_NAME.match(name):
         errors["policy_name"] = "A policy name is 1-128 letters, digits or +=,.@_- characters."
-    if expires_at is not None:
-        now = timezone.now()
-        if expires_at <= now:
-            errors["expires_at"] = "The expiry must be in the future."
-        elif expires_at > now + MAX_EXPIRY:
-            errors["expires_at"] = "Temporary access lasts at most 90 days."
     others = {k: v for k, v in (role.inline_policies or {}).items() if k != name}
     findings = policy_lint(document, other_inline_policies_size=inline_policies_size(others))
     blocking = [f for f in findings if f.severity == "error" and f.code in BLOCKING_LINT_CODES]
@@ -147,37 +171,187 @@ def policy_request_preview(
         justification=justification,
         expires_at=expires_at,
         findings=findings,
+        automatic=cross_account_changes(role=role, document=document),
     )
 
 
 def policy_request_submit(*, requester: User, preview: RequestPreview) -> PolicyRequest:
-    """Create the pending request and its change from a validated preview."""
-    role = preview.role
+    """Create the pending request and its changes from a validated preview."""
+    return _request_create(
+        requester=requester,
+        role=preview.role,
+        specs=preview.specs,
+        justification=preview.justification,
+        expires_at=preview.expires_at,
+        findings=[f.as_dict() for f in preview.findings],
+    )
+
+
+MAX_CHANGES = 20
+# Changes to the principal itself: they must name the request's role.
+ROLE_CHANGE_TYPES = frozenset(
+    {
+        Change.Type.INLINE_POLICY_PUT,
+        Change.Type.INLINE_POLICY_DELETE,
+        Change.Type.MANAGED_POLICY_ATTACH,
+        Change.Type.MANAGED_POLICY_DETACH,
+        Change.Type.TRUST_POLICY_UPDATE,
+        Change.Type.TAGS_PUT,
+        Change.Type.TAGS_DELETE,
+        Change.Type.PERMISSIONS_BOUNDARY_PUT,
+        Change.Type.PERMISSIONS_BOUNDARY_DELETE,
+    }
+)
+
+
+def changes_validate(*, role: IamRole, changes: Any) -> list[ChangeSpec]:
+    """Validate the changes a requester describes (type, target_arn, payload) for a
+    request about `role`. Raises RequestInvalid with keys such as changes[1].payload."""
+    from requests_app.changes import ChangeInvalid, change_validate
+
+    if not isinstance(changes, list) or not changes:
+        raise RequestInvalid({"changes": "Give a list of at least one change."})
+    if len(changes) > MAX_CHANGES:
+        raise RequestInvalid({"changes": f"A request holds at most {MAX_CHANGES} changes."})
+    errors: dict[str, str] = {}
+    specs: list[ChangeSpec] = []
+    for i, item in enumerate(changes):
+        where = f"changes[{i}]"
+        if not isinstance(item, dict):
+            errors[where] = "Each change is an object with type, target_arn and payload."
+            continue
+        unknown = sorted(str(k) for k in item if k not in {"type", "target_arn", "payload"})
+        if unknown:
+            errors[where] = f"Unknown keys: {', '.join(unknown)[:200]}."
+            continue
+        try:
+            spec = change_validate(
+                type=item.get("type"),  # type: ignore[arg-type]
+                target_arn=item.get("target_arn", role.arn),
+                payload=item.get("payload", {}),
+            )
+        except ChangeInvalid as exc:
+            for key, message in exc.errors.items():
+                errors[f"{where}.{key}"] = message
+            continue
+        if spec.type in ROLE_CHANGE_TYPES and spec.target_arn != role.arn:
+            errors[f"{where}.target_arn"] = (
+                f"This change is about a role: it must name the request's role {role.arn}."
+            )
+            continue
+        specs.append(spec)
+    if errors:
+        raise RequestInvalid(errors)
+    return specs
+
+
+def policy_request_changes_submit(
+    *,
+    requester: User,
+    role: IamRole,
+    changes: Any,
+    justification: str,
+    expires_at: datetime | None = None,
+    dry_run: bool = False,
+) -> PolicyRequest | list[ChangeSpec]:
+    """Submit a request made of any change types (the API's general form). With
+    dry_run, return the validated changes and create nothing. Raises RequestInvalid."""
+    justification = (justification or "").strip()
+    errors = _justification_errors(justification) | _expiry_errors(expires_at)
+    try:
+        specs = changes_validate(role=role, changes=changes)
+    except RequestInvalid as exc:
+        errors |= exc.errors
+    if errors:
+        raise RequestInvalid(errors)
+    if dry_run:
+        return specs
+    return _request_create(
+        requester=requester,
+        role=role,
+        specs=specs,
+        justification=justification,
+        expires_at=expires_at,
+    )
+
+
+def _approvals_required(specs: list[ChangeSpec]) -> int:
+    """The highest requirement of the accounts the changes touch."""
+    from accounts.models import AwsAccount
+
+    ids = {spec.account_id for spec in specs}
+    needed = AwsAccount.objects.filter(account_id__in=ids).values_list(
+        "approvals_required", flat=True
+    )
+    return max([1, *needed])
+
+
+def _statements_of_request(payload: dict[str, Any], request_id: int) -> dict[str, Any]:
+    """Statements iamportal adds to another account's policy get the request's
+    number in their Sid: each grant is then removed on its own, and one request's
+    expiry never takes away what another granted. (An extension keeps the Sids of
+    the request it extends: it takes over the same statements.)"""
+    statements = payload.get("statements")
+    if not isinstance(statements, list):
+        return payload
+    return {
+        **payload,
+        "statements": [
+            {**st, "Sid": f"{st.get('Sid', 'Iamportal')}R{request_id}"}
+            if isinstance(st, dict)
+            else st
+            for st in statements
+        ],
+    }
+
+
+def _request_create(
+    *,
+    requester: User,
+    role: IamRole,
+    specs: list[ChangeSpec],
+    justification: str,
+    expires_at: datetime | None,
+    findings: list[dict[str, Any]] | None = None,
+    extends: PolicyRequest | None = None,
+) -> PolicyRequest:
     with transaction.atomic():
         request = PolicyRequest.objects.create(
             requester=requester,
             role=role,
             role_arn=role.arn,
             account=role.account,
-            justification=preview.justification,
-            expires_at=preview.expires_at,
+            justification=justification,
+            expires_at=expires_at,
+            extends=extends,
+            approvals_required=_approvals_required(specs),
         )
-        Change.objects.create(
-            request=request,
-            position=0,
-            type=Change.Type.INLINE_POLICY_PUT,
-            target_arn=role.arn,
-            account_id=role.account.account_id,
-            payload={"policy_name": preview.policy_name, "document": preview.document},
-            previous=preview.previous,
+        Change.objects.bulk_create(
+            Change(
+                request=request,
+                position=position,
+                type=spec.type,
+                target_arn=spec.target_arn,
+                account_id=spec.account_id,
+                payload=(
+                    _statements_of_request(spec.payload, request.pk)
+                    if spec.automatic and extends is None
+                    else spec.payload
+                ),
+                previous=spec.previous,
+                automatic=spec.automatic,
+                note=spec.note[:500],
+            )
+            for position, spec in enumerate(specs)
         )
-        RequestEvent.objects.create(
-            request=request,
+        _event(
+            request.pk,
+            RequestEvent.Kind.SUBMITTED,
             actor=requester,
-            kind=RequestEvent.Kind.SUBMITTED,
-            message=preview.justification,
-            data={"findings": [f.as_dict() for f in preview.findings]},
+            message=justification,
+            data={"findings": findings or [], "extends": extends.pk if extends else None},
         )
+        _notify("submitted", request.pk, actor=requester)
     return request
 
 
@@ -195,8 +369,11 @@ class RequestActionRefused(Exception):
         self.message = message
 
 
-def _request_get(request_id: int) -> PolicyRequest:
-    found = PolicyRequest.objects.select_related("account", "role").filter(pk=request_id).first()
+def _request_get(request_id: int, *, lock: bool = False) -> PolicyRequest:
+    rows = PolicyRequest.objects.filter(pk=request_id)
+    if lock:
+        rows = rows.select_for_update(of=("self",))
+    found = rows.select_related("account", "role").first()
     if found is None:
         raise RequestActionRefused(f"Request #{request_id} does not exist.")
     return found
@@ -266,26 +443,65 @@ def _apply_enqueue(request_id: int) -> None:
     transaction.on_commit(lambda: enqueue_policy_request_apply(request_id))
 
 
+def _notify(
+    kind: str, request_id: int, *, actor: User | None = None, comment_id: int | None = None
+) -> None:
+    """Email the people concerned, from a worker, once the action is committed."""
+    from requests_app.tasks import enqueue_request_notify
+
+    actor_id = actor.pk if actor is not None else None
+    transaction.on_commit(
+        lambda: enqueue_request_notify(
+            kind=kind, request_id=request_id, actor_id=actor_id, comment_id=comment_id
+        )
+    )
+
+
 def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
-    """Approve a pending request and queue its apply (after the commit)."""
+    """Record one reviewer's approval of a pending request. When it has as many
+    distinct approvals as its accounts require, it becomes approved and its apply
+    is queued (after the commit).
+
+    The request row is locked while approvals are counted, so two reviewers
+    approving at once are counted one after the other and the request is
+    approved, and applied, once.
+    """
     _refuse_unless_reviewer(reviewer, "approve")
     with transaction.atomic():
-        request = _request_get(request_id)
+        request = _request_get(request_id, lock=True)
+        if request.status != PolicyRequest.Status.PENDING:
+            raise RequestActionRefused(
+                f"Request #{request_id} is {request.status}: only pending requests can be approved."
+            )
         self_approval = _self_approval(request, reviewer)
-        _refuse_unless_claimed(
-            request_id,
-            from_status=PolicyRequest.Status.PENDING,
-            to_status=PolicyRequest.Status.APPROVED,
-            verb="approved",
-        )
+        if request.approvals.filter(reviewer=reviewer).exists():
+            raise RequestActionRefused(
+                f"You have already approved request #{request_id}; another reviewer must "
+                "approve it too."
+            )
+        Approval.objects.create(request=request, reviewer=reviewer, self_approval=self_approval)
+        given = request.approvals.count()
+        needed = request.approvals_required
+        complete = given >= needed
         _event(
             request_id,
             RequestEvent.Kind.APPROVED,
             actor=reviewer,
-            message="Approved by the requester, an admin." if self_approval else "",
-            data={"self_approval": True} if self_approval else {},
+            message=(
+                ("Approved by the requester, an admin. " if self_approval else "")
+                + (f"Approval {given} of {needed}." if needed > 1 else "")
+            ).strip(),
+            data={"self_approval": self_approval, "approvals": given, "required": needed},
         )
-        _apply_enqueue(request_id)
+        if complete:
+            _refuse_unless_claimed(
+                request_id,
+                from_status=PolicyRequest.Status.PENDING,
+                to_status=PolicyRequest.Status.APPROVED,
+                verb="approved",
+            )
+            _apply_enqueue(request_id)
+        _notify("approved", request_id, actor=reviewer)
     request.refresh_from_db()
     return request
 
@@ -310,7 +526,11 @@ def policy_request_reject(*, request_id: int, reviewer: User, reason: str) -> Po
             to_status=PolicyRequest.Status.REJECTED,
             verb="rejected",
         )
+        Change.objects.filter(request_id=request_id, status=Change.Status.PENDING).update(
+            status=Change.Status.CANCELLED
+        )
         _event(request_id, RequestEvent.Kind.REJECTED, actor=reviewer, message=reason)
+        _notify("rejected", request_id, actor=reviewer)
     request.refresh_from_db()
     return request
 
@@ -350,7 +570,53 @@ def policy_request_comment(*, request_id: int, author: User, body: str) -> Comme
             message=body,
             data={"comment_id": comment.pk},
         )
+        _notify("commented", request_id, actor=author, comment_id=comment.pk)
     return comment
+
+
+def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
+    """The requester replaces what a change of their pending request does. Its type
+    and target stay; approvals given so far are withdrawn, since reviewers approved
+    something else. Raises RequestInvalid or RequestActionRefused."""
+    from requests_app.changes import ChangeInvalid, change_validate
+
+    with transaction.atomic():
+        change = Change.objects.select_related("request").filter(pk=change_id).first()
+        if change is None:
+            raise RequestActionRefused(f"Change {change_id} does not exist.")
+        request = _request_get(change.request_id, lock=True)
+        if request.requester_id != editor.pk:
+            raise RequestActionRefused("Only the requester edits the changes of a request.")
+        if request.status != PolicyRequest.Status.PENDING:
+            raise RequestActionRefused(
+                f"Request #{request.pk} is {request.status}: only pending requests can be edited."
+            )
+        if change.automatic:
+            raise RequestActionRefused(
+                "iamportal added this change for a cross-account grant: edit the change it "
+                "follows from instead."
+            )
+        try:
+            spec = change_validate(type=change.type, target_arn=change.target_arn, payload=payload)
+        except ChangeInvalid as exc:
+            raise RequestInvalid(exc.errors) from None
+        before = change.payload
+        change.payload = spec.payload
+        change.previous = spec.previous
+        change.save(update_fields=["payload", "previous"])
+        withdrawn = request.approvals.count()
+        request.approvals.all().delete()
+        _event(
+            request.pk,
+            RequestEvent.Kind.EDITED,
+            actor=editor,
+            message=(
+                f"Changed {change.get_type_display().lower()}"
+                + (f"; {withdrawn} approval(s) withdrawn." if withdrawn else ".")
+            ),
+            data={"change_id": change.pk, "before": before, "approvals_withdrawn": withdrawn},
+        )
+    return change
 
 
 def policy_request_retry(*, request_id: int, reviewer: User) -> PolicyRequest:
@@ -375,42 +641,79 @@ def policy_request_retry(*, request_id: int, reviewer: User) -> PolicyRequest:
     return request
 
 
-def _role_name(arn: str) -> str:
-    # arn:aws:iam::111111111111:role/some/path/name: the name is the last segment.
-    return arn.rsplit("/", 1)[-1]
-
-
-def _change_apply(iam: Any, change: Change) -> None:
-    payload = change.payload if isinstance(change.payload, dict) else {}
-    name = str(payload.get("policy_name", ""))
-    if change.type == Change.Type.INLINE_POLICY_PUT:
-        iam.put_role_policy(
-            RoleName=_role_name(change.target_arn),
-            PolicyName=name,
-            PolicyDocument=json.dumps(payload["document"]),
-        )
-    elif change.type == Change.Type.INLINE_POLICY_DELETE:
-        iam.delete_role_policy(RoleName=_role_name(change.target_arn), PolicyName=name)
-    else:
-        raise RequestActionRefused(f"Changes of type {change.type} cannot be applied yet.")
-
-
 def _change_failed(change: Change, error: str) -> None:
     Change.objects.filter(pk=change.pk).update(status=Change.Status.FAILED, error=error[:5000])
 
 
+class _Sessions:
+    """Spoke sessions by account id, assumed once per apply."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Any] = {}
+
+    def get(self, account_id: str) -> Any:
+        from accounts.models import AwsAccount
+        from iamportal import aws
+
+        if account_id not in self._sessions:
+            account = AwsAccount.objects.filter(account_id=account_id).first()
+            if account is None:
+                raise RequestActionRefused(f"Account {account_id} is not known to iamportal.")
+            try:
+                self._sessions[account_id] = aws.spoke_session(account)
+            except (ClientError, BotoCoreError) as exc:
+                from accounts.fetch import describe_error
+
+                raise RequestActionRefused(
+                    f"Could not assume the spoke role {account.spoke_role_arn}: "
+                    + describe_error(exc)
+                ) from None
+        return self._sessions[account_id]
+
+
+def _change_run(change: Change, sessions: _Sessions, *, revert: bool) -> tuple[str, dict[str, Any]]:
+    """Apply (or revert) one change; returns (error, outcome), error empty on success."""
+    from accounts.fetch import describe_error
+    from requests_app.changes import change_apply, change_revert
+
+    try:
+        session = sessions.get(change.account_id)
+        if revert:
+            change_revert(change=change, session=session)
+            return "", {}
+        return "", change_apply(change=change, session=session) or {}
+    except RequestActionRefused as exc:
+        return exc.message, {}
+    except (ClientError, BotoCoreError) as exc:
+        return describe_error(exc), {}
+    except Exception as exc:
+        # Never leave the request claimed: fail it, keep the details in the log.
+        log.exception("change %s of request #%s failed", change.pk, change.request_id)
+        return f"Could not {'undo' if revert else 'apply'} this change: {type(exc).__name__}", {}
+
+
+def _roles_refresh(request: PolicyRequest, changes: list[Change]) -> None:
+    """Bring the inventory of the touched roles up to date; the next sync catches
+    up if this fails."""
+    from accounts.fetch import describe_error
+    from accounts.services import role_refresh
+
+    arns = {c.target_arn for c in changes if ":role/" in c.target_arn}
+    for role in IamRole.objects.filter(arn__in=arns).select_related("account"):
+        try:
+            role_refresh(role=role)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
+
+
 def policy_request_apply(*, request_id: int) -> PolicyRequest:
-    """Apply an approved request in AWS through the spoke role of its account.
+    """Apply an approved request in AWS through the spoke role of each change's account.
 
     The request is claimed first (approved -> applying), so a second delivery of
     the task, or a second approval, finds nothing to do. Changes are applied in
     order and each records its own outcome; an applied change is never applied
     again. The first failure stops the apply and fails the request.
     """
-    from accounts.fetch import describe_error
-    from accounts.services import role_refresh
-    from iamportal import aws
-
     if not _status_claim(
         request_id,
         from_status=PolicyRequest.Status.APPROVED,
@@ -420,54 +723,197 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
     _event(request_id, RequestEvent.Kind.APPLYING, actor=None)
     request = _request_get(request_id)
     pending = list(request.changes.filter(status__in=[Change.Status.PENDING, Change.Status.FAILED]))
+    sessions = _Sessions()
     applied: list[int] = []
     error = ""
-    try:
-        iam = aws.client("iam", session=aws.spoke_session(request.account))
-    except (ClientError, BotoCoreError) as exc:
-        error = f"Could not assume the spoke role {request.account.spoke_role_arn}: "
-        error += describe_error(exc)
-        for change in pending:
-            _change_failed(change, error)
-        pending = []
     for change in pending:
-        if change.account_id != request.account.account_id:
-            error = "Changes in another account than the role's are not applied yet."
-            _change_failed(change, error)
-            break
-        try:
-            _change_apply(iam, change)
-        except (ClientError, BotoCoreError) as exc:
-            error = describe_error(exc)
-            _change_failed(change, error)
-            break
-        except Exception as exc:
-            # Never leave the request claimed: fail it, keep the details in the log.
-            log.exception("applying change %s of request #%s failed", change.pk, request_id)
-            error = str(exc) if isinstance(exc, RequestActionRefused) else type(exc).__name__
-            error = f"Could not apply this change: {error}"
+        error, outcome = _change_run(change, sessions, revert=False)
+        if error:
             _change_failed(change, error)
             break
         Change.objects.filter(pk=change.pk).update(
-            status=Change.Status.APPLIED, error="", applied_at=timezone.now()
+            status=Change.Status.APPLIED, error="", applied_at=timezone.now(), outcome=outcome
         )
         applied.append(change.pk)
-    outcome = PolicyRequest.Status.FAILED if error else PolicyRequest.Status.APPLIED
-    _status_claim(request_id, from_status=PolicyRequest.Status.APPLYING, to_status=outcome)
-    _event(
-        request_id,
-        RequestEvent.Kind.FAILED if error else RequestEvent.Kind.APPLIED,
-        actor=None,
-        message=error,
-        data={"applied_changes": applied},
-    )
-    if not error and request.role is not None:
-        try:
-            role_refresh(role=request.role)
-        except (ClientError, BotoCoreError) as exc:
-            # The change is in AWS; the next sync brings the inventory up to date.
-            log.warning(
-                "refresh of %s after apply failed: %s", request.role_arn, describe_error(exc)
-            )
+    outcome_status = PolicyRequest.Status.FAILED if error else PolicyRequest.Status.APPLIED
+    with transaction.atomic():
+        _status_claim(
+            request_id, from_status=PolicyRequest.Status.APPLYING, to_status=outcome_status
+        )
+        _event(
+            request_id,
+            RequestEvent.Kind.FAILED if error else RequestEvent.Kind.APPLIED,
+            actor=None,
+            message=error,
+            data={"applied_changes": applied},
+        )
+        if not error and request.extends_id is not None:
+            _extension_hand_over(request)
+        _notify("failed" if error else "applied", request_id)
+    if applied:
+        _roles_refresh(request, [c for c in pending if c.pk in applied])
     request.refresh_from_db()
     return request
+
+
+# --- temporary access -----------------------------------------------------------------
+
+
+def _extension_hand_over(extension: PolicyRequest) -> None:
+    """The extension now holds the access: the request it extends must not take it
+    away when its own expiry comes."""
+    if extension.extends_id is None:
+        return
+    if _status_claim(
+        extension.extends_id,
+        from_status=PolicyRequest.Status.APPLIED,
+        to_status=PolicyRequest.Status.EXPIRED,
+    ):
+        _event(
+            extension.extends_id,
+            RequestEvent.Kind.EXTENDED,
+            actor=None,
+            message=f"Extended by request #{extension.pk}, which keeps the access until "
+            f"{extension.expires_at:%Y-%m-%d %H:%M} UTC.",
+            data={"extension": extension.pk},
+        )
+
+
+def policy_request_extend(
+    *, request_id: int, requester: User, expires_at: datetime | None, justification: str
+) -> PolicyRequest:
+    """Ask to keep temporary access longer: a new pending request, linked to the old
+    one, with the same changes and a later expiry. Reviewers decide on it as on any
+    request; until it is applied the old expiry stands."""
+    justification = (justification or "").strip()
+    errors = _justification_errors(justification) | _expiry_errors(expires_at)
+    if expires_at is None:
+        errors["expires_at"] = "Give the new expiry."
+    with transaction.atomic():
+        old = _request_get(request_id, lock=True)
+        if old.requester_id != requester.pk:
+            raise RequestActionRefused("Only the requester asks to extend their access.")
+        if old.status != PolicyRequest.Status.APPLIED or old.expires_at is None:
+            raise RequestActionRefused(
+                "Only applied temporary access can be extended, before it expires."
+            )
+        if expires_at is not None and expires_at <= old.expires_at:
+            errors["expires_at"] = "The new expiry must be later than the current one."
+        if errors:
+            raise RequestInvalid(errors)
+        if old.extensions.filter(status=PolicyRequest.Status.PENDING).exists():
+            raise RequestActionRefused(
+                "An extension of this request is already waiting for review."
+            )
+        role = old.role
+        if role is None:
+            raise RequestActionRefused("The role of this request is no longer in the inventory.")
+        specs = [
+            ChangeSpec(
+                type=c.type,
+                target_arn=c.target_arn,
+                account_id=c.account_id,
+                payload=c.payload,
+                # What was there before the access was first granted, so that
+                # expiry restores it rather than the granted state.
+                previous=c.previous,
+                automatic=c.automatic,
+                note=c.note,
+            )
+            for c in old.changes.filter(status=Change.Status.APPLIED)
+        ]
+        return _request_create(
+            requester=requester,
+            role=role,
+            specs=specs,
+            justification=justification,
+            expires_at=expires_at,
+            extends=old,
+        )
+
+
+def policy_request_expire(*, request_id: int) -> PolicyRequest:
+    """Take temporary access away: undo the applied changes, last first. Claimed
+    (applied -> expiring) so two sweeps never both undo; when AWS refuses, the
+    request goes back to applied and the next sweep tries again."""
+    if not _status_claim(
+        request_id,
+        from_status=PolicyRequest.Status.APPLIED,
+        to_status=PolicyRequest.Status.EXPIRING,
+    ):
+        return _request_get(request_id)
+    request = _request_get(request_id)
+    applied = list(request.changes.filter(status=Change.Status.APPLIED).order_by("-position"))
+    sessions = _Sessions()
+    error = ""
+    for change in applied:
+        error, _ = _change_run(change, sessions, revert=True)
+        if error:
+            Change.objects.filter(pk=change.pk).update(error=f"Not removed: {error}"[:5000])
+            break
+        Change.objects.filter(pk=change.pk).update(status=Change.Status.REVERTED, error="")
+    with transaction.atomic():
+        if error:
+            _status_claim(
+                request_id,
+                from_status=PolicyRequest.Status.EXPIRING,
+                to_status=PolicyRequest.Status.APPLIED,
+            )
+            _event(request_id, RequestEvent.Kind.EXPIRY_FAILED, actor=None, message=error)
+        else:
+            _status_claim(
+                request_id,
+                from_status=PolicyRequest.Status.EXPIRING,
+                to_status=PolicyRequest.Status.EXPIRED,
+            )
+            _event(request_id, RequestEvent.Kind.EXPIRED, actor=None)
+            _notify("expired", request_id)
+    _roles_refresh(request, applied)
+    request.refresh_from_db()
+    return request
+
+
+def policy_requests_due_to_expire(*, now: datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        PolicyRequest.objects.filter(
+            status=PolicyRequest.Status.APPLIED, expires_at__lte=now
+        ).values_list("pk", flat=True)
+    )
+
+
+# A worker that dies mid-apply leaves its claim; after this long it is released.
+STUCK_AFTER = timedelta(minutes=15)
+
+
+def policy_requests_recover(*, now: datetime | None = None) -> int:
+    """Release requests a crashed worker left "applying" (-> failed, so a reviewer
+    retries what was not applied) or "expiring" (-> applied, so the next sweep
+    tries again). Returns how many were released."""
+    cutoff = (now or timezone.now()) - STUCK_AFTER
+    released = 0
+    stuck = PolicyRequest.objects.filter(
+        status__in=[PolicyRequest.Status.APPLYING, PolicyRequest.Status.EXPIRING],
+        updated_at__lte=cutoff,
+    ).values_list("pk", "status")
+    for pk, status in stuck:
+        applying = status == PolicyRequest.Status.APPLYING
+        to_status = PolicyRequest.Status.FAILED if applying else PolicyRequest.Status.APPLIED
+        with transaction.atomic():
+            if not _status_claim(pk, from_status=PolicyRequest.Status(status), to_status=to_status):
+                continue
+            message = (
+                "The worker applying this request stopped. Changes it had not marked as "
+                "applied can be applied again with Retry; applying a change twice is harmless."
+                if applying
+                else "The worker removing this access stopped; the next sweep tries again."
+            )
+            if applying:
+                Change.objects.filter(request_id=pk, status=Change.Status.PENDING).update(
+                    status=Change.Status.FAILED, error="Not applied: the worker stopped."
+                )
+            _event(pk, RequestEvent.Kind.RECOVERED, actor=None, message=message)
+            if applying:
+                _notify("failed", pk)
+        released += 1
+    return released

@@ -15,3 +15,41 @@ def enqueue_policy_request_apply(request_id: int) -> None:
 @jobs.tracked("requests_app.apply")
 def policy_request_apply_task(request_id: int) -> None:
     services.policy_request_apply(request_id=request_id)
+
+
+def enqueue_request_notify(
+    *, kind: str, request_id: int, actor_id: int | None, comment_id: int | None
+) -> None:
+    async_task(
+        "requests_app.tasks.request_notify_task",
+        kind,
+        request_id,
+        actor_id,
+        comment_id,
+        group="notify",
+    )
+
+
+@jobs.tracked("requests_app.notify")
+def request_notify_task(
+    kind: str, request_id: int, actor_id: int | None = None, comment_id: int | None = None
+) -> int:
+    from requests_app import notifications
+
+    return notifications.request_notify(
+        request_id=request_id, kind=kind, actor_id=actor_id, comment_id=comment_id
+    )
+
+
+@jobs.tracked("requests_app.expiry_sweep")
+def policy_requests_expiry_sweep_task() -> int:
+    """Every few minutes: release stuck claims, remind requesters a day before
+    their access ends, and take away access that has expired."""
+    from requests_app import notifications
+
+    services.policy_requests_recover()
+    notifications.expiry_reminders_send()
+    due = services.policy_requests_due_to_expire()
+    for request_id in due:
+        services.policy_request_expire(request_id=request_id)
+    return len(due)

@@ -10,6 +10,12 @@ urlpatterns = [
     path("requests/<int:pk>/retry/", views.request_retry, name="request_retry"),
     path("requests/<int:pk>/cancel/", views.request_cancel, name="request_cancel"),
     path("requests/<int:pk>/comment/", views.request_comment, name="request_comment"),
+    path("requests/<int:pk>/extend/", views.request_extend, name="request_extend"),
+    path(
+        "requests/<int:pk>/changes/<int:change_id>/edit/",
+        views.change_edit,
+        name="change_edit",
+    ),
     path("requests/review/", views.request_queue, name="request_queue"),
     path("requests/new/", views.request_new, name="request_new"),
     path(

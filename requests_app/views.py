@@ -13,7 +13,6 @@ leave the page as it was, the error unseen.
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from collections.abc import Callable
@@ -40,9 +39,12 @@ from accounts.selectors import resources_search, roles_search
 from brokering.selectors import eligible_role_ids
 from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
+from requests_app.diff import DiffLine, policy_diff
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
     JSON_MAX_DEPTH,
+    ChangeEditForm,
+    ExtendForm,
     LintForm,
     PermissionForm,
     RawPolicyForm,
@@ -241,40 +243,6 @@ def _draft_add(draft: Draft, permission: dict[str, Any]) -> str:
 
 
 # --- shown pieces -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    kind: str  # "add", "del", "hunk", "file" or "same"
-    text: str
-
-
-def _diff(previous: Any, document: Any, *, name: str) -> list[DiffLine]:
-    """The unified diff, line by line, from the role's policy of that name (if
-    any) to the requested one."""
-    before = _pretty(previous).splitlines() if previous is not None else []
-    after = _pretty(document).splitlines()
-    lines = difflib.unified_diff(
-        before,
-        after,
-        fromfile=f"{name} (current)" if previous is not None else f"{name} (not on the role)",
-        tofile=f"{name} (requested)",
-        lineterm="",
-    )
-    shown = []
-    for line in lines:
-        if line.startswith(("---", "+++")):
-            kind = "file"
-        elif line.startswith("@@"):
-            kind = "hunk"
-        elif line.startswith("+"):
-            kind = "add"
-        elif line.startswith("-"):
-            kind = "del"
-        else:
-            kind = "same"
-        shown.append(DiffLine(kind, line))
-    return shown
 
 
 def _others_size(role: IamRole | None, policy_name: str | None) -> int:
@@ -547,13 +515,19 @@ def _review_context(
     policy_name: str,
     preview: services.RequestPreview | None = None,
 ) -> dict[str, Any]:
+    from requests_app.crossaccount import cross_account_changes
+
     previous = (role.inline_policies or {}).get(policy_name)
     return {
         "role": role,
+        # Shown before submitting: what iamportal adds in the other accounts.
+        "cross_account": (
+            cross_account_changes(role=role, document=policy.document) if policy.document else []
+        ),
         "policy": policy,
         "form": form,
         "policy_name": policy_name,
-        "diff": _diff(previous, policy.document, name=policy_name) if policy.document else [],
+        "diff": policy_diff(previous, policy.document, name=policy_name) if policy.document else [],
         "replaces": previous is not None,
         "findings": _lint(policy.document, role, policy_name) if policy.document else [],
         "inline_policies": sorted((role.inline_policies or {}).keys()),
@@ -633,41 +607,155 @@ def request_list(request: HtmxHttpRequest) -> HttpResponse:
 @dataclass(frozen=True)
 class ChangeShown:
     change: Change
-    policy_name: str
+    summary: str
     diff: list[DiffLine]
     findings: list[Finding]
+    linted: bool
+    editable: bool
+    # A rejected edit: the text as typed, and what is wrong with it.
+    edit_text: str = ""
+    edit_errors: list[str] = field(default_factory=list)
 
 
-def _change_shown(request: PolicyRequest, change: Change) -> ChangeShown:
-    payload = change.payload if isinstance(change.payload, dict) else {}
-    name = str(payload.get("policy_name", ""))
-    document = payload.get("document")
-    if change.type == Change.Type.INLINE_POLICY_PUT and isinstance(document, dict):
-        diff = _diff(change.previous, document, name=name)
-        findings = _lint(document, request.role, name)
-    else:
-        diff, findings = [], []
-    return ChangeShown(change=change, policy_name=name, diff=diff, findings=findings)
+# Changes whose document is an identity policy, which the linter understands.
+LINTED_TYPES = {
+    Change.Type.INLINE_POLICY_PUT,
+    Change.Type.MANAGED_POLICY_CREATE,
+    Change.Type.MANAGED_POLICY_VERSION,
+}
+
+
+def _change_shown(
+    policy_request: PolicyRequest,
+    change: Change,
+    *,
+    mine: bool,
+    edit: tuple[int, str, list[str]] | None = None,
+) -> ChangeShown:
+    from requests_app.changes import change_document, change_summary
+
+    documents = change_document(change)
+    diff: list[DiffLine] = []
+    findings: list[Finding] = []
+    linted = False
+    if documents is not None:
+        before, after = documents
+        payload = change.payload if isinstance(change.payload, dict) else {}
+        name = str(payload.get("policy_name", "")) or change.target_arn.rsplit("/", 1)[-1]
+        diff = policy_diff(before, after, name=name)
+        if change.type in LINTED_TYPES and isinstance(after, dict):
+            findings = _lint(after, policy_request.role, payload.get("policy_name"))
+            linted = True
+    edited = edit is not None and edit[0] == change.pk
+    return ChangeShown(
+        change=change,
+        summary=change_summary(change),
+        diff=diff,
+        findings=findings,
+        linted=linted,
+        editable=mine and policy_request.is_open and not change.automatic,
+        edit_text=edit[1] if edit is not None and edited else _pretty(change.payload),
+        edit_errors=edit[2] if edit is not None and edited else [],
+    )
+
+
+def _detail(
+    request: HtmxHttpRequest,
+    policy_request: PolicyRequest,
+    *,
+    edit: tuple[int, str, list[str]] | None = None,
+    extend_form: ExtendForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    # Which forms to show; the services decide whether the action is allowed.
+    reviewer = is_reviewer(request.user)
+    mine = policy_request.requester_id == request.user.pk
+    approvals = list(policy_request.approvals.select_related("reviewer"))
+    can_extend = (
+        mine
+        and policy_request.status == PolicyRequest.Status.APPLIED
+        and policy_request.expires_at is not None
+    )
+    context = {
+        "policy_request": policy_request,
+        "changes": [
+            _change_shown(policy_request, c, mine=mine, edit=edit)
+            for c in policy_request.changes.all()
+        ],
+        "events": policy_request.events.select_related("actor"),
+        "approvals": approvals,
+        "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
+        "extensions": policy_request.extensions.all(),
+        "show_review": reviewer and policy_request.is_open,
+        "show_cancel": mine and policy_request.is_open,
+        "show_retry": reviewer and policy_request.status == PolicyRequest.Status.FAILED,
+        "show_extend": can_extend,
+        "extend_form": extend_form or ExtendForm(),
+        "reason_max": services.REASON_MAX_LENGTH,
+        "comment_max": services.COMMENT_MAX_LENGTH,
+    }
+    return render(request, "requests_app/request_detail.html", context, status=status)
 
 
 @login_required
 @require_GET
 def request_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _detail(request, request_for_user(request.user, pk))
+
+
+@login_required
+@require_POST
+def change_edit(request: HtmxHttpRequest, pk: int, change_id: int) -> HttpResponse:
+    """The requester rewrites a change of their pending request."""
     policy_request = request_for_user(request.user, pk)
-    # Which forms to show; the services decide whether the action is allowed.
-    reviewer = is_reviewer(request.user)
-    mine = policy_request.requester_id == request.user.pk
-    context = {
-        "policy_request": policy_request,
-        "changes": [_change_shown(policy_request, c) for c in policy_request.changes.all()],
-        "events": policy_request.events.select_related("actor"),
-        "show_review": reviewer and policy_request.is_open,
-        "show_cancel": mine and policy_request.is_open,
-        "show_retry": reviewer and policy_request.status == PolicyRequest.Status.FAILED,
-        "reason_max": services.REASON_MAX_LENGTH,
-        "comment_max": services.COMMENT_MAX_LENGTH,
-    }
-    return render(request, "requests_app/request_detail.html", context)
+    if not policy_request.changes.filter(pk=change_id).exists():
+        raise Http404("No such change.")
+    form = ChangeEditForm(request.POST)
+    text = str(request.POST.get("payload", ""))
+    if not form.is_valid():
+        errors = [str(e) for e in form.errors.get("payload", ["Give the change as JSON."])]
+        return _detail(request, policy_request, edit=(change_id, text, errors), status=400)
+    try:
+        services.change_edit(
+            change_id=change_id, editor=request.user, payload=form.cleaned_data["payload"]
+        )
+    except services.RequestInvalid as exc:
+        errors = [f"{key}: {message}" for key, message in exc.errors.items()]
+        return _detail(request, policy_request, edit=(change_id, text, errors), status=400)
+    except services.RequestActionRefused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The change is updated; reviewers see the new version.")
+    return redirect("request_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def request_extend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Ask to keep temporary access longer."""
+    policy_request = request_for_user(request.user, pk)
+    form = ExtendForm(request.POST)
+    if not form.is_valid() or policy_request.expires_at is None:
+        return _detail(request, policy_request, extend_form=form, status=400)
+    try:
+        extension = services.policy_request_extend(
+            request_id=pk,
+            requester=request.user,
+            expires_at=form.expires_at(policy_request.expires_at),
+            justification=form.cleaned_data["justification"],
+        )
+    except services.RequestInvalid as exc:
+        for key, message in exc.errors.items():
+            form.add_error(key if key in form.fields else None, message)
+        return _detail(request, policy_request, extend_form=form, status=400)
+    except services.RequestActionRefused as exc:
+        messages.error(request, exc.message)
+        return redirect("request_detail", pk=pk)
+    messages.success(
+        request,
+        f"Extension requested as #{extension.pk}; reviewers decide on it as on any request.",
+    )
+    return redirect("request_detail", pk=extension.pk)
 
 
 def _request_act(
@@ -687,13 +775,22 @@ def _request_act(
 @login_required
 @require_POST
 def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk, for_review=True)
-    return _request_act(
-        request,
-        policy_request.pk,
-        lambda: services.policy_request_approve(request_id=pk, reviewer=request.user),
-        f"Request #{pk} is approved; its changes are being applied.",
-    )
+    request_for_user(request.user, pk, for_review=True)
+    try:
+        approved = services.policy_request_approve(request_id=pk, reviewer=request.user)
+    except services.RequestActionRefused as exc:
+        messages.error(request, exc.message)
+        return redirect("request_detail", pk=pk)
+    given = approved.approvals.count()
+    if approved.status == PolicyRequest.Status.PENDING:
+        messages.success(
+            request,
+            f"Your approval is recorded ({given} of {approved.approvals_required}); "
+            "another reviewer must approve too.",
+        )
+    else:
+        messages.success(request, f"Request #{pk} is approved; its changes are being applied.")
+    return redirect("request_detail", pk=pk)
 
 
 @login_required

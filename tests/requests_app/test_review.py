@@ -15,12 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
-from accounts.services import account_add
-from iamportal import aws, demo
 from iamportal.models import JobStatus
 from requests_app import services, tasks
 from requests_app.models import Change, Comment, PolicyRequest, RequestEvent
 from tests.conftest import client_for
+from tests.requests_app.conftest import ECS_TRUST, admin_iam, role_in
 
 pytestmark = pytest.mark.django_db
 
@@ -39,50 +38,6 @@ OTHER_DOCUMENT = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"}],
 }
-ECS_TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
-
-
-@pytest.fixture
-def account() -> AwsAccount:
-    """A member account of the organisation with iamportal's spoke role in it."""
-    org = aws.client("organizations")
-    org.create_organization(FeatureSet="ALL")
-    status = org.create_account(Email="aws-prod@example.com", AccountName="acme-prod")
-    account_id = status["CreateAccountStatus"]["AccountId"]
-    demo.spoke_role_create(admin_iam(account_id))
-    return account_add(account_id=account_id, name="acme-prod", environment="prod")
-
-
-def admin_iam(account_id: str) -> Any:
-    return aws.client("iam", session=demo.account_session(account_id))
-
-
-def role_in(account: AwsAccount, name: str, *, in_aws: bool = True) -> IamRole:
-    if in_aws:
-        admin_iam(account.account_id).create_role(RoleName=name, AssumeRolePolicyDocument=ECS_TRUST)
-    return IamRole.objects.create(
-        account=account,
-        arn=aws.role_arn(account.account_id, name),
-        name=name,
-        content_hash="x",
-        synced_at=timezone.now(),
-    )
-
-
-@pytest.fixture
-def role(account: AwsAccount) -> IamRole:
-    return role_in(account, "payments-api")
 
 
 def submitted(user: User, role: IamRole, *, policy_name: str = "invoices-read") -> PolicyRequest:
@@ -138,7 +93,7 @@ def test_an_approved_request_is_applied_in_aws_and_the_role_refreshed(
     assert kinds(request) == ["submitted", "approved", "applying", "applied"]
     approved = request.events.get(kind=RequestEvent.Kind.APPROVED)
     assert approved.actor == reviewer
-    assert approved.data == {}
+    assert approved.data == {"self_approval": False, "approvals": 1, "required": 1}
     assert JobStatus.objects.get(name="requests_app.apply").last_success_at is not None
 
 
@@ -288,7 +243,7 @@ def test_an_admin_self_approves_only_when_the_setting_allows_it_and_it_is_record
     assert request.status == PolicyRequest.Status.APPLIED
     event = request.events.get(kind=RequestEvent.Kind.APPROVED)
     assert event.actor == admin_user
-    assert event.data == {"self_approval": True}
+    assert event.data == {"self_approval": True, "approvals": 1, "required": 1}
     page = client_for(admin_user).get(reverse("request_detail", args=[request.pk]))
     assert "Self-approval" in page.content.decode()
 

@@ -18,6 +18,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--regions", default="", help="Comma-separated regions (default: the setting)"
         )
+        parser.add_argument(
+            "--approvals",
+            type=int,
+            default=None,
+            help="Distinct reviewers who must approve a change in this account (default 1)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         regions = [r.strip() for r in options["regions"].split(",") if r.strip()]
@@ -29,6 +35,7 @@ class Command(BaseCommand):
                 spoke_role_name=options["spoke_role_name"],
                 external_id=options["external_id"],
                 regions=regions,
+                approvals_required=options["approvals"],
             )
         except ValidationError as exc:
             problems = "; ".join(

@@ -112,6 +112,7 @@ class Command(BaseCommand):
                 f"  logins (password: {password})\n"
                 f"    alice  engineer, team-payments\n"
                 f"    rita   security reviewer\n"
+                f"    sam    security reviewer (acme-prod needs two approvals)\n"
                 f"    admin  administrator (also /admin/)\n"
                 f"  Ctrl-C stops everything.\n"
                 f"{line}\n"

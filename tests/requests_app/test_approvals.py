@@ -1,0 +1,431 @@
+"""Several approvals per account, editing a pending change, temporary access
+(expiry, extension), cross-account grants, and recovery from a crashed worker."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from django.contrib.auth.models import User
+from django.test import TestCase
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import AwsAccount, CloudResource, IamRole
+from iamportal import aws, demo
+from requests_app import services, tasks
+from requests_app.models import Change, PolicyRequest
+from tests.conftest import client_for, make_user
+from tests.requests_app.conftest import account_create, admin_iam
+from tests.requests_app.test_review import READ_INVOICES, flashed, kinds, policy_in_aws, submitted
+
+pytestmark = pytest.mark.django_db
+
+
+def approve(request: PolicyRequest, reviewer: User) -> PolicyRequest:
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+    request.refresh_from_db()
+    return request
+
+
+def sweep() -> int:
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return tasks.policy_requests_expiry_sweep_task()
+
+
+@pytest.fixture
+def second_reviewer() -> User:
+    return make_user("sam", "security-reviewers")
+
+
+def inline_names(role: IamRole) -> list[str]:
+    iam = admin_iam(role.account.account_id)
+    return list(iam.list_role_policies(RoleName=role.name)["PolicyNames"])
+
+
+def requiring_two(role: IamRole) -> IamRole:
+    AwsAccount.objects.filter(pk=role.account_id).update(approvals_required=2)
+    role.account.refresh_from_db()
+    return role
+
+
+# --- several approvals ----------------------------------------------------------------
+
+
+def test_a_prod_account_needs_two_distinct_reviewers(
+    requester: User, reviewer: User, second_reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, requiring_two(role))
+    assert request.approvals_required == 2
+    request = approve(request, reviewer)
+    assert request.status == PolicyRequest.Status.PENDING
+    assert "invoices-read" not in inline_names(role)
+    with pytest.raises(services.RequestActionRefused, match="already approved"):
+        approve(request, reviewer)
+    assert request.approvals.count() == 1
+    request = approve(request, second_reviewer)
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+    assert kinds(request).count("approved") == 2
+
+
+def test_the_request_page_says_how_many_approvals_are_missing(
+    requester: User, reviewer: User, second_reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, requiring_two(role))
+    client = client_for(reviewer)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(reverse("request_approve", args=[request.pk]))
+    assert "Your approval is recorded (1 of 2); another reviewer must approve too." in flashed(
+        response
+    )
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert "1 of 2" in page
+    assert reverse("request_approve", args=[request.pk]) not in page
+    other = client_for(second_reviewer).get(reverse("request_detail", args=[request.pk]))
+    assert reverse("request_approve", args=[request.pk]) in other.content.decode()
+
+
+def test_an_admin_self_approval_counts_once_and_another_reviewer_is_still_needed(
+    admin_user: User, reviewer: User, role: IamRole, settings: Any
+) -> None:
+    settings.IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL = True
+    request = approve(submitted(admin_user, requiring_two(role)), admin_user)
+    assert request.status == PolicyRequest.Status.PENDING
+    assert request.approvals.get().self_approval
+    assert approve(request, reviewer).status == PolicyRequest.Status.APPLIED
+
+
+def test_a_cross_account_request_needs_the_highest_requirement_of_its_accounts(
+    requester: User, role: IamRole
+) -> None:
+    data = account_create("acme-data", approvals=3)
+    bucket_in(data, "acme-exports")
+    request = submitted_reading(requester, role, "acme-exports")
+    assert request.approvals_required == 3
+
+
+# --- editing a pending change ---------------------------------------------------------
+
+
+def test_the_requester_edits_a_pending_change_and_approvals_are_withdrawn(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(submitted(requester, requiring_two(role)), reviewer)
+    change = request.changes.get()
+    narrower = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::acme-invoices/2026/*",
+            }
+        ],
+    }
+    response = client_for(requester).post(
+        reverse("change_edit", args=[request.pk, change.pk]),
+        {"payload": json.dumps({"policy_name": "invoices-read", "document": narrower})},
+    )
+    assert response.status_code == 302
+    change.refresh_from_db()
+    assert change.payload["document"] == narrower
+    assert request.approvals.count() == 0
+    edited = request.events.get(kind="edited")
+    assert "1 approval(s) withdrawn" in edited.message
+    assert edited.data["before"]["document"] == READ_INVOICES
+
+
+def test_a_bad_edit_is_shown_with_the_text_kept_and_nothing_changes(
+    requester: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    change = request.changes.get()
+    typed = '{"policy_name": "invoices-read", "document": {"Statement": "nope"}}'
+    response = client_for(requester).post(
+        reverse("change_edit", args=[request.pk, change.pk]), {"payload": typed}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "payload.document" in page
+    assert "&quot;nope&quot;" in page
+    change.refresh_from_db()
+    assert change.payload["document"] == READ_INVOICES
+    response = client_for(requester).post(
+        reverse("change_edit", args=[request.pk, change.pk]), {"payload": "{not json"}
+    )
+    assert response.status_code == 400
+    assert "This is not valid JSON" in response.content.decode()
+
+
+def test_only_the_requester_edits_and_only_while_pending(
+    requester: User, reviewer: User, outsider: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    change = request.changes.get()
+    url = reverse("change_edit", args=[request.pk, change.pk])
+    body = {"payload": json.dumps({"policy_name": "x", "document": READ_INVOICES})}
+    assert client_for(outsider).post(url, body).status_code == 404
+    response = client_for(reviewer).post(url, body)
+    assert "Only the requester edits" in " ".join(flashed(response))
+    approve(request, reviewer)
+    response = client_for(requester).post(url, body)
+    assert "only pending requests can be edited" in " ".join(flashed(response))
+    change.refresh_from_db()
+    assert change.payload["policy_name"] == "invoices-read"
+    other = submitted(requester, role, policy_name="second")
+    wrong = reverse("change_edit", args=[other.pk, change.pk])
+    assert client_for(requester).post(wrong, body).status_code == 404
+
+
+# --- temporary access -----------------------------------------------------------------
+
+
+def temporary(requester: User, role: IamRole, hours: int = 8) -> PolicyRequest:
+    preview = services.policy_request_preview(
+        role=role,
+        document=READ_INVOICES,
+        justification="Incident 4711.",
+        policy_name="invoices-read",
+        expires_at=timezone.now() + timedelta(hours=hours),
+    )
+    return services.policy_request_submit(requester=requester, preview=preview)
+
+
+def expire_now(request: PolicyRequest) -> None:
+    PolicyRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
+
+
+def test_expired_access_is_removed_from_aws_and_the_request_shows_expired(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(temporary(requester, role), reviewer)
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+    assert sweep() == 0
+    expire_now(request)
+    assert sweep() == 1
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.EXPIRED
+    assert inline_names(role) == []
+    role.refresh_from_db()
+    assert "invoices-read" not in role.inline_policies
+    page = client_for(requester).get(reverse("request_detail", args=[request.pk]))
+    assert "Expired" in page.content.decode()
+    assert sweep() == 0
+
+
+def test_when_aws_refuses_the_removal_the_request_stays_applied_and_is_tried_again(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(temporary(requester, role), reviewer)
+    expire_now(request)
+
+    # The spoke role cannot be assumed (its trust policy was broken, say).
+    def refuse(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "trust"}}, "AssumeRole")
+
+    aws.forget_sessions()
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", refuse)
+    sweep()
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert kinds(request)[-1] == "expiry_failed"
+    assert "AccessDenied" in request.events.get(kind="expiry_failed").message
+    aws.forget_sessions()  # the trust is fixed
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+    sweep()
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.EXPIRED
+
+
+def test_the_requester_extends_before_expiry_and_the_extension_takes_over(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(temporary(requester, role), reviewer)
+    old_expiry = request.expires_at
+    assert old_expiry is not None
+    response = client_for(requester).post(
+        reverse("request_extend", args=[request.pk]),
+        {"extend_by": "7d", "justification": "The incident is still open."},
+    )
+    extension = PolicyRequest.objects.get(extends=request)
+    assert response["Location"] == reverse("request_detail", args=[extension.pk])
+    assert extension.status == PolicyRequest.Status.PENDING
+    assert extension.expires_at == old_expiry + timedelta(days=7)
+    assert extension.changes.get().payload == request.changes.get().payload
+    approve(extension, reviewer)
+    request.refresh_from_db()
+    extension.refresh_from_db()
+    assert extension.status == PolicyRequest.Status.APPLIED
+    assert request.status == PolicyRequest.Status.EXPIRED
+    assert "Extended by request" in request.events.get(kind="extended").message
+    # The old expiry passes: the access stays, the extension holds it.
+    expire_now(request)
+    sweep()
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+    expire_now(extension)
+    sweep()
+    extension.refresh_from_db()
+    assert extension.status == PolicyRequest.Status.EXPIRED
+    assert "invoices-read" not in inline_names(role)
+
+
+def test_only_the_requester_extends_and_only_applied_temporary_access(
+    requester: User, reviewer: User, outsider: User, role: IamRole
+) -> None:
+    permanent = approve(submitted(requester, role), reviewer)
+    body = {"extend_by": "7d", "justification": "Longer."}
+    response = client_for(requester).post(reverse("request_extend", args=[permanent.pk]), body)
+    assert response.status_code == 400
+    request = approve(temporary(requester, role), reviewer)
+    url = reverse("request_extend", args=[request.pk])
+    assert client_for(outsider).post(url, body).status_code == 404
+    response = client_for(reviewer).post(url, body)
+    assert "Only the requester" in " ".join(flashed(response))
+    response = client_for(requester).post(url, {"extend_by": "7d", "justification": ""})
+    assert response.status_code == 400
+    assert "Say why you need this access" in response.content.decode()
+    client_for(requester).post(url, body)
+    response = client_for(requester).post(url, body)
+    assert "already waiting for review" in " ".join(flashed(response))
+    assert PolicyRequest.objects.filter(extends=request).count() == 1
+
+
+# --- cross-account --------------------------------------------------------------------
+
+
+def bucket_in(account: AwsAccount, name: str) -> None:
+    aws.client("s3", session=demo.account_session(account.account_id)).create_bucket(Bucket=name)
+    CloudResource.objects.create(
+        account=account,
+        arn=f"arn:aws:s3:::{name}",
+        name=name,
+        type=CloudResource.Type.S3,
+        region="us-east-1",
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+
+
+def submitted_reading(requester: User, role: IamRole, bucket: str, **extra: Any) -> PolicyRequest:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadExports",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/*"],
+            }
+        ],
+    }
+    preview = services.policy_request_preview(
+        role=role,
+        document=document,
+        justification="Read the exports.",
+        policy_name="exports-read",
+        **extra,
+    )
+    return services.policy_request_submit(requester=requester, preview=preview)
+
+
+def bucket_policy(account: AwsAccount, name: str) -> dict[str, Any] | None:
+    s3 = aws.client("s3", session=demo.account_session(account.account_id))
+    try:
+        return dict(json.loads(s3.get_bucket_policy(Bucket=name)["Policy"]))
+    except s3.exceptions.ClientError:
+        return None
+
+
+def test_a_cross_account_read_applies_the_role_policy_and_the_bucket_policy(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    data = account_create("acme-data")
+    bucket_in(data, "acme-exports")
+    request = submitted_reading(
+        requester, role, "acme-exports", expires_at=timezone.now() + timedelta(days=1)
+    )
+    inline, automatic = request.changes.order_by("position")
+    assert (inline.type, inline.account_id, inline.automatic) == (
+        Change.Type.INLINE_POLICY_PUT,
+        role.account.account_id,
+        False,
+    )
+    assert (automatic.type, automatic.account_id, automatic.automatic) == (
+        Change.Type.RESOURCE_POLICY_PUT,
+        data.account_id,
+        True,
+    )
+    assert "acme-exports" in automatic.note
+    page = client_for(reviewer).get(reverse("request_detail", args=[request.pk])).content
+    assert b"Added for cross-account access" in page
+
+    request = approve(request, reviewer)
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "exports-read")["Statement"][0]["Sid"] == "ReadExports"
+    policy = bucket_policy(data, "acme-exports")
+    assert policy is not None
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"AWS": role.arn}
+    assert statement["Action"] in ("s3:GetObject", ["s3:GetObject"])
+    assert statement["Sid"].endswith(f"R{request.pk}")
+
+    expire_now(request)
+    sweep()
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.EXPIRED
+    assert bucket_policy(data, "acme-exports") is None
+
+
+def test_the_requester_cannot_edit_an_automatic_change(requester: User, role: IamRole) -> None:
+    data = account_create("acme-data")
+    bucket_in(data, "acme-exports")
+    request = submitted_reading(requester, role, "acme-exports")
+    automatic = request.changes.get(automatic=True)
+    with pytest.raises(services.RequestActionRefused, match="cross-account grant"):
+        services.change_edit(change_id=automatic.pk, editor=requester, payload=automatic.payload)
+
+
+# --- a crashed worker -----------------------------------------------------------------
+
+
+def test_a_request_left_applying_by_a_crashed_worker_is_released_for_retry(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+    # The worker claimed it and died before applying anything.
+    PolicyRequest.objects.filter(pk=request.pk).update(status=PolicyRequest.Status.APPLYING)
+    assert services.policy_requests_recover() == 0
+    PolicyRequest.objects.filter(pk=request.pk).update(
+        updated_at=timezone.now() - services.STUCK_AFTER - timedelta(seconds=1)
+    )
+    sweep()
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.FAILED
+    assert "worker applying this request stopped" in request.events.get(kind="recovered").message
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.policy_request_retry(request_id=request.pk, reviewer=reviewer)
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+
+
+def test_a_late_task_for_a_released_request_does_nothing(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    PolicyRequest.objects.filter(pk=request.pk).update(
+        status=PolicyRequest.Status.APPLYING,
+        updated_at=timezone.now() - services.STUCK_AFTER - timedelta(seconds=1),
+    )
+    assert services.policy_requests_recover() == 1
+    tasks.policy_request_apply_task(request.pk)
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.FAILED
+    assert "invoices-read" not in inline_names(role)

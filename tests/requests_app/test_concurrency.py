@@ -1,0 +1,150 @@
+"""Racing reviewers and twice-delivered tasks on PostgreSQL: every request is
+approved and applied exactly once. (SQLite runs one writer at a time, so the
+race cannot happen there; these tests run in CI, on PostgreSQL.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection, connections
+
+from accounts.models import AwsAccount, IamRole
+from requests_app import services, tasks
+from requests_app.models import PolicyRequest
+from tests.conftest import make_user
+from tests.requests_app.test_review import READ_INVOICES, kinds, policy_in_aws, submitted
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def widened_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold each approval inside its transaction a little, so the two threads
+    really overlap there instead of one finishing before the other starts."""
+    checked = services._self_approval
+
+    def slow(request: PolicyRequest, reviewer: User) -> bool:
+        time.sleep(0.3)
+        return checked(request, reviewer)
+
+    monkeypatch.setattr(services, "_self_approval", slow)
+
+
+def race(*actions: Callable[[], Any]) -> list[Any]:
+    """Run the actions in threads released at the same moment; each result is the
+    return value or the exception raised."""
+    barrier = threading.Barrier(len(actions))
+    results: list[Any] = [None] * len(actions)
+
+    def run(i: int, action: Callable[[], Any]) -> None:
+        try:
+            barrier.wait()
+            results[i] = action()
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def reviewers(n: int) -> list[User]:
+    return [make_user(f"reviewer{i}", "security-reviewers") for i in range(n)]
+
+
+def test_two_reviewers_approving_at_once_apply_once(requester: User, role: IamRole) -> None:
+    first, second = reviewers(2)
+    request = submitted(requester, role)
+    results = race(
+        lambda: services.policy_request_approve(request_id=request.pk, reviewer=first),
+        lambda: services.policy_request_approve(request_id=request.pk, reviewer=second),
+    )
+    refused = [r for r in results if isinstance(r, services.RequestActionRefused)]
+    assert len(refused) == 1, results
+    assert "only pending requests can be approved" in refused[0].message
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert request.approvals.count() == 1
+    assert kinds(request).count("applying") == 1
+    assert kinds(request).count("applied") == 1
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+
+
+def test_racing_approvals_are_both_counted_when_two_are_required(
+    requester: User, role: IamRole
+) -> None:
+    AwsAccount.objects.filter(pk=role.account_id).update(approvals_required=2)
+    first, second = reviewers(2)
+    request = submitted(requester, role)
+    results = race(
+        lambda: services.policy_request_approve(request_id=request.pk, reviewer=first),
+        lambda: services.policy_request_approve(request_id=request.pk, reviewer=second),
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert request.approvals.count() == 2
+    assert kinds(request).count("applying") == 1
+
+
+def test_one_reviewer_approving_twice_at_once_counts_once(requester: User, role: IamRole) -> None:
+    AwsAccount.objects.filter(pk=role.account_id).update(approvals_required=2)
+    (only,) = reviewers(1)
+    request = submitted(requester, role)
+    results = race(
+        lambda: services.policy_request_approve(request_id=request.pk, reviewer=only),
+        lambda: services.policy_request_approve(request_id=request.pk, reviewer=only),
+    )
+    assert sum(isinstance(r, services.RequestActionRefused) for r in results) == 1, results
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+    assert request.approvals.count() == 1
+
+
+def test_the_apply_task_delivered_twice_at_once_applies_once(
+    requester: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    PolicyRequest.objects.filter(pk=request.pk).update(status=PolicyRequest.Status.APPROVED)
+    results = race(
+        lambda: tasks.policy_request_apply_task(request.pk),
+        lambda: tasks.policy_request_apply_task(request.pk),
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert kinds(request).count("applying") == 1
+    assert kinds(request).count("applied") == 1
+    assert request.changes.get().status == "applied"
+
+
+def test_two_expiry_sweeps_at_once_remove_the_access_once(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    from django.utils import timezone
+
+    request = submitted(requester, role)
+    services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    PolicyRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
+    results = race(tasks.policy_requests_expiry_sweep_task, tasks.policy_requests_expiry_sweep_task)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.EXPIRED
+    assert kinds(request).count("expired") == 1
