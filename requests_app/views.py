@@ -686,6 +686,7 @@ def _detail(
         "approvals": approvals,
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
         "extensions": policy_request.extensions.all(),
+        "is_reviewer": reviewer,
         "show_review": reviewer and policy_request.is_open,
         "show_cancel": mine and policy_request.is_open,
         "show_retry": reviewer and policy_request.status == PolicyRequest.Status.FAILED,

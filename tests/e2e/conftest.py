@@ -12,6 +12,8 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+    from accounts.models import AwsAccount
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -46,3 +48,25 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def organisation(transactional_db: None) -> list[AwsAccount]:
+    """The demo organisation in the embedded AWS, onboarded and synced once, with
+    the demo users (password: tests.conftest.PASSWORD) and the wizard's templates."""
+    from django.test import TestCase
+
+    from accounts.models import SyncRun
+    from accounts.services import account_sync_request
+    from iamportal import demo
+    from tests.conftest import PASSWORD
+
+    accounts = demo.accounts_onboard(demo.organisation_seed())
+    demo.users_create(PASSWORD)
+    demo.policy_templates_seed()
+    for account in accounts:
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            run = account_sync_request(account=account)
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    return accounts

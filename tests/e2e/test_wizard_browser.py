@@ -9,35 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.test import TestCase
 
-from accounts.models import SyncRun
-from accounts.services import account_sync_request
-from iamportal import demo
 from requests_app.models import Change, PolicyRequest
+from tests.conftest import PASSWORD
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct-horse-battery-staple"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "wizard"
 BUCKET = "acme-prod-payments-data"
-
-
-@pytest.fixture
-def organisation(transactional_db: None) -> list[Any]:
-    """The demo organisation in the embedded AWS, onboarded and synced once."""
-    accounts = demo.accounts_onboard(demo.organisation_seed())
-    demo.users_create(PASSWORD)
-    demo.policy_templates_seed()
-    for account in accounts:
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            run = account_sync_request(account=account)
-        run.refresh_from_db()
-        assert run.status == SyncRun.Status.SUCCEEDED, run.error
-    return accounts
 
 
 def settled(page: Page) -> None:
