@@ -296,6 +296,44 @@ IAMPORTAL_WORKER_HEARTBEAT_GRACE_SECONDS = env_int("IAMPORTAL_WORKER_HEARTBEAT_G
 # Bearer token that lets a Prometheus scraper read /metrics without a login.
 IAMPORTAL_METRICS_TOKEN = env_str("IAMPORTAL_METRICS_TOKEN")
 
+# --- Email ----------------------------------------------------------------------
+# Requesters and reviewers are told by email when a request needs review, is
+# approved, rejected, applied, fails, gets a comment or is about to expire.
+IAMPORTAL_NOTIFICATIONS = env_bool("IAMPORTAL_NOTIFICATIONS", True)
+_email_backends = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    # Accepts and drops every email.
+    "dummy": "django.core.mail.backends.dummy.EmailBackend",
+}
+EMAIL_HOST = env_str("EMAIL_HOST")
+# Without a mail server configured, development prints emails on the console;
+# production sends through SMTP (a local relay on localhost:25 by default).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or ("smtp" if EMAIL_HOST or not DEBUG else "console")
+EMAIL_BACKEND = _email_backends.get(EMAIL_BACKEND.lower(), EMAIL_BACKEND)
+if "." not in EMAIL_BACKEND:
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND must be one of {', '.join(_email_backends)} or a dotted path to "
+        f"a Django email backend, not {EMAIL_BACKEND!r}"
+    )
+EMAIL_HOST = EMAIL_HOST or "localhost"
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS (STARTTLS, usually port 587) and EMAIL_USE_SSL (implicit TLS, "
+        "usually port 465) exclude each other: set one"
+    )
+EMAIL_PORT = env_int(
+    "EMAIL_PORT", 587 if EMAIL_USE_TLS else 465 if EMAIL_USE_SSL else 25, minimum=1, maximum=65535
+)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+# A mail server that stops answering must not hold a worker forever.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "iamportal <iamportal@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Identity -----------------------------------------------------------------
 # Permission roles come from groups: reviewers review and approve requests;
 # admins manage accounts, access rules and templates; everyone else is an engineer.

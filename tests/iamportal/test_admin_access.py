@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from accounts.models import AwsAccount
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -58,8 +59,10 @@ def test_an_admin_may_add_an_account_but_a_reviewer_may_not(
         "name": "payments",
         "aliases": "[]",
         "regions": "[]",
+        "approvals_required": "2",
         "enabled": "on",
     }
     assert client_for(reviewer).post("/admin/accounts/awsaccount/add/", data).status_code == 403
     response = client_for(admin_user).post("/admin/accounts/awsaccount/add/", data)
     assert response.status_code == 302
+    assert AwsAccount.objects.get(account_id="111122223333").approvals_required == 2

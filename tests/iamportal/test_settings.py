@@ -14,6 +14,7 @@ PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "k3y-" + "x9Qz!7pL" * 8,
     "ALLOWED_HOSTS": "iamportal.example.com",
+    "SITE_URL": "https://iamportal.example.com",
     "DATABASE_URL": "sqlite:///" + os.devnull,
 }
 
@@ -35,6 +36,11 @@ def test_production_settings_pass_the_deployment_checks() -> None:
     result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+def test_it_warns_when_emails_would_guess_their_links() -> None:
+    result = manage("check", "--deploy", **{**PRODUCTION, "SITE_URL": ""})
+    assert "iamportal.W001" in result.stderr + result.stdout
 
 
 def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off() -> None:
