@@ -674,7 +674,7 @@ class _Sessions:
 def _change_run(change: Change, sessions: _Sessions, *, revert: bool) -> tuple[str, dict[str, Any]]:
     """Apply (or revert) one change; returns (error, outcome), error empty on success."""
     from accounts.fetch import describe_error
-    from requests_app.changes import change_apply, change_revert
+    from requests_app.changes import ChangeRefused, change_apply, change_revert
 
     try:
         session = sessions.get(change.account_id)
@@ -682,7 +682,7 @@ def _change_run(change: Change, sessions: _Sessions, *, revert: bool) -> tuple[s
             change_revert(change=change, session=session)
             return "", {}
         return "", change_apply(change=change, session=session) or {}
-    except RequestActionRefused as exc:
+    except (RequestActionRefused, ChangeRefused) as exc:
         return exc.message, {}
     except (ClientError, BotoCoreError) as exc:
         return describe_error(exc), {}

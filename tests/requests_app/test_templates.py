@@ -266,7 +266,9 @@ def test_reviewers_read_requests_in_the_admin_with_the_payload_pretty_printed(
     assert "&quot;policy_name&quot;: &quot;events&quot;" in body
     request_page = client.get(reverse("admin:requests_app_policyrequest_change", args=[created.pk]))
     assert request_page.status_code == 200
-    assert "Add or update an inline policy" in request_page.content.decode()
+    admin_page = request_page.content.decode()
+    assert "Add inline policy events on role" in admin_page
+    assert "background:#e6ffec" in admin_page  # the diff the reviewer approves
     for name in ("policyrequest", "change", "requestevent", "comment"):
         assert client.get(reverse(f"admin:requests_app_{name}_changelist")).status_code == 200
         assert client.get(reverse(f"admin:requests_app_{name}_add")).status_code == 403

@@ -770,7 +770,7 @@ def test_a_request_page_shows_each_change_with_its_diff_findings_and_timeline(
     assert "resource-wildcard" in {f.code for f in shown.findings}
     body = text(page)
     assert lint.RULES["resource-wildcard"][1] in body
-    assert "Add or update an inline policy" in body
+    assert "Update inline policy payments-events on role" in body
     assert "Submitted" in body
 
 
