@@ -69,38 +69,32 @@ DIFF_STYLES = {
 }
 
 
-class ApprovalInline(admin.TabularInline):
+class _ReadOnlyInline(admin.TabularInline):
+    """Rows of a request shown on its admin page; only the services write them."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.is_reviewer(request.user)
+
+
+class ApprovalInline(_ReadOnlyInline):
     model = Approval
     fields = ["reviewer", "self_approval", "created_at"]
     readonly_fields = ["reviewer", "self_approval", "created_at"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return permissions.is_reviewer(request.user)
 
 
-class CommentInline(admin.TabularInline):
+class CommentInline(_ReadOnlyInline):
     model = Comment
     fields = ["author", "body", "created_at"]
     readonly_fields = ["author", "body", "created_at"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return permissions.is_reviewer(request.user)
 
 
 @admin.register(PolicyRequest)

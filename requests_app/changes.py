@@ -24,7 +24,7 @@ from django.conf import settings
 from accounts.fetch import policy_document
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
 from iamportal import aws
-from requests_app.lint import policy_lint
+from requests_app.lint import DOCUMENT_KEYS, STATEMENT_KEYS, policy_lint
 from requests_app.models import Change
 
 
@@ -103,20 +103,6 @@ _TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")
 # Names listed in a summary before "and N more".
 _LISTED = 5
 
-_DOCUMENT_KEYS = frozenset({"Version", "Id", "Statement"})
-_STATEMENT_KEYS = frozenset(
-    {
-        "Sid",
-        "Effect",
-        "Principal",
-        "NotPrincipal",
-        "Action",
-        "NotAction",
-        "Resource",
-        "NotResource",
-        "Condition",
-    }
-)
 _POLICY_KIND_NAME = {"s3": "bucket policy", "sqs": "queue policy", "sns": "topic policy"}
 _RESOURCE_NOUN = {"s3": "bucket", "sqs": "queue", "sns": "topic"}
 # What AWS answers when the thing a revert would remove is already gone.
@@ -430,7 +416,7 @@ def _statement_problem(statement: Any, *, trust: bool, merge: bool) -> str | Non
     their own structural check.)"""
     if not isinstance(statement, dict):
         return "is not an object"
-    unknown = sorted(key for key in statement if key not in _STATEMENT_KEYS)
+    unknown = sorted(key for key in statement if key not in STATEMENT_KEYS)
     if unknown:
         return f"has unknown elements: {', '.join(unknown)[:200]}"
     sid = statement.get("Sid")
@@ -473,7 +459,7 @@ def _principal_document(value: Any, *, trust: bool) -> dict[str, Any]:
     where = "payload.document"
     if not isinstance(value, dict):
         _invalid(where, "The policy document must be a JSON object.")
-    unknown = sorted(key for key in value if key not in _DOCUMENT_KEYS)
+    unknown = sorted(key for key in value if key not in DOCUMENT_KEYS)
     if unknown:
         _invalid(where, f"Unknown top-level elements: {', '.join(unknown)[:200]}.")
     if value.get("Version") != VERSION:

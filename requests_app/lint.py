@@ -256,8 +256,8 @@ _PERMISSIONS_MANAGEMENT = "Permissions management"
 
 _VERSION = "2012-10-17"
 _OLD_VERSION = "2008-10-17"
-_DOCUMENT_KEYS = ("Version", "Id", "Statement")
-_STATEMENT_KEYS = (
+DOCUMENT_KEYS = ("Version", "Id", "Statement")
+STATEMENT_KEYS = (
     "Sid",
     "Effect",
     "Principal",
@@ -983,11 +983,11 @@ class _Linter:
 
     def check_document(self, document: dict[Any, Any]) -> list[_Statement]:
         for key in document:
-            if key not in _DOCUMENT_KEYS:
+            if key not in DOCUMENT_KEYS:
                 self.add(
                     "unknown-document-key",
                     f"{_key_text(key)} is not a policy element; a policy has only "
-                    f"{', '.join(_DOCUMENT_KEYS)}.",
+                    f"{', '.join(DOCUMENT_KEYS)}.",
                     _pointer(key) if isinstance(key, str) else "",
                 )
         self.check_version(document)
@@ -1053,11 +1053,11 @@ class _Linter:
     def check_statement(self, location: str, raw: dict[Any, Any], sids: set[str]) -> _Statement:
         statement = _Statement(location)
         for key in raw:
-            if key in _STATEMENT_KEYS:
+            if key in STATEMENT_KEYS:
                 continue
             hint = ""
             if isinstance(key, str):
-                for known in _STATEMENT_KEYS:
+                for known in STATEMENT_KEYS:
                     if key.lower() == known.lower():
                         hint = f' Element names are case-sensitive: write "{known}".'
             self.add(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django_q.tasks import async_task
 
 from iamportal import jobs
-from requests_app import services
+from requests_app import notifications, services
 
 
 def enqueue_policy_request_apply(request_id: int) -> None:
@@ -34,8 +34,6 @@ def enqueue_request_notify(
 def request_notify_task(
     kind: str, request_id: int, actor_id: int | None = None, comment_id: int | None = None
 ) -> int:
-    from requests_app import notifications
-
     return notifications.request_notify(
         request_id=request_id, kind=kind, actor_id=actor_id, comment_id=comment_id
     )
@@ -45,8 +43,6 @@ def request_notify_task(
 def policy_requests_expiry_sweep_task() -> int:
     """Every few minutes: release stuck claims, remind requesters a day before
     their access ends, and take away access that has expired."""
-    from requests_app import notifications
-
     services.policy_requests_recover()
     notifications.expiry_reminders_send()
     due = services.policy_requests_due_to_expire()

@@ -95,6 +95,7 @@ def test_it_lets_a_superuser_edit_an_account(admin_user: User, payments: AwsAcco
             "spoke_role_name": "",
             "external_id": "",
             "regions": "[]",
+            "approvals_required": "2",
             "enabled": "on",
         },
     )
@@ -102,6 +103,7 @@ def test_it_lets_a_superuser_edit_an_account(admin_user: User, payments: AwsAcco
     assert response.status_code == 302
     payments.refresh_from_db()
     assert (payments.name, payments.environment) == ("payments-prod", "prod")
+    assert payments.approvals_required == 2
 
 
 def test_it_shows_the_latest_sync_in_the_account_list(
