@@ -343,6 +343,8 @@ IAMPORTAL_ADMIN_GROUPS = env_list("IAMPORTAL_ADMIN_GROUPS", "iamportal-admins")
 # only admin also requests changes may let admins approve their own; each such
 # approval is marked as a self-approval in the request's timeline.
 IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL = env_bool("IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL", False)
+# Role names (shell patterns) no request may change, besides every account's spoke role.
+IAMPORTAL_PROTECTED_ROLES = env_list("IAMPORTAL_PROTECTED_ROLES", "iamportal-*")
 
 # Username/password login: "true" for everyone with a password (the demo),
 # "superusers" for break-glass access only, "false" to turn it off.

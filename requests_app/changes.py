@@ -10,6 +10,7 @@ module knows IAM, S3, SQS and SNS. Each function here handles every type in
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import math
 import re
@@ -103,6 +104,8 @@ _TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")
 # Names listed in a summary before "and N more".
 _LISTED = 5
 
+# Sids of the statements iamportal adds for cross-account grants start with this.
+AUTOMATIC_SID_PREFIX = "Iamportal"
 _POLICY_KIND_NAME = {"s3": "bucket policy", "sqs": "queue policy", "sns": "topic policy"}
 _RESOURCE_NOUN = {"s3": "bucket", "sqs": "queue", "sns": "topic"}
 # What AWS answers when the thing a revert would remove is already gone.
@@ -179,6 +182,17 @@ def change_document(change: Change) -> tuple[Any, Any] | None:
         return None, payload.get("document")
     if kind in (Change.Type.INLINE_POLICY_PUT, Change.Type.MANAGED_POLICY_VERSION):
         return change.previous, payload.get("document")
+    if kind in (Change.Type.TAGS_PUT, Change.Type.TAGS_DELETE):
+        # Tags decide who may use a role through iamportal: show their values.
+        before = change.previous if isinstance(change.previous, dict) else {}
+        before = {k: v for k, v in before.items() if v is not None}
+        tags = payload.get("tags")
+        after = dict(before)
+        if kind == Change.Type.TAGS_PUT and isinstance(tags, dict):
+            after.update(tags)
+        for key in _strs(payload.get("keys")) if kind == Change.Type.TAGS_DELETE else []:
+            after.pop(key, None)
+        return before, after
     if kind in (Change.Type.TRUST_POLICY_UPDATE, Change.Type.RESOURCE_POLICY_PUT):
         if "statements" in payload:
             return change.previous, _merged(change.previous, _dicts(payload.get("statements")))
@@ -205,8 +219,14 @@ def change_summary(change: Change) -> str:
         return _policy_summary(payload, f"the trust policy of {role}")
     if kind == Change.Type.TAGS_PUT:
         tags = payload.get("tags")
-        keys = _listing([str(k) for k in tags] if isinstance(tags, dict) else [])
-        return f"Set tags {keys} on {role}"
+        pairs = [f"{k}={v}" for k, v in tags.items()] if isinstance(tags, dict) else []
+        access = {settings.IAMPORTAL_AUTH_TAG, settings.IAMPORTAL_AUTH_CLI_TAG}
+        warning = (
+            " (these tags decide who may use the role through iamportal)"
+            if isinstance(tags, dict) and access & set(tags)
+            else ""
+        )
+        return f"Set tags {_listing(pairs)} on {role}{warning}"
     if kind == Change.Type.TAGS_DELETE:
         return f"Remove tags {_listing(_strs(payload.get('keys')))} from {role}"
     if kind == Change.Type.PERMISSIONS_BOUNDARY_PUT:
@@ -303,6 +323,21 @@ def _account(account_id: str, where: str = "target_arn") -> AwsAccount:
     return account
 
 
+def role_protected(arn: str) -> bool:
+    """iamportal's own roles (every account's spoke role, and the names in
+    IAMPORTAL_PROTECTED_ROLES) are never changed through a request: an approved
+    request must not be able to widen what iamportal itself may do."""
+    match = _ROLE_ARN.fullmatch(arn)
+    if match is None:
+        return False
+    name = match.group(4)
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in settings.IAMPORTAL_PROTECTED_ROLES):
+        return True
+    account = AwsAccount.objects.filter(account_id=match.group(2)).first()
+    spoke = account.spoke_role_arn if account else ""
+    return spoke.rsplit("/", 1)[-1] == name
+
+
 def _role(target_arn: str) -> IamRole:
     match = _ROLE_ARN.fullmatch(target_arn)
     if match is None:
@@ -313,6 +348,8 @@ def _role(target_arn: str) -> IamRole:
     if len(match.group(3)) > IAM_PATH_MAX_LENGTH:
         _invalid("target_arn", f"A role's path is at most {IAM_PATH_MAX_LENGTH} characters.")
     _account(match.group(2))
+    if role_protected(target_arn):
+        _invalid("target_arn", "This is one of iamportal's own roles: requests cannot change it.")
     role = IamRole.objects.select_related("account").filter(arn=target_arn).first()
     if role is None:
         _invalid(
@@ -518,6 +555,21 @@ def _principal_policy_payload(
         where = "payload.document"
     else:
         statements = _merge_statements(payload["statements"], trust=trust)
+        taken = {str(s.get("Sid")) for s in _statements_of(previous) if isinstance(s, dict)}
+        clashes = sorted(str(s["Sid"]) for s in statements if s["Sid"] in taken)
+        if clashes:
+            # Replacing someone else's statement would be shown as an addition,
+            # and removing ours at expiry would take theirs with it.
+            _invalid(
+                "payload.statements",
+                f"The policy already has a statement with the Sid {', '.join(clashes)}: "
+                "use a Sid of your own.",
+            )
+        if any(str(s["Sid"]).startswith(AUTOMATIC_SID_PREFIX) for s in statements):
+            _invalid(
+                "payload.statements",
+                f"Sids starting with {AUTOMATIC_SID_PREFIX} are iamportal's own: use another.",
+            )
         document = _merged(previous, statements)
         normalised = {"statements": statements}
         where = "payload.statements"
@@ -1042,7 +1094,13 @@ def _trust_slot(change: Change, session: boto3.Session) -> _PolicySlot:
     iam, role = _iam(session), _last_segment(change.target_arn)
 
     def read() -> dict[str, Any] | None:
-        return _as_document(iam.get_role(RoleName=role)["Role"].get("AssumeRolePolicyDocument"))
+        found = iam.get_role(RoleName=role)["Role"]
+        if found.get("Arn") != change.target_arn:
+            # IAM finds a role by name: never write to one with another path.
+            raise ChangeRefused(
+                f"The role named {role} is {found.get('Arn')}, not {change.target_arn}."
+            )
+        return _as_document(found.get("AssumeRolePolicyDocument"))
 
     def write(document: dict[str, Any]) -> None:
         iam.update_assume_role_policy(RoleName=role, PolicyDocument=_dumps(document))

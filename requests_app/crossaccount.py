@@ -22,10 +22,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from accounts.models import AwsAccount, CloudResource, IamRole
-from requests_app.changes import ChangeSpec
+from requests_app.changes import AUTOMATIC_SID_PREFIX, ChangeSpec, role_protected
 from requests_app.models import Change
 
-SID_PREFIX = "Iamportal"
+SID_PREFIX = AUTOMATIC_SID_PREFIX
 _SID_DIGEST_CHARS = 16
 
 # Names only: anything else (wildcards, policy variables, subscription or
@@ -124,6 +124,10 @@ def cross_account_changes(*, role: IamRole, document: dict[str, Any]) -> list[Ch
         else:
             account = accounts.get(target.account_id)
             if target.kind == _KIND_ROLE:
+                # Only a role the inventory knows by this exact ARN: IAM finds
+                # roles by name, so a made-up path would reach another role.
+                if arn not in trust_policies or role_protected(arn):
+                    continue
                 previous = trust_policies.get(arn)
             else:
                 previous = queues_and_topics.get(arn)

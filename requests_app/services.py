@@ -148,11 +148,14 @@ def policy_request_preview(
     expires_at: datetime | None = None,
 ) -> RequestPreview:
     """Validate a request and describe what it would create. Raises RequestInvalid."""
+    from requests_app.changes import role_protected
     from requests_app.crossaccount import cross_account_changes
     from requests_app.lint import policy_lint
 
     justification = (justification or "").strip()
     errors = _justification_errors(justification) | _expiry_errors(expires_at)
+    if role_protected(role.arn):
+        errors["role"] = "This is one of iamportal's own roles: requests cannot change it."
     name = (policy_name or "").strip() or default_policy_name(role)
     if not _POLICY_NAME.match(name):
         errors["policy_name"] = "A policy name is 1-128 letters, digits or +=,.@_- characters."
@@ -239,6 +242,15 @@ def changes_validate(*, role: IamRole, changes: Any) -> list[ChangeSpec]:
                 f"This change is about a role: it must name the request's role {role.arn}."
             )
             continue
+        if spec.account_id != role.account.account_id:
+            # Everything a request changes is in its role's account, where the
+            # reviewers look; iamportal alone adds the other half of a
+            # cross-account grant, marked as such.
+            errors[f"{where}.target_arn"] = (
+                f"This is in account {spec.account_id}; a request changes only its role's "
+                f"account {role.account.account_id}."
+            )
+            continue
         specs.append(spec)
     if errors:
         raise RequestInvalid(errors)
@@ -305,6 +317,26 @@ def _statements_of_request(payload: dict[str, Any], request_id: int) -> dict[str
     }
 
 
+def _change_row(
+    request: PolicyRequest, position: int, spec: ChangeSpec, *, renumber: bool
+) -> Change:
+    return Change(
+        request=request,
+        position=position,
+        type=spec.type,
+        target_arn=spec.target_arn,
+        account_id=spec.account_id,
+        payload=(
+            _statements_of_request(spec.payload, request.pk)
+            if spec.automatic and renumber
+            else spec.payload
+        ),
+        previous=spec.previous,
+        automatic=spec.automatic,
+        note=spec.note[:500],
+    )
+
+
 def _request_create(
     *,
     requester: User,
@@ -327,21 +359,7 @@ def _request_create(
             approvals_required=_approvals_required(specs),
         )
         Change.objects.bulk_create(
-            Change(
-                request=request,
-                position=position,
-                type=spec.type,
-                target_arn=spec.target_arn,
-                account_id=spec.account_id,
-                payload=(
-                    _statements_of_request(spec.payload, request.pk)
-                    if spec.automatic and extends is None
-                    else spec.payload
-                ),
-                previous=spec.previous,
-                automatic=spec.automatic,
-                note=spec.note[:500],
-            )
+            _change_row(request, position, spec, renumber=extends is None)
             for position, spec in enumerate(specs)
         )
         _event(
@@ -596,6 +614,11 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
                 "iamportal added this change for a cross-account grant: edit the change it "
                 "follows from instead."
             )
+        if request.extends_id is not None:
+            raise RequestActionRefused(
+                "An extension keeps the access it extends as it is: cancel it and make a new "
+                "request to change what is granted."
+            )
         try:
             spec = change_validate(type=change.type, target_arn=change.target_arn, payload=payload)
         except ChangeInvalid as exc:
@@ -604,6 +627,7 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
         change.payload = spec.payload
         change.previous = spec.previous
         change.save(update_fields=["payload", "previous"])
+        _automatic_changes_renew(request)
         withdrawn = request.approvals.count()
         request.approvals.all().delete()
         _event(
@@ -617,6 +641,33 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
             data={"change_id": change.pk, "before": before, "approvals_withdrawn": withdrawn},
         )
     return change
+
+
+def _automatic_changes_renew(request: PolicyRequest) -> None:
+    """After an edit, the other halves of cross-account grants follow the edited
+    identity policies: what they no longer name is dropped, what is new is added."""
+    from requests_app.crossaccount import cross_account_changes
+
+    if request.role is None:
+        return
+    request.changes.filter(automatic=True).delete()
+    specs: list[ChangeSpec] = []
+    for change in request.changes.filter(type=Change.Type.INLINE_POLICY_PUT):
+        document = change.payload.get("document") if isinstance(change.payload, dict) else None
+        if isinstance(document, dict):
+            specs += cross_account_changes(role=request.role, document=document)
+    last = request.changes.count()
+    Change.objects.bulk_create(
+        _change_row(request, position, spec, renumber=True)
+        for position, spec in enumerate(specs, start=last)
+    )
+    required = _approvals_required(
+        [
+            *specs,
+            *(ChangeSpec(c.type, c.target_arn, c.account_id, {}) for c in request.changes.all()),
+        ]
+    )
+    PolicyRequest.objects.filter(pk=request.pk).update(approvals_required=required)
 
 
 def policy_request_retry(*, request_id: int, reviewer: User) -> PolicyRequest:
@@ -659,6 +710,10 @@ class _Sessions:
             account = AwsAccount.objects.filter(account_id=account_id).first()
             if account is None:
                 raise RequestActionRefused(f"Account {account_id} is not known to iamportal.")
+            if not account.enabled:
+                raise RequestActionRefused(
+                    f"Account {account} is disabled in iamportal: enable it to apply changes."
+                )
             try:
                 self._sessions[account_id] = aws.spoke_session(account)
             except (ClientError, BotoCoreError) as exc:
@@ -734,6 +789,8 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
         Change.objects.filter(pk=change.pk).update(
             status=Change.Status.APPLIED, error="", applied_at=timezone.now(), outcome=outcome
         )
+        # Still alive: the recovery sweep releases only claims left untouched.
+        PolicyRequest.objects.filter(pk=request_id).update(updated_at=timezone.now())
         applied.append(change.pk)
     outcome_status = PolicyRequest.Status.FAILED if error else PolicyRequest.Status.APPLIED
     with transaction.atomic():
@@ -832,13 +889,18 @@ def policy_request_extend(
         )
 
 
+EXPIRABLE = (PolicyRequest.Status.APPLIED, PolicyRequest.Status.FAILED)
+
+
 def policy_request_expire(*, request_id: int) -> PolicyRequest:
-    """Take temporary access away: undo the applied changes, last first. Claimed
-    (applied -> expiring) so two sweeps never both undo; when AWS refuses, the
-    request goes back to applied and the next sweep tries again."""
-    if not _status_claim(
+    """Take temporary access away: undo the applied changes, last first (a failed
+    request may have some). Claimed (-> expiring) so two sweeps never both undo;
+    when AWS refuses, the request goes back to where it was and the next sweep
+    tries again."""
+    status = PolicyRequest.objects.filter(pk=request_id).values_list("status", flat=True).first()
+    if status not in EXPIRABLE or not _status_claim(
         request_id,
-        from_status=PolicyRequest.Status.APPLIED,
+        from_status=PolicyRequest.Status(status),
         to_status=PolicyRequest.Status.EXPIRING,
     ):
         return _request_get(request_id)
@@ -857,7 +919,7 @@ def policy_request_expire(*, request_id: int) -> PolicyRequest:
             _status_claim(
                 request_id,
                 from_status=PolicyRequest.Status.EXPIRING,
-                to_status=PolicyRequest.Status.APPLIED,
+                to_status=PolicyRequest.Status(status),
             )
             _event(request_id, RequestEvent.Kind.EXPIRY_FAILED, actor=None, message=error)
         else:
@@ -876,14 +938,15 @@ def policy_request_expire(*, request_id: int) -> PolicyRequest:
 def policy_requests_due_to_expire(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     return list(
-        PolicyRequest.objects.filter(
-            status=PolicyRequest.Status.APPLIED, expires_at__lte=now
-        ).values_list("pk", flat=True)
+        PolicyRequest.objects.filter(status__in=EXPIRABLE, expires_at__lte=now).values_list(
+            "pk", flat=True
+        )
     )
 
 
-# A worker that dies mid-apply leaves its claim; after this long it is released.
-STUCK_AFTER = timedelta(minutes=15)
+# A worker that dies mid-apply leaves its claim; it is released once it has been
+# untouched for longer than a task may run.
+STUCK_AFTER = timedelta(seconds=int(settings.Q_CLUSTER["timeout"]) + 300)
 
 
 def policy_requests_recover(*, now: datetime | None = None) -> int:

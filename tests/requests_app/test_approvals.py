@@ -429,3 +429,98 @@ def test_a_late_task_for_a_released_request_does_nothing(
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.FAILED
     assert "invoices-read" not in inline_names(role)
+
+
+# --- what a request may not do --------------------------------------------------------
+
+
+def test_an_extension_cannot_be_edited(requester: User, reviewer: User, role: IamRole) -> None:
+    request = approve(temporary(requester, role), reviewer)
+    assert request.expires_at is not None
+    extension = services.policy_request_extend(
+        request_id=request.pk,
+        requester=requester,
+        expires_at=request.expires_at + timedelta(days=1),
+        justification="Still needed.",
+    )
+    change = extension.changes.get()
+    with pytest.raises(services.RequestActionRefused, match="An extension keeps the access"):
+        services.change_edit(change_id=change.pk, editor=requester, payload=change.payload)
+
+
+def test_a_request_changes_only_its_role_s_account(requester: User, role: IamRole) -> None:
+    data = account_create("acme-data")
+    bucket_in(data, "acme-exports")
+    statement = {
+        "Sid": "Mine",
+        "Effect": "Allow",
+        "Principal": {"AWS": role.arn},
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::acme-exports/*",
+    }
+    with pytest.raises(services.RequestInvalid) as caught:
+        services.policy_request_changes_submit(
+            requester=requester,
+            role=role,
+            changes=[
+                {
+                    "type": "resource_policy_put",
+                    "target_arn": "arn:aws:s3:::acme-exports",
+                    "payload": {"statements": [statement]},
+                }
+            ],
+            justification="Exports.",
+        )
+    assert (
+        "a request changes only its role's account" in caught.value.errors["changes[0].target_arn"]
+    )
+    assert not PolicyRequest.objects.exists()
+
+
+def test_iamportal_s_spoke_role_cannot_be_requested(requester: User, role: IamRole) -> None:
+    spoke = IamRole.objects.create(
+        account=role.account,
+        arn=role.account.spoke_role_arn,
+        name=role.account.spoke_role_arn.rsplit("/", 1)[-1],
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+    with pytest.raises(services.RequestInvalid) as caught:
+        services.policy_request_preview(
+            role=spoke, document=READ_INVOICES, justification="More power."
+        )
+    assert "iamportal's own roles" in caught.value.errors["role"]
+
+
+def test_temporary_access_of_a_failed_request_is_removed_at_expiry(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = temporary(requester, role)
+    # A second change that AWS refuses: the first is applied, the request fails.
+    Change.objects.create(
+        request=request,
+        position=1,
+        type=Change.Type.MANAGED_POLICY_ATTACH,
+        target_arn=role.arn,
+        account_id=role.account.account_id,
+        payload={"policy_arn": f"arn:aws:iam::{role.account.account_id}:policy/not-there"},
+    )
+    request = approve(request, reviewer)
+    assert request.status == PolicyRequest.Status.FAILED
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+    expire_now(request)
+    sweep()
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.EXPIRED
+    assert inline_names(role) == []
+
+
+def test_nothing_is_applied_in_a_disabled_account(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    AwsAccount.objects.filter(pk=role.account_id).update(enabled=False)
+    request = approve(request, reviewer)
+    assert request.status == PolicyRequest.Status.FAILED
+    assert "disabled" in request.changes.get().error
+    assert inline_names(role) == []

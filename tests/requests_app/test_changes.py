@@ -623,22 +623,61 @@ def test_a_trust_policy_merge_keeps_statements_added_since_and_revert_removes_on
     assert trust_of(role)["Statement"] == [*ECS_TRUST["Statement"], theirs]
 
 
-def test_a_trust_policy_merge_replaces_the_statement_with_the_same_sid_in_place(
-    role: IamRole, account: AwsAccount, requester: User
+def test_a_merge_may_not_reuse_a_sid_the_policy_already_has(
+    role: IamRole, account: AwsAccount
 ) -> None:
+    # Replacing someone else's statement would read as an addition, and its
+    # removal at expiry would take theirs with it.
     replacement = {**ci_statement(account), "Sid": "EcsTasks"}
-    applied(T.TRUST_POLICY_UPDATE, role.arn, {"statements": [replacement]}, requester)
-    assert trust_of(role)["Statement"] == [replacement]
+    errors = refused(T.TRUST_POLICY_UPDATE, role.arn, {"statements": [replacement]})
+    assert "already has a statement with the Sid EcsTasks" in errors["payload.statements"]
+    automatic_looking = ci_statement(account, sid="IamportalAbc")
+    errors = refused(T.TRUST_POLICY_UPDATE, role.arn, {"statements": [automatic_looking]})
+    assert "iamportal's own" in errors["payload.statements"]
 
 
 def test_reverting_a_merge_that_would_leave_no_trust_policy_is_refused(
     role: IamRole, account: AwsAccount, requester: User
 ) -> None:
-    replacement = {**ci_statement(account), "Sid": "EcsTasks"}
-    change = applied(T.TRUST_POLICY_UPDATE, role.arn, {"statements": [replacement]}, requester)
+    added = ci_statement(account)
+    change = applied(T.TRUST_POLICY_UPDATE, role.arn, {"statements": [added]}, requester)
+    # Someone removed the original statements by hand since.
+    iam_of(role).update_assume_role_policy(
+        RoleName=role.name,
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [added]}),
+    )
     with pytest.raises(ChangeRefused, match="without a trust policy"):
         revert(change)
-    assert trust_of(role)["Statement"] == [replacement]
+    assert trust_of(role)["Statement"] == [added]
+
+
+def test_a_trust_change_is_never_written_to_a_role_of_the_same_name_and_another_path(
+    role: IamRole, account: AwsAccount, requester: User
+) -> None:
+    change = stored(
+        validate(T.TRUST_POLICY_UPDATE, role.arn, {"statements": [ci_statement(account)]}),
+        requester,
+    )
+    Change.objects.filter(pk=change.pk).update(
+        target_arn=role.arn.replace(":role/", ":role/decoy/")
+    )
+    change.refresh_from_db()
+    with pytest.raises(ChangeRefused, match="not arn"):
+        apply(change)
+    assert "LetCiAssume" not in json.dumps(trust_of(role))
+
+
+def test_iamportal_s_own_roles_cannot_be_changed(account: AwsAccount) -> None:
+    spoke = account.spoke_role_arn
+    errors = refused(
+        T.MANAGED_POLICY_ATTACH,
+        spoke,
+        {"policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+    )
+    assert "iamportal's own roles" in errors["target_arn"]
+    assert changes.role_protected(spoke)
+    assert changes.role_protected(f"arn:aws:iam::{account.account_id}:role/iamportal-hub")
+    assert not changes.role_protected(f"arn:aws:iam::{account.account_id}:role/payments-api")
 
 
 # --- tags ------------------------------------------------------------------------------
@@ -1211,7 +1250,7 @@ def test_documents_of_each_type() -> None:
     trust = change_row(T.TRUST_POLICY_UPDATE, ROLE, {"document": ECS_TRUST}, None)
     assert changes.change_document(trust) == (None, ECS_TRUST)
     tags = change_row(T.TAGS_PUT, ROLE, {"tags": {"a": "b"}})
-    assert changes.change_document(tags) is None
+    assert changes.change_document(tags) == ({}, {"a": "b"})  # values shown to reviewers
 
 
 @pytest.mark.parametrize(
@@ -1271,7 +1310,7 @@ def test_documents_of_each_type() -> None:
             ROLE,
             {"tags": {"team": "a", "env": "b"}},
             None,
-            "Set tags team, env on role payments-api",
+            "Set tags team=a, env=b on role payments-api",
         ),
         (T.TAGS_DELETE, ROLE, {"keys": ["team"]}, None, "Remove tags team from role payments-api"),
         (

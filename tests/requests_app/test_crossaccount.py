@@ -155,11 +155,22 @@ def test_a_role_to_assume_in_another_account_gets_a_trust_policy_change(
     }
 
 
-def test_a_role_in_a_known_account_but_not_yet_synced_still_gets_its_trust_change(
+def test_a_role_the_inventory_does_not_know_by_that_exact_arn_gets_nothing(
     role: IamRole, data_account: AwsAccount
 ) -> None:
-    [change] = changes(role, allow("sts:AssumeRole", TARGET_ROLE_ARN))
-    assert change.previous is None
+    # IAM finds roles by name: a made-up path must not reach the real role.
+    inventory_row(IamRole, data_account, TARGET_ROLE_ARN, "deployer")
+    decoy = TARGET_ROLE_ARN.replace(":role/", ":role/decoy/")
+    assert changes(role, allow("sts:AssumeRole", decoy)) == []
+    assert len(changes(role, allow("sts:AssumeRole", TARGET_ROLE_ARN))) == 1
+
+
+def test_iamportal_s_own_roles_never_get_a_trust_change(
+    role: IamRole, data_account: AwsAccount
+) -> None:
+    spoke = data_account.spoke_role_arn
+    inventory_row(IamRole, data_account, spoke, spoke.rsplit("/", 1)[-1])
+    assert changes(role, allow("sts:AssumeRole", spoke)) == []
 
 
 def test_other_actions_on_a_role_ask_for_no_trust_change(
@@ -301,6 +312,7 @@ def test_the_sid_is_stable_across_calls_and_differs_per_role(
 def test_the_same_document_gives_the_same_changes_whatever_the_order(
     role: IamRole, bucket: CloudResource, data_account: AwsAccount
 ) -> None:
+    inventory_row(IamRole, data_account, TARGET_ROLE_ARN, "deployer")
     statements = [
         allow(["sqs:SendMessage", "sqs:GetQueueUrl"], QUEUE_ARN),
         allow("s3:GetObject", [f"{BUCKET_ARN}/b/*", f"{BUCKET_ARN}/a/*"]),
