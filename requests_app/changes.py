@@ -937,12 +937,33 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
 
 
+def _principals(statements: list[Any]) -> list[str]:
+    """Who the Allow statements let in, as written: what a reviewer must see."""
+    found: list[str] = []
+    for statement in statements:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        if isinstance(principal, str):
+            found.append(principal)
+        elif isinstance(principal, dict):
+            for values in principal.values():
+                found += [values] if isinstance(values, str) else _strs(values)
+    return sorted(set(found))
+
+
 def _policy_summary(payload: dict[str, Any], what: str) -> str:
     if "statements" in payload:
-        count = len(_dicts(payload.get("statements")))
+        statements = _dicts(payload.get("statements"))
+        count = len(statements)
         noun = "statement" if count == 1 else "statements"
-        return f"Add {count} {noun} to {what}"
-    return f"Replace {what}"
+        summary = f"Add {count} {noun} to {what}"
+    else:
+        document = payload.get("document")
+        statements = _statements_of(document) if isinstance(document, dict) else []
+        summary = f"Replace {what}"
+    allowed = _principals(statements)
+    return f"{summary}, allowing {_listing(allowed)}" if allowed else summary
 
 
 # --- apply and revert per type -----------------------------------------------------------

@@ -1378,3 +1378,23 @@ def test_summaries_and_documents_never_fail_on_a_payload_of_unexpected_shape() -
             assert changes.change_summary(weird)
             document = changes.change_document(weird)
             assert document is None or len(document) == 2
+
+
+def test_the_summary_of_a_trust_change_names_who_gets_in() -> None:
+    statement = {
+        "Sid": "Outside",
+        "Effect": "Allow",
+        "Principal": {"AWS": ["arn:aws:iam::999999999999:root"], "Federated": "cognito"},
+        "Action": "sts:AssumeRole",
+    }
+    merge = change_row(T.TRUST_POLICY_UPDATE, ROLE, {"statements": [statement]})
+    assert changes.change_summary(merge) == (
+        "Add 1 statement to the trust policy of role payments-api, allowing "
+        "arn:aws:iam::999999999999:root, cognito"
+    )
+    replace = change_row(
+        T.TRUST_POLICY_UPDATE,
+        ROLE,
+        {"document": {"Version": "2012-10-17", "Statement": [{**statement, "Principal": "*"}]}},
+    )
+    assert changes.change_summary(replace).endswith("allowing *")
