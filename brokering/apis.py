@@ -32,6 +32,27 @@ class AmbiguousSerializer(serializers.Serializer):
     matches = serializers.ListField(child=serializers.CharField())
 
 
+# A 400 is either `{"detail": ...}` or, when a field of the body is wrong,
+# DRF's field name -> messages.
+BAD_REQUEST = OpenApiResponse(
+    {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"detail": {"type": "string"}},
+                "required": ["detail"],
+            },
+            {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "description": "Field name -> what is wrong with it.",
+            },
+        ]
+    },
+    description="Bad input.",
+)
+
+
 def _error(message: str, code: int, **extra: Any) -> Response:
     return Response({"detail": message, **extra}, status=code)
 
@@ -52,7 +73,7 @@ class RoleSerializer(serializers.Serializer):
 class RoleListApi(APIView):
     @extend_schema(
         summary="The roles I may use",
-        responses={200: RoleSerializer(many=True), 401: ErrorSerializer},
+        responses={200: RoleSerializer(many=True), 400: BAD_REQUEST, 401: ErrorSerializer},
         tags=["roles"],
     )
     def get(self, request: Request) -> Response:
@@ -151,7 +172,7 @@ class CredentialIssueApi(APIView):
         request=InputSerializer,
         responses={
             200: OutputSerializer,
-            400: ErrorSerializer,
+            400: BAD_REQUEST,
             401: ErrorSerializer,
             404: OpenApiResponse(ErrorSerializer, description="No role you may use matches."),
             409: OpenApiResponse(AmbiguousSerializer, description="Several roles match."),
@@ -204,7 +225,7 @@ class ConsoleUrlApi(APIView):
             200: inline_serializer(
                 "ConsoleUrl", {"url": serializers.URLField(), "role_arn": serializers.CharField()}
             ),
-            400: ErrorSerializer,
+            400: BAD_REQUEST,
             401: ErrorSerializer,
             404: ErrorSerializer,
             409: AmbiguousSerializer,

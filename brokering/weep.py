@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -144,6 +144,41 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 # --- the base of every authenticated Weep endpoint ----------------------------------------------
+
+# Paths answered in Weep's own error shapes, before any view runs (e.g. for a NUL
+# character in the request): the v1 calls in {"code", "message", ...}, the rest in
+# the v2 envelope.
+_WEEP_V1_PATHS = ("/api/v1/get_credentials", "/api/v1/get_roles")
+_WEEP_WEB_PATHS = (
+    "/api/v2/get_roles",
+    "/api/v2/get_resource_url",
+    "/api/v1/policies/typeahead",
+    "/noauth/v1/challenge_",
+)
+
+
+def weep_malformed(path: str, message: str) -> JsonResponse | None:
+    """The 400 ("904", malformed) a Weep path answers with, in that path's shape;
+    None for any other path."""
+    request_id = str(uuid.uuid4())
+    if path in _WEEP_V1_PATHS:
+        body: dict[str, Any] = {"code": "904", "message": message, "request_id": request_id}
+        if path == "/api/v1/get_credentials":
+            body["requested_role"] = ""
+        return JsonResponse(body, status=400)
+    if path.startswith(_WEEP_WEB_PATHS):
+        return JsonResponse(
+            {
+                "status": "error",
+                "status_code": 400,
+                "code": "904",
+                "message": message,
+                "errors": [message],
+                "request_id": request_id,
+            },
+            status=400,
+        )
+    return None
 
 
 class _WeepApi(APIView):
@@ -361,9 +396,9 @@ def _all_roles(request: Request) -> bool:
 _ALL_PARAMETER = OpenApiParameter(
     "all",
     OpenApiTypes.STR,
-    enum=["true"],
     required=False,
-    description="true: include the roles for command-line use only.",
+    description='"true" (any case) adds the roles for command-line use only; anything else '
+    "lists the console roles.",
 )
 
 
@@ -376,6 +411,7 @@ class CliRoleListApi(_WeepApi):
         parameters=[_ALL_PARAMETER],
         responses={
             200: {"type": "array", "items": {"type": "string"}},
+            400: OpenApiResponse(WeepErrorSerializer, description='"904": malformed request.'),
             401: WeepErrorSerializer,
             403: WeepErrorSerializer,
         },
@@ -417,7 +453,12 @@ class CliRoleDetailListApi(_WeepApi):
         operation_id="weep_get_roles_v2",
         summary="My roles with their accounts (Weep)",
         parameters=[_ALL_PARAMETER],
-        responses={200: OutputSerializer, 401: WebErrorSerializer, 403: WebErrorSerializer},
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(WebErrorSerializer, description='"904": malformed request.'),
+            401: WebErrorSerializer,
+            403: WebErrorSerializer,
+        },
         tags=["weep"],
     )
     def get(self, request: Request) -> Response:
@@ -674,7 +715,10 @@ class CliChallengePollApi(_PublicWeepApi):
         operation_id="weep_challenge_poller",
         summary="Collect the CLI token once the sign-in is approved",
         auth=[],
-        responses={200: OutputSerializer},
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(WebErrorSerializer, description='"904": malformed request.'),
+        },
         tags=["weep"],
     )
     def get(self, request: Request, token: str) -> Response:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from iamportal import permissions
+
+_ErrorSerializer = inline_serializer("MeError", {"detail": serializers.CharField()})
 
 
 class MeApi(APIView):
@@ -21,7 +23,15 @@ class MeApi(APIView):
         groups = serializers.ListField(child=serializers.CharField())
         permission_role = serializers.ChoiceField(choices=["admin", "reviewer", "engineer"])
 
-    @extend_schema(responses=OutputSerializer, summary="The signed-in user")
+    @extend_schema(
+        responses={
+            200: OutputSerializer,
+            # e.g. a NUL character anywhere in the request
+            400: _ErrorSerializer,
+            401: _ErrorSerializer,
+        },
+        summary="The signed-in user",
+    )
     def get(self, request: Request) -> Response:
         user = request.user
         data = {

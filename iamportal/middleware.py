@@ -20,7 +20,12 @@ class RejectNulCharactersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self._has_nul(request):
+            from brokering.weep import weep_malformed
+
             message = "NUL characters are not allowed in requests."
+            weep = weep_malformed(request.path, message)
+            if weep is not None:
+                return weep
             if request.path.startswith(("/api/", "/noauth/")):
                 return JsonResponse({"detail": message}, status=400)
             return HttpResponse(message, status=400, content_type="text/plain")

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView
 
 from iamportal import apis, oidc, views
 
+handler404 = "iamportal.views.page_not_found"
+
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("login/failed/", oidc.login_failed, name="login_failed"),

@@ -1,7 +1,7 @@
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
-from django.urls import path
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from requests_app import apis
@@ -14,7 +14,17 @@ _request_create = apis.PolicyRequestCreateApi.as_view()
 def _requests(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
     """/api/v1/requests: listing and creating are two operations, one API view each."""
     view = _request_create if request.method == "POST" else _request_list
-    return view(request, *args, **kwargs)
+    response = view(request, *args, **kwargs)
+    if response.has_header("Allow"):
+        response["Allow"] = "GET, POST, HEAD, OPTIONS"
+    return response
+
+
+@csrf_exempt  # it changes nothing, and a POST gets the same JSON 404
+def _no_such_request(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    """Anything else under /api/v1/requests/ (an id that is not a number, an
+    unknown action): the API's JSON 404, not the HTML page."""
+    return JsonResponse({"detail": "No such request."}, status=404)
 
 
 urlpatterns = [
@@ -28,4 +38,30 @@ urlpatterns = [
     path(
         "api/v1/requests/<int:pk>", apis.PolicyRequestDetailApi.as_view(), name="api_request_detail"
     ),
+    path(
+        "api/v1/requests/<int:pk>/comment",
+        apis.PolicyRequestCommentApi.as_view(),
+        name="api_request_comment",
+    ),
+    path(
+        "api/v1/requests/<int:pk>/cancel",
+        apis.PolicyRequestCancelApi.as_view(),
+        name="api_request_cancel",
+    ),
+    path(
+        "api/v1/requests/<int:pk>/approve",
+        apis.PolicyRequestApproveApi.as_view(),
+        name="api_request_approve",
+    ),
+    path(
+        "api/v1/requests/<int:pk>/reject",
+        apis.PolicyRequestRejectApi.as_view(),
+        name="api_request_reject",
+    ),
+    path(
+        "api/v1/requests/<int:pk>/retry",
+        apis.PolicyRequestRetryApi.as_view(),
+        name="api_request_retry",
+    ),
+    re_path(r"^api/v1/requests/", _no_such_request),
 ]

@@ -1,20 +1,40 @@
 """The REST API of permission requests: generate and lint a policy, submit a
-request (or a dry run), list my requests, read one.
+request (or a dry run), list and read requests, and act on one: comment,
+cancel, approve, reject, retry.
 
-Token or session authentication. The same services as the wizard decide what
-is acceptable. Every error is JSON with a 4xx status: `{"detail": ...}`, and
-`errors` (field -> messages) when the input itself is wrong.
+Token or session authentication. The same services as the wizard and the
+review page decide what is acceptable. Every error is JSON with a 4xx status:
+`{"detail": ...}`, and `errors` (field -> messages) when the input itself is
+wrong.
+
+Status codes of the actions on a request, in the order they are decided:
+401 without credentials; 404 when the caller may not see the request (the
+access gate); 400 for bad input; 403 when the caller may never do this to
+this request (a non-reviewer approving, anyone approving their own request,
+someone else cancelling it); 409 when they may, but not in its current state
+(approving a request that is no longer pending, approving twice, retrying one
+that has not failed).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time
 from typing import Any, cast
 
 from django.contrib.auth.models import User
+from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
@@ -23,11 +43,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import IamRole
-from iamportal.permissions import can_view_inventory
+from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
 from requests_app.forms import JSON_MAX_DEPTH, json_load_bounded
 from requests_app.lint import policy_lint
-from requests_app.models import PolicyRequest
+from requests_app.models import Change, PolicyRequest
 from requests_app.policy import (
     ACCESS_LEVELS,
     MAX_ACCESS_KEY_CHARS,
@@ -128,16 +148,43 @@ def _intent_error(exc: IntentError) -> Response:
     )
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, and nothing DRF would turn into one (a number, a boolean)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return cast(str, super().to_internal_value(data))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, not "yes", 1 or "on"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, not a string of digits or 3.0."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return cast(int, super().to_internal_value(data))
+
+
 class IntentSerializer(serializers.Serializer):
     class Meta:
         ref_name = "Intent"
 
-    service = serializers.CharField(
+    service = StrictCharField(
         max_length=MAX_SERVICE_CHARS,
         help_text="An IAM service prefix: s3, sqs, sns, rds-db, sts, ses, kms, secretsmanager, "
         "dynamodb, logs (plain-language access choices), or any other (access levels).",
     )
-    resource = serializers.CharField(
+    resource = StrictCharField(
         max_length=MAX_ARN_CHARS,
         required=False,
         allow_blank=True,
@@ -145,18 +192,18 @@ class IntentSerializer(serializers.Serializer):
         help_text="The resource ARN.",
     )
     access = serializers.ListField(
-        child=serializers.CharField(max_length=MAX_ACCESS_KEY_CHARS),
+        child=StrictCharField(max_length=MAX_ACCESS_KEY_CHARS),
         max_length=MAX_ACCESS_KEYS,
         help_text="Choice keys of the service (e.g. list, read, write, delete for s3), or "
         f"access levels for other services: {', '.join(k for k, _ in ACCESS_LEVELS)}.",
     )
     options = serializers.DictField(
-        child=serializers.CharField(max_length=MAX_OPTION_CHARS, allow_blank=True),
+        child=StrictCharField(max_length=MAX_OPTION_CHARS, allow_blank=True),
         required=False,
         default=dict,
         help_text='Refinements, e.g. {"prefix": "reports/"} for s3.',
     )
-    include_destructive = serializers.BooleanField(
+    include_destructive = StrictBooleanField(
         required=False, default=False, help_text="Grant destructive actions too."
     )
 
@@ -212,6 +259,26 @@ class PolicyGenerateApi(_RequestsApi):
     @extend_schema(
         summary="A least-privilege policy for permissions asked in plain terms",
         request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "Read a bucket and send to a queue",
+                request_only=True,
+                value={
+                    "intents": [
+                        {
+                            "service": "s3",
+                            "resource": "arn:aws:s3:::acme-prod-payments-data",
+                            "access": ["list", "read"],
+                        },
+                        {
+                            "service": "sqs",
+                            "resource": "arn:aws:sqs:us-east-1:111111111111:payments-events",
+                            "access": ["send"],
+                        },
+                    ]
+                },
+            )
+        ],
         responses={
             200: OutputSerializer,
             400: OpenApiResponse(
@@ -242,7 +309,7 @@ class PolicyLintApi(_RequestsApi):
         document = serializers.JSONField(
             help_text="The policy document: a JSON object, or a string holding one."
         )
-        other_inline_policies_size = serializers.IntegerField(
+        other_inline_policies_size = StrictIntegerField(
             required=False,
             default=0,
             min_value=0,
@@ -285,15 +352,39 @@ class ChangeSerializer(serializers.Serializer):
     class Meta:
         ref_name = "RequestChange"
 
-    type = serializers.CharField()
+    type = serializers.CharField(help_text="What the change does, e.g. inline_policy_put.")
     target_arn = serializers.CharField()
-    status = serializers.CharField()
-    payload = serializers.JSONField(help_text="The policy name and document to apply.")
+    account_id = serializers.CharField(help_text="The account the change is applied in.")
+    status = serializers.CharField(help_text="One of " + ", ".join(Change.Status.values) + ".")
+    automatic = serializers.BooleanField(
+        help_text="Added by iamportal, not the requester: the other half of a cross-account grant."
+    )
+    payload = serializers.JSONField(help_text="What to apply, e.g. the policy name and document.")
     previous = serializers.JSONField(
-        allow_null=True, help_text="The role's policy of that name when the request was made."
+        allow_null=True, help_text="What was there when the request was made."
     )
     error = serializers.CharField(allow_blank=True)
     applied_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApprovalSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "RequestApproval"
+
+    reviewer = serializers.CharField(source="reviewer.username")
+    created_at = serializers.DateTimeField()
+    self_approval = serializers.BooleanField(
+        help_text="An admin approved their own request, as the settings allow."
+    )
+
+
+class CommentSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "RequestComment"
+
+    author = serializers.CharField(source="author.username")
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
 
 
 class EventSerializer(serializers.Serializer):
@@ -319,7 +410,12 @@ class PolicyRequestSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    approvals_required = serializers.IntegerField(
+        help_text="Distinct reviewers who must approve before the request is applied."
+    )
+    approvals = ApprovalSerializer(many=True, source="approvals.all")
     changes = ChangeSerializer(many=True, source="changes.all")
+    comments = CommentSerializer(many=True, source="comments.all")
     events = EventSerializer(many=True, source="events.all")
 
 
@@ -329,10 +425,19 @@ class PolicyRequestSummarySerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     status = serializers.CharField(help_text=_STATUS_HELP)
+    requester = serializers.CharField(source="requester.username")
     role_arn = serializers.CharField()
     account_id = serializers.CharField(source="account.account_id")
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
+
+
+def _detailed(request: PolicyRequest) -> PolicyRequest:
+    """The request with everything PolicyRequestSerializer shows, in a few queries."""
+    prefetch_related_objects(
+        [request], "approvals__reviewer", "changes", "comments__author", "events__actor"
+    )
+    return request
 
 
 def _role(user: Any, value: str) -> IamRole:
@@ -357,7 +462,7 @@ class PolicyRequestCreateApi(_RequestsApi):
         class Meta:
             ref_name = "PolicyRequestCreateInput"
 
-        role = serializers.CharField(
+        role = StrictCharField(
             max_length=ROLE_MAX_LENGTH, help_text="The role's ARN, or its iamportal id."
         )
         document = serializers.JSONField(
@@ -370,18 +475,18 @@ class PolicyRequestCreateApi(_RequestsApi):
             max_length=MAX_INTENTS,
             help_text="Permissions in plain terms, instead of a document.",
         )
-        justification = serializers.CharField(
+        justification = StrictCharField(
             max_length=services.JUSTIFICATION_MAX_LENGTH,
             allow_blank=True,
             help_text="Why the access is needed: reviewers decide on it.",
         )
-        policy_name = serializers.CharField(
+        policy_name = StrictCharField(
             max_length=128, required=False, allow_blank=True, help_text="Default: generated."
         )
         expires_at = serializers.DateTimeField(
             required=False, allow_null=True, help_text="Temporary access ends then (max 90 days)."
         )
-        dry_run = serializers.BooleanField(
+        dry_run = StrictBooleanField(
             required=False, default=False, help_text="Validate and describe; create nothing."
         )
 
@@ -411,6 +516,46 @@ class PolicyRequestCreateApi(_RequestsApi):
     @extend_schema(
         summary="Ask for permissions on a role (or a dry run)",
         request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "Read a bucket, for a week",
+                request_only=True,
+                value={
+                    "role": "arn:aws:iam::111111111111:role/service/payments-api",
+                    "intents": [
+                        {
+                            "service": "s3",
+                            "resource": "arn:aws:s3:::acme-prod-payments-data",
+                            "access": ["list", "read"],
+                            "options": {"prefix": "reports/"},
+                        }
+                    ],
+                    "justification": "Settlement reports for PAY-1234.",
+                    "expires_at": None,
+                    "dry_run": False,
+                },
+            ),
+            OpenApiExample(
+                "A policy document, dry run",
+                request_only=True,
+                value={
+                    "role": "arn:aws:iam::111111111111:role/service/payments-api",
+                    "document": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "sqs:SendMessage",
+                                "Resource": "arn:aws:sqs:us-east-1:111111111111:payments-events",
+                            }
+                        ],
+                    },
+                    "justification": "Send settlement events.",
+                    "policy_name": "payments-events",
+                    "dry_run": True,
+                },
+            ),
+        ],
         responses={
             200: OpenApiResponse(PreviewSerializer, description="Dry run: what would be created."),
             201: OpenApiResponse(PolicyRequestSerializer, description="The pending request."),
@@ -470,27 +615,169 @@ class PolicyRequestCreateApi(_RequestsApi):
         created = services.policy_request_submit(
             requester=cast(User, request.user), preview=preview
         )
-        return Response(PolicyRequestSerializer(created).data, status=status.HTTP_201_CREATED)
+        return Response(
+            PolicyRequestSerializer(_detailed(created)).data, status=status.HTTP_201_CREATED
+        )
+
+
+# --- list and read ------------------------------------------------------------------
+
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+USERNAME_MAX_LENGTH = 150
+
+
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{12}$"})
+class AccountIdField(serializers.CharField):
+    """Exactly twelve ASCII digits, nothing around them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not ACCOUNT_ID.fullmatch(value):
+            raise serializers.ValidationError(f"{value[:50]!r} is not a 12-digit account id.")
+        return value
+
+
+@extend_schema_field(OpenApiTypes.DATE)
+class IsoDateField(serializers.Field):
+    """A calendar date written YYYY-MM-DD, and no other way."""
+
+    def to_internal_value(self, data: Any) -> date:
+        text = data if isinstance(data, str) else ""
+        try:
+            if ISO_DATE.fullmatch(text):
+                return date.fromisoformat(text)
+        except ValueError:
+            pass
+        raise serializers.ValidationError(f"{str(data)[:50]!r} is not a date: use YYYY-MM-DD.")
+
+    def to_representation(self, value: date) -> str:
+        return value.isoformat()
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 class PolicyRequestListApi(_RequestsApi):
+    class FilterSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PolicyRequestListFilter"
+
+        scope = serializers.ChoiceField(
+            choices=["mine", "all"],
+            default="mine",
+            help_text="mine (the default, for everyone): the requests I made. all: everyone's "
+            "requests, for reviewers only (403 for anyone else).",
+            error_messages={"invalid_choice": 'scope is "mine" or "all", not "{input}".'},
+        )
+        status = serializers.ChoiceField(
+            choices=PolicyRequest.Status.values,
+            required=False,
+            help_text="Only requests in this status.",
+            error_messages={"invalid_choice": f'"{{input}}" is not a status. {_STATUS_HELP}'},
+        )
+        account = AccountIdField(
+            required=False,
+            help_text="Only requests for a role in this account, or changing something in it.",
+        )
+        requester = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=USERNAME_MAX_LENGTH,
+            help_text="Only requests made by the user with this username.",
+        )
+        role = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=ROLE_MAX_LENGTH,
+            help_text="Only requests for a role whose ARN contains this (any case).",
+        )
+        created_after = IsoDateField(
+            required=False, help_text="Only requests made on this day (UTC) or later."
+        )
+        created_before = IsoDateField(
+            required=False, help_text="Only requests made before this day (UTC) began."
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            after, before = attrs.get("created_after"), attrs.get("created_before")
+            if after is not None and before is not None and after >= before:
+                raise serializers.ValidationError(
+                    {"created_before": ["created_before must be a later day than created_after."]}
+                )
+            return attrs
+
     @extend_schema(
-        summary="My requests, newest first",
-        responses={200: PolicyRequestSummarySerializer(many=True), 401: ErrorSerializer},
+        summary=f"Requests, newest first (at most {LIST_LIMIT}); mine unless scope=all",
+        description="Filters combine: every one given must hold. To see older requests than "
+        f"the {LIST_LIMIT} returned, narrow them with created_before.",
+        parameters=[FilterSerializer],
+        responses={
+            200: PolicyRequestSummarySerializer(many=True),
+            400: OpenApiResponse(ErrorSerializer, description="A filter has a bad value."),
+            401: ErrorSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="scope=all from a non-reviewer."),
+        },
         tags=["requests"],
     )
     def get(self, request: Request) -> Response:
-        requests = requests_of(request.user)[:LIST_LIMIT]
-        return Response(PolicyRequestSummarySerializer(requests, many=True).data)
+        # A plain dict: an empty value is then a bad value, not a missing one.
+        form = self.FilterSerializer(data=request.query_params.dict())
+        if not form.is_valid():
+            return _invalid(form.errors)
+        filters = form.validated_data
+        if filters["scope"] == "all":
+            if not is_reviewer(request.user):
+                return Response(
+                    {"detail": "Only reviewers list everyone's requests: use scope=mine."},
+                    status=status.HTTP_403_FORBIDDEN,
+                )
+            requests = PolicyRequest.objects.select_related("account")
+        else:
+            requests = requests_of(request.user)
+        requests = _filtered(requests.select_related("requester"), filters)
+        return Response(PolicyRequestSummarySerializer(requests[:LIST_LIMIT], many=True).data)
+
+
+def _filtered(
+    requests: QuerySet[PolicyRequest], filters: dict[str, Any]
+) -> QuerySet[PolicyRequest]:
+    if "status" in filters:
+        requests = requests.filter(status=filters["status"])
+    if "account" in filters:
+        account = filters["account"]
+        changing = Change.objects.filter(account_id=account).values("request_id")
+        requests = requests.filter(Q(account__account_id=account) | Q(pk__in=changing))
+    if filters.get("requester"):
+        requests = requests.filter(requester__username=filters["requester"])
+    if filters.get("role"):
+        requests = requests.filter(role_arn__icontains=filters["role"])
+    if "created_after" in filters:
+        requests = requests.filter(created_at__gte=_day_start(filters["created_after"]))
+    if "created_before" in filters:
+        requests = requests.filter(created_at__lt=_day_start(filters["created_before"]))
+    return requests
+
+
+# Any request may be refused before it reaches the view, e.g. for a NUL character.
+_BAD_INPUT = "Bad or malformed input."
+_NOT_FOUND = OpenApiResponse(
+    ErrorSerializer, description="No such request, or the caller may not see it."
+)
 
 
 class PolicyRequestDetailApi(_RequestsApi):
     @extend_schema(
-        summary="One request: its changes and its timeline",
+        summary="One request: its changes, approvals, comments and timeline",
         responses={
             200: PolicyRequestSerializer,
+            400: OpenApiResponse(ErrorSerializer, description=_BAD_INPUT),
             401: ErrorSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No such request, or not yours."),
+            404: _NOT_FOUND,
         },
         tags=["requests"],
     )
@@ -499,4 +786,175 @@ class PolicyRequestDetailApi(_RequestsApi):
             found = request_for_user(request.user, pk)
         except Http404:
             return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
-        return Response(PolicyRequestSerializer(found).data)
+        return Response(PolicyRequestSerializer(_detailed(found)).data)
+
+
+# --- actions on a request -----------------------------------------------------------
+
+
+def _act(
+    request: Request,
+    pk: int,
+    perform: Callable[[User, dict[str, Any]], object],
+    *,
+    form: type[serializers.Serializer] | None = None,
+    created: bool = False,
+) -> Response:
+    """The access gate, the input, then the service: the updated request, or why not."""
+    try:
+        request_for_user(request.user, pk)
+    except Http404:
+        return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
+    user = cast(User, request.user)  # the gate lets only signed-in users through
+    data: dict[str, Any] = {}
+    if form is not None:
+        given = form(data=request.data)
+        if not given.is_valid():
+            return _invalid(given.errors)
+        data = given.validated_data
+    try:
+        perform(user, data)
+    except services.RequestActionRefused as exc:
+        if not PolicyRequest.objects.filter(pk=pk).exists():
+            return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
+        forbidden = isinstance(exc, services.RequestActionForbidden)
+        code = status.HTTP_403_FORBIDDEN if forbidden else status.HTTP_409_CONFLICT
+        return Response({"detail": exc.message}, status=code)
+    updated = request_for_user(user, pk)
+    return Response(
+        PolicyRequestSerializer(_detailed(updated)).data,
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+
+
+def _action_responses(
+    success: int, description: str, *, conflict: str, body: bool = False
+) -> dict[int, Any]:
+    responses: dict[int, Any] = {
+        success: OpenApiResponse(PolicyRequestSerializer, description=description),
+        400: OpenApiResponse(ErrorSerializer, description=_BAD_INPUT),
+        401: ErrorSerializer,
+        403: OpenApiResponse(
+            ErrorSerializer, description="The caller may see the request but never do this to it."
+        ),
+        404: _NOT_FOUND,
+        409: OpenApiResponse(ErrorSerializer, description=conflict),
+    }
+    if body:
+        responses[413] = ErrorSerializer
+    return responses
+
+
+class PolicyRequestCommentApi(_RequestsApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PolicyRequestCommentInput"
+
+        body = StrictCharField(max_length=services.COMMENT_MAX_LENGTH)
+
+    @extend_schema(
+        summary="Comment on a request (its requester and reviewers)",
+        request=InputSerializer,
+        responses=_action_responses(
+            201,
+            "The request, with the comment.",
+            conflict="The request takes no comments now.",
+            body=True,
+        ),
+        tags=["requests"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return _act(
+            request,
+            pk,
+            lambda user, data: services.policy_request_comment(
+                request_id=pk, author=user, body=data["body"]
+            ),
+            form=self.InputSerializer,
+            created=True,
+        )
+
+
+class PolicyRequestCancelApi(_RequestsApi):
+    @extend_schema(
+        summary="Withdraw my pending request",
+        request=None,
+        responses=_action_responses(
+            200, "The cancelled request.", conflict="The request is no longer pending."
+        ),
+        tags=["requests"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return _act(
+            request,
+            pk,
+            lambda user, _: services.policy_request_cancel(request_id=pk, requester=user),
+        )
+
+
+class PolicyRequestApproveApi(_RequestsApi):
+    @extend_schema(
+        summary="Approve a pending request (reviewers; never one's own)",
+        description="Records the caller's approval. The request stays pending until it has "
+        "`approvals_required` distinct approvals; then it is approved and applied in AWS by a "
+        "background job.",
+        request=None,
+        responses=_action_responses(
+            200,
+            "The request, with the approval.",
+            conflict="The request is no longer pending, or the caller approved it already.",
+        ),
+        tags=["requests"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return _act(
+            request,
+            pk,
+            lambda user, _: services.policy_request_approve(request_id=pk, reviewer=user),
+        )
+
+
+class PolicyRequestRejectApi(_RequestsApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PolicyRequestRejectInput"
+
+        reason = StrictCharField(
+            max_length=services.REASON_MAX_LENGTH, help_text="Shown to the requester."
+        )
+
+    @extend_schema(
+        summary="Reject a pending request (reviewers)",
+        request=InputSerializer,
+        responses=_action_responses(
+            200, "The rejected request.", conflict="The request is no longer pending.", body=True
+        ),
+        tags=["requests"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return _act(
+            request,
+            pk,
+            lambda user, data: services.policy_request_reject(
+                request_id=pk, reviewer=user, reason=data["reason"]
+            ),
+            form=self.InputSerializer,
+        )
+
+
+class PolicyRequestRetryApi(_RequestsApi):
+    @extend_schema(
+        summary="Apply a failed request again (reviewers; never one's own)",
+        description="Changes already applied stay applied and are skipped.",
+        request=None,
+        responses=_action_responses(
+            200, "The request, approved again.", conflict="The request has not failed."
+        ),
+        tags=["requests"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return _act(
+            request,
+            pk,
+            lambda user, _: services.policy_request_retry(request_id=pk, reviewer=user),
+        )

@@ -387,6 +387,11 @@ class RequestActionRefused(Exception):
         self.message = message
 
 
+class RequestActionForbidden(RequestActionRefused):
+    """Refused because of who asks, whatever state the request is in (the API's
+    403; the other refusals are about the request's state, its 409)."""
+
+
 def _request_get(request_id: int, *, lock: bool = False) -> PolicyRequest:
     rows = PolicyRequest.objects.filter(pk=request_id)
     if lock:
@@ -440,7 +445,7 @@ def _refuse_unless_reviewer(user: User, verb: str) -> None:
     from iamportal.permissions import is_reviewer
 
     if not is_reviewer(user):
-        raise RequestActionRefused(f"Only reviewers {verb} requests.")
+        raise RequestActionForbidden(f"Only reviewers {verb} requests.")
 
 
 def _self_approval(request: PolicyRequest, reviewer: User) -> bool:
@@ -452,7 +457,7 @@ def _self_approval(request: PolicyRequest, reviewer: User) -> bool:
         return False
     if is_admin(reviewer) and settings.IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL:
         return True
-    raise RequestActionRefused("Nobody approves their own request: another reviewer must.")
+    raise RequestActionForbidden("Nobody approves their own request: another reviewer must.")
 
 
 def _apply_enqueue(request_id: int) -> None:
@@ -557,7 +562,7 @@ def policy_request_cancel(*, request_id: int, requester: User) -> PolicyRequest:
     with transaction.atomic():
         request = _request_get(request_id)
         if request.requester_id != requester.pk:
-            raise RequestActionRefused("Only the requester can cancel a request.")
+            raise RequestActionForbidden("Only the requester can cancel a request.")
         _refuse_unless_claimed(
             request_id,
             from_status=PolicyRequest.Status.PENDING,
@@ -579,7 +584,7 @@ def policy_request_comment(*, request_id: int, author: User, body: str) -> Comme
     with transaction.atomic():
         request = _request_get(request_id)
         if request.requester_id != author.pk and not is_reviewer(author):
-            raise RequestActionRefused("Only the requester and reviewers comment on a request.")
+            raise RequestActionForbidden("Only the requester and reviewers comment on a request.")
         comment = Comment.objects.create(request=request, author=author, body=body)
         _event(
             request_id,
@@ -604,7 +609,7 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
             raise RequestActionRefused(f"Change {change_id} does not exist.")
         request = _request_get(change.request_id, lock=True)
         if request.requester_id != editor.pk:
-            raise RequestActionRefused("Only the requester edits the changes of a request.")
+            raise RequestActionForbidden("Only the requester edits the changes of a request.")
         if request.status != PolicyRequest.Status.PENDING:
             raise RequestActionRefused(
                 f"Request #{request.pk} is {request.status}: only pending requests can be edited."
@@ -849,7 +854,7 @@ def policy_request_extend(
     with transaction.atomic():
         old = _request_get(request_id, lock=True)
         if old.requester_id != requester.pk:
-            raise RequestActionRefused("Only the requester asks to extend their access.")
+            raise RequestActionForbidden("Only the requester asks to extend their access.")
         if old.status != PolicyRequest.Status.APPLIED or old.expires_at is None:
             raise RequestActionRefused(
                 "Only applied temporary access can be extended, before it expires."

@@ -36,7 +36,8 @@ def test_nul_characters_in_a_json_body_are_a_400(requester: User) -> None:
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert "NUL" in response.json()["detail"]
+    assert response.json()["code"] == "904"
+    assert "NUL" in response.json()["message"]
 
 
 def test_a_unicode_digit_limit_is_a_400_not_a_500(requester: User) -> None:
@@ -69,3 +70,29 @@ def test_the_destination_is_rebuilt_from_what_was_checked() -> None:
 
 def test_anonymous_nul_probe_is_a_400(anonymous: Client) -> None:
     assert anonymous.get("/noauth/v1/challenge_generator/a%00b").status_code == 400
+
+
+def test_an_unknown_api_address_answers_json_and_an_unknown_page_html(client: Client) -> None:
+    api = client.post("/api/v1/nothing-here", {"a": "b"})
+    assert api.status_code == 404
+    assert api.json() == {"detail": "Not found."}
+    page = client.get("/nothing-here/")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [
+        ("/api/v1/get_credentials", {"code", "message", "request_id", "requested_role"}),
+        ("/api/v1/get_roles", {"code", "message", "request_id"}),
+        ("/api/v2/get_roles", {"status", "status_code", "code", "message", "errors", "request_id"}),
+    ],
+)
+def test_a_nul_character_in_a_weep_call_gets_weep_s_malformed_error(
+    client: Client, path: str, shape: set[str]
+) -> None:
+    response = client.get(path, {"all": "true\x00"})
+    assert response.status_code == 400
+    assert set(response.json()) == shape
+    assert response.json()["code"] == "904"

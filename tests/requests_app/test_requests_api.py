@@ -1,10 +1,12 @@
 """The requests API with personal tokens: generate, lint, submit (and dry
-run), list and read; every bad input is a 4xx JSON answer that creates nothing."""
+run), list (with filters) and read, and the actions on a request (comment,
+cancel, approve, reject, retry) for every member of the cast; every bad input
+is a 4xx JSON answer that changes nothing."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,10 +15,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import AwsAccount
 from iamportal.services import api_token_create
 from requests_app import services
 from requests_app.apis import BODY_MAX_BYTES
 from requests_app.models import Change, PolicyRequest, RequestEvent
+from tests.requests_app.conftest import account_create, admin_iam, role_in
+from tests.requests_app.test_review import policy_in_aws
+from tests.requests_app.test_review import submitted as submitted_for
 from tests.requests_app.test_wizard import (
     BUCKET_ARN,
     EVENTS_POLICY,
@@ -31,6 +37,7 @@ GENERATE = "/api/v1/policies/generate"
 LINT = "/api/v1/policies/lint"
 REQUESTS = "/api/v1/requests"
 READ_BUCKET = {"service": "s3", "resource": BUCKET_ARN, "access": ["list", "read"]}
+ACTIONS = ("comment", "cancel", "approve", "reject", "retry")
 
 
 @pytest.fixture
@@ -76,6 +83,7 @@ def test_every_endpoint_needs_credentials(anonymous: Client, inv: Inventory) -> 
         ("post", REQUESTS),
         ("get", REQUESTS),
         ("get", f"{REQUESTS}/1"),
+        *(("post", f"{REQUESTS}/1/{action}") for action in ACTIONS),
     ):
         response = getattr(anonymous, method)(path, content_type="application/json")
         assert response.status_code == 401, path
@@ -92,6 +100,11 @@ def test_the_endpoints_are_in_the_openapi_schema(alice: Client) -> None:
     assert set(paths[REQUESTS + "/{id}"]) == {"get"}
     create = paths[REQUESTS]["post"]["responses"]
     assert {"200", "201", "400", "404"} <= set(create)
+    assert {"200", "400", "401", "403"} <= set(paths[REQUESTS]["get"]["responses"])
+    for action in ACTIONS:
+        responses = set(paths[f"{REQUESTS}/{{id}}/{action}"]["post"]["responses"])
+        assert {"401", "403", "404", "409"} <= responses, action
+        assert ("201" if action == "comment" else "200") in responses
 
 
 # --- generate -------------------------------------------------------------------------
@@ -330,6 +343,7 @@ def test_the_list_has_only_my_requests(
     assert set(response.json()[0]) == {
         "id",
         "status",
+        "requester",
         "role_arn",
         "account_id",
         "created_at",
@@ -351,3 +365,510 @@ def test_a_request_is_readable_by_its_requester_and_reviewers_only(
     assert refused.status_code == 404
     assert refused.json() == {"detail": "No such request."}
     assert api_client(requester).get(f"{REQUESTS}/999999").status_code == 404
+
+
+# --- actions: who may do what ---------------------------------------------------------
+
+BODIES: dict[str, dict[str, str]] = {
+    "comment": {"body": "Which prefix do the reports use?"},
+    "reject": {"reason": "Ask for the reports/ prefix only."},
+}
+REVIEWER_MAY = {"comment": 201, "cancel": 403, "approve": 200, "reject": 200, "retry": 200}
+# Status code of each action on alice's request, by who asks.
+WHO_MAY: dict[str, dict[str, int]] = {
+    "requester": {"comment": 201, "cancel": 200, "approve": 403, "reject": 403, "retry": 403},
+    "reviewer": REVIEWER_MAY,
+    "admin_user": REVIEWER_MAY,
+    "superuser": REVIEWER_MAY,
+    "outsider": dict.fromkeys(ACTIONS, 404),
+    "anonymous": dict.fromkeys(ACTIONS, 401),
+}
+# The request's status in the answer when the action succeeds.
+STATUS_AFTER = {
+    "comment": "pending",
+    "cancel": "cancelled",
+    "approve": "approved",
+    "reject": "rejected",
+    "retry": "approved",
+}
+EVENT_AFTER = {**STATUS_AFTER, "comment": "commented", "retry": "retried"}
+
+
+def client_of(request: pytest.FixtureRequest, who: str) -> Client:
+    """A token client for the member of the cast named by its fixture (only that
+    user is created: each costs a password hash)."""
+    if who == "anonymous":
+        return Client()
+    return api_client(request.getfixturevalue(who))
+
+
+@pytest.fixture
+def cast(request: pytest.FixtureRequest) -> dict[str, Client]:
+    return {who: client_of(request, who) for who in WHO_MAY}
+
+
+def act(client: Client, request: PolicyRequest, action: str, body: Any = None) -> Any:
+    return post(
+        client,
+        f"{REQUESTS}/{request.pk}/{action}",
+        BODIES.get(action, {}) if body is None else body,
+    )
+
+
+def failed(request: PolicyRequest) -> PolicyRequest:
+    """The request as a failed apply leaves it."""
+    PolicyRequest.objects.filter(pk=request.pk).update(status=PolicyRequest.Status.FAILED)
+    Change.objects.filter(request=request).update(status=Change.Status.FAILED, error="AccessDenied")
+    request.refresh_from_db()
+    return request
+
+
+def trail(request: PolicyRequest) -> tuple[str, list[str], int, int]:
+    """What an action changes: status, timeline, approvals, comments."""
+    request.refresh_from_db()
+    kinds = list(request.events.values_list("kind", flat=True))
+    return request.status, kinds, request.approvals.count(), request.comments.count()
+
+
+@pytest.mark.parametrize("who", list(WHO_MAY))
+@pytest.mark.parametrize("action", ACTIONS)
+def test_who_may_act_on_a_request(
+    request: pytest.FixtureRequest,
+    inv: Inventory,
+    requester: User,
+    who: str,
+    action: str,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    theirs = submitted(requester, inv)
+    if action == "retry":
+        failed(theirs)
+    before = trail(theirs)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = act(client_of(request, who), theirs, action)
+    expected = WHO_MAY[who][action]
+    assert response.status_code == expected, response.json()
+    if expected >= 400:
+        assert response.json()["detail"]
+        assert trail(theirs) == before
+        return
+    body = response.json()
+    assert body["id"] == theirs.pk
+    assert body["status"] == STATUS_AFTER[action]
+    assert body["events"][-1]["kind"] == EVENT_AFTER[action]
+    if action == "comment":
+        assert body["comments"][-1]["body"] == BODIES["comment"]["body"]
+    assert trail(theirs) != before
+
+
+def test_a_teammate_cannot_see_or_act_on_a_request(inv: Inventory, requester: User) -> None:
+    from tests.conftest import make_user
+
+    theirs = submitted(requester, inv)
+    teammate = api_client(make_user("bob", "team-payments"))
+    assert teammate.get(f"{REQUESTS}/{theirs.pk}").status_code == 404
+    for action in ACTIONS:
+        response = act(teammate, theirs, action)
+        assert response.status_code == 404, action
+        assert response.json() == {"detail": "No such request."}
+
+
+def test_nobody_approves_their_own_request(inv: Inventory, reviewer: User) -> None:
+    own = submitted(reviewer, inv)
+    response = act(api_client(reviewer), own, "approve")
+    assert response.status_code == 403
+    assert "Nobody approves their own request" in response.json()["detail"]
+    assert trail(own) == ("pending", ["submitted"], 0, 0)
+    failed(own)
+    response = act(api_client(reviewer), own, "retry")
+    assert response.status_code == 403
+    assert "Nobody approves their own request" in response.json()["detail"]
+
+
+def test_a_requester_who_is_not_a_reviewer_cannot_approve(
+    inv: Inventory, requester: User, alice: Client
+) -> None:
+    own = submitted(requester, inv)
+    for action in ("approve", "reject", "retry"):
+        response = act(alice, own, action)
+        assert response.status_code == 403, action
+        assert "Only reviewers" in response.json()["detail"]
+    assert trail(own) == ("pending", ["submitted"], 0, 0)
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_an_admin_approves_their_own_request_only_when_the_settings_allow(
+    inv: Inventory, admin_user: User, settings: Any, allowed: bool
+) -> None:
+    settings.IAMPORTAL_ALLOW_ADMIN_SELF_APPROVAL = allowed
+    own = submitted(admin_user, inv)
+    response = act(api_client(admin_user), own, "approve")
+    if not allowed:
+        assert response.status_code == 403
+        assert trail(own) == ("pending", ["submitted"], 0, 0)
+        return
+    assert response.status_code == 200
+    [approval] = response.json()["approvals"]
+    assert approval["reviewer"] == admin_user.username
+    assert approval["self_approval"] is True
+
+
+def test_a_request_needing_two_approvals_stays_pending_after_the_first(
+    account: AwsAccount,
+    requester: User,
+    reviewer: User,
+    admin_user: User,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    role = role_in(account_create("acme-vault", approvals=2), "vault-reader")
+    theirs = submitted_for(requester, role)
+    first = act(api_client(reviewer), theirs, "approve")
+    assert first.status_code == 200
+    assert first.json()["status"] == "pending"
+    assert first.json()["approvals_required"] == 2
+    assert [a["reviewer"] for a in first.json()["approvals"]] == [reviewer.username]
+    again = act(api_client(reviewer), theirs, "approve")
+    assert again.status_code == 409
+    assert "already approved" in again.json()["detail"]
+    with django_capture_on_commit_callbacks(execute=True):
+        second = act(api_client(admin_user), theirs, "approve")
+    assert second.status_code == 200
+    assert second.json()["status"] == "approved"
+    assert [a["reviewer"] for a in second.json()["approvals"]] == [
+        reviewer.username,
+        admin_user.username,
+    ]
+    assert api_client(requester).get(f"{REQUESTS}/{theirs.pk}").json()["status"] == "applied"
+    assert policy_in_aws(role, "invoices-read")["Statement"][0]["Sid"] == "ReadInvoices"
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "who"),
+    [
+        ("rejected", "approve", "reviewer"),
+        ("cancelled", "reject", "reviewer"),
+        ("approved", "cancel", "requester"),
+        ("applied", "approve", "admin_user"),
+        ("pending", "retry", "reviewer"),
+        ("applied", "retry", "reviewer"),
+    ],
+)
+def test_an_action_the_state_no_longer_allows_is_a_409(
+    request: pytest.FixtureRequest,
+    inv: Inventory,
+    requester: User,
+    state: str,
+    action: str,
+    who: str,
+) -> None:
+    theirs = submitted(requester, inv)
+    PolicyRequest.objects.filter(pk=theirs.pk).update(status=state)
+    before = trail(theirs)
+    response = act(client_of(request, who), theirs, action)
+    assert response.status_code == 409
+    assert f"is {state}" in response.json()["detail"]
+    assert trail(theirs) == before
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "message"),
+    [
+        ("comment", {}, "body: This field is required."),
+        ("comment", {"body": "   "}, "body: This field may not be blank."),
+        ("comment", {"body": "x" * 5001}, "body: Ensure this field has no more than 5000"),
+        ("comment", "{not json", "JSON parse error"),
+        ("reject", {}, "reason: This field is required."),
+        ("reject", {"reason": ""}, "reason: This field may not be blank."),
+        ("reject", ["no"], "Invalid data. Expected a dictionary"),
+    ],
+)
+def test_bad_action_input_is_a_400_that_changes_nothing(
+    inv: Inventory, requester: User, reviewer: User, action: str, body: Any, message: str
+) -> None:
+    theirs = submitted(requester, inv)
+    before = trail(theirs)
+    response = act(api_client(reviewer), theirs, action, body)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert trail(theirs) == before
+
+
+def test_the_access_gate_comes_before_the_input(
+    inv: Inventory, requester: User, outsider: User
+) -> None:
+    theirs = submitted(requester, inv)
+    for action in ("comment", "reject"):
+        response = act(api_client(outsider), theirs, action, {})
+        assert response.status_code == 404
+    assert act(api_client(requester), theirs, "comment", {"body": "x"}).status_code == 201
+    assert act(api_client(requester), PolicyRequest(pk=999_999), "comment").status_code == 404
+
+
+def test_the_detail_shows_approvals_comments_and_changes(
+    inv: Inventory, requester: User, reviewer: User, alice: Client
+) -> None:
+    theirs = submitted(requester, inv)
+    PolicyRequest.objects.filter(pk=theirs.pk).update(approvals_required=2)
+    act(alice, theirs, "comment")
+    act(api_client(reviewer), theirs, "approve")
+    body = alice.get(f"{REQUESTS}/{theirs.pk}").json()
+    assert body["approvals_required"] == 2
+    [approval] = body["approvals"]
+    assert approval["reviewer"] == reviewer.username
+    assert approval["self_approval"] is False
+    assert approval["created_at"]
+    [comment] = body["comments"]
+    assert comment == {
+        "author": requester.username,
+        "body": BODIES["comment"]["body"],
+        "created_at": comment["created_at"],
+    }
+    [change] = body["changes"]
+    assert change["account_id"] == inv.account.account_id
+    assert change["automatic"] is False
+    assert change["status"] == "pending"
+    assert change["error"] == ""
+    assert change["payload"]["document"] == EVENTS_POLICY
+    assert change["previous"] is None
+    assert [e["kind"] for e in body["events"]] == ["submitted", "commented", "approved"]
+    assert body["events"][-1]["actor"] == reviewer.username
+
+
+# --- approve, apply, retry in the embedded AWS ------------------------------------------
+
+
+def test_an_approval_applies_the_request_and_a_failed_one_can_be_retried(
+    account: AwsAccount,
+    requester: User,
+    reviewer: User,
+    alice: Client,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    role = role_in(account, "payments-api", in_aws=False)
+    theirs = submitted_for(requester, role)
+    rita = api_client(reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = act(rita, theirs, "approve")
+    assert approved.json()["status"] == "approved"
+    body = alice.get(f"{REQUESTS}/{theirs.pk}").json()
+    assert body["status"] == "failed"  # the role is not in AWS yet
+    assert body["changes"][0]["status"] == "failed"
+    assert body["changes"][0]["error"]
+
+    admin_iam(account.account_id).create_role(
+        RoleName="payments-api", AssumeRolePolicyDocument=json.dumps(EVENTS_POLICY)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = act(rita, theirs, "retry")
+    assert retried.status_code == 200
+    assert retried.json()["status"] == "approved"
+    body = alice.get(f"{REQUESTS}/{theirs.pk}").json()
+    assert body["status"] == "applied"
+    assert body["changes"][0]["status"] == "applied"
+    assert body["changes"][0]["applied_at"]
+    assert policy_in_aws(role, "invoices-read")["Statement"][0]["Sid"] == "ReadInvoices"
+    assert [e["kind"] for e in body["events"]][-3:] == ["retried", "applying", "applied"]
+
+
+# --- the list and its filters -------------------------------------------------------------
+
+
+def test_reviewers_list_everyones_requests_with_scope_all(
+    cast: dict[str, Client], inv: Inventory, requester: User, reviewer: User
+) -> None:
+    alices = submitted(requester, inv)
+    ritas = submitted(reviewer, inv)
+    mine = cast["reviewer"].get(REQUESTS)
+    assert [row["id"] for row in mine.json()] == [ritas.pk]
+    for who in ("reviewer", "admin_user", "superuser"):
+        every = cast[who].get(REQUESTS, {"scope": "all"})
+        assert every.status_code == 200, who
+        assert [(r["id"], r["requester"]) for r in every.json()] == [
+            (ritas.pk, reviewer.username),
+            (alices.pk, requester.username),
+        ]
+    for who in ("requester", "outsider"):
+        refused = cast[who].get(REQUESTS, {"scope": "all"})
+        assert refused.status_code == 403, who
+        assert "Only reviewers" in refused.json()["detail"]
+    assert cast["outsider"].get(REQUESTS).json() == []
+    assert cast["anonymous"].get(REQUESTS, {"scope": "all"}).status_code == 401
+
+
+DEV_QUEUE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": "arn:aws:sqs:us-east-1:222222222222:billing",
+        }
+    ],
+}
+
+
+def test_the_list_filters_combine(
+    inv: Inventory, requester: User, reviewer: User, admin_user: User
+) -> None:
+    from accounts.models import IamRole
+
+    other = AwsAccount.objects.create(account_id="222222222222", name="acme-dev")
+    dev_role = IamRole.objects.create(
+        account=other,
+        arn="arn:aws:iam::222222222222:role/Billing-Worker",
+        name="Billing-Worker",
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+    old = submitted(requester, inv)
+    PolicyRequest.objects.filter(pk=old.pk).update(
+        created_at=datetime(2026, 1, 31, 23, 59, tzinfo=UTC)
+    )
+    rejected = submitted(requester, inv)
+    PolicyRequest.objects.filter(pk=rejected.pk).update(status="rejected")
+    in_dev = services.policy_request_submit(
+        requester=reviewer,
+        preview=services.policy_request_preview(
+            role=dev_role, document=DEV_QUEUE_POLICY, justification="Billing."
+        ),
+    )
+    # A request for a prod role that also changes something in the dev account.
+    crossing = submitted(reviewer, inv)
+    Change.objects.create(
+        request=crossing,
+        position=1,
+        type=Change.Type.RESOURCE_POLICY_PUT,
+        target_arn="arn:aws:s3:::acme-dev-reports",
+        account_id="222222222222",
+        payload={},
+        automatic=True,
+    )
+    client = api_client(admin_user)
+
+    def ids(**query: str) -> list[int]:
+        response = client.get(REQUESTS, {"scope": "all", **query})
+        assert response.status_code == 200, response.json()
+        return [row["id"] for row in response.json()]
+
+    everything = [crossing.pk, in_dev.pk, rejected.pk, old.pk]
+    assert ids() == everything
+    assert ids(status="rejected") == [rejected.pk]
+    assert ids(status="pending") == [crossing.pk, in_dev.pk, old.pk]
+    assert ids(status="applied") == []
+    assert ids(account="222222222222") == [crossing.pk, in_dev.pk]
+    assert ids(account=inv.account.account_id) == [crossing.pk, rejected.pk, old.pk]
+    assert ids(account="333333333333") == []
+    assert ids(requester=requester.username) == [rejected.pk, old.pk]
+    assert ids(requester="nobody") == []
+    assert ids(role="billing-WORKER") == [in_dev.pk]
+    assert ids(role="role/service/") == [crossing.pk, rejected.pk, old.pk]
+    assert ids(created_before="2026-02-01") == [old.pk]
+    assert ids(created_after="2026-02-01") == [crossing.pk, in_dev.pk, rejected.pk]
+    assert ids(created_after="2026-01-31", created_before="2026-02-01") == [old.pk]
+    assert ids(requester=reviewer.username, account="222222222222") == [crossing.pk, in_dev.pk]
+    assert ids(requester=requester.username, status="pending", role="payments") == [old.pk]
+    assert ids(requester="", role="") == everything
+    # Filters narrow my own requests the same way.
+    mine = api_client(requester).get(REQUESTS, {"status": "rejected"})
+    assert [row["id"] for row in mine.json()] == [rejected.pk]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"scope": "everyone"}, "scope", 'scope is "mine" or "all"'),
+        ({"status": "done"}, "status", '"done" is not a status'),
+        ({"status": ""}, "status", "is not a status"),
+        ({"account": "12345"}, "account", "not a 12-digit account id"),
+        ({"account": "1234567890123"}, "account", "not a 12-digit account id"),
+        ({"account": "١٢٣٤٥٦٧٨٩٠١٢"}, "account", "not a 12-digit account id"),
+        ({"account": "123456789012\n"}, "account", "not a 12-digit account id"),
+        ({"requester": "x" * 151}, "requester", "no more than 150 characters"),
+        ({"role": "x" * 2049}, "role", "no more than 2048 characters"),
+        ({"created_after": "yesterday"}, "created_after", "not a date: use YYYY-MM-DD"),
+        ({"created_after": "2026-02-30"}, "created_after", "not a date"),
+        ({"created_before": "20260201"}, "created_before", "not a date"),
+        ({"created_before": "2026-02-01T00:00:00Z"}, "created_before", "not a date"),
+        (
+            {"created_after": "2026-02-01", "created_before": "2026-02-01"},
+            "created_before",
+            "a later day than created_after",
+        ),
+    ],
+)
+def test_a_bad_filter_is_a_clear_400(
+    inv: Inventory, reviewer: User, query: dict[str, str], field: str, message: str
+) -> None:
+    response = api_client(reviewer).get(REQUESTS, {"scope": "all", **query})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["detail"].startswith(f"{field}:")
+    assert message in body["detail"]
+    assert message in " ".join(body["errors"][field])
+
+
+def test_the_list_is_capped(
+    inv: Inventory, requester: User, alice: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from requests_app import apis
+
+    made = [submitted(requester, inv).pk for _ in range(3)]
+    monkeypatch.setattr(apis, "LIST_LIMIT", 2)
+    assert [row["id"] for row in alice.get(REQUESTS).json()] == made[::-1][:2]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        (REQUESTS, {"dry_run": "true"}, "dry_run", "Must be a valid boolean"),
+        (REQUESTS, {"dry_run": 1}, "dry_run", "Must be a valid boolean"),
+        (REQUESTS, {"justification": 12345}, "justification", "Not a valid string"),
+        (REQUESTS, {"role": 7}, "role", "Not a valid string"),
+        (
+            LINT,
+            {"document": {}, "other_inline_policies_size": "10"},
+            "other_inline_policies_size",
+            "A valid integer is required",
+        ),
+        (
+            LINT,
+            {"document": {}, "other_inline_policies_size": 1.0},
+            "other_inline_policies_size",
+            "A valid integer is required",
+        ),
+        (
+            GENERATE,
+            {"intents": [{**READ_BUCKET, "include_destructive": "no"}]},
+            "intents",
+            "Must be a valid boolean",
+        ),
+    ],
+)
+def test_json_types_are_not_coerced(
+    alice: Client, inv: Inventory, path: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    given = {**submit_body(inv), **body} if path == REQUESTS else body
+    response = post(alice, path, given)
+    assert response.status_code == 400, response.json()
+    assert response.json()["detail"].startswith(f"{field}:")
+    assert message in response.json()["detail"]
+    assert nothing_created()
+
+
+def test_anything_else_under_requests_is_a_json_404(alice: Client, inv: Inventory) -> None:
+    for method, path in (
+        ("get", f"{REQUESTS}/abc"),
+        ("get", f"{REQUESTS}/1/nope"),
+        ("post", f"{REQUESTS}/null/approve"),
+        ("post", f"{REQUESTS}/-1/cancel"),
+    ):
+        response = getattr(alice, method)(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "No such request."}
+
+
+def test_the_requests_collection_allows_both_of_its_methods(alice: Client) -> None:
+    for response in (alice.get(REQUESTS), alice.options(REQUESTS), alice.put(REQUESTS)):
+        assert response["Allow"] == "GET, POST, HEAD, OPTIONS"
+    assert alice.put(REQUESTS).status_code == 405
