@@ -620,6 +620,120 @@ class PolicyRequestCreateApi(_RequestsApi):
         )
 
 
+class PolicyRequestChangesCreateApi(_RequestsApi):
+    """Any change types, not only an inline policy: managed policies, the trust
+    policy, tags, the boundary, customer-managed policies, resource policies."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PolicyRequestChangesInput"
+
+        class ChangeInputSerializer(serializers.Serializer):
+            class Meta:
+                ref_name = "RequestedChange"
+
+            type = serializers.ChoiceField(choices=Change.Type.values)
+            target_arn = StrictCharField(
+                max_length=ROLE_MAX_LENGTH,
+                required=False,
+                help_text="What the change is about. Default: the request's role.",
+            )
+            payload = serializers.JSONField(help_text="What to do; its shape depends on the type.")
+
+        role = StrictCharField(
+            max_length=ROLE_MAX_LENGTH, help_text="The role's ARN, or its iamportal id."
+        )
+        changes = serializers.ListField(
+            child=ChangeInputSerializer(), min_length=1, max_length=services.MAX_CHANGES
+        )
+        justification = StrictCharField(
+            max_length=services.JUSTIFICATION_MAX_LENGTH,
+            allow_blank=True,
+            help_text="Why the change is needed: reviewers decide on it.",
+        )
+        expires_at = serializers.DateTimeField(
+            required=False, allow_null=True, help_text="Temporary: undone then (max 90 days)."
+        )
+        dry_run = StrictBooleanField(
+            required=False, default=False, help_text="Validate and describe; create nothing."
+        )
+
+    class PreviewSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PolicyRequestChangesPreview"
+
+        class PreviewedChangeSerializer(serializers.Serializer):
+            class Meta:
+                ref_name = "PreviewedChange"
+
+            type = serializers.CharField()
+            target_arn = serializers.CharField()
+            account_id = serializers.CharField()
+            payload = serializers.JSONField()
+            previous = serializers.JSONField(allow_null=True)
+
+        dry_run = serializers.BooleanField()
+        role_arn = serializers.CharField()
+        changes = PreviewedChangeSerializer(many=True)
+
+    @extend_schema(
+        summary="Ask for any kind of change to a role and its account (or a dry run)",
+        request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "Attach a managed policy for a day",
+                request_only=True,
+                value={
+                    "role": "arn:aws:iam::111111111111:role/service/payments-api",
+                    "changes": [
+                        {
+                            "type": "managed_policy_attach",
+                            "payload": {"policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+                        }
+                    ],
+                    "justification": "Incident 4711.",
+                    "expires_at": "2026-12-01T18:00:00Z",
+                },
+            )
+        ],
+        responses={
+            200: OpenApiResponse(PreviewSerializer, description="Dry run: what would be created."),
+            201: OpenApiResponse(PolicyRequestSerializer, description="The pending request."),
+            400: OpenApiResponse(ErrorSerializer, description="Bad input; nothing was created."),
+            401: ErrorSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such role in the inventory."),
+            413: ErrorSerializer,
+        },
+        tags=["requests"],
+    )
+    def post(self, request: Request) -> Response:
+        form = self.InputSerializer(data=request.data)
+        if not form.is_valid():
+            return _invalid(form.errors)
+        data = form.validated_data
+        try:
+            role = _role(request.user, data["role"])
+        except Http404 as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        try:
+            result = services.policy_request_changes_submit(
+                requester=cast(User, request.user),
+                role=role,
+                changes=[dict(change) for change in data["changes"]],
+                justification=data["justification"],
+                expires_at=data.get("expires_at"),
+                dry_run=data["dry_run"],
+            )
+        except services.RequestInvalid as exc:
+            return _invalid({field: [message] for field, message in exc.errors.items()})
+        if isinstance(result, list):
+            shown = {"dry_run": True, "role_arn": role.arn, "changes": result}
+            return Response(self.PreviewSerializer(shown).data)
+        return Response(
+            PolicyRequestSerializer(_detailed(result)).data, status=status.HTTP_201_CREATED
+        )
+
+
 # --- list and read ------------------------------------------------------------------
 
 ACCOUNT_ID = re.compile(r"[0-9]{12}")

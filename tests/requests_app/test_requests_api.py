@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
 
@@ -83,6 +83,7 @@ def test_every_endpoint_needs_credentials(anonymous: Client, inv: Inventory) -> 
         ("post", REQUESTS),
         ("get", REQUESTS),
         ("get", f"{REQUESTS}/1"),
+        ("post", f"{REQUESTS}/changes"),
         *(("post", f"{REQUESTS}/1/{action}") for action in ACTIONS),
     ):
         response = getattr(anonymous, method)(path, content_type="application/json")
@@ -872,3 +873,43 @@ def test_the_requests_collection_allows_both_of_its_methods(alice: Client) -> No
     for response in (alice.get(REQUESTS), alice.options(REQUESTS), alice.put(REQUESTS)):
         assert response["Allow"] == "GET, POST, HEAD, OPTIONS"
     assert alice.put(REQUESTS).status_code == 405
+
+
+# --- any change type ------------------------------------------------------------------
+
+
+def test_a_request_for_other_change_types_is_validated_and_applied(
+    alice: Client, reviewer: User, role: Any
+) -> None:
+    tags = {"type": "tags_put", "payload": {"tags": {"cost-centre": "42"}}}
+    body = {"role": role.arn, "changes": [tags], "justification": "Billing.", "dry_run": True}
+    preview = post(alice, f"{REQUESTS}/changes", body)
+    assert preview.status_code == 200, preview.json()
+    assert preview.json()["changes"][0]["account_id"] == role.account.account_id
+    assert nothing_created()
+    created = post(alice, f"{REQUESTS}/changes", {**body, "dry_run": False})
+    assert created.status_code == 201, created.json()
+    pk = created.json()["id"]
+    assert created.json()["changes"][0]["type"] == "tags_put"
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        approved = post(api_client(reviewer), f"{REQUESTS}/{pk}/approve", {})
+    assert approved.json()["status"] == "approved"
+    assert PolicyRequest.objects.get(pk=pk).status == "applied"
+    iam = admin_iam(role.account.account_id)
+    assert {"Key": "cost-centre", "Value": "42"} in iam.list_role_tags(RoleName=role.name)["Tags"]
+
+
+def test_a_bad_change_is_a_400_naming_it_and_nothing_is_created(alice: Client, role: Any) -> None:
+    for change, field in (
+        ({"type": "role_delete", "payload": {}}, "changes"),
+        ({"type": "tags_put", "payload": {"tags": {"aws:x": "1"}}}, "changes[0].payload.tags"),
+        (
+            {"type": "tags_put", "target_arn": "arn:aws:iam::999999999999:role/x", "payload": {}},
+            "changes[0].target_arn",
+        ),
+    ):
+        body = {"role": role.arn, "changes": [change], "justification": "Why."}
+        response = post(alice, f"{REQUESTS}/changes", body)
+        assert response.status_code == 400, response.json()
+        assert field in response.json()["errors"], response.json()
+    assert nothing_created()
