@@ -919,6 +919,7 @@ def policy_request_expire(*, request_id: int) -> PolicyRequest:
             Change.objects.filter(pk=change.pk).update(error=f"Not removed: {error}"[:5000])
             break
         Change.objects.filter(pk=change.pk).update(status=Change.Status.REVERTED, error="")
+        PolicyRequest.objects.filter(pk=request_id).update(updated_at=timezone.now())
     with transaction.atomic():
         if error:
             _status_claim(
@@ -956,8 +957,9 @@ STUCK_AFTER = timedelta(seconds=int(settings.Q_CLUSTER["timeout"]) + 300)
 
 def policy_requests_recover(*, now: datetime | None = None) -> int:
     """Release requests a crashed worker left "applying" (-> failed, so a reviewer
-    retries what was not applied) or "expiring" (-> applied, so the next sweep
-    tries again). Returns how many were released."""
+    retries what was not applied) or "expiring" (-> back to applied, or failed
+    if a change of it had failed, so the next sweep tries again). Returns how
+    many were released."""
     cutoff = (now or timezone.now()) - STUCK_AFTER
     released = 0
     stuck = PolicyRequest.objects.filter(
@@ -966,7 +968,10 @@ def policy_requests_recover(*, now: datetime | None = None) -> int:
     ).values_list("pk", "status")
     for pk, status in stuck:
         applying = status == PolicyRequest.Status.APPLYING
-        to_status = PolicyRequest.Status.FAILED if applying else PolicyRequest.Status.APPLIED
+        had_failed = Change.objects.filter(request_id=pk, status=Change.Status.FAILED).exists()
+        to_status = (
+            PolicyRequest.Status.FAILED if applying or had_failed else PolicyRequest.Status.APPLIED
+        )
         with transaction.atomic():
             if not _status_claim(pk, from_status=PolicyRequest.Status(status), to_status=to_status):
                 continue

@@ -524,3 +524,19 @@ def test_nothing_is_applied_in_a_disabled_account(
     assert request.status == PolicyRequest.Status.FAILED
     assert "disabled" in request.changes.get().error
     assert inline_names(role) == []
+
+
+def test_a_request_left_expiring_goes_back_for_the_next_sweep(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(temporary(requester, role), reviewer)
+    PolicyRequest.objects.filter(pk=request.pk).update(
+        status=PolicyRequest.Status.EXPIRING,
+        expires_at=timezone.now(),
+        updated_at=timezone.now() - services.STUCK_AFTER - timedelta(seconds=1),
+    )
+    sweep()
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.EXPIRED
+    assert "invoices-read" not in inline_names(role)
+    assert kinds(request)[-2:] == ["recovered", "expired"]
