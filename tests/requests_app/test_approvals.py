@@ -540,3 +540,27 @@ def test_a_request_left_expiring_goes_back_for_the_next_sweep(
     assert request.status == PolicyRequest.Status.EXPIRED
     assert "invoices-read" not in inline_names(role)
     assert kinds(request)[-2:] == ["recovered", "expired"]
+
+
+def test_a_spoke_role_that_cannot_be_assumed_fails_the_request_until_fixed_and_retried(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    def refuse(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "trust"}}, "AssumeRole")
+
+    request = submitted(requester, role)
+    aws.forget_sessions()
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", refuse)
+    request = approve(request, reviewer)
+    assert request.status == PolicyRequest.Status.FAILED
+    error = request.changes.get().error
+    assert error.startswith(f"Could not assume the spoke role {role.account.spoke_role_arn}")
+    assert "AccessDenied" in error
+    page = client_for(reviewer).get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert "Could not assume the spoke role" in page
+    aws.forget_sessions()  # the trust is fixed
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.policy_request_retry(request_id=request.pk, reviewer=reviewer)
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
