@@ -19,7 +19,7 @@ from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
 from iamportal import aws, demo
 from requests_app import services, tasks
 from requests_app.models import Change, PolicyRequest
-from tests.requests_app.conftest import account_create, admin_iam
+from tests.requests_app.conftest import admin_iam
 
 pytestmark = pytest.mark.django_db
 
@@ -394,7 +394,8 @@ def test_a_temporary_change_is_applied_then_removed_at_expiry(
     name: str, requester: User, reviewer: User, role: IamRole
 ) -> None:
     case = CASES[name]
-    other = account_create("acme-data")
+    # A request changes its role's account: buckets, queues and topics are there too.
+    other = role.account
     case.setup(role, other)
     with TestCase.captureOnCommitCallbacks(execute=True):
         request = services.policy_request_changes_submit(
