@@ -457,6 +457,25 @@ def _role(user: Any, value: str) -> IamRole:
     return role
 
 
+def _role_or_404(user: Any, value: str) -> IamRole | Response:
+    try:
+        return _role(user, value)
+    except Http404 as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+
+
+def _create_responses(preview: type[serializers.Serializer]) -> dict[int, Any]:
+    """What creating a request answers: the request, or with dry_run its preview."""
+    return {
+        200: OpenApiResponse(preview, description="Dry run: what would be created."),
+        201: OpenApiResponse(PolicyRequestSerializer, description="The pending request."),
+        400: OpenApiResponse(ErrorSerializer, description="Bad input; nothing was created."),
+        401: ErrorSerializer,
+        404: OpenApiResponse(ErrorSerializer, description="No such role in the inventory."),
+        413: ErrorSerializer,
+    }
+
+
 class PolicyRequestCreateApi(_RequestsApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -556,14 +575,7 @@ class PolicyRequestCreateApi(_RequestsApi):
                 },
             ),
         ],
-        responses={
-            200: OpenApiResponse(PreviewSerializer, description="Dry run: what would be created."),
-            201: OpenApiResponse(PolicyRequestSerializer, description="The pending request."),
-            400: OpenApiResponse(ErrorSerializer, description="Bad input; nothing was created."),
-            401: ErrorSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No such role in the inventory."),
-            413: ErrorSerializer,
-        },
+        responses=_create_responses(PreviewSerializer),
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
@@ -571,10 +583,9 @@ class PolicyRequestCreateApi(_RequestsApi):
         if not form.is_valid():
             return _invalid(form.errors)
         data = form.validated_data
-        try:
-            role = _role(request.user, data["role"])
-        except Http404 as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        role = _role_or_404(request.user, data["role"])
+        if isinstance(role, Response):
+            return role
         if "intents" in data:
             try:
                 document = policy_generate_with_notes(_intents(data["intents"])).document
@@ -696,14 +707,7 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
                 },
             )
         ],
-        responses={
-            200: OpenApiResponse(PreviewSerializer, description="Dry run: what would be created."),
-            201: OpenApiResponse(PolicyRequestSerializer, description="The pending request."),
-            400: OpenApiResponse(ErrorSerializer, description="Bad input; nothing was created."),
-            401: ErrorSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No such role in the inventory."),
-            413: ErrorSerializer,
-        },
+        responses=_create_responses(PreviewSerializer),
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
@@ -711,10 +715,9 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
         if not form.is_valid():
             return _invalid(form.errors)
         data = form.validated_data
-        try:
-            role = _role(request.user, data["role"])
-        except Http404 as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        role = _role_or_404(request.user, data["role"])
+        if isinstance(role, Response):
+            return role
         try:
             result = services.policy_request_changes_submit(
                 requester=cast(User, request.user),
