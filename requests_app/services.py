@@ -108,9 +108,29 @@ def inline_policies_size(policies: dict[str, Any]) -> int:
     return sum(compact_size(doc) for doc in policies.values())
 
 
+# Requests whose changes may still reach AWS.
+OPEN_STATUSES = (
+    PolicyRequest.Status.PENDING,
+    PolicyRequest.Status.APPROVED,
+    PolicyRequest.Status.APPLYING,
+    PolicyRequest.Status.FAILED,
+)
+
+
 def default_policy_name(role: IamRole) -> str:
+    """A name no inline policy of the role has, nor one an open request would
+    add: two requests of the same day must not overwrite each other's policy."""
     stamp = timezone.now().strftime("%Y%m%d")
     taken = set(role.inline_policies or {})
+    taken |= {
+        str(payload.get("policy_name"))
+        for payload in Change.objects.filter(
+            target_arn=role.arn,
+            type=Change.Type.INLINE_POLICY_PUT,
+            request__status__in=OPEN_STATUSES,
+        ).values_list("payload", flat=True)
+        if isinstance(payload, dict)
+    }
     for n in range(1, 1000):
         name = f"iamportal-{stamp}-{n}"
         if name not in taken:

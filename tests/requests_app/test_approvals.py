@@ -564,3 +564,16 @@ def test_a_spoke_role_that_cannot_be_assumed_fails_the_request_until_fixed_and_r
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.APPLIED
     assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+
+
+def test_two_requests_of_the_same_day_get_different_policy_names(
+    requester: User, role: IamRole
+) -> None:
+    names = []
+    for _ in range(2):
+        preview = services.policy_request_preview(
+            role=role, document=READ_INVOICES, justification="Invoices."
+        )
+        services.policy_request_submit(requester=requester, preview=preview)
+        names.append(preview.policy_name)
+    assert names[0] != names[1]
