@@ -24,6 +24,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -859,6 +860,7 @@ def request_queue(request: HtmxHttpRequest) -> HttpResponse:
     pending = (
         PolicyRequest.objects.filter(status=PolicyRequest.Status.PENDING)
         .select_related("requester", "role", "account")
+        .annotate(approvals_given=Count("approvals"))
         .order_by("created_at", "id")
     )
     if account:

@@ -577,3 +577,12 @@ def test_two_requests_of_the_same_day_get_different_policy_names(
         services.policy_request_submit(requester=requester, preview=preview)
         names.append(preview.policy_name)
     assert names[0] != names[1]
+
+
+def test_the_review_queue_shows_how_far_each_request_is_approved(
+    requester: User, reviewer: User, second_reviewer: User, role: IamRole
+) -> None:
+    approve(submitted(requester, requiring_two(role)), reviewer)
+    page = client_for(second_reviewer).get(reverse("request_queue"))
+    assert [(r.approvals_given, r.approvals_required) for r in page.context["page"]] == [(1, 2)]
+    assert "1 of 2" in page.content.decode()
