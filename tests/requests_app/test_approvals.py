@@ -586,3 +586,14 @@ def test_the_review_queue_shows_how_far_each_request_is_approved(
     page = client_for(second_reviewer).get(reverse("request_queue"))
     assert [(r.approvals_given, r.approvals_required) for r in page.context["page"]] == [(1, 2)]
     assert "1 of 2" in page.content.decode()
+
+
+def test_a_reviewer_on_someone_else_s_request_is_in_the_review_section(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    url = reverse("request_detail", args=[request.pk])
+    review = client_for(reviewer).get(url).content.decode()
+    assert 'href="/requests/review/" class="active"' in review
+    mine = client_for(requester).get(url).content.decode()
+    assert 'href="/requests/" class="active"' in mine
