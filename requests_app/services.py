@@ -186,7 +186,7 @@ def policy_request_preview(
         errors["document"] = "; ".join(f"{f.title}: {f.detail}" for f in blocking[:5])
     if errors:
         raise RequestInvalid(errors)
-    return RequestPreview(
+    preview = RequestPreview(
         role=role,
         policy_name=name,
         document=document,
@@ -196,6 +196,10 @@ def policy_request_preview(
         findings=findings,
         automatic=cross_account_changes(role=role, document=document),
     )
+    overlap = _overlap_error(preview.specs, temporary=expires_at is not None)
+    if overlap:
+        raise RequestInvalid({"policy_name": overlap})
+    return preview
 
 
 def policy_request_submit(*, requester: User, preview: RequestPreview) -> PolicyRequest:
@@ -296,6 +300,9 @@ def policy_request_changes_submit(
         errors |= exc.errors
     if errors:
         raise RequestInvalid(errors)
+    overlap = _overlap_error(specs, temporary=expires_at is not None)
+    if overlap:
+        raise RequestInvalid({"changes": overlap})
     if dry_run:
         return specs
     return _request_create(
@@ -305,6 +312,78 @@ def policy_request_changes_submit(
         justification=justification,
         expires_at=expires_at,
     )
+
+
+def _slots(type: str, target_arn: str, payload: Any) -> set[tuple[str, str, str]]:
+    """What of a principal or resource a change sets: an inline policy by name, a
+    tag by key, an attachment, the boundary, a whole policy document. Statements
+    merged by Sid take no slot: each request's Sids are its own."""
+    payload = payload if isinstance(payload, dict) else {}
+    kind = Change.Type
+    if type in (kind.INLINE_POLICY_PUT, kind.INLINE_POLICY_DELETE):
+        return {("inline", target_arn, str(payload.get("policy_name", "")))}
+    if type in (kind.MANAGED_POLICY_ATTACH, kind.MANAGED_POLICY_DETACH):
+        return {("attachment", target_arn, str(payload.get("policy_arn", "")))}
+    if type == kind.TAGS_PUT and isinstance(payload.get("tags"), dict):
+        return {("tag", target_arn, str(key).lower()) for key in payload["tags"]}
+    if type == kind.TAGS_DELETE and isinstance(payload.get("keys"), list):
+        return {("tag", target_arn, str(key).lower()) for key in payload["keys"]}
+    if type in (kind.PERMISSIONS_BOUNDARY_PUT, kind.PERMISSIONS_BOUNDARY_DELETE):
+        return {("boundary", target_arn, "")}
+    if "statements" in payload:
+        return set()
+    return {("document", target_arn, "")}
+
+
+# Requests whose changes are, or may yet be, in AWS.
+_HOLDING = (*OPEN_STATUSES, PolicyRequest.Status.APPLIED, PolicyRequest.Status.EXPIRING)
+
+
+def _overlap_error(
+    specs: list[ChangeSpec], *, temporary: bool, exclude: int | None = None
+) -> str | None:
+    """Temporary access is taken away by putting back what was there before. So
+    no two live requests may set the same thing when either is temporary: the
+    one expiring would undo the other, or restore what the other replaced."""
+    wanted: set[tuple[str, str, str]] = set()
+    for spec in specs:
+        wanted |= _slots(spec.type, spec.target_arn, spec.payload)
+    if not wanted:
+        return None
+    others = Change.objects.filter(
+        target_arn__in={slot[1] for slot in wanted}, request__status__in=_HOLDING
+    ).select_related("request")
+    if exclude is not None:
+        others = others.exclude(request_id=exclude)
+    for change in others:
+        other = change.request
+        if not temporary and other.expires_at is None:
+            continue
+        if other.expires_at is None and other.status == PolicyRequest.Status.APPLIED:
+            continue  # permanent and done: part of what a temporary change restores
+        if wanted & _slots(change.type, change.target_arn, change.payload):
+            return (
+                f"Request #{other.pk} ({other.status}) changes the same "
+                f"{_slot_noun(change.type)}"
+                + (f" until {other.expires_at:%Y-%m-%d %H:%M} UTC" if other.expires_at else "")
+                + ". Wait for it to finish (or expire), or ask to extend it, so that "
+                "removing one never undoes the other."
+            )
+    return None
+
+
+def _slot_noun(type: str) -> str:
+    kind = Change.Type
+    return {
+        kind.INLINE_POLICY_PUT: "inline policy",
+        kind.INLINE_POLICY_DELETE: "inline policy",
+        kind.TAGS_PUT: "tag",
+        kind.TAGS_DELETE: "tag",
+        kind.MANAGED_POLICY_ATTACH: "managed policy attachment",
+        kind.MANAGED_POLICY_DETACH: "managed policy attachment",
+        kind.PERMISSIONS_BOUNDARY_PUT: "permissions boundary",
+        kind.PERMISSIONS_BOUNDARY_DELETE: "permissions boundary",
+    }.get(Change.Type(type), "policy")
 
 
 def _approvals_required(specs: list[ChangeSpec]) -> int:
@@ -904,6 +983,9 @@ def policy_request_extend(
             )
             for c in old.changes.filter(status=Change.Status.APPLIED)
         ]
+        overlap = _overlap_error(specs, temporary=True, exclude=old.pk)
+        if overlap:
+            raise RequestInvalid({"expires_at": overlap})
         return _request_create(
             requester=requester,
             role=role,

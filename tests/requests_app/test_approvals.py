@@ -597,3 +597,38 @@ def test_a_reviewer_on_someone_else_s_request_is_in_the_review_section(
     assert 'href="/requests/review/" class="active"' in review
     mine = client_for(requester).get(url).content.decode()
     assert 'href="/requests/" class="active"' in mine
+
+
+def test_temporary_access_never_overlaps_another_live_request_on_the_same_thing(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(temporary(requester, role), reviewer)
+    # A permanent request for the same inline policy would be undone at expiry.
+    with pytest.raises(services.RequestInvalid) as caught:
+        submitted(requester, role)
+    message = caught.value.errors["policy_name"]
+    assert f"Request #{request.pk} (applied) changes the same inline policy until" in message
+    # Another policy name is another thing.
+    submitted(requester, role, policy_name="other-name")
+    # Once it has expired, the name is free again.
+    expire_now(request)
+    sweep()
+    assert submitted(requester, role).status == PolicyRequest.Status.PENDING
+
+
+def test_a_temporary_request_waits_for_a_pending_permanent_one_on_the_same_tag(
+    requester: User, role: IamRole
+) -> None:
+    tag = {"type": "tags_put", "payload": {"tags": {"Team": "payments"}}}
+    services.policy_request_changes_submit(
+        requester=requester, role=role, changes=[tag], justification="Ownership."
+    )
+    with pytest.raises(services.RequestInvalid) as caught:
+        services.policy_request_changes_submit(
+            requester=requester,
+            role=role,
+            changes=[{"type": "tags_put", "payload": {"tags": {"team": "incident"}}}],
+            justification="Briefly.",
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+    assert "changes the same tag" in caught.value.errors["changes"]
