@@ -727,6 +727,11 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
             spec = change_validate(type=change.type, target_arn=change.target_arn, payload=payload)
         except ChangeInvalid as exc:
             raise RequestInvalid(exc.errors) from None
+        overlap = _overlap_error(
+            [spec], temporary=request.expires_at is not None, exclude=request.pk
+        )
+        if overlap:
+            raise RequestInvalid({"payload": overlap})
         before = change.payload
         change.payload = spec.payload
         change.previous = spec.previous

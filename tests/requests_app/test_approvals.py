@@ -632,3 +632,18 @@ def test_a_temporary_request_waits_for_a_pending_permanent_one_on_the_same_tag(
             expires_at=timezone.now() + timedelta(hours=1),
         )
     assert "changes the same tag" in caught.value.errors["changes"]
+
+
+def test_an_edit_may_not_move_onto_what_temporary_access_holds(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    held = approve(temporary(requester, role), reviewer)
+    other = submitted(requester, role, policy_name="other-name")
+    change = other.changes.get()
+    with pytest.raises(services.RequestInvalid) as caught:
+        services.change_edit(
+            change_id=change.pk,
+            editor=requester,
+            payload={"policy_name": "invoices-read", "document": READ_INVOICES},
+        )
+    assert f"Request #{held.pk}" in caught.value.errors["payload"]
