@@ -26,7 +26,7 @@ def policy_diff(previous: Any, document: Any, *, name: str) -> list[DiffLine]:
     lines = difflib.unified_diff(
         before,
         after,
-        fromfile=f"{name} (current)" if previous is not None else f"{name} (not on the role)",
+        fromfile=f"{name} (current)" if previous is not None else f"{name} (none yet)",
         tofile=f"{name} (requested)",
         lineterm="",
     )

@@ -363,6 +363,7 @@ def test_a_cross_account_read_applies_the_role_policy_and_the_bucket_policy(
     assert "acme-exports" in automatic.note
     page = client_for(reviewer).get(reverse("request_detail", args=[request.pk])).content
     assert b"Added for cross-account access" in page
+    assert b"arn:aws:s3:::acme-exports (none yet)" in page  # no bucket policy so far
 
     request = approve(request, reviewer)
     assert request.status == PolicyRequest.Status.APPLIED
