@@ -49,6 +49,7 @@ from brokering import cli_auth, selectors, services
 from brokering.models import CliChallenge, CredentialIssuance
 from iamportal.auth import ApiTokenAuthentication
 from iamportal.net import client_ip
+from iamportal.serializers import StrictBooleanField, StrictCharField
 
 ROLE_MAX_LENGTH = 2048
 ARN_MAX_LENGTH = 2048
@@ -125,22 +126,6 @@ class WebErrorSerializer(serializers.Serializer):
     # Declared fields leave the class body, so these do not hide Serializer.errors/.data.
     errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
     request_id = serializers.CharField()
-
-
-class StrictCharField(serializers.CharField):
-    """A string and nothing else: Weep sends JSON strings, a number is a malformed request."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return cast(str, super().to_internal_value(data))
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
 
 
 # --- the base of every authenticated Weep endpoint ----------------------------------------------

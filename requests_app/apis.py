@@ -44,6 +44,7 @@ from rest_framework.views import APIView
 
 from accounts.models import IamRole
 from iamportal.permissions import can_view_inventory, is_reviewer
+from iamportal.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 from requests_app import services
 from requests_app.forms import JSON_MAX_DEPTH, json_load_bounded
 from requests_app.lint import policy_lint
@@ -146,33 +147,6 @@ def _intent_error(exc: IntentError) -> Response:
         },
         status=status.HTTP_400_BAD_REQUEST,
     )
-
-
-class StrictCharField(serializers.CharField):
-    """A JSON string, and nothing DRF would turn into one (a number, a boolean)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return cast(str, super().to_internal_value(data))
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """true or false, not "yes", 1 or "on"."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer, not a string of digits or 3.0."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return cast(int, super().to_internal_value(data))
 
 
 class IntentSerializer(serializers.Serializer):
