@@ -637,20 +637,22 @@ def _text_bounded(value: str, *, what: str, limit: int) -> str:
     return value
 
 
+def _pending_close(request_id: int, *, to_status: PolicyRequest.Status, verb: str) -> None:
+    """End a pending request without applying it: none of its changes will be."""
+    _refuse_unless_claimed(
+        request_id, from_status=PolicyRequest.Status.PENDING, to_status=to_status, verb=verb
+    )
+    Change.objects.filter(request_id=request_id, status=Change.Status.PENDING).update(
+        status=Change.Status.CANCELLED
+    )
+
+
 def policy_request_reject(*, request_id: int, reviewer: User, reason: str) -> PolicyRequest:
     _refuse_unless_reviewer(reviewer, "reject")
     reason = _text_bounded(reason, what="A reason for the rejection", limit=REASON_MAX_LENGTH)
     with transaction.atomic():
         request = _request_get(request_id)
-        _refuse_unless_claimed(
-            request_id,
-            from_status=PolicyRequest.Status.PENDING,
-            to_status=PolicyRequest.Status.REJECTED,
-            verb="rejected",
-        )
-        Change.objects.filter(request_id=request_id, status=Change.Status.PENDING).update(
-            status=Change.Status.CANCELLED
-        )
+        _pending_close(request_id, to_status=PolicyRequest.Status.REJECTED, verb="rejected")
         _event(request_id, RequestEvent.Kind.REJECTED, actor=reviewer, message=reason)
         _notify("rejected", request_id, actor=reviewer)
     request.refresh_from_db()
@@ -662,15 +664,7 @@ def policy_request_cancel(*, request_id: int, requester: User) -> PolicyRequest:
         request = _request_get(request_id)
         if request.requester_id != requester.pk:
             raise RequestActionForbidden("Only the requester can cancel a request.")
-        _refuse_unless_claimed(
-            request_id,
-            from_status=PolicyRequest.Status.PENDING,
-            to_status=PolicyRequest.Status.CANCELLED,
-            verb="cancelled",
-        )
-        Change.objects.filter(request_id=request_id, status=Change.Status.PENDING).update(
-            status=Change.Status.CANCELLED
-        )
+        _pending_close(request_id, to_status=PolicyRequest.Status.CANCELLED, verb="cancelled")
         _event(request_id, RequestEvent.Kind.CANCELLED, actor=requester)
     request.refresh_from_db()
     return request

@@ -317,6 +317,7 @@ def test_a_rejection_needs_a_reason(requester: User, reviewer: User, role: IamRo
     post(client, "request_reject", request, reason="Too broad: scope it to one prefix.")
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.REJECTED
+    assert request.changes.get().status == Change.Status.CANCELLED
     page = client_for(requester).get(reverse("request_detail", args=[request.pk]))
     assert "Too broad: scope it to one prefix." in page.content.decode()
     assert services.policy_request_apply(request_id=request.pk).status == "rejected"
