@@ -739,13 +739,15 @@ def request_extend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Ask to keep temporary access longer."""
     policy_request = request_for_user(request.user, pk)
     form = ExtendForm(request.POST)
-    if not form.is_valid() or policy_request.expires_at is None:
+    if not form.is_valid():
         return _detail(request, policy_request, extend_form=form, status=400)
+    current = policy_request.expires_at
     try:
+        # The service says why a permanent or finished request cannot be extended.
         extension = services.policy_request_extend(
             request_id=pk,
             requester=request.user,
-            expires_at=form.expires_at(policy_request.expires_at),
+            expires_at=form.expires_at(current) if current is not None else None,
             justification=form.cleaned_data["justification"],
         )
     except services.RequestInvalid as exc:

@@ -293,11 +293,28 @@ def test_the_anonymous_are_sent_to_sign_in(
     anonymous: Client, requester: User, role: IamRole
 ) -> None:
     request = submitted(requester, role)
-    for name in ("request_approve", "request_reject", "request_cancel", "request_comment"):
-        response = anonymous.post(reverse(name, args=[request.pk]))
-        assert response.status_code == 302
+    change = request.changes.get()
+    urls = [
+        reverse(name, args=[request.pk])
+        for name in (
+            "request_approve",
+            "request_reject",
+            "request_retry",
+            "request_cancel",
+            "request_comment",
+            "request_extend",
+        )
+    ]
+    urls.append(reverse("change_edit", args=[request.pk, change.pk]))
+    for url in urls:
+        response = anonymous.post(url, {"payload": "{}", "extend_by": "7d"})
+        assert response.status_code == 302, url
         assert response["Location"].startswith(reverse("login"))
-    assert anonymous.get(reverse("request_queue")).status_code == 302
+    for url in (reverse("request_queue"), reverse("request_detail", args=[request.pk])):
+        assert anonymous.get(url).status_code == 302
+    change.refresh_from_db()
+    assert change.payload["policy_name"] == "invoices-read"
+    assert not PolicyRequest.objects.filter(extends=request).exists()
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.PENDING
 
