@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import date
 from typing import Any, cast
 
 from django.contrib.auth.models import User
-from django.db.models import Q, QuerySet, prefetch_related_objects
+from django.core.exceptions import PermissionDenied
+from django.db.models import prefetch_related_objects
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -43,7 +44,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import IamRole
-from iamportal.permissions import can_view_inventory, is_reviewer
+from iamportal.permissions import can_view_inventory
 from iamportal.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 from requests_app import services
 from requests_app.forms import JSON_MAX_DEPTH, json_load_bounded
@@ -62,7 +63,7 @@ from requests_app.policy import (
     IntentError,
     policy_generate_with_notes,
 )
-from requests_app.selectors import request_for_user, requests_of
+from requests_app.selectors import request_for_user, requests_filtered, requests_listed
 
 # A policy IAM accepts is at most 10,240 characters; a body ten times that
 # holds any honest request with room to spare.
@@ -749,10 +750,6 @@ class IsoDateField(serializers.Field):
         return value.isoformat()
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
 class PolicyRequestListApi(_RequestsApi):
     class FilterSerializer(serializers.Serializer):
         class Meta:
@@ -821,37 +818,20 @@ class PolicyRequestListApi(_RequestsApi):
         if not form.is_valid():
             return _invalid(form.errors)
         filters = form.validated_data
-        if filters["scope"] == "all":
-            if not is_reviewer(request.user):
-                return Response(
-                    {"detail": "Only reviewers list everyone's requests: use scope=mine."},
-                    status=status.HTTP_403_FORBIDDEN,
-                )
-            requests = PolicyRequest.objects.select_related("account")
-        else:
-            requests = requests_of(request.user)
-        requests = _filtered(requests.select_related("requester"), filters)
+        try:
+            requests = requests_listed(request.user, everyone=filters["scope"] == "all")
+        except PermissionDenied as exc:
+            return Response({"detail": f"{exc} Use scope=mine."}, status=status.HTTP_403_FORBIDDEN)
+        requests = requests_filtered(
+            requests.select_related("requester"),
+            status=filters.get("status"),
+            account_id=filters.get("account"),
+            requester=filters.get("requester"),
+            role=filters.get("role"),
+            created_after=filters.get("created_after"),
+            created_before=filters.get("created_before"),
+        )
         return Response(PolicyRequestSummarySerializer(requests[:LIST_LIMIT], many=True).data)
-
-
-def _filtered(
-    requests: QuerySet[PolicyRequest], filters: dict[str, Any]
-) -> QuerySet[PolicyRequest]:
-    if "status" in filters:
-        requests = requests.filter(status=filters["status"])
-    if "account" in filters:
-        account = filters["account"]
-        changing = Change.objects.filter(account_id=account).values("request_id")
-        requests = requests.filter(Q(account__account_id=account) | Q(pk__in=changing))
-    if filters.get("requester"):
-        requests = requests.filter(requester__username=filters["requester"])
-    if filters.get("role"):
-        requests = requests.filter(role_arn__icontains=filters["role"])
-    if "created_after" in filters:
-        requests = requests.filter(created_at__gte=_day_start(filters["created_after"]))
-    if "created_before" in filters:
-        requests = requests.filter(created_at__lt=_day_start(filters["created_before"]))
-    return requests
 
 
 # Any request may be refused before it reaches the view, e.g. for a NUL character.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import UTC, date, datetime, time
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from iamportal.permissions import AnyUser, is_reviewer, is_signed_in
-from requests_app.models import PolicyRequest
+from requests_app.models import Change, PolicyRequest
 
 
 def request_for_user(user: AnyUser, pk: int, *, for_review: bool = False) -> PolicyRequest:
@@ -32,3 +35,45 @@ def requests_of(user: AnyUser) -> QuerySet[PolicyRequest]:
     if not is_signed_in(user):
         return PolicyRequest.objects.none()
     return PolicyRequest.objects.filter(requester_id=user.pk).select_related("account")
+
+
+def requests_listed(user: AnyUser, *, everyone: bool = False) -> QuerySet[PolicyRequest]:
+    """The requests `user` made; with `everyone`, all requests, which only
+    reviewers may list (PermissionDenied otherwise)."""
+    if not everyone:
+        return requests_of(user)
+    if not is_reviewer(user):
+        raise PermissionDenied("Only reviewers list everyone's requests.")
+    return PolicyRequest.objects.select_related("account")
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def requests_filtered(
+    requests: QuerySet[PolicyRequest],
+    *,
+    status: str | None = None,
+    account_id: str | None = None,
+    requester: str | None = None,
+    role: str | None = None,
+    created_after: date | None = None,
+    created_before: date | None = None,
+) -> QuerySet[PolicyRequest]:
+    """`requests` narrowed by every filter given. A request is in an account when
+    its role is there or any of its changes is applied there."""
+    if status:
+        requests = requests.filter(status=status)
+    if account_id:
+        changing = Change.objects.filter(account_id=account_id).values("request_id")
+        requests = requests.filter(Q(account__account_id=account_id) | Q(pk__in=changing))
+    if requester:
+        requests = requests.filter(requester__username=requester)
+    if role:
+        requests = requests.filter(role_arn__icontains=role)
+    if created_after is not None:
+        requests = requests.filter(created_at__gte=_day_start(created_after))
+    if created_before is not None:
+        requests = requests.filter(created_at__lt=_day_start(created_before))
+    return requests

@@ -23,6 +23,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
@@ -65,7 +66,12 @@ from requests_app.policy import (
     crud_service_list,
     policy_generate_with_notes,
 )
-from requests_app.selectors import request_for_user, requests_of
+from requests_app.selectors import (
+    request_for_user,
+    requests_filtered,
+    requests_listed,
+    requests_of,
+)
 from requests_app.templates import policy_merge
 
 ROLE_RESULTS = 20
@@ -856,19 +862,19 @@ QUEUE_AGES = {"1": "more than a day", "3": "more than 3 days", "7": "more than a
 @require_GET
 def request_queue(request: HtmxHttpRequest) -> HttpResponse:
     """Pending requests, oldest first, for reviewers."""
-    if not is_reviewer(request.user):
-        raise Http404("No such page.")
+    try:
+        everyone = requests_listed(request.user, everyone=True)
+    except PermissionDenied:
+        raise Http404("No such page.") from None
     account = str(request.GET.get("account", "")).strip()[:12]
     requester = str(request.GET.get("requester", "")).strip()[:150]
     age = str(request.GET.get("age", ""))
     pending = (
-        PolicyRequest.objects.filter(status=PolicyRequest.Status.PENDING)
-        .select_related("requester", "role", "account")
+        requests_filtered(everyone, status=PolicyRequest.Status.PENDING, account_id=account)
+        .select_related("requester", "role")
         .annotate(approvals_given=Count("approvals"))
         .order_by("created_at", "id")
     )
-    if account:
-        pending = pending.filter(account__account_id=account)
     if requester:
         pending = pending.filter(requester__username__icontains=requester)
     if age in QUEUE_AGES:

@@ -649,3 +649,15 @@ def test_an_edit_may_not_move_onto_what_temporary_access_holds(
             payload={"policy_name": "invoices-read", "document": READ_INVOICES},
         )
     assert f"Request #{held.pk}" in caught.value.errors["payload"]
+
+
+def test_the_queue_filtered_by_account_includes_requests_that_change_it(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    data = account_create("acme-data")
+    bucket_in(data, "acme-exports")
+    request = submitted_reading(requester, role, "acme-exports")
+    page = client_for(reviewer).get(reverse("request_queue"), {"account": data.account_id})
+    assert [r.pk for r in page.context["page"]] == [request.pk]
+    api = client_for(reviewer).get("/api/v1/requests", {"scope": "all", "account": data.account_id})
+    assert [r["id"] for r in api.json()] == [request.pk]
