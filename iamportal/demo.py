@@ -108,7 +108,7 @@ def account_session(account_id: str) -> boto3.Session:
         RoleArn=aws.role_arn(account_id, "OrganizationAccountAccessRole"),
         RoleSessionName="iamportal-demo-seed",
     )["Credentials"]
-    return boto3.Session(
+    return aws.new_session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],

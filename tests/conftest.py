@@ -34,6 +34,16 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hasher() -> Iterator[None]:
+    """Test passwords need no protection against guessing: hashing each with the
+    production work factor would dominate the suite's run time."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def embedded_aws(settings: Any) -> Iterator[None]:
     """Every test gets an empty moto AWS and no cached sessions."""

@@ -9,13 +9,15 @@ fuzzer reaches past the 404s; AWS is the embedded one, and the federation
 endpoint a stand-in on loopback: anything else that tries to reach the network
 fails the test.
 
-The run is bounded and reproducible: a fixed number of examples per operation,
-derandomized, without Hypothesis' example database.
+The run is bounded and reproducible: a fixed number of examples per operation
+(IAMPORTAL_FUZZ_EXAMPLES: a few in `make test`, more in CI), derandomized,
+without Hypothesis' example database.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ from tests.brokering.test_console import federation as federation
 from tests.requests_app.test_wizard import EVENTS_POLICY, inventory
 
 SCHEMA_URL = "/api/schema/?format=json"
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = int(os.environ.get("IAMPORTAL_FUZZ_EXAMPLES", "5"))
 
 CONFIG = schemathesis.Config.from_dict(
     {

@@ -63,7 +63,7 @@ def test_credentials_for_an_eligible_role_work_in_aws(requester: User, org: Org)
     assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert body["role_arn"] == org.arn("dev/payments-api")
-    session = aws.boto3.Session(
+    session = aws.new_session(
         aws_access_key_id=body["access_key_id"],
         aws_secret_access_key=body["secret_access_key"],
         aws_session_token=body["session_token"],
