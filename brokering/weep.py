@@ -605,7 +605,8 @@ class CliTypeaheadSearchApi(_WeepApi):
                 code="400",
                 message=f"search is longer than {SEARCH_MAX_LENGTH} characters.",
             )
-        raw_limit = request.query_params.get("limit", "").strip() or str(TYPEAHEAD_DEFAULT_LIMIT)
+        # Absent means the default; present must be a number (an empty one is a caller's bug).
+        raw_limit = request.query_params.get("limit", str(TYPEAHEAD_DEFAULT_LIMIT)).strip()
         if (
             not (raw_limit.isascii() and raw_limit.isdigit())
             or len(raw_limit) > 9

@@ -472,6 +472,7 @@ def test_the_limit_defaults_to_20_and_is_capped_at_100(reviewer: User, org: Org)
         {"resource": "iam_arn", "search": "x" * 201},
         {"resource": "iam_arn", "limit": "many"},
         {"resource": "iam_arn", "limit": "0"},
+        {"resource": "iam_arn", "limit": ""},
         {"resource": "iam_arn", "limit": "-5"},
         {"resource": "account", "limit": "9" * 40},
     ],
