@@ -31,7 +31,9 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from brokering.models import CliChallenge
-from iamportal.auth import ApiTokenAuthentication, user_for_email
+from iamportal.auth import ApiTokenAuthentication
+from iamportal.models import ExternalIdentity
+from iamportal.services import IdentityRefused, external_identity_sign_in
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,8 @@ def from_mtls_proxy(request: Request) -> bool:
 class ClientCertificateAuthentication(authentication.BaseAuthentication):
     """The email of a verified client certificate, put in IAMPORTAL_MTLS_HEADER
     by a TLS-terminating proxy. Believed only from IAMPORTAL_MTLS_TRUSTED_PROXIES;
-    the same header from anywhere else is ignored (and logged)."""
+    the same header from anywhere else is ignored (and logged). Linked to an account
+    by the same rules as single sign-on (iamportal.services.external_identity_sign_in)."""
 
     def authenticate(self, request: Request) -> tuple[User, None] | None:
         header = settings.IAMPORTAL_MTLS_HEADER
@@ -190,7 +193,16 @@ class ClientCertificateAuthentication(authentication.BaseAuthentication):
             raise InvalidCertificateIdentity(
                 "The client certificate identity is not an email address."
             ) from None
-        user = user_for_email(email=email)
+        try:
+            # The certificate's identity is its verified email: any case, one person.
+            user = external_identity_sign_in(
+                kind=ExternalIdentity.Kind.CERTIFICATE,
+                issuer="",
+                subject=email.lower(),
+                email=email,
+            )
+        except IdentityRefused as exc:
+            raise InvalidCertificateIdentity(str(exc)) from None
         if not user.is_active:
             raise InvalidCertificateIdentity("The account of this client certificate is disabled.")
         return user, None

@@ -361,6 +361,10 @@ OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
 OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
 OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
 OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+# Optional with explicit endpoints; discovery reads it from the provider's document.
+OIDC_OP_END_SESSION_ENDPOINT = env_str("OIDC_OP_END_SESSION_ENDPOINT")
+# Logging out of iamportal also ends the session at the provider, when it offers that.
+IAMPORTAL_OIDC_PROVIDER_LOGOUT = env_bool("IAMPORTAL_OIDC_PROVIDER_LOGOUT", True)
 OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
 # Empty: groups are managed in iamportal's admin and never synced from the provider.
@@ -399,6 +403,9 @@ if OIDC_ENABLED and not OIDC_OP_DISCOVERY_URL:
 # email in one header, groups (comma-separated) in another, believed only when
 # the request comes straight from one of the trusted proxy networks.
 IAMPORTAL_HEADER_AUTH_USER = env_str("IAMPORTAL_HEADER_AUTH_USER")
+# When set, IAMPORTAL_HEADER_AUTH_USER carries the proxy's stable user id and this
+# header the email; otherwise the user header is the email and the id at once.
+IAMPORTAL_HEADER_AUTH_EMAIL = env_str("IAMPORTAL_HEADER_AUTH_EMAIL")
 IAMPORTAL_HEADER_AUTH_GROUPS = env_str("IAMPORTAL_HEADER_AUTH_GROUPS")
 IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES = env_networks("IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES")
 if IAMPORTAL_HEADER_AUTH_USER and not IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES:
@@ -406,6 +413,11 @@ if IAMPORTAL_HEADER_AUTH_USER and not IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES:
         "IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES must list the proxy networks when "
         "IAMPORTAL_HEADER_AUTH_USER is set"
     )
+
+# Single sign-on, proxy and certificate identities are linked to accounts by a stable
+# key on first sign-in. An existing account with the same email is linked only when
+# it has no password and is neither staff nor superuser; true links those as well.
+IAMPORTAL_SSO_LINK_LOCAL_ACCOUNTS = env_bool("IAMPORTAL_SSO_LINK_LOCAL_ACCOUNTS", False)
 
 AUTHENTICATION_BACKENDS = ["iamportal.auth.LocalPasswordBackend"]
 if OIDC_ENABLED:
