@@ -28,6 +28,7 @@ from iamportal import permissions
 from iamportal.models import ApiToken, ExternalIdentity, LoginFailure
 from iamportal.net import client_ip
 from iamportal.services import IdentityRefused, external_identity_sign_in
+from iamportal.throttle import Throttled, backoff_wait, wait_phrase, window_wait
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,18 @@ class LocalPasswordBackend(ModelBackend):
         if mode == "false" or username is None or password is None:
             return None
         source_ip = client_ip(request) if request is not None else None
-        if password_guessing_suspected(username=username, source_ip=source_ip):
+        name = username[:150].lower()
+        throttled = password_attempt_throttle(username=name, source_ip=source_ip)
+        if throttled is not None:
             if request is not None:
-                request.login_throttled = True  # type: ignore[attr-defined]
+                request.login_throttled = throttled  # type: ignore[attr-defined]
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None or (mode == "superusers" and not user.is_superuser):
-            LoginFailure.objects.create(username=username[:150], source_ip=source_ip or None)
+            LoginFailure.objects.create(username=name, source_ip=source_ip or None)
             return None
-        LoginFailure.objects.filter(username=username[:150]).delete()
+        # Only this address's failures: another address's guesses stay counted against it.
+        LoginFailure.objects.filter(username=name, source_ip=source_ip or None).delete()
         return user
 
     def get_user(self, user_id: int) -> User | None:
@@ -115,19 +119,45 @@ class LocalPasswordBackend(ModelBackend):
 
 
 LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
-LOGIN_FAILURES_PER_USERNAME = 10
+# Failed passwords from one address, whatever the user names, before it must wait.
 LOGIN_FAILURES_PER_ADDRESS = 50
+# Failed passwords for one user name from one address before each try waits longer.
+LOGIN_FREE_FAILURES_PER_USERNAME = 3
+LOGIN_BACKOFF_MAX = timedelta(minutes=15)
 
 
-def password_guessing_suspected(*, username: str, source_ip: str | None) -> bool:
-    """Too many recent failed password sign-ins for this user name or from this address."""
-    since = timezone.now() - LOGIN_FAILURE_WINDOW
-    recent = LoginFailure.objects.filter(at__gte=since)
-    if recent.filter(username=username[:150]).count() >= LOGIN_FAILURES_PER_USERNAME:
-        return True
-    if source_ip is None:
-        return False
-    return recent.filter(source_ip=source_ip).count() >= LOGIN_FAILURES_PER_ADDRESS
+def password_attempt_throttle(*, username: str, source_ip: str | None) -> Throttled | None:
+    """Whether this address must wait before trying a password for `username`. Only
+    failures from this same address count, so someone guessing from elsewhere never
+    stops the user signing in from their own computer."""
+    now = timezone.now()
+    from_address = LoginFailure.objects.filter(
+        at__gte=now - LOGIN_FAILURE_WINDOW, source_ip=source_ip or None
+    ).order_by("-at")
+    recent = list(from_address.values_list("at", flat=True)[:LOGIN_FAILURES_PER_ADDRESS])
+    wait = window_wait(
+        recent=recent, limit=LOGIN_FAILURES_PER_ADDRESS, window=LOGIN_FAILURE_WINDOW, now=now
+    )
+    if wait:
+        return Throttled(
+            wait,
+            f"Too many failed sign-ins from your address: wait {wait_phrase(wait)} and try again.",
+        )
+    for_name = list(from_address.filter(username=username).values_list("at", flat=True))
+    wait = backoff_wait(
+        attempts=len(for_name),
+        free=LOGIN_FREE_FAILURES_PER_USERNAME,
+        last_at=for_name[0] if for_name else None,
+        now=now,
+        cap=LOGIN_BACKOFF_MAX,
+    )
+    if wait:
+        return Throttled(
+            wait,
+            f"Too many failed sign-ins for this user name from your address: wait "
+            f"{wait_phrase(wait)} and try again.",
+        )
+    return None
 
 
 # --- a trusted authenticating proxy -------------------------------------------------

@@ -24,10 +24,10 @@ import jwt
 import requests
 from django.conf import settings
 from django.contrib import auth
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.contrib.auth import views as auth_views
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.views.decorators.cache import never_cache

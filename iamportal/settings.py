@@ -101,6 +101,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Django believes SECURE_PROXY_SSL_HEADER from anyone: drop it from other peers first.
+    "iamportal.middleware.ForwardedProtoFromTrustedProxiesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "iamportal.middleware.RejectNulCharactersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -205,7 +207,8 @@ LOGGING = {
 }
 
 # Production hardening. Behind a TLS-terminating proxy set
-# SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto so Django knows the request was HTTPS.
+# SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto so Django knows the request was HTTPS;
+# the header is believed only from IAMPORTAL_TRUSTED_PROXIES (see below).
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
@@ -266,6 +269,11 @@ if IAMPORTAL_MTLS_HEADER and not IAMPORTAL_MTLS_TRUSTED_PROXIES:
 # Reverse proxies in front of iamportal: from these peers, the client's address is
 # taken from X-Forwarded-For (the right-most entry that is not one of them).
 IAMPORTAL_TRUSTED_PROXIES = env_networks("IAMPORTAL_TRUSTED_PROXIES")
+if _proxy_header and not IAMPORTAL_TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "IAMPORTAL_TRUSTED_PROXIES must list the proxy networks when "
+        "SECURE_PROXY_SSL_HEADER is set: the header is believed only from them"
+    )
 # The demo serves a stand-in AWS federation endpoint so the Console button works offline.
 IAMPORTAL_DEMO_FEDERATION = env_bool("IAMPORTAL_DEMO_FEDERATION", False)
 

@@ -6,29 +6,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('iamportal', '0004_login_failure'),
+        ("iamportal", "0004_login_failure"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ExternalIdentity',
+            name="ExternalIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('oidc', 'single sign-on (OpenID Connect)'), ('proxy', 'authenticating proxy'), ('certificate', 'client certificate')], max_length=16)),
-                ('issuer', models.CharField(blank=True, max_length=255)),
-                ('subject', models.CharField(max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_login_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='external_identities', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("oidc", "single sign-on (OpenID Connect)"),
+                            ("proxy", "authenticating proxy"),
+                            ("certificate", "client certificate"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("issuer", models.CharField(blank=True, max_length=255)),
+                ("subject", models.CharField(max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_login_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="external_identities",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'external identity',
-                'verbose_name_plural': 'external identities',
-                'ordering': ['kind', 'issuer', 'subject'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'issuer', 'subject'), name='external_identity_unique_key')],
+                "verbose_name": "external identity",
+                "verbose_name_plural": "external identities",
+                "ordering": ["kind", "issuer", "subject"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("kind", "issuer", "subject"), name="external_identity_unique_key"
+                    )
+                ],
             },
         ),
     ]
