@@ -122,7 +122,7 @@ class ExternalIdentityAdmin(ReadOnlyAdmin):
     ) -> list[str]:
         if obj is None:
             return ["created_at", "last_login_at"]
-        return list(self.fields)
+        return ["kind", "issuer", "subject", "user", "created_at", "last_login_at"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return permissions.is_admin(request.user)

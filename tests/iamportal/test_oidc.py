@@ -179,9 +179,7 @@ def sso_account(username: str, *groups: str, **extra: Any) -> User:
 
 
 def identity_of(user: User) -> list[tuple[str, str, str]]:
-    return list(
-        ExternalIdentity.objects.filter(user=user).values_list("kind", "issuer", "subject")
-    )
+    return list(ExternalIdentity.objects.filter(user=user).values_list("kind", "issuer", "subject"))
 
 
 def test_it_links_an_account_without_password_or_rights_by_email_in_any_case(
@@ -210,9 +208,7 @@ def test_a_provider_account_with_a_local_accounts_email_is_refused_and_told_why(
     provider: str, local: dict[str, bool], caplog: pytest.LogCaptureFixture
 ) -> None:
     root = make_user("root", **local)
-    at_provider(
-        provider, "mallory", email="Root@Example.com", email_verified=True, groups=["x"]
-    )
+    at_provider(provider, "mallory", email="Root@Example.com", email_verified=True, groups=["x"])
     client = Client()
 
     response = sign_in(client, "mallory")
