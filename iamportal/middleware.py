@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from iamportal.net import from_trusted_proxy
+from iamportal.net import peer_is_trusted_proxy
 
 _TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "text/")
 
@@ -60,6 +60,6 @@ class ForwardedProtoFromTrustedProxiesMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-        if header and header[0] in request.META and not from_trusted_proxy(request):
+        if header and header[0] in request.META and not peer_is_trusted_proxy(request):
             del request.META[header[0]]
         return self.get_response(request)

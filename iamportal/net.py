@@ -12,7 +12,7 @@ def _trusted(address: IPv4Address | IPv6Address) -> bool:
     return any(address in network for network in settings.IAMPORTAL_TRUSTED_PROXIES)
 
 
-def from_trusted_proxy(request: HttpRequest) -> bool:
+def peer_is_trusted_proxy(request: HttpRequest) -> bool:
     """Whether the TCP peer is one of IAMPORTAL_TRUSTED_PROXIES."""
     try:
         return _trusted(ip_address(request.META.get("REMOTE_ADDR") or ""))
