@@ -31,7 +31,10 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from brokering.models import CliChallenge
-from iamportal.auth import ApiTokenAuthentication, user_for_email
+from iamportal.auth import ApiTokenAuthentication
+from iamportal.models import ExternalIdentity
+from iamportal.services import IdentityRefused, external_identity_sign_in
+from iamportal.throttle import Throttled, backoff_wait, seconds_until, wait_phrase, window_wait
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +168,8 @@ def from_mtls_proxy(request: Request) -> bool:
 class ClientCertificateAuthentication(authentication.BaseAuthentication):
     """The email of a verified client certificate, put in IAMPORTAL_MTLS_HEADER
     by a TLS-terminating proxy. Believed only from IAMPORTAL_MTLS_TRUSTED_PROXIES;
-    the same header from anywhere else is ignored (and logged)."""
+    the same header from anywhere else is ignored (and logged). Linked to an account
+    by the same rules as single sign-on (iamportal.services.external_identity_sign_in)."""
 
     def authenticate(self, request: Request) -> tuple[User, None] | None:
         header = settings.IAMPORTAL_MTLS_HEADER
@@ -190,7 +194,16 @@ class ClientCertificateAuthentication(authentication.BaseAuthentication):
             raise InvalidCertificateIdentity(
                 "The client certificate identity is not an email address."
             ) from None
-        user = user_for_email(email=email)
+        try:
+            # The certificate's identity is its verified email: any case, one person.
+            user = external_identity_sign_in(
+                kind=ExternalIdentity.Kind.CERTIFICATE,
+                issuer="",
+                subject=email.lower(),
+                email=email,
+            )
+        except IdentityRefused as exc:
+            raise InvalidCertificateIdentity(str(exc)) from None
         if not user.is_active:
             raise InvalidCertificateIdentity("The account of this client certificate is disabled.")
         return user, None
@@ -238,15 +251,21 @@ class ClientCertificateScheme(OpenApiAuthenticationExtension):
 
 REQUESTED_USER_MAX_LENGTH = 254
 CHALLENGE_JWT_MAX_LENGTH = 64
-# Challenges are created without authentication: one address gets only a few at once.
+# Challenges are created without authentication, so every limit is per address:
+# a limit per user name would let anyone block that person's own sign-in.
 MAX_PENDING_CHALLENGES_PER_ADDRESS = 10
-MAX_PENDING_CHALLENGES_PER_USER = 5
+CHALLENGE_WINDOW = timedelta(minutes=15)
+MAX_CHALLENGES_PER_ADDRESS = 60
+# Challenges for one user name from one address before each one waits longer.
+FREE_CHALLENGES_PER_USER = 5
+CHALLENGE_BACKOFF_MAX = timedelta(minutes=15)
 
 
 class ChallengeRefused(Exception):
-    def __init__(self, message: str, *, status: int) -> None:
+    def __init__(self, message: str, *, status: int, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 def same_address(first: str, second: str) -> bool:
@@ -274,28 +293,62 @@ def cli_challenge_create(*, requested_user: str, requesting_ip: str | None) -> C
         address = str(ip_address(requesting_ip or ""))
     except ValueError:
         raise ChallengeRefused("The request has no usable client address.", status=400) from None
-    now = timezone.now()
-    pending = CliChallenge.objects.filter(
-        requesting_ip=address, status=CliChallenge.Status.PENDING, expires_at__gt=now
-    ).count()
-    if pending >= MAX_PENDING_CHALLENGES_PER_ADDRESS:
-        raise ChallengeRefused(
-            "Too many sign-in requests from this address; finish or wait for the open ones.",
-            status=429,
-        )
-    # However many addresses ask, one person gets only a few approval links at a
-    # time: a flood of them is how someone would hope one gets approved by mistake.
-    for_user = CliChallenge.objects.filter(
-        requested_user__iexact=name, status=CliChallenge.Status.PENDING, expires_at__gt=now
-    ).count()
-    if for_user >= MAX_PENDING_CHALLENGES_PER_USER:
-        raise ChallengeRefused(
-            "Too many open sign-in requests for this user; finish or wait for the open ones.",
-            status=429,
-        )
+    throttled = cli_challenge_throttle(requested_user=name, address=address)
+    if throttled is not None:
+        raise ChallengeRefused(throttled.message, status=429, retry_after=throttled.retry_after)
     return CliChallenge.objects.create(
-        requested_user=name, requesting_ip=address, expires_at=now + CliChallenge.LIFETIME
+        requested_user=name,
+        requesting_ip=address,
+        expires_at=timezone.now() + CliChallenge.LIFETIME,
     )
+
+
+def cli_challenge_throttle(*, requested_user: str, address: str) -> Throttled | None:
+    """Whether this address must wait before asking for another challenge: it has
+    too many open, asked for too many lately, or asked for this user name too often
+    (each further one waits twice as long). Nothing another address does counts."""
+    now = timezone.now()
+    from_address = CliChallenge.objects.filter(
+        requesting_ip=address, created_at__gte=now - CHALLENGE_WINDOW
+    ).order_by("-created_at")
+    pending = list(
+        from_address.filter(status=CliChallenge.Status.PENDING, expires_at__gt=now)
+        .order_by("expires_at")
+        .values_list("expires_at", flat=True)[:MAX_PENDING_CHALLENGES_PER_ADDRESS]
+    )
+    if len(pending) >= MAX_PENDING_CHALLENGES_PER_ADDRESS:
+        wait = max(1, seconds_until(pending[0], now=now))
+        return Throttled(
+            wait,
+            "Too many open sign-in requests from this address; finish the open ones or "
+            f"wait {wait_phrase(wait)}.",
+        )
+    recent = list(from_address.values_list("created_at", flat=True)[:MAX_CHALLENGES_PER_ADDRESS])
+    wait = window_wait(
+        recent=recent, limit=MAX_CHALLENGES_PER_ADDRESS, window=CHALLENGE_WINDOW, now=now
+    )
+    if wait:
+        return Throttled(
+            wait, f"Too many sign-in requests from this address: wait {wait_phrase(wait)}."
+        )
+    for_name = list(
+        from_address.filter(requested_user__iexact=requested_user).values_list(
+            "created_at", flat=True
+        )
+    )
+    wait = backoff_wait(
+        attempts=len(for_name),
+        free=FREE_CHALLENGES_PER_USER,
+        last_at=for_name[0] if for_name else None,
+        now=now,
+        cap=CHALLENGE_BACKOFF_MAX,
+    )
+    if wait:
+        return Throttled(
+            wait,
+            f"Too many sign-in requests for this user from this address: wait {wait_phrase(wait)}.",
+        )
+    return None
 
 
 def cli_challenge_for_token(token: str) -> CliChallenge | None:

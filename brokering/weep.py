@@ -664,7 +664,10 @@ class CliChallengeCreateApi(_PublicWeepApi):
         try:
             challenge = cli_auth.cli_challenge_create(requested_user=user, requesting_ip=source_ip)
         except cli_auth.ChallengeRefused as exc:
-            return self.error(status=exc.status, code=str(exc.status), message=str(exc))
+            refusal = self.error(status=exc.status, code=str(exc.status), message=str(exc))
+            if exc.retry_after is not None:
+                refusal["Retry-After"] = str(exc.retry_after)
+            return refusal
         data = {
             "challenge_url": request.build_absolute_uri(
                 reverse("cli_challenge_validate", kwargs={"token": challenge.token})

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from iamportal import permissions
-from iamportal.models import ApiToken, JobStatus
+from iamportal.models import ApiToken, ExternalIdentity, JobStatus
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -101,3 +101,37 @@ class ApiTokenAdmin(ReadOnlyAdmin):
         for token in queryset:
             api_token_revoke(token=token)
         self.message_user(request, f"Revoked {queryset.count()} token(s).")
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(ReadOnlyAdmin):
+    """Which single sign-on, proxy and certificate identities sign in to which
+    account. Admins may unlink one (its next sign-in links again by the email rules);
+    linking one to an existing account by hand hands that account over, so only a
+    superuser may add a link."""
+
+    list_display = ["subject", "kind", "issuer", "user", "created_at", "last_login_at"]
+    list_filter = ["kind"]
+    search_fields = ["subject", "issuer", "user__username", "user__email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    fields = ["kind", "issuer", "subject", "user", "created_at", "last_login_at"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ExternalIdentity | None = None
+    ) -> list[str]:
+        if obj is None:
+            return ["created_at", "last_login_at"]
+        return ["kind", "issuer", "subject", "user", "created_at", "last_login_at"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_superuser", False) and request.user.is_active)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_admin(request.user)

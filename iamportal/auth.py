@@ -8,7 +8,6 @@ always what the identity source said last.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from ipaddress import ip_address
@@ -19,14 +18,17 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.backends import BaseBackend, ModelBackend
 from django.contrib.auth.models import Group, User
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from iamportal import permissions
-from iamportal.models import ApiToken, LoginFailure
+from iamportal.models import ApiToken, ExternalIdentity, LoginFailure
 from iamportal.net import client_ip
+from iamportal.services import IdentityRefused, external_identity_sign_in
+from iamportal.throttle import Throttled, backoff_wait, wait_phrase, window_wait
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +54,30 @@ def user_groups_sync(*, user: User, group_names: Iterable[str]) -> None:
         if current != set(wanted):
             groups = [Group.objects.get_or_create(name=name)[0] for name in wanted]
             user.groups.set(groups)
-        permissions.forget_cached_groups(user)
-        staff = permissions.is_admin(user) or permissions.is_reviewer(user)
-        if user.is_staff != staff:
-            user.is_staff = staff
-            user.save(update_fields=["is_staff"])
+        _staff_sync(user)
 
 
-def user_for_email(*, email: str, first_name: str = "", last_name: str = "") -> User:
-    """The user with this email (any case), created on first sight."""
-    email = email.strip()
-    user = User.objects.filter(email__iexact=email).order_by("pk").first()
-    if user is None:
-        username = email.lower()[:150]
-        if User.objects.filter(username__iexact=username).exists():
-            # A local account already uses this name for someone else's email:
-            # never merge the two, give the new person a distinct name.
-            username = f"{username[:140]}-{secrets.token_hex(4)}"
-        user = User.objects.create_user(
-            username=username,
-            email=email,
-            first_name=first_name[:150],
-            last_name=last_name[:150],
-        )
-    return user
+def _staff_sync(user: User) -> None:
+    permissions.forget_cached_groups(user)
+    staff = permissions.is_admin(user) or permissions.is_reviewer(user)
+    if user.is_staff != staff:
+        user.is_staff = staff
+        user.save(update_fields=["is_staff"])
+
+
+def sso_user_role_sync(*, user: User, group_names: Iterable[str] | None) -> None:
+    """Someone signed in by single sign-on or an authenticating proxy has the
+    permission role their groups give and nothing more: superuser status (which no
+    group grants) is removed, and the staff flag follows the groups. `group_names`
+    None: groups are managed in iamportal, and only the flags are brought in line."""
+    if user.is_superuser:
+        log.warning("user %s signed in by single sign-on: superuser status removed", user.pk)
+        user.is_superuser = False
+        user.save(update_fields=["is_superuser"])
+    if group_names is None:
+        _staff_sync(user)
+    else:
+        user_groups_sync(user=user, group_names=group_names)
 
 
 class LocalPasswordBackend(ModelBackend):
@@ -93,15 +95,18 @@ class LocalPasswordBackend(ModelBackend):
         if mode == "false" or username is None or password is None:
             return None
         source_ip = client_ip(request) if request is not None else None
-        if password_guessing_suspected(username=username, source_ip=source_ip):
+        name = username[:150].lower()
+        throttled = password_attempt_throttle(username=name, source_ip=source_ip)
+        if throttled is not None:
             if request is not None:
-                request.login_throttled = True  # type: ignore[attr-defined]
+                request.login_throttled = throttled  # type: ignore[attr-defined]
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None or (mode == "superusers" and not user.is_superuser):
-            LoginFailure.objects.create(username=username[:150], source_ip=source_ip or None)
+            LoginFailure.objects.create(username=name, source_ip=source_ip or None)
             return None
-        LoginFailure.objects.filter(username=username[:150]).delete()
+        # Only this address's failures: another address's guesses stay counted against it.
+        LoginFailure.objects.filter(username=name, source_ip=source_ip or None).delete()
         return user
 
     def get_user(self, user_id: int) -> User | None:
@@ -114,19 +119,45 @@ class LocalPasswordBackend(ModelBackend):
 
 
 LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
-LOGIN_FAILURES_PER_USERNAME = 10
+# Failed passwords from one address, whatever the user names, before it must wait.
 LOGIN_FAILURES_PER_ADDRESS = 50
+# Failed passwords for one user name from one address before each try waits longer.
+LOGIN_FREE_FAILURES_PER_USERNAME = 3
+LOGIN_BACKOFF_MAX = timedelta(minutes=15)
 
 
-def password_guessing_suspected(*, username: str, source_ip: str | None) -> bool:
-    """Too many recent failed password sign-ins for this user name or from this address."""
-    since = timezone.now() - LOGIN_FAILURE_WINDOW
-    recent = LoginFailure.objects.filter(at__gte=since)
-    if recent.filter(username=username[:150]).count() >= LOGIN_FAILURES_PER_USERNAME:
-        return True
-    if source_ip is None:
-        return False
-    return recent.filter(source_ip=source_ip).count() >= LOGIN_FAILURES_PER_ADDRESS
+def password_attempt_throttle(*, username: str, source_ip: str | None) -> Throttled | None:
+    """Whether this address must wait before trying a password for `username`. Only
+    failures from this same address count, so someone guessing from elsewhere never
+    stops the user signing in from their own computer."""
+    now = timezone.now()
+    from_address = LoginFailure.objects.filter(
+        at__gte=now - LOGIN_FAILURE_WINDOW, source_ip=source_ip or None
+    ).order_by("-at")
+    recent = list(from_address.values_list("at", flat=True)[:LOGIN_FAILURES_PER_ADDRESS])
+    wait = window_wait(
+        recent=recent, limit=LOGIN_FAILURES_PER_ADDRESS, window=LOGIN_FAILURE_WINDOW, now=now
+    )
+    if wait:
+        return Throttled(
+            wait,
+            f"Too many failed sign-ins from your address: wait {wait_phrase(wait)} and try again.",
+        )
+    for_name = list(from_address.filter(username=username).values_list("at", flat=True))
+    wait = backoff_wait(
+        attempts=len(for_name),
+        free=LOGIN_FREE_FAILURES_PER_USERNAME,
+        last_at=for_name[0] if for_name else None,
+        now=now,
+        cap=LOGIN_BACKOFF_MAX,
+    )
+    if wait:
+        return Throttled(
+            wait,
+            f"Too many failed sign-ins for this user name from your address: wait "
+            f"{wait_phrase(wait)} and try again.",
+        )
+    return None
 
 
 # --- a trusted authenticating proxy -------------------------------------------------
@@ -145,23 +176,35 @@ def from_trusted_proxy(request: HttpRequest) -> bool:
 
 
 class TrustedHeaderBackend(BaseBackend):
+    """The proxy's user id (IAMPORTAL_HEADER_AUTH_USER) is the identity's stable key;
+    the email comes from IAMPORTAL_HEADER_AUTH_EMAIL, or is that id itself when only
+    the one header is configured. Raises IdentityRefused when the identity may not
+    sign in to the account its email names."""
+
     def authenticate(
         self,
         request: HttpRequest | None,
         *,
+        proxy_user: str | None = None,
         proxy_email: str | None = None,
         proxy_groups: list[str] | None = None,
         **kwargs: Any,
     ) -> User | None:
-        if request is None or not proxy_email or not from_trusted_proxy(request):
+        if request is None or not proxy_user or not from_trusted_proxy(request):
             return None
-        if "@" not in proxy_email or len(proxy_email) > 254:
+        subject = proxy_user.strip()
+        email = (proxy_email or "").strip()
+        if not email:
+            # The id is an email address: any case is the same person.
+            email, subject = subject, subject.lower()
+        if "@" not in email or len(email) > 254:
             return None
-        user = user_for_email(email=proxy_email)
+        user = external_identity_sign_in(
+            kind=ExternalIdentity.Kind.PROXY, issuer="", subject=subject, email=email
+        )
         if not user.is_active:
             return None
-        if proxy_groups is not None:
-            user_groups_sync(user=user, group_names=proxy_groups)
+        sso_user_role_sync(user=user, group_names=proxy_groups)
         return user
 
     def get_user(self, user_id: int) -> User | None:
@@ -176,14 +219,22 @@ class TrustedHeaderMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        email = request.META.get(_meta_key(settings.IAMPORTAL_HEADER_AUTH_USER), "").strip()
-        if email:
+        proxy_user = request.META.get(_meta_key(settings.IAMPORTAL_HEADER_AUTH_USER), "").strip()
+        if proxy_user:
             if from_trusted_proxy(request):
                 groups = None
                 if settings.IAMPORTAL_HEADER_AUTH_GROUPS:
                     raw = request.META.get(_meta_key(settings.IAMPORTAL_HEADER_AUTH_GROUPS), "")
                     groups = raw.split(",")
-                user = authenticate(request, proxy_email=email, proxy_groups=groups)
+                email = None
+                if settings.IAMPORTAL_HEADER_AUTH_EMAIL:
+                    email = request.META.get(_meta_key(settings.IAMPORTAL_HEADER_AUTH_EMAIL), "")
+                try:
+                    user = authenticate(
+                        request, proxy_user=proxy_user, proxy_email=email, proxy_groups=groups
+                    )
+                except IdentityRefused as exc:
+                    return _identity_refused(request, str(exc))
                 if user is not None:
                     request.user = user
             else:
@@ -192,6 +243,12 @@ class TrustedHeaderMiddleware:
                     request.META.get("REMOTE_ADDR"),
                 )
         return self.get_response(request)
+
+
+def _identity_refused(request: HttpRequest, reason: str) -> HttpResponse:
+    if request.path.startswith(("/api/", "/noauth/")):
+        return JsonResponse({"detail": reason, "code": "identity_refused"}, status=403)
+    return render(request, "registration/login_failed.html", {"reason": reason}, status=403)
 
 
 # --- API tokens -------------------------------------------------------------------------

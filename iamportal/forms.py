@@ -34,11 +34,9 @@ class LocalLoginForm(AuthenticationForm):
         return super().clean()
 
     def get_invalid_login_error(self) -> ValidationError:
-        if getattr(self.request, "login_throttled", False):
-            return ValidationError(
-                "Too many failed sign-ins for this user or from this address: "
-                "wait 15 minutes and try again."
-            )
+        throttled = getattr(self.request, "login_throttled", None)
+        if throttled is not None:
+            return ValidationError(throttled.message)
         if settings.IAMPORTAL_LOCAL_LOGIN == "superusers":
             return ValidationError(
                 "Password sign-in is limited to break-glass administrator accounts; "

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from iamportal.net import peer_is_trusted_proxy
 
 _TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "text/")
 
@@ -44,3 +47,19 @@ class RejectNulCharactersMiddleware:
         except RequestDataTooBig:
             return False  # the view answers 413 for that
         return b"\x00" in body or b"\\u0000" in body
+
+
+class ForwardedProtoFromTrustedProxiesMiddleware:
+    """Django takes SECURE_PROXY_SSL_HEADER from any client. A client that reaches
+    iamportal past the proxy could then claim HTTPS over plain HTTP: no redirect to
+    HTTPS, and secure cookies sent in the clear. The header is dropped here unless the
+    TCP peer is one of IAMPORTAL_TRUSTED_PROXIES, before anything reads is_secure()."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        if header and header[0] in request.META and not peer_is_trusted_proxy(request):
+            del request.META[header[0]]
+        return self.get_response(request)

@@ -79,3 +79,41 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} from {self.source_ip} at {self.at}"
+
+
+class ExternalIdentity(models.Model):
+    """Who an identity source says someone is, by a key that source never reuses:
+    an OpenID Connect issuer and subject, the user id an authenticating proxy
+    sends, a client certificate's identity. Stored on the first sign-in; later
+    sign-ins find the account by this key alone, never by email, so an email
+    changed at the provider keeps the account and an email handed to someone
+    else there does not hand them the account."""
+
+    class Kind(models.TextChoices):
+        OIDC = "oidc", "single sign-on (OpenID Connect)"
+        PROXY = "proxy", "authenticating proxy"
+        CERTIFICATE = "certificate", "client certificate"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Empty for proxies and certificates: there is one of each per installation.
+    issuer = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "issuer", "subject"]
+        verbose_name = "external identity"
+        verbose_name_plural = "external identities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "issuer", "subject"], name="external_identity_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        source = f"{self.kind} {self.issuer}".strip()
+        return f"{source}: {self.subject}"

@@ -12,6 +12,14 @@ def _trusted(address: IPv4Address | IPv6Address) -> bool:
     return any(address in network for network in settings.IAMPORTAL_TRUSTED_PROXIES)
 
 
+def peer_is_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the TCP peer is one of IAMPORTAL_TRUSTED_PROXIES."""
+    try:
+        return _trusted(ip_address(request.META.get("REMOTE_ADDR") or ""))
+    except ValueError:
+        return False
+
+
 def client_ip(request: HttpRequest) -> str | None:
     """The client's address: the TCP peer, or, when the peer is one of
     IAMPORTAL_TRUSTED_PROXIES, the right-most X-Forwarded-For entry that is not a

@@ -18,15 +18,17 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 import requests
 from django.conf import settings
 from django.contrib import auth
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -39,7 +41,9 @@ from mozilla_django_oidc.views import (
     OIDCAuthenticationRequestView,
 )
 
-from iamportal.auth import user_for_email, user_groups_sync
+from iamportal.auth import sso_user_role_sync
+from iamportal.models import ExternalIdentity
+from iamportal.services import IdentityRefused, external_identity_sign_in
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,7 @@ class ProviderMetadata:
     token_endpoint: str
     userinfo_endpoint: str  # empty when the provider has none: the ID token is all there is
     jwks_uri: str
+    end_session_endpoint: str = ""  # empty when the provider offers no logout
 
 
 _lock = threading.Lock()
@@ -126,6 +131,7 @@ def provider_metadata() -> ProviderMetadata:
             token_endpoint=settings.OIDC_OP_TOKEN_ENDPOINT,
             userinfo_endpoint=settings.OIDC_OP_USER_ENDPOINT,
             jwks_uri=settings.OIDC_OP_JWKS_ENDPOINT,
+            end_session_endpoint=settings.OIDC_OP_END_SESSION_ENDPOINT,
         )
     with _lock:
         cached = _discovered.get(url)
@@ -174,12 +180,14 @@ def _discover(url: str) -> ProviderMetadata:
                 f"{url} names the issuer {values['issuer']!r}, not {expected!r}"
             )
     userinfo = document.get("userinfo_endpoint")
+    end_session = document.get("end_session_endpoint")
     return ProviderMetadata(
         issuer=values["issuer"],
         authorization_endpoint=values["authorization_endpoint"],
         token_endpoint=values["token_endpoint"],
         userinfo_endpoint=userinfo if isinstance(userinfo, str) else "",
         jwks_uri=values["jwks_uri"],
+        end_session_endpoint=end_session if isinstance(end_session, str) else "",
     )
 
 
@@ -383,18 +391,24 @@ class OidcBackend(OIDCAuthenticationBackend):
         claims = self.get_userinfo(access_token, id_token, payload)
         if not self.verify_claims(claims):
             raise SuspiciousOperation(f"claims of subject {claims.get('sub')!r} not accepted")
-        user = user_for_email(
-            email=claims["email"],
-            first_name=_text(claims.get("given_name")),
-            last_name=_text(claims.get("family_name")),
-        )
+        try:
+            # The ID token's issuer and subject, which were verified, not the userinfo's.
+            user = external_identity_sign_in(
+                kind=ExternalIdentity.Kind.OIDC,
+                issuer=str(payload["iss"]),
+                subject=str(payload["sub"]),
+                email=claims["email"],
+                first_name=_text(claims.get("given_name")),
+                last_name=_text(claims.get("family_name")),
+            )
+        except IdentityRefused as exc:
+            self.refusal = str(exc)
+            return None
         if not user.is_active:
             log.info("single sign-on refused for inactive user %s", user.pk)
             self.refusal = REASON_INACTIVE
             return None
-        groups = groups_from_claims(claims)
-        if groups is not None:
-            user_groups_sync(user=user, group_names=groups)
+        sso_user_role_sync(user=user, group_names=groups_from_claims(claims))
         return user
 
     def get_user(self, user_id: int) -> User | None:
@@ -513,6 +527,49 @@ class OidcSessionRefresh(SessionRefresh):
         if request.path.startswith(("/api/", "/noauth/")):
             return JsonResponse({"detail": message, "code": "session_expired"}, status=401)
         return HttpResponse(message, status=403, content_type="text/plain")
+
+
+def provider_logout_url(request: HttpRequest) -> str:
+    """Where to send the browser so the provider ends its session too (OpenID Connect
+    RP-Initiated Logout), or "" when that does not apply: the session was not opened by
+    single sign-on, IAMPORTAL_OIDC_PROVIDER_LOGOUT is off, or the provider offers no
+    end_session_endpoint. The ID token is not kept (sessions live in the database), so
+    the provider is told the client id instead of an id_token_hint."""
+    if not settings.OIDC_RP_CLIENT_ID or not settings.IAMPORTAL_OIDC_PROVIDER_LOGOUT:
+        return ""
+    backend = request.session.get(auth.BACKEND_SESSION_KEY, "")
+    if backend != f"{OidcBackend.__module__}.{OidcBackend.__qualname__}":
+        return ""
+    try:
+        endpoint = provider_metadata().end_session_endpoint
+    except ProviderUnavailable as exc:
+        # Signing out of iamportal must work whatever the provider's state.
+        log.warning("signed out of iamportal only, the provider is unreachable: %s", exc)
+        return ""
+    if not endpoint:
+        return ""
+    query = urlencode(
+        {
+            "client_id": settings.OIDC_RP_CLIENT_ID,
+            "post_logout_redirect_uri": request.build_absolute_uri(
+                resolve_url(settings.LOGOUT_REDIRECT_URL)
+            ),
+        }
+    )
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, then the provider's when the session came from single sign-on:
+    otherwise the next "Sign in with single sign-on" would let the same person (or the
+    next one at a shared computer) straight back in without a password."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        at_provider = provider_logout_url(request)
+        response: HttpResponse = super().post(request, *args, **kwargs)
+        if at_provider:
+            return HttpResponseRedirect(at_provider)
+        return response
 
 
 @require_safe

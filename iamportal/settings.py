@@ -101,6 +101,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Django believes SECURE_PROXY_SSL_HEADER from anyone: drop it from other peers first.
+    "iamportal.middleware.ForwardedProtoFromTrustedProxiesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "iamportal.middleware.RejectNulCharactersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -205,7 +207,8 @@ LOGGING = {
 }
 
 # Production hardening. Behind a TLS-terminating proxy set
-# SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto so Django knows the request was HTTPS.
+# SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto so Django knows the request was HTTPS;
+# the header is believed only from IAMPORTAL_TRUSTED_PROXIES (see below).
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
@@ -266,6 +269,11 @@ if IAMPORTAL_MTLS_HEADER and not IAMPORTAL_MTLS_TRUSTED_PROXIES:
 # Reverse proxies in front of iamportal: from these peers, the client's address is
 # taken from X-Forwarded-For (the right-most entry that is not one of them).
 IAMPORTAL_TRUSTED_PROXIES = env_networks("IAMPORTAL_TRUSTED_PROXIES")
+if _proxy_header and not IAMPORTAL_TRUSTED_PROXIES:
+    raise ImproperlyConfigured(
+        "IAMPORTAL_TRUSTED_PROXIES must list the proxy networks when "
+        "SECURE_PROXY_SSL_HEADER is set: the header is believed only from them"
+    )
 # The demo serves a stand-in AWS federation endpoint so the Console button works offline.
 IAMPORTAL_DEMO_FEDERATION = env_bool("IAMPORTAL_DEMO_FEDERATION", False)
 
@@ -361,6 +369,10 @@ OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
 OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
 OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
 OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+# Optional with explicit endpoints; discovery reads it from the provider's document.
+OIDC_OP_END_SESSION_ENDPOINT = env_str("OIDC_OP_END_SESSION_ENDPOINT")
+# Logging out of iamportal also ends the session at the provider, when it offers that.
+IAMPORTAL_OIDC_PROVIDER_LOGOUT = env_bool("IAMPORTAL_OIDC_PROVIDER_LOGOUT", True)
 OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
 # Empty: groups are managed in iamportal's admin and never synced from the provider.
@@ -399,6 +411,9 @@ if OIDC_ENABLED and not OIDC_OP_DISCOVERY_URL:
 # email in one header, groups (comma-separated) in another, believed only when
 # the request comes straight from one of the trusted proxy networks.
 IAMPORTAL_HEADER_AUTH_USER = env_str("IAMPORTAL_HEADER_AUTH_USER")
+# When set, IAMPORTAL_HEADER_AUTH_USER carries the proxy's stable user id and this
+# header the email; otherwise the user header is the email and the id at once.
+IAMPORTAL_HEADER_AUTH_EMAIL = env_str("IAMPORTAL_HEADER_AUTH_EMAIL")
 IAMPORTAL_HEADER_AUTH_GROUPS = env_str("IAMPORTAL_HEADER_AUTH_GROUPS")
 IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES = env_networks("IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES")
 if IAMPORTAL_HEADER_AUTH_USER and not IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES:
@@ -406,6 +421,11 @@ if IAMPORTAL_HEADER_AUTH_USER and not IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES:
         "IAMPORTAL_HEADER_AUTH_TRUSTED_PROXIES must list the proxy networks when "
         "IAMPORTAL_HEADER_AUTH_USER is set"
     )
+
+# Single sign-on, proxy and certificate identities are linked to accounts by a stable
+# key on first sign-in. An existing account with the same email is linked only when
+# it has no password and is neither staff nor superuser; true links those as well.
+IAMPORTAL_SSO_LINK_LOCAL_ACCOUNTS = env_bool("IAMPORTAL_SSO_LINK_LOCAL_ACCOUNTS", False)
 
 AUTHENTICATION_BACKENDS = ["iamportal.auth.LocalPasswordBackend"]
 if OIDC_ENABLED:

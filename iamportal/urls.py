@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
@@ -10,7 +9,7 @@ handler404 = "iamportal.views.page_not_found"
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("login/failed/", oidc.login_failed, name="login_failed"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", oidc.LogoutView.as_view(), name="logout"),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("profile/", views.profile, name="profile"),
     path("profile/tokens/", views.api_token_create, name="api_token_create"),

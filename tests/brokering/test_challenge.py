@@ -111,6 +111,7 @@ def test_one_address_gets_only_a_few_open_challenges(db: None) -> None:
         generate(user_name=f"user{n}", address=LAPTOP)
     refused = Client(REMOTE_ADDR=LAPTOP).get("/noauth/v1/challenge_generator/alice")
     assert refused.status_code == 429
+    assert 100 < int(refused["Retry-After"]) <= 120
     assert (
         Client(REMOTE_ADDR=ELSEWHERE).get("/noauth/v1/challenge_generator/alice").status_code == 200
     )
@@ -318,13 +319,55 @@ def test_a_user_disabled_after_approving_gets_no_token(requester: User) -> None:
     assert poll(polling_url) == {"status": "unauthorized"}
 
 
-def test_one_user_gets_only_a_few_open_sign_in_links_however_many_addresses_ask(
-    db: None,
-) -> None:
-    from brokering import cli_auth
+def test_challenges_other_addresses_ask_for_a_user_never_stop_their_own(db: None) -> None:
+    for n in range(30):
+        for _ in range(3):
+            cli_auth.cli_challenge_create(requested_user="alice", requesting_ip=f"192.0.2.{n}")
 
-    for n in range(cli_auth.MAX_PENDING_CHALLENGES_PER_USER):
-        cli_auth.cli_challenge_create(requested_user="alice", requesting_ip=f"198.51.100.{n}")
-    with pytest.raises(cli_auth.ChallengeRefused) as refused:
-        cli_auth.cli_challenge_create(requested_user="ALICE", requesting_ip="203.0.113.1")
-    assert refused.value.status == 429
+    challenge_url, _ = generate("ALICE", address=LAPTOP)
+
+    assert challenge_for(challenge_url).requesting_ip == LAPTOP
+
+
+def recent_challenges(address: str, user_name: str, count: int, **fields: Any) -> None:
+    CliChallenge.objects.bulk_create(
+        CliChallenge(
+            requested_user=user_name,
+            requesting_ip=address,
+            expires_at=timezone.now() + CliChallenge.LIFETIME,
+            **fields,
+        )
+        for _ in range(count)
+    )
+
+
+def test_one_address_asking_again_and_again_for_a_user_backs_off_with_429(db: None) -> None:
+    recent_challenges(LAPTOP, "alice", 8, status=CliChallenge.Status.USED)
+
+    refused = Client(REMOTE_ADDR=LAPTOP).get("/noauth/v1/challenge_generator/Alice")
+
+    assert refused.status_code == 429
+    wait = int(refused["Retry-After"])
+    assert 0 < wait <= 8  # 5 free, then 1, 2, 4, 8 seconds
+    (message,) = refused.json()["errors"]
+    assert message.startswith("Too many sign-in requests for this user from this address: wait")
+    assert generate("bob", address=LAPTOP)
+    assert generate("alice", address=ELSEWHERE)
+
+
+def test_the_back_off_ends_when_its_time_has_passed(db: None) -> None:
+    recent_challenges(LAPTOP, "alice", 8, status=CliChallenge.Status.USED)
+    CliChallenge.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    assert generate("alice", address=LAPTOP)
+
+
+def test_one_address_gets_only_so_many_challenges_a_quarter_hour(db: None) -> None:
+    for n in range(cli_auth.MAX_CHALLENGES_PER_ADDRESS):
+        recent_challenges(LAPTOP, f"user{n}", 1, status=CliChallenge.Status.USED)
+
+    refused = Client(REMOTE_ADDR=LAPTOP).get("/noauth/v1/challenge_generator/alice")
+
+    assert refused.status_code == 429
+    assert 850 < int(refused["Retry-After"]) <= 900
+    assert "Too many sign-in requests from this address" in refused.json()["message"]
+    assert generate("alice", address=ELSEWHERE)

@@ -20,6 +20,7 @@ from brokering.cli_auth import (
     cli_token_user,
     signing_key,
 )
+from iamportal.models import ExternalIdentity
 from iamportal.services import api_token_create
 from tests.brokering.conftest import Org
 from tests.conftest import client_for
@@ -203,9 +204,16 @@ def mtls(settings: Any) -> None:
     settings.IAMPORTAL_MTLS_TRUSTED_PROXIES = [ip_network("10.9.0.0/24")]
 
 
+def without_password(user: User) -> User:
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    return user
+
+
 def test_the_certificate_identity_from_a_trusted_proxy_is_believed(
     mtls: None, requester: User, org: Org
 ) -> None:
+    without_password(requester)
     response = roles(Client(), REMOTE_ADDR=PROXY, HTTP_X_CLIENT_CERT_EMAIL="Alice@Example.com")
     assert response.status_code == 200
     assert org.arn("prod/payments-batch") in response.json()
@@ -241,7 +249,28 @@ def test_a_certificate_identity_that_is_not_an_email_is_refused(
     assert response.json()["code"] == "403"
 
 
+def test_a_certificate_with_a_local_accounts_email_is_refused_and_told_why(
+    mtls: None, superuser: User
+) -> None:
+    response = roles(Client(), REMOTE_ADDR=PROXY, HTTP_X_CLIENT_CERT_EMAIL="Root@Example.com")
+    assert response.status_code == 403
+    assert "Ask an iamportal administrator to link your identity" in response.json()["message"]
+    assert not ExternalIdentity.objects.exists()
+
+
+def test_a_certificate_linked_to_an_account_signs_in_to_it(
+    mtls: None, requester: User, org: Org
+) -> None:
+    ExternalIdentity.objects.create(
+        kind="certificate", issuer="", subject="alice@example.com", user=requester
+    )
+    response = roles(Client(), REMOTE_ADDR=PROXY, HTTP_X_CLIENT_CERT_EMAIL="Alice@Example.com")
+    assert response.status_code == 200
+    assert org.arn("prod/payments-batch") in response.json()
+
+
 def test_a_disabled_certificate_holder_is_refused(mtls: None, requester: User) -> None:
+    without_password(requester)
     User.objects.filter(pk=requester.pk).update(is_active=False)
     response = roles(Client(), REMOTE_ADDR=PROXY, HTTP_X_CLIENT_CERT_EMAIL="alice@example.com")
     assert response.status_code == 403
@@ -293,6 +322,7 @@ def test_a_certificate_is_not_enough_for_a_request_another_site_made(
 
     settings.IAMPORTAL_MTLS_HEADER = "X-Client-Cert-Email"
     settings.IAMPORTAL_MTLS_TRUSTED_PROXIES = [ip_network("10.9.0.0/24")]
+    without_password(requester)
     client = Client(REMOTE_ADDR="10.9.0.2", HTTP_X_CLIENT_CERT_EMAIL="alice@example.com")
     assert client.get("/api/v1/get_roles").status_code == 200
     forged = client.get("/api/v1/get_roles", HTTP_SEC_FETCH_SITE="cross-site")

@@ -66,3 +66,31 @@ def test_an_admin_may_add_an_account_but_a_reviewer_may_not(
     response = client_for(admin_user).post("/admin/accounts/awsaccount/add/", data)
     assert response.status_code == 302
     assert AwsAccount.objects.get(account_id="111122223333").approvals_required == 2
+
+
+@pytest.mark.parametrize(
+    ("member", "listing", "adding"),
+    [
+        ("admin_user", 200, 403),
+        ("reviewer", 403, 403),
+        ("requester", None, None),
+        ("outsider", None, None),
+        ("superuser", 200, 200),
+    ],
+)
+def test_only_a_superuser_links_an_identity_to_an_account_by_hand(
+    request: pytest.FixtureRequest, member: str, listing: int | None, adding: int | None
+) -> None:
+    user: User = request.getfixturevalue(member)
+    client = client_for(user)
+    pages = {
+        "/admin/iamportal/externalidentity/": listing,
+        "/admin/iamportal/externalidentity/add/": adding,
+    }
+    for path, expected in pages.items():
+        response = client.get(path)
+        if expected is None:  # not staff: sent to the admin login
+            assert response.status_code == 302, path
+            assert "/admin/login/" in response["Location"]
+        else:
+            assert response.status_code == expected, path

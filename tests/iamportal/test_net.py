@@ -1,11 +1,16 @@
-"""The client's address, behind trusted proxies or not."""
+"""The client's address and whether it used HTTPS, behind trusted proxies or not."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 
-from django.test import RequestFactory
+import pytest
+from django.test import Client, RequestFactory
 
 from iamportal.net import client_ip
 
@@ -41,3 +46,41 @@ def test_a_malformed_chain_falls_back_to_the_peer(settings: Any) -> None:
     settings.IAMPORTAL_TRUSTED_PROXIES = [ip_network("10.0.0.0/8")]
     assert client_ip(request("10.0.0.5", "not-an-address")) == "10.0.0.5"
     assert client_ip(request("10.0.0.5")) == "10.0.0.5"
+
+
+# --- SECURE_PROXY_SSL_HEADER ------------------------------------------------------------
+
+
+@pytest.fixture
+def behind_tls_proxy(settings: Any) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.IAMPORTAL_TRUSTED_PROXIES = [ip_network("10.0.0.0/8")]
+
+
+@pytest.mark.usefixtures("behind_tls_proxy")
+def test_forwarded_proto_from_a_trusted_proxy_makes_the_request_secure() -> None:
+    response = Client(REMOTE_ADDR="10.0.0.5").get("/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == 200
+
+
+@pytest.mark.usefixtures("behind_tls_proxy")
+def test_forwarded_proto_from_anyone_else_is_ignored() -> None:
+    response = Client(REMOTE_ADDR="192.0.2.1").get("/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == 301
+    assert response["Location"] == "https://testserver/login/"
+
+
+def test_the_forwarded_proto_header_needs_trusted_proxies_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "IAMPORTAL_TRUSTED_PROXIES"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**env, "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "IAMPORTAL_TRUSTED_PROXIES must list the proxy networks" in result.stderr

@@ -24,8 +24,9 @@ from django.test import Client
 from django.urls import reverse
 from mozilla_django_oidc.utils import base64_url_encode
 
+from iamportal.models import ExternalIdentity
 from iamportal.oidc import OidcBackend, claims_merge, forget_provider_metadata, id_token_check
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, client_for, make_user
 
 CLIENT_ID = "iamportal"
 FAILURE_URL = "/login/failed/"
@@ -167,17 +168,148 @@ def test_it_removes_a_group_the_provider_no_longer_sends(provider: str) -> None:
     assert User.objects.count() == 1
 
 
-def test_it_signs_in_the_existing_user_with_that_email_in_any_case(
-    provider: str, requester: User
+def sso_account(username: str, *groups: str, **extra: Any) -> User:
+    """An account as single sign-on creates them: no usable password."""
+    user = make_user(username, *groups)
+    user.set_unusable_password()
+    for name, value in extra.items():
+        setattr(user, name, value)
+    user.save()
+    return user
+
+
+def identity_of(user: User) -> list[tuple[str, str, str]]:
+    return list(ExternalIdentity.objects.filter(user=user).values_list("kind", "issuer", "subject"))
+
+
+def test_it_links_an_account_without_password_or_rights_by_email_in_any_case(
+    provider: str,
 ) -> None:
+    alice = sso_account("alice", "team-payments")
     at_provider(provider, "alice", email="ALICE@example.com", email_verified=True, groups=[])
     client = Client()
 
     sign_in(client, "alice")
 
-    assert signed_in_user(client) == requester
-    assert group_names(requester) == set()
+    assert signed_in_user(client) == alice
+    assert group_names(alice) == set()
     assert User.objects.count() == 1
+    assert identity_of(alice) == [("oidc", provider, "alice")]
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        pytest.param({"is_staff": True, "is_superuser": True}, id="superuser-with-password"),
+        pytest.param({}, id="password"),
+    ],
+)
+def test_a_provider_account_with_a_local_accounts_email_is_refused_and_told_why(
+    provider: str, local: dict[str, bool], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_user("root", **local)
+    at_provider(provider, "mallory", email="Root@Example.com", email_verified=True, groups=["x"])
+    client = Client()
+
+    response = sign_in(client, "mallory")
+
+    assert_refused(client, response, "Ask an iamportal administrator to link your identity")
+    assert not ExternalIdentity.objects.exists()
+    assert User.objects.count() == 1
+    root.refresh_from_db()
+    assert root.is_superuser == local.get("is_superuser", False)
+    assert f"has the email of user {root.pk}, which has a usable password" in caplog.text
+    assert "client-secret-for-tests" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "rights",
+    [
+        pytest.param({"is_superuser": True}, id="superuser"),
+        pytest.param({"is_staff": True}, id="staff"),
+    ],
+)
+def test_an_account_with_rights_is_not_linked_by_email_even_without_a_password(
+    provider: str, rights: dict[str, bool]
+) -> None:
+    account = sso_account("root", **rights)
+    at_provider(provider, "mallory", email=account.email, email_verified=True, groups=[])
+    client = Client()
+
+    response = sign_in(client, "mallory")
+
+    assert_refused(client, response, "has administrator or reviewer rights")
+    assert not ExternalIdentity.objects.exists()
+
+
+def test_the_link_setting_links_a_local_account_but_never_keeps_it_superuser(
+    settings: Any, provider: str, superuser: User
+) -> None:
+    settings.IAMPORTAL_SSO_LINK_LOCAL_ACCOUNTS = True
+    at_provider(
+        provider, "root", email=superuser.email, email_verified=True, groups=["team-payments"]
+    )
+    client = Client()
+
+    sign_in(client, "root")
+
+    assert signed_in_user(client) == superuser
+    superuser.refresh_from_db()
+    assert not superuser.is_superuser
+    assert not superuser.is_staff
+    assert client.get("/api/v1/me").json()["permission_role"] == "engineer"
+    assert identity_of(superuser) == [("oidc", provider, "root")]
+
+
+def test_a_linked_superuser_gets_only_the_role_their_groups_give(
+    provider: str, superuser: User
+) -> None:
+    ExternalIdentity.objects.create(kind="oidc", issuer=provider, subject="root", user=superuser)
+    at_provider(
+        provider, "root", email=superuser.email, email_verified=True, groups=["security-reviewers"]
+    )
+    client = Client()
+
+    sign_in(client, "root")
+
+    superuser.refresh_from_db()
+    assert signed_in_user(client) == superuser
+    assert (superuser.is_superuser, superuser.is_staff) == (False, True)
+    assert client.get("/api/v1/me").json()["permission_role"] == "reviewer"
+
+
+def test_later_sign_ins_find_the_account_by_subject_whatever_its_email(provider: str) -> None:
+    dana_at_provider(provider, "team-payments")
+    sign_in(Client())
+    dana = User.objects.get()
+
+    dana_at_provider(provider, "team-payments", email="dana.scully@example.com")
+    client = Client()
+    sign_in(client)
+
+    assert signed_in_user(client) == dana
+    dana.refresh_from_db()
+    assert dana.email == "dana.scully@example.com"
+    # The old address, now someone else's at the provider, is a new person here.
+    at_provider(provider, "eve", email="Dana@Example.com", email_verified=True, groups=[])
+    other = Client()
+    sign_in(other, "eve")
+    eve = signed_in_user(other)
+    assert eve is not None and eve != dana
+    assert User.objects.count() == 2
+
+
+def test_an_email_another_subject_still_holds_here_does_not_get_in(provider: str) -> None:
+    dana_at_provider(provider, "team-payments")
+    sign_in(Client())
+    dana = User.objects.get()
+    at_provider(provider, "eve", email="dana@example.com", email_verified=True, groups=[])
+    client = Client()
+
+    response = sign_in(client, "eve")
+
+    assert_refused(client, response, "signs in with another identity")
+    assert identity_of(dana) == [("oidc", provider, "dana")]
 
 
 def test_it_takes_the_next_page_through_the_provider(provider: str) -> None:
@@ -256,6 +388,7 @@ def test_it_keeps_groups_managed_in_iamportal_when_no_groups_claim_is_configured
     settings: Any, provider: str, reviewer: User
 ) -> None:
     settings.OIDC_GROUPS_CLAIM = ""
+    ExternalIdentity.objects.create(kind="oidc", issuer=provider, subject="rita", user=reviewer)
     at_provider(provider, "rita", email=reviewer.email, email_verified=True, groups=["other"])
     client = Client()
 
@@ -361,7 +494,7 @@ def test_it_refuses_a_subject_without_an_email(provider: str) -> None:
 
 
 def test_it_refuses_an_inactive_user(provider: str) -> None:
-    user = make_user("dana", "team-payments", is_active=False)
+    user = sso_account("dana", "team-payments", is_active=False)
     dana_at_provider(provider, "security-reviewers", email=user.email)
     client = Client()
 
@@ -598,3 +731,74 @@ def test_a_session_due_for_renewal_cannot_post_or_call_the_api(provider: str) ->
     assert "needs renewing" in post.content.decode()
     # A page load still renews the session at the provider, as before.
     assert client.get(reverse("dashboard")).status_code == 302
+
+
+# --- logging out ------------------------------------------------------------------------------
+
+
+def test_logging_out_ends_the_session_at_the_provider_too(provider: str) -> None:
+    dana_at_provider(provider)
+    client = Client()
+    sign_in(client)
+
+    response = client.post("/logout/")
+
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == (
+        f"{provider}/oauth2/end_session"
+    )
+    assert dict(parse_qsl(location.query)) == {
+        "client_id": CLIENT_ID,
+        "post_logout_redirect_uri": "http://testserver/login/",
+    }
+    assert signed_in_user(client) is None
+    assert httpx.get(response["Location"]).status_code == 200  # the provider's sign-out page
+
+
+def test_provider_logout_can_be_turned_off(settings: Any, provider: str) -> None:
+    settings.IAMPORTAL_OIDC_PROVIDER_LOGOUT = False
+    dana_at_provider(provider)
+    client = Client()
+    sign_in(client)
+
+    response = client.post("/logout/")
+
+    assert response["Location"] == "/login/"
+    assert signed_in_user(client) is None
+
+
+def test_a_provider_without_end_session_endpoint_gets_a_local_logout(
+    settings: Any, provider: str
+) -> None:
+    settings.OIDC_OP_DISCOVERY_URL = ""
+    settings.OIDC_OP_ISSUER = provider
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{provider}/oauth2/authorize"
+    settings.OIDC_OP_TOKEN_ENDPOINT = f"{provider}/oauth2/token"
+    settings.OIDC_OP_USER_ENDPOINT = f"{provider}/userinfo"
+    settings.OIDC_OP_JWKS_ENDPOINT = f"{provider}/jwks"
+    dana_at_provider(provider)
+    client = Client()
+    sign_in(client)
+
+    assert client.post("/logout/")["Location"] == "/login/"
+
+    settings.OIDC_OP_END_SESSION_ENDPOINT = f"{provider}/oauth2/end_session?ui=1"
+    sign_in(client)
+    location = client.post("/logout/")["Location"]
+    assert location.startswith(f"{provider}/oauth2/end_session?ui=1&client_id={CLIENT_ID}&")
+
+
+def test_password_sessions_and_an_unreachable_provider_log_out_locally(
+    settings: Any, provider: str, requester: User
+) -> None:
+    client = client_for(requester)
+    assert client.post("/logout/")["Location"] == "/login/"
+
+    dana_at_provider(provider)
+    sso = Client()
+    sign_in(sso)
+    settings.OIDC_OP_DISCOVERY_URL = unreachable_discovery_url()
+    forget_provider_metadata()
+    assert sso.post("/logout/")["Location"] == "/login/"
+    assert signed_in_user(sso) is None
