@@ -376,7 +376,8 @@ def policy_uses(*, policy_arn: str) -> list[PolicyUse]:
         IamRole.objects.select_related("account")
         .filter(account__account_id=account_id)
         .filter(
-            Q(managed_policies__icontains=policy_arn) | Q(permissions_boundary_arn__iexact=policy_arn)
+            Q(managed_policies__icontains=policy_arn)
+            | Q(permissions_boundary_arn__iexact=policy_arn)
         )
         .defer("inline_policies", "trust_policy")
         .order_by("name")

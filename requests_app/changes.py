@@ -190,7 +190,9 @@ def change_guard(*, change: Change, session: boto3.Session) -> None:
             )
 
 
-def _protected_uses_live(iam: Any, policy_arn: str, account_id: str) -> list[tuple[str, bool, bool]]:
+def _protected_uses_live(
+    iam: Any, policy_arn: str, account_id: str
+) -> list[tuple[str, bool, bool]]:
     """(role name, attached, boundary) for each of iamportal's own roles that uses
     the policy in AWS now.
 
@@ -225,9 +227,13 @@ def _protected_uses_live(iam: Any, policy_arn: str, account_id: str) -> list[tup
         arn = role["Arn"] if role else f"arn:{partition}:iam::{account_id}:role/{listed[key]}"
         if not role_protected(arn, spoke_names=spokes):
             continue
-        boundary = bool(role) and str(
-            (role or {}).get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", "")
-        ).lower() == policy_arn.lower()
+        boundary = (
+            bool(role)
+            and str(
+                (role or {}).get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", "")
+            ).lower()
+            == policy_arn.lower()
+        )
         attached = key in listed and not boundary
         if attached or boundary:
             uses.append((_last_segment(arn), attached, boundary))
@@ -395,7 +401,7 @@ def protected_role_refusal(name: str) -> str:
 
 
 def _uses_described(uses: list[tuple[str, bool, bool]]) -> str:
-    """"attached to role a, the permissions boundary of role b" from (name,
+    """ "attached to role a, the permissions boundary of role b" from (name,
     attached, boundary) triples."""
     phrases: list[str] = []
     for name, attached, boundary in uses:

@@ -16,7 +16,6 @@ from django.urls import reverse
 from accounts.models import AwsAccount, IamRole
 from accounts.selectors import role_protected
 from accounts.services import account_add, inventory_fetch, inventory_write
-from iamportal import aws
 from requests_app import services
 from requests_app.models import Change, PolicyRequest
 from tests.conftest import client_for
@@ -74,7 +73,11 @@ def customer_policy(account: AwsAccount, name: str) -> str:
 
 
 def new_version(policy_arn: str, document: dict[str, Any] = EVERYTHING) -> dict[str, Any]:
-    return {"type": "managed_policy_version", "target_arn": policy_arn, "payload": {"document": document}}
+    return {
+        "type": "managed_policy_version",
+        "target_arn": policy_arn,
+        "payload": {"document": document},
+    }
 
 
 def submit(requester: User, role: IamRole, *changes: dict[str, Any]) -> PolicyRequest:
@@ -145,7 +148,10 @@ def test_a_policy_attached_to_the_spoke_role_after_submission_is_refused_at_appl
     request = submit(
         requester,
         payments,
-        {"type": "inline_policy_put", "payload": {"policy_name": "invoices", "document": READ_INVOICES}},
+        {
+            "type": "inline_policy_put",
+            "payload": {"policy_name": "invoices", "document": READ_INVOICES},
+        },
         new_version(arn),
     )
     # Attached by hand since: the inventory does not know.
@@ -184,7 +190,9 @@ def test_a_policy_only_other_roles_use_gets_its_new_version(
     arn = customer_policy(account, "jobs-send")
     iam(account).attach_role_policy(RoleName="payments-api", PolicyArn=arn)
     synced(account)
-    request = approve(submit(requester, role_named(account, "payments-api"), new_version(arn)), reviewer)
+    request = approve(
+        submit(requester, role_named(account, "payments-api"), new_version(arn)), reviewer
+    )
     assert request.status == PolicyRequest.Status.APPLIED
     assert versions(account, arn) == [("v1", False), ("v2", True)]
 
@@ -227,8 +235,14 @@ def test_protected_names_ignore_case(account: AwsAccount, settings: Any) -> None
 @pytest.mark.parametrize(
     "change",
     [
-        {"type": "managed_policy_attach", "payload": {"policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"}},
-        {"type": "managed_policy_detach", "payload": {"policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}},
+        {
+            "type": "managed_policy_attach",
+            "payload": {"policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+        },
+        {
+            "type": "managed_policy_detach",
+            "payload": {"policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+        },
         {"type": "tags_put", "payload": {"tags": {"iamportal-authorized": "everyone"}}},
         {"type": "permissions_boundary_delete", "payload": {}},
         {"type": "inline_policy_put", "payload": {"policy_name": "more", "document": EVERYTHING}},
@@ -282,7 +296,12 @@ def test_the_api_refuses_a_request_about_a_protected_role_with_a_400(
     assert "iamportal's own roles" in response.json()["detail"]
     response = client.post(
         reverse("api_requests"),
-        {"role": str(spoke.pk), "document": READ_INVOICES, "justification": "More.", "dry_run": True},
+        {
+            "role": str(spoke.pk),
+            "document": READ_INVOICES,
+            "justification": "More.",
+            "dry_run": True,
+        },
         content_type="application/json",
     )
     assert response.status_code == 400
@@ -357,7 +376,9 @@ def test_the_review_page_names_every_role_a_new_policy_version_reaches(
     iam(account).create_group(GroupName="ops")
     iam(account).attach_group_policy(GroupName="ops", PolicyArn=arn)
     synced(account)
-    request = submit(requester, role_named(account, "payments-api"), new_version(arn, READ_INVOICES))
+    request = submit(
+        requester, role_named(account, "payments-api"), new_version(arn, READ_INVOICES)
+    )
     page = client_for(reviewer).get(reverse("request_detail", args=[request.pk])).content.decode()
     text = " ".join(page.split())
     assert "This policy is attached to:" in text
