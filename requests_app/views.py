@@ -346,6 +346,7 @@ def _roles_offered(roles: Iterable[IamRole]) -> tuple[list[IamRole], list[IamRol
 def request_new(request: HtmxHttpRequest) -> HttpResponse:
     form = RoleSearchForm(request.GET)
     choices: list[RoleChoice] = []
+    own: list[IamRole] = []
     more = False
     if form.is_valid():
         found, own = _roles_offered(
