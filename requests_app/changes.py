@@ -217,26 +217,25 @@ def _protected_uses_live(
             candidates.add(_last_segment(arn).lower())
     uses: list[tuple[str, bool, bool]] = []
     for key in sorted(set(listed) | candidates):
-        role: dict[str, Any] | None = None
-        if key in candidates or by_path:
-            # Its path decides path patterns; its boundary, whether it is one.
-            found = _tolerating(_ALREADY_GONE, iam.get_role, RoleName=listed.get(key, key))
-            role = found["Role"] if found else None
-            if role is None:
-                continue
-        arn = role["Arn"] if role else f"arn:{partition}:iam::{account_id}:role/{listed[key]}"
-        if not role_protected(arn, spoke_names=spokes):
+        name = listed.get(key, key)
+        by_name = f"arn:{partition}:iam::{account_id}:role/{name}"
+        if (
+            key not in candidates
+            and not by_path
+            and not role_protected(by_name, spoke_names=spokes)
+        ):
             continue
-        boundary = (
-            bool(role)
-            and str(
-                (role or {}).get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", "")
-            ).lower()
-            == policy_arn.lower()
+        # Its path decides path patterns; its boundary, how it uses the policy.
+        found = _tolerating(_ALREADY_GONE, iam.get_role, RoleName=name)
+        if not found or not role_protected(found["Role"]["Arn"], spoke_names=spokes):
+            continue
+        boundary_arn = (found["Role"].get("PermissionsBoundary") or {}).get(
+            "PermissionsBoundaryArn", ""
         )
+        boundary = str(boundary_arn).lower() == policy_arn.lower()
         attached = key in listed and not boundary
         if attached or boundary:
-            uses.append((_last_segment(arn), attached, boundary))
+            uses.append((str(found["Role"]["RoleName"]), attached, boundary))
     return uses
 
 
@@ -401,8 +400,8 @@ def protected_role_refusal(name: str) -> str:
 
 
 def _uses_described(uses: list[tuple[str, bool, bool]]) -> str:
-    """ "attached to role a, the permissions boundary of role b" from (name,
-    attached, boundary) triples."""
+    """From (name, attached, boundary) triples: "attached to role a, the
+    permissions boundary of role b"."""
     phrases: list[str] = []
     for name, attached, boundary in uses:
         if attached:
