@@ -3,11 +3,13 @@ and the access gates every page and API goes through."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import fnmatch
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import (
     Count,
     DateTimeField,
@@ -15,6 +17,7 @@ from django.db.models import (
     Max,
     Model,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -287,3 +290,110 @@ def role_attached_policies(*, role: IamRole) -> list[AttachedPolicy]:
         )
         for p in attached
     ]
+
+
+# --- iamportal's own roles --------------------------------------------------------
+
+
+def spoke_role_names(*, account_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """Account id -> the name of its spoke role, in lower case."""
+    accounts = AwsAccount.objects.all()
+    if account_ids is not None:
+        accounts = accounts.filter(account_id__in=list(account_ids))
+    return {
+        account_id: _spoke_name(name)
+        for account_id, name in accounts.values_list("account_id", "spoke_role_name")
+    }
+
+
+def _spoke_name(name: str) -> str:
+    return (name or settings.IAMPORTAL_SPOKE_ROLE_NAME).rsplit("/", 1)[-1].lower()
+
+
+def _role_arn_parts(arn: str) -> tuple[str, str, str] | None:
+    """(account id, path, name) of anything shaped like a role ARN. Lenient on
+    purpose: deciding that a malformed ARN is protected only refuses more."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "iam":
+        return None
+    if not parts[5].startswith("role/"):
+        return None
+    path, _, name = parts[5][len("role") :].rpartition("/")
+    return parts[4], path + "/", name
+
+
+def role_protected(arn: str, *, spoke_names: Mapping[str, str] | None = None) -> bool:
+    """Whether `arn` is one of iamportal's own roles, which no request may change,
+    directly or through a managed policy it uses: an approved request must not
+    be able to widen what iamportal itself may do. They are every account's
+    spoke role and the roles IAMPORTAL_PROTECTED_ROLES names (shell patterns
+    matched against the name, or against path and name when the pattern holds
+    a "/"). IAM role names ignore case, so this does too: IAMPORTAL-Spoke is
+    the same role as iamportal-spoke. `spoke_names` (from spoke_role_names)
+    saves a query per role when deciding for a list."""
+    parts = _role_arn_parts(arn)
+    if parts is None:
+        return False
+    account_id, path, name = parts
+    name = name.lower()
+    for pattern in settings.IAMPORTAL_PROTECTED_ROLES:
+        pattern = pattern.lower()
+        if fnmatch.fnmatchcase(path.lower() + name if "/" in pattern else name, pattern):
+            return True
+    if spoke_names is None:
+        spoke_names = spoke_role_names(account_ids=[account_id])
+    # An account iamportal does not know would still get the default spoke name.
+    return spoke_names.get(account_id, _spoke_name("")) == name
+
+
+def protected_role_ids(roles: Iterable[IamRole]) -> set[int]:
+    """The ids of the roles among `roles` that are iamportal's own, in one query."""
+    roles = list(roles)
+    spokes = spoke_role_names(account_ids={role.account.account_id for role in roles})
+    return {role.pk for role in roles if role_protected(role.arn, spoke_names=spokes)}
+
+
+@dataclass(frozen=True)
+class PolicyUse:
+    """A role of the inventory that a managed policy is attached to, or is the
+    permissions boundary of."""
+
+    role: IamRole
+    attached: bool
+    boundary: bool
+    protected: bool
+
+
+def policy_uses(*, policy_arn: str) -> list[PolicyUse]:
+    """Every role of the inventory that `policy_arn` (a customer-managed policy)
+    is attached to or is the permissions boundary of, ordered by name. The
+    inventory holds roles only: users and groups are not in it."""
+    parts = policy_arn.split(":")
+    account_id = parts[4] if len(parts) > 5 else ""
+    wanted = policy_arn.lower()
+    # A text match on the JSON narrows the rows down; the loop below decides.
+    candidates = (
+        IamRole.objects.select_related("account")
+        .filter(account__account_id=account_id)
+        .filter(
+            Q(managed_policies__icontains=policy_arn)
+            | Q(permissions_boundary_arn__iexact=policy_arn)
+        )
+        .defer("inline_policies", "trust_policy")
+        .order_by("name")
+    )
+    uses: list[PolicyUse] = []
+    spokes: dict[str, str] | None = None
+    for role in candidates:
+        attached = any(
+            isinstance(p, dict) and str(p.get("arn", "")).lower() == wanted
+            for p in role.managed_policies or []
+        )
+        boundary = role.permissions_boundary_arn.lower() == wanted
+        if not attached and not boundary:
+            continue
+        if spokes is None:
+            spokes = spoke_role_names(account_ids=[account_id])
+        protected = role_protected(role.arn, spoke_names=spokes)
+        uses.append(PolicyUse(role=role, attached=attached, boundary=boundary, protected=protected))
+    return uses

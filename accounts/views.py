@@ -111,7 +111,12 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     if form.is_valid():
         roles = selectors.roles_search(query=form.cleaned_data["q"], account_id=form.account_id)
         page = Paginator(roles, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page, "match_limit": selectors.SEARCH_MATCH_LIMIT}
+    context = {
+        "form": form,
+        "page": page,
+        "match_limit": selectors.SEARCH_MATCH_LIMIT,
+        "protected_ids": selectors.protected_role_ids(page.object_list) if page else set(),
+    }
     return render(request, _template(request, "accounts/role_list.html", "results"), context)
 
 
@@ -136,6 +141,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         ],
         "attached_policies": selectors.role_attached_policies(role=role),
         "tags": sorted(role.tags.items()),
+        "protected": selectors.role_protected(role.arn),
         **_role_access(request.user, role),
     }
     return render(request, _template(request, "accounts/role_detail.html", "detail"), context)

@@ -10,7 +10,6 @@ module knows IAM, S3, SQS and SNS. Each function here handles every type in
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
 import math
 import re
@@ -24,6 +23,7 @@ from django.conf import settings
 
 from accounts.fetch import policy_document
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
+from accounts.selectors import policy_uses, role_protected, spoke_role_names
 from iamportal import aws
 from requests_app.lint import DOCUMENT_KEYS, STATEMENT_KEYS, policy_lint
 from requests_app.models import Change
@@ -169,6 +169,74 @@ def change_revert(*, change: Change, session: boto3.Session) -> None:
     except ClientError as exc:
         if _code(exc) not in _GONE_CODES:
             raise
+
+
+def change_guard(*, change: Change, session: boto3.Session) -> None:
+    """Refuse a change that would reach one of iamportal's own roles, as AWS has
+    them now: the services call this for every change of a request before any
+    of them is applied. The inventory checked at submission may be stale (a
+    policy attached to the spoke role by hand since), so a new version of a
+    managed policy is checked live. Raises ChangeRefused, or ClientError when
+    AWS cannot say (then nothing is written either)."""
+    name = _last_segment(change.target_arn)
+    if role_protected(change.target_arn):
+        raise ChangeRefused(protected_role_refusal(name) + " Nothing was changed.")
+    if change.type == Change.Type.MANAGED_POLICY_VERSION:
+        uses = _protected_uses_live(_iam(session), change.target_arn, change.account_id)
+        if uses:
+            raise ChangeRefused(
+                protected_policy_refusal(change.target_arn, uses, live=True)
+                + " Nothing was changed."
+            )
+
+
+def _protected_uses_live(
+    iam: Any, policy_arn: str, account_id: str
+) -> list[tuple[str, bool, bool]]:
+    """(role name, attached, boundary) for each of iamportal's own roles that uses
+    the policy in AWS now.
+
+    ListEntitiesForPolicy without a usage filter answers both the roles the
+    policy is attached to and those it is the permissions boundary of. The
+    spoke role and the protected roles of the inventory are also read one by
+    one (GetRole): that finds a boundary even where ListEntitiesForPolicy does
+    not report boundaries (the embedded AWS of the demo and the tests)."""
+    partition = policy_arn.split(":")[1]
+    spokes = spoke_role_names(account_ids=[account_id])
+    by_path = any("/" in pattern for pattern in settings.IAMPORTAL_PROTECTED_ROLES)
+    listed: dict[str, str] = {}
+    pages = iam.get_paginator("list_entities_for_policy").paginate(
+        PolicyArn=policy_arn, EntityFilter="Role"
+    )
+    for page in pages:
+        for entry in page.get("PolicyRoles", []):
+            listed[str(entry["RoleName"]).lower()] = str(entry["RoleName"])
+    candidates = {spokes.get(account_id) or settings.IAMPORTAL_SPOKE_ROLE_NAME.lower()}
+    for arn in IamRole.objects.filter(account__account_id=account_id).values_list("arn", flat=True):
+        if role_protected(arn, spoke_names=spokes):
+            candidates.add(_last_segment(arn).lower())
+    uses: list[tuple[str, bool, bool]] = []
+    for key in sorted(set(listed) | candidates):
+        name = listed.get(key, key)
+        by_name = f"arn:{partition}:iam::{account_id}:role/{name}"
+        if (
+            key not in candidates
+            and not by_path
+            and not role_protected(by_name, spoke_names=spokes)
+        ):
+            continue
+        # Its path decides path patterns; its boundary, how it uses the policy.
+        found = _tolerating(_ALREADY_GONE, iam.get_role, RoleName=name)
+        if not found or not role_protected(found["Role"]["Arn"], spoke_names=spokes):
+            continue
+        boundary_arn = (found["Role"].get("PermissionsBoundary") or {}).get(
+            "PermissionsBoundaryArn", ""
+        )
+        boundary = str(boundary_arn).lower() == policy_arn.lower()
+        attached = key in listed and not boundary
+        if attached or boundary:
+            uses.append((str(found["Role"]["RoleName"]), attached, boundary))
+    return uses
 
 
 def change_document(change: Change) -> tuple[Any, Any] | None:
@@ -323,19 +391,37 @@ def _account(account_id: str, where: str = "target_arn") -> AwsAccount:
     return account
 
 
-def role_protected(arn: str) -> bool:
-    """iamportal's own roles (every account's spoke role, and the names in
-    IAMPORTAL_PROTECTED_ROLES) are never changed through a request: an approved
-    request must not be able to widen what iamportal itself may do."""
-    match = _ROLE_ARN.fullmatch(arn)
-    if match is None:
-        return False
-    name = match.group(4)
-    if any(fnmatch.fnmatchcase(name, pattern) for pattern in settings.IAMPORTAL_PROTECTED_ROLES):
-        return True
-    account = AwsAccount.objects.filter(account_id=match.group(2)).first()
-    spoke = account.spoke_role_arn if account else ""
-    return spoke.rsplit("/", 1)[-1] == name
+def protected_role_refusal(name: str) -> str:
+    """Why a request may not change the role `name`."""
+    return (
+        f"Role {name} is one of iamportal's own roles (managed by iamportal): requests "
+        "cannot change it."
+    )
+
+
+def _uses_described(uses: list[tuple[str, bool, bool]]) -> str:
+    """From (name, attached, boundary) triples: "attached to role a, the
+    permissions boundary of role b"."""
+    phrases: list[str] = []
+    for name, attached, boundary in uses:
+        if attached:
+            phrases.append(f"attached to role {name}")
+        if boundary:
+            phrases.append(f"the permissions boundary of role {name}")
+    return _listing(phrases)
+
+
+def protected_policy_refusal(
+    policy_arn: str, uses: list[tuple[str, bool, bool]], *, live: bool = False
+) -> str:
+    """Why a request may not change the managed policy `policy_arn`, which iamportal's
+    own roles use as described by (role name, attached, boundary) triples; `live`
+    when AWS said so at apply, rather than the inventory."""
+    return (
+        f"Policy {_last_segment(policy_arn)} is {'now, in AWS, ' if live else ''}"
+        f"{_uses_described(uses)}, one of iamportal's own roles (managed by iamportal): "
+        "requests cannot change it."
+    )
 
 
 def _role(target_arn: str) -> IamRole:
@@ -349,7 +435,7 @@ def _role(target_arn: str) -> IamRole:
         _invalid("target_arn", f"A role's path is at most {IAM_PATH_MAX_LENGTH} characters.")
     _account(match.group(2))
     if role_protected(target_arn):
-        _invalid("target_arn", "This is one of iamportal's own roles: requests cannot change it.")
+        _invalid("target_arn", protected_role_refusal(match.group(4)))
     role = IamRole.objects.select_related("account").filter(arn=target_arn).first()
     if role is None:
         _invalid(
@@ -775,6 +861,15 @@ def _managed_version_validate(target_arn: str, payload: dict[str, Any]) -> _Chec
             "target_arn",
             f"The policy {target_arn} is not in the inventory: check the ARN, or sync its account.",
         )
+    # A new default version changes every role that uses the policy, whichever
+    # role the request is about.
+    protected = [
+        (use.role.name, use.attached, use.boundary)
+        for use in policy_uses(policy_arn=policy.arn)
+        if use.protected
+    ]
+    if protected:
+        _invalid("target_arn", protected_policy_refusal(policy.arn, protected))
     _fields(payload, required=("document",))
     document = _managed_document(payload["document"])
     if document == policy.document:

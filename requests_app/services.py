@@ -138,6 +138,16 @@ def default_policy_name(role: IamRole) -> str:
     return f"iamportal-{stamp}-{timezone.now():%H%M%S}"
 
 
+def _role_errors(role: IamRole) -> dict[str, str]:
+    """A request about one of iamportal's own roles is refused whatever it
+    changes: nothing a reviewer approves may be filed about them."""
+    from requests_app.changes import protected_role_refusal, role_protected
+
+    if role_protected(role.arn):
+        return {"role": protected_role_refusal(role.name)}
+    return {}
+
+
 def _justification_errors(justification: str) -> dict[str, str]:
     if not justification:
         return {"justification": "Say why you need this access: reviewers decide on it."}
@@ -168,14 +178,11 @@ def policy_request_preview(
     expires_at: datetime | None = None,
 ) -> RequestPreview:
     """Validate a request and describe what it would create. Raises RequestInvalid."""
-    from requests_app.changes import role_protected
     from requests_app.crossaccount import cross_account_changes
     from requests_app.lint import policy_lint
 
     justification = (justification or "").strip()
-    errors = _justification_errors(justification) | _expiry_errors(expires_at)
-    if role_protected(role.arn):
-        errors["role"] = "This is one of iamportal's own roles: requests cannot change it."
+    errors = _role_errors(role) | _justification_errors(justification) | _expiry_errors(expires_at)
     name = (policy_name or "").strip() or default_policy_name(role)
     if not _POLICY_NAME.match(name):
         errors["policy_name"] = "A policy name is 1-128 letters, digits or +=,.@_- characters."
@@ -293,7 +300,7 @@ def policy_request_changes_submit(
     """Submit a request made of any change types (the API's general form). With
     dry_run, return the validated changes and create nothing. Raises RequestInvalid."""
     justification = (justification or "").strip()
-    errors = _justification_errors(justification) | _expiry_errors(expires_at)
+    errors = _role_errors(role) | _justification_errors(justification) | _expiry_errors(expires_at)
     try:
         specs = changes_validate(role=role, changes=changes)
     except RequestInvalid as exc:
@@ -850,6 +857,30 @@ def _change_run(change: Change, sessions: _Sessions, *, revert: bool) -> tuple[s
         return f"Could not {'undo' if revert else 'apply'} this change: {type(exc).__name__}", {}
 
 
+def _changes_refused(changes: list[Change], sessions: _Sessions) -> str:
+    """Check every change against iamportal's own roles as AWS has them now,
+    before any is written: a refused change fails (its error recorded) and the
+    request applies nothing. Returns the error, empty when all may go ahead."""
+    from accounts.fetch import describe_error
+    from requests_app.changes import ChangeRefused, change_guard
+
+    for change in changes:
+        try:
+            change_guard(change=change, session=sessions.get(change.account_id))
+            continue
+        except (RequestActionRefused, ChangeRefused) as exc:
+            error = exc.message
+        except (ClientError, BotoCoreError) as exc:
+            error = "Could not check which roles use it: " + describe_error(exc)
+        except Exception as exc:
+            # Never leave the request claimed: fail it, keep the details in the log.
+            log.exception("check of change %s of request #%s failed", change.pk, change.request_id)
+            error = f"Could not check this change: {type(exc).__name__}"
+        _change_failed(change, error)
+        return error
+    return ""
+
+
 def _roles_refresh(request: PolicyRequest, changes: list[Change]) -> None:
     """Bring the inventory of the touched roles up to date; the next sync catches
     up if this fails."""
@@ -883,8 +914,10 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
     pending = list(request.changes.filter(status__in=[Change.Status.PENDING, Change.Status.FAILED]))
     sessions = _Sessions()
     applied: list[int] = []
-    error = ""
+    error = _changes_refused(pending, sessions)
     for change in pending:
+        if error:
+            break
         error, outcome = _change_run(change, sessions, revert=False)
         if error:
             _change_failed(change, error)

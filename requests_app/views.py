@@ -13,9 +13,10 @@ leave the page as it was, the error unseen.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -36,8 +37,15 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from accounts.models import AwsAccount, CloudResource, IamRole
-from accounts.selectors import resources_search, roles_search
+from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
+from accounts.selectors import (
+    PolicyUse,
+    policy_uses,
+    resources_search,
+    role_protected,
+    roles_search,
+    spoke_role_names,
+)
 from brokering.selectors import eligible_role_ids
 from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
@@ -116,9 +124,16 @@ def _pretty(document: Any) -> str:
     return json.dumps(document, indent=2, default=str)
 
 
+class _RoleProtected(Exception):
+    def __init__(self, role: IamRole) -> None:
+        super().__init__(role.arn)
+        self.role = role
+
+
 def _wizard_role(request: HtmxHttpRequest, role_id: int) -> IamRole:
     """Anyone signed in may ask for changes to any role of the inventory;
-    reviewers decide. Roles of disabled accounts cannot be changed."""
+    reviewers decide. Roles of disabled accounts cannot be changed, nor
+    iamportal's own roles (the wizard step answers with step 1 and why)."""
     if not can_view_inventory(request.user):
         raise Http404("No such role.")
     role = (
@@ -126,7 +141,31 @@ def _wizard_role(request: HtmxHttpRequest, role_id: int) -> IamRole:
     )
     if role is None:
         raise Http404("No such role.")
+    if role_protected(role.arn):
+        raise _RoleProtected(role)
     return role
+
+
+def _protected_role_refused(
+    view: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse]:
+    """A wizard step for one of iamportal's own roles (step 1 never offers them,
+    but a URL can name one) answers with step 1 and a form error saying why."""
+
+    @functools.wraps(view)
+    def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from requests_app.changes import protected_role_refusal
+
+        try:
+            return view(request, *args, **kwargs)
+        except _RoleProtected as exc:
+            form = RoleSearchForm({"q": exc.role.name})
+            form.is_valid()
+            form.add_error("q", protected_role_refusal(exc.role.name) + " Choose another role.")
+            context = {"form": form, "choices": [], "more": False, "own": []}
+            return render(request, "requests_app/request_new.html", context, status=400)
+
+    return wrapped
 
 
 # --- the draft ----------------------------------------------------------------------
@@ -285,16 +324,35 @@ class RoleChoice:
     cli_only: bool
 
 
+def _roles_offered(roles: Iterable[IamRole]) -> tuple[list[IamRole], list[IamRole]]:
+    """Up to ROLE_RESULTS + 1 of `roles` a request may be about, and iamportal's
+    own roles passed over on the way, which step 1 names but does not offer."""
+    offered: list[IamRole] = []
+    own: list[IamRole] = []
+    spokes = spoke_role_names()
+    for role in roles:
+        if role_protected(role.arn, spoke_names=spokes):
+            own.append(role)
+            continue
+        offered.append(role)
+        if len(offered) > ROLE_RESULTS:
+            break
+    return offered, own
+
+
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
 def request_new(request: HtmxHttpRequest) -> HttpResponse:
     form = RoleSearchForm(request.GET)
     choices: list[RoleChoice] = []
+    own: list[IamRole] = []
     more = False
     if form.is_valid():
-        found = list(
-            roles_search(query=form.cleaned_data["q"].strip(), account_id=None)[: ROLE_RESULTS + 1]
+        found, own = _roles_offered(
+            roles_search(query=form.cleaned_data["q"].strip(), account_id=None).iterator(
+                chunk_size=2 * ROLE_RESULTS
+            )
         )
         more = len(found) > ROLE_RESULTS
         eligible = eligible_role_ids(request.user)
@@ -302,7 +360,7 @@ def request_new(request: HtmxHttpRequest) -> HttpResponse:
             RoleChoice(role, role.pk in eligible, eligible.get(role.pk, False))
             for role in found[:ROLE_RESULTS]
         ]
-    context = {"form": form, "choices": choices, "more": more}
+    context = {"form": form, "choices": choices, "more": more, "own": own}
     return render(request, _template(request, "requests_app/request_new.html", "results"), context)
 
 
@@ -373,6 +431,7 @@ def _to_permissions(
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
+@_protected_role_refused
 def request_permissions(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     return _workspace(request, role, _draft_load(request, role))
@@ -380,6 +439,7 @@ def request_permissions(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@_protected_role_refused
 def request_permission_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
@@ -400,6 +460,7 @@ def request_permission_add(request: HtmxHttpRequest, role_id: int) -> HttpRespon
 
 @login_required
 @require_POST
+@_protected_role_refused
 def request_template_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
@@ -420,6 +481,7 @@ def request_template_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse
 
 @login_required
 @require_POST
+@_protected_role_refused
 def request_permission_remove(request: HtmxHttpRequest, role_id: int, index: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
@@ -438,6 +500,7 @@ def _resource_options(service: str, query: str) -> list[CloudResource]:
 
 @login_required
 @require_GET
+@_protected_role_refused
 def request_resources(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """The typeahead: inventory resources of the chosen service matching what was typed."""
     role = _wizard_role(request, role_id)
@@ -453,6 +516,7 @@ def request_resources(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@_protected_role_refused
 def request_editor(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
@@ -486,6 +550,7 @@ def request_editor(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@_protected_role_refused
 def request_editor_lint(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """Live lint of the editor's text (a partial, so always 200: see the module doc)."""
     role = _wizard_role(request, role_id)
@@ -501,6 +566,7 @@ def request_editor_lint(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@_protected_role_refused
 def request_editor_discard(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """Back to the builder: the hand-edited JSON goes, the permissions stay."""
     role = _wizard_role(request, role_id)
@@ -558,6 +624,7 @@ def _request_errors(form: ReviewForm, errors: dict[str, str]) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
+@_protected_role_refused
 def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
@@ -622,6 +689,18 @@ class ChangeShown:
     # A rejected edit: the text as typed, and what is wrong with it.
     edit_text: str = ""
     edit_errors: list[str] = field(default_factory=list)
+    # A managed policy's new version reaches every role that uses the policy.
+    uses: list[PolicyUse] = field(default_factory=list)
+    # Attachments AWS counted (users and groups too) that the inventory's roles do not explain.
+    uses_unlisted: int = 0
+
+    @property
+    def attached_to(self) -> list[PolicyUse]:
+        return [use for use in self.uses if use.attached]
+
+    @property
+    def boundary_of(self) -> list[PolicyUse]:
+        return [use for use in self.uses if use.boundary]
 
 
 # Changes whose document is an identity policy, which the linter understands.
@@ -654,6 +733,14 @@ def _change_shown(
             findings = _lint(after, policy_request.role, payload.get("policy_name"))
             linted = True
     edited = edit is not None and edit[0] == change.pk
+    uses: list[PolicyUse] = []
+    unlisted = 0
+    if change.type == Change.Type.MANAGED_POLICY_VERSION:
+        uses = policy_uses(policy_arn=change.target_arn)
+        counted = ManagedPolicy.objects.filter(arn=change.target_arn).values_list(
+            "attachment_count", flat=True
+        )
+        unlisted = max(0, (counted.first() or 0) - sum(1 for use in uses if use.attached))
     return ChangeShown(
         change=change,
         summary=change_summary(change),
@@ -663,6 +750,8 @@ def _change_shown(
         editable=mine and policy_request.is_open and not change.automatic,
         edit_text=edit[1] if edit is not None and edited else _pretty(change.payload),
         edit_errors=edit[2] if edit is not None and edited else [],
+        uses=uses,
+        uses_unlisted=unlisted,
     )
 
 
