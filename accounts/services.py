@@ -137,21 +137,24 @@ class SyncLease:
             raise SyncLeaseLost(f"sync run {self.run_id} is no longer held by {self.owner}")
         self.renewed = clock()
 
-    def checkpoint(self) -> None:
-        """Between AWS calls: stop at the deadline, and renew the lease every
-        quarter of its duration so it never lapses while the sync is alive."""
+    def _deadline_check(self) -> None:
         deadline = settings.IAMPORTAL_SYNC_DEADLINE_SECONDS
         if clock() - self.started > deadline:
             raise SyncDeadlineExceeded(
                 f"Exceeded the sync deadline of {deadline} s (IAMPORTAL_SYNC_DEADLINE_SECONDS) "
                 f"at: {self.stage}. An AWS endpoint of this account may be hanging."
             )
+
+    def checkpoint(self) -> None:
+        """Between AWS calls: stop at the deadline, and renew the lease every
+        quarter of its duration so it never lapses while the sync is alive."""
+        self._deadline_check()
         if clock() - self.renewed >= settings.IAMPORTAL_SYNC_LEASE_SECONDS / 4:
             self._renew()
 
     def progress(self, percent: int, stage: str) -> None:
+        self._deadline_check()
         self.stage = stage
-        self.checkpoint()
         self._renew(progress=percent, stage=stage)
 
     def hold(self) -> None:
