@@ -179,6 +179,8 @@ class CloudResourceAdmin(InventoryAdmin):
         "policy_pretty",
         "attributes_pretty",
         "synced_at",
+        "read_error",
+        "read_error_at",
         "content_hash",
     )
 
@@ -214,6 +216,11 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "stage",
         "counts_pretty",
         "error",
+        "attempts",
+        "enqueued_at",
+        "lease_owner",
+        "heartbeat_at",
+        "lease_expires_at",
     )
 
     @admin.display(description="counts")

@@ -8,18 +8,29 @@ AWS calls of a sync cost.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from iamportal import aws
 
 Row = dict[str, Any]
+# Called between AWS calls: it raises to stop a sync (its deadline passed, or
+# its lease was taken over) and renews the lease of a long one.
+Checkpoint = Callable[[], None]
+
+# One resource whose details could not be read: throttled past the retries, a
+# 5xx, AccessDenied on its policy, a connection reset...
+READ_ERRORS = (ClientError, BotoCoreError)
+
+
+def no_checkpoint() -> None:
+    pass
 
 
 @dataclass
@@ -27,7 +38,16 @@ class Inventory:
     roles: list[Row] = field(default_factory=list)
     policies: list[Row] = field(default_factory=list)
     resources: list[Row] = field(default_factory=list)
+    # Resources that were listed but whose details could not be read: what is
+    # known of them (arn, name, type, region) and the error. The write keeps
+    # their previous rows instead of deleting them as vanished.
+    unreadable: list[Row] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def unreadable_add(self, *, kind: str, label: str, row: Row, exc: BaseException) -> None:
+        error = describe_error(exc)
+        self.unreadable.append({**row, "error": error})
+        self.warnings.append(f"{kind} {label}: {error}")
 
 
 class ForeignRowError(Exception):
@@ -118,10 +138,16 @@ def _pages(client: Any, operation: str, **params: Any) -> Iterator[dict[str, Any
     yield from client.get_paginator(operation).paginate(**params)
 
 
-def iam_fetch(session: boto3.Session, account_id: str) -> tuple[list[Row], list[Row]]:
+def iam_fetch(
+    session: boto3.Session, account_id: str, checkpoint: Checkpoint = no_checkpoint
+) -> tuple[list[Row], list[Row]]:
+    """Every role and local managed policy. All or nothing: an error on any page
+    raises and fails the account's sync, so no role is ever deleted because
+    a page of details could not be read."""
     iam = aws.client("iam", session=session)
     listed: dict[str, dict[str, Any]] = {}
     for page in _pages(iam, "list_roles"):
+        checkpoint()
         for role in page["Roles"]:
             listed[role["Arn"]] = role
     roles: list[Row] = []
@@ -129,6 +155,7 @@ def iam_fetch(session: boto3.Session, account_id: str) -> tuple[list[Row], list[
     for page in _pages(
         iam, "get_account_authorization_details", Filter=["Role", "LocalManagedPolicy"]
     ):
+        checkpoint()
         for detail in page.get("RoleDetailList", []):
             _check_account(detail["Arn"], account_id)
             roles.append(role_row(detail, listed.get(detail["Arn"])))
@@ -147,21 +174,26 @@ def _optional(call: Any, missing_codes: tuple[str, ...], **params: Any) -> dict[
         raise
 
 
-def s3_fetch(session: boto3.Session, inventory: Inventory) -> None:
+def s3_fetch(
+    session: boto3.Session, inventory: Inventory, checkpoint: Checkpoint = no_checkpoint
+) -> None:
     s3 = aws.client("s3", session=session)
     for page in _pages(s3, "list_buckets"):
         for bucket in page.get("Buckets", []):
+            checkpoint()
             name = bucket["Name"]
+            arn = f"arn:aws:s3:::{name}"
             try:
                 location = s3.get_bucket_location(Bucket=name).get("LocationConstraint")
                 policy = _optional(s3.get_bucket_policy, ("NoSuchBucketPolicy",), Bucket=name)
                 tagging = _optional(s3.get_bucket_tagging, ("NoSuchTagSet",), Bucket=name)
-            except ClientError as exc:
-                inventory.warnings.append(f"s3 bucket {name}: {describe_error(exc)}")
+            except READ_ERRORS as exc:
+                row = {"arn": arn, "name": name, "type": "s3", "region": ""}
+                inventory.unreadable_add(kind="s3 bucket", label=name, row=row, exc=exc)
                 continue
             inventory.resources.append(
                 {
-                    "arn": f"arn:aws:s3:::{name}",
+                    "arn": arn,
                     "name": name,
                     "type": "s3",
                     "region": location or "us-east-1",
@@ -172,15 +204,32 @@ def s3_fetch(session: boto3.Session, inventory: Inventory) -> None:
             )
 
 
-def sqs_fetch(session: boto3.Session, region: str, account_id: str, inventory: Inventory) -> None:
+def _queue_arn(session: boto3.Session, region: str, url: str) -> str:
+    """The ARN of a queue from its URL (https://sqs.<region>.<domain>/<account>/<name>),
+    for a queue whose attributes, which hold its ARN, could not be read."""
+    owner, _, name = urlparse(url).path.strip("/").rpartition("/")
+    return f"arn:{session.get_partition_for_region(region)}:sqs:{region}:{owner}:{name}"
+
+
+def sqs_fetch(
+    session: boto3.Session,
+    region: str,
+    account_id: str,
+    inventory: Inventory,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> None:
     sqs = aws.client("sqs", session=session, region=region)
     for page in _pages(sqs, "list_queues", PaginationConfig={"PageSize": 1000}):
         for url in page.get("QueueUrls", []):
+            checkpoint()
             try:
                 attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
                 tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-            except ClientError as exc:
-                inventory.warnings.append(f"sqs queue {url}: {describe_error(exc)}")
+            except READ_ERRORS as exc:
+                arn = _queue_arn(session, region, url)
+                _check_account(arn, account_id)
+                row = {"arn": arn, "name": arn.rsplit(":", 1)[-1], "type": "sqs", "region": region}
+                inventory.unreadable_add(kind="sqs queue", label=url, row=row, exc=exc)
                 continue
             arn = attrs["QueueArn"]
             _check_account(arn, account_id)
@@ -201,17 +250,25 @@ def sqs_fetch(session: boto3.Session, region: str, account_id: str, inventory: I
             )
 
 
-def sns_fetch(session: boto3.Session, region: str, account_id: str, inventory: Inventory) -> None:
+def sns_fetch(
+    session: boto3.Session,
+    region: str,
+    account_id: str,
+    inventory: Inventory,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> None:
     sns = aws.client("sns", session=session, region=region)
     for page in _pages(sns, "list_topics"):
         for topic in page.get("Topics", []):
+            checkpoint()
             arn = topic["TopicArn"]
             _check_account(arn, account_id)
             try:
                 attrs = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
                 tags = sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])
-            except ClientError as exc:
-                inventory.warnings.append(f"sns topic {arn}: {describe_error(exc)}")
+            except READ_ERRORS as exc:
+                row = {"arn": arn, "name": arn.rsplit(":", 1)[-1], "type": "sns", "region": region}
+                inventory.unreadable_add(kind="sns topic", label=arn, row=row, exc=exc)
                 continue
             inventory.resources.append(
                 {

@@ -70,6 +70,9 @@ class SyncRun(models.Model):
         QUEUED = "queued"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
+        # The inventory was written, but some resources could not be read: their
+        # previous rows were kept and marked (CloudResource.read_error).
+        WARNINGS = "warnings", "Succeeded with warnings"
         FAILED = "failed"
 
     class Trigger(models.TextChoices):
@@ -89,12 +92,30 @@ class SyncRun(models.Model):
     stage = models.CharField(max_length=100, blank=True)
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # The lease: the worker holding a running sync renews it as it makes
+    # progress; once it has expired, the sweep re-enqueues the run and any
+    # worker may claim it (the holder died, or its task was lost).
+    lease_owner = models.CharField(max_length=200, blank=True, help_text="host:pid:claim")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was last handed to the broker."
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times its task was handed to the broker."
+    )
 
     class Meta:
         ordering = ["-queued_at", "-id"]
         indexes = [
             models.Index(fields=["account", "-queued_at"]),
             models.Index(fields=["account", "status", "finished_at"]),
+            # The sweep's scan for unfinished runs.
+            models.Index(
+                fields=["status", "enqueued_at"],
+                name="syncrun_unfinished",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -103,6 +124,10 @@ class SyncRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.WARNINGS)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -193,6 +218,12 @@ class CloudResource(InventoryItem):
     region = models.CharField(max_length=32, blank=True)
     policy = models.JSONField(null=True, blank=True, help_text="The resource policy, if any.")
     attributes = models.JSONField(default=dict, blank=True)
+    # Set when the latest sync listed the resource but could not read its policy,
+    # tags or attributes: the row keeps what an earlier sync read (or only the
+    # name and ARN for a resource never read), since a resource that could not
+    # be read is not a resource that is gone.
+    read_error = models.TextField(blank=True)
+    read_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(InventoryItem.Meta):
         indexes = [models.Index(fields=["account", "type", "name"])]

@@ -103,11 +103,11 @@ def policy_for_user(*, user: AnyUser, pk: int) -> ManagedPolicy:
 # --- accounts -------------------------------------------------------------------
 
 
-def _count_per_account(model: type[Model]) -> Coalesce:
+def _count_per_account(model: type[Model], **where: Any) -> Coalesce:
     # A correlated COUNT per inventory table; joining all three tables and
     # counting distinct ids would multiply their rows before counting.
     counts = (
-        model._default_manager.filter(account=OuterRef("pk"))
+        model._default_manager.filter(account=OuterRef("pk"), **where)
         .order_by()
         .values("account")
         .annotate(n=Count("pk"))
@@ -116,9 +116,9 @@ def _count_per_account(model: type[Model]) -> Coalesce:
     return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
 
 
-def _last_finished(status: str) -> Subquery:
+def _last_finished(*statuses: str) -> Subquery:
     runs = (
-        SyncRun.objects.filter(account=OuterRef("pk"), status=status)
+        SyncRun.objects.filter(account=OuterRef("pk"), status__in=statuses)
         .order_by()
         .values("account")
         .annotate(at=Max("finished_at"))
@@ -167,6 +167,16 @@ def inventory_totals(accounts: Iterable[Any]) -> InventoryTotals:
     )
 
 
+def account_unreadable_resources(*, account: AwsAccount) -> QuerySet[CloudResource]:
+    """Resources of `account` that the latest sync listed but could not read."""
+    return (
+        CloudResource.objects.filter(account=account)
+        .exclude(read_error="")
+        .only("pk", "arn", "name", "type", "read_error", "read_error_at", "account")
+        .order_by("name")
+    )
+
+
 def account_sync_runs(*, account: AwsAccount, limit: int = 20) -> list[SyncRun]:
     return list(
         SyncRun.objects.filter(account=account)
@@ -185,6 +195,7 @@ class AccountSyncMetrics:
     roles: int
     policies: int
     resources: int
+    unreadable: int
 
 
 def account_sync_metrics() -> list[AccountSyncMetrics]:
@@ -196,7 +207,8 @@ def account_sync_metrics() -> list[AccountSyncMetrics]:
             role_count=_count_per_account(IamRole),
             policy_count=_count_per_account(ManagedPolicy),
             resource_count=_count_per_account(CloudResource),
-            last_success_at=_last_finished(SyncRun.Status.SUCCEEDED),
+            unreadable_count=_count_per_account(CloudResource, read_error__gt=""),
+            last_success_at=_last_finished(SyncRun.Status.SUCCEEDED, SyncRun.Status.WARNINGS),
             last_failure_at=_last_finished(SyncRun.Status.FAILED),
         )
         .order_by("name", "account_id")
@@ -212,6 +224,7 @@ def account_sync_metrics() -> list[AccountSyncMetrics]:
             roles=account.role_count,
             policies=account.policy_count,
             resources=account.resource_count,
+            unreadable=account.unreadable_count,
         )
         for account in accounts
     ]

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import secrets
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,9 +17,10 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 
 from accounts import fetch
 from accounts.models import (
@@ -89,9 +94,80 @@ def access_changed() -> None:
 # --- sync ----------------------------------------------------------------------
 
 
-def _stale_after() -> timedelta:
-    # A run still "active" after a worker's timeout and retry window was abandoned.
-    return timedelta(seconds=int(settings.Q_CLUSTER["retry"]) * 2)
+class SyncDeadlineExceeded(Exception):
+    """One account's sync ran past IAMPORTAL_SYNC_DEADLINE_SECONDS."""
+
+
+class SyncLeaseLost(Exception):
+    """Another worker took the run over (this one's lease had expired): this one
+    must stop without writing anything."""
+
+
+# Monotonic seconds for the sync deadline and lease renewals; tests move it.
+clock: Callable[[], float] = time.monotonic
+
+
+def _lease_duration() -> timedelta:
+    return timedelta(seconds=settings.IAMPORTAL_SYNC_LEASE_SECONDS)
+
+
+def _worker_id() -> str:
+    # host:pid names the worker for an operator; the random part tells two
+    # claims by one process apart (a task redelivered to the same worker).
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass
+class SyncLease:
+    """A worker's hold on a running sync: every write it makes is conditional on
+    still holding it, and it is renewed as the sync makes progress."""
+
+    run_id: int
+    owner: str
+    started: float
+    renewed: float
+    stage: str = "Starting"
+
+    def _renew(self, **fields: Any) -> None:
+        now = timezone.now()
+        renewed = SyncRun.objects.filter(
+            pk=self.run_id, status=SyncRun.Status.RUNNING, lease_owner=self.owner
+        ).update(heartbeat_at=now, lease_expires_at=now + _lease_duration(), **fields)
+        if not renewed:
+            raise SyncLeaseLost(f"sync run {self.run_id} is no longer held by {self.owner}")
+        self.renewed = clock()
+
+    def _deadline_check(self) -> None:
+        deadline = settings.IAMPORTAL_SYNC_DEADLINE_SECONDS
+        if clock() - self.started > deadline:
+            raise SyncDeadlineExceeded(
+                f"Exceeded the sync deadline of {deadline} s (IAMPORTAL_SYNC_DEADLINE_SECONDS) "
+                f"at: {self.stage}. An AWS endpoint of this account may be hanging."
+            )
+
+    def checkpoint(self) -> None:
+        """Between AWS calls: stop at the deadline, and renew the lease every
+        quarter of its duration so it never lapses while the sync is alive."""
+        self._deadline_check()
+        if clock() - self.renewed >= settings.IAMPORTAL_SYNC_LEASE_SECONDS / 4:
+            self._renew()
+
+    def progress(self, percent: int, stage: str) -> None:
+        self._deadline_check()
+        self.stage = stage
+        self._renew(progress=percent, stage=stage)
+
+    def hold(self) -> None:
+        """Inside the write transaction: lock the run row and make sure it is
+        still ours, so a superseded worker can never overwrite the inventory a
+        newer holder wrote (the lock keeps a takeover out until the commit)."""
+        held = (
+            SyncRun.objects.select_for_update()
+            .filter(pk=self.run_id, status=SyncRun.Status.RUNNING, lease_owner=self.owner)
+            .exists()
+        )
+        if not held:
+            raise SyncLeaseLost(f"sync run {self.run_id} is no longer held by {self.owner}")
 
 
 def account_sync_request(
@@ -100,7 +176,8 @@ def account_sync_request(
     trigger: str = SyncRun.Trigger.MANUAL,
     user: User | AnonymousUser | None = None,
 ) -> SyncRun:
-    """Queue a sync of `account`, or return the one already queued or running."""
+    """Queue a sync of `account`, or return the one already queued or running (a
+    run whose worker died or whose task was lost is the sweep's to recover)."""
     from accounts.tasks import enqueue_account_sync
 
     with transaction.atomic():
@@ -113,44 +190,71 @@ def account_sync_request(
             .first()
         )
         if active is not None:
-            if active.queued_at > timezone.now() - _stale_after():
-                return active
-            _sync_finish(active, error="Abandoned: the worker running it stopped.")
+            return active
         run = SyncRun.objects.create(
             account=account,
             trigger=trigger,
             requested_by=user if user is not None and user.is_authenticated else None,
+            enqueued_at=timezone.now(),
+            attempts=1,
         )
         AwsAccount.objects.filter(pk=account.pk).update(latest_sync=run)
         transaction.on_commit(lambda: enqueue_account_sync(run.pk))
     return run
 
 
-def _progress(run: SyncRun, percent: int, stage: str) -> None:
-    run.progress = percent
-    run.stage = stage
-    run.save(update_fields=["progress", "stage"])
+def _sync_job(account_id: str) -> str:
+    return f"accounts.sync.{account_id}"
 
 
-def _sync_finish(run: SyncRun, *, error: str = "") -> None:
-    run.status = SyncRun.Status.FAILED if error else SyncRun.Status.SUCCEEDED
-    run.error = error
-    run.finished_at = timezone.now()
-    if not error:
-        run.progress = 100
-        run.stage = "Done"
-    run.save(update_fields=["status", "error", "finished_at", "progress", "stage"])
-    job = f"accounts.sync.{run.account.account_id}"
+def _sync_finish(
+    lease: SyncLease, *, account_id: str, error: str = "", counts: dict[str, Any] | None = None
+) -> bool:
+    """Record the outcome of a run this worker still holds; False when it was
+    taken over meanwhile (then the new holder records the outcome)."""
+    fields: dict[str, Any] = {"error": error, "finished_at": timezone.now()}
     if error:
-        jobs.job_record_failure(name=job, error=error)
+        fields["status"] = SyncRun.Status.FAILED
     else:
-        jobs.job_record_success(name=job)
+        counts = counts or {}
+        warned = counts.get("unreadable")
+        fields.update(
+            status=SyncRun.Status.WARNINGS if warned else SyncRun.Status.SUCCEEDED,
+            counts=counts,
+            progress=100,
+            stage="Done",
+        )
+    finished = SyncRun.objects.filter(
+        pk=lease.run_id, status=SyncRun.Status.RUNNING, lease_owner=lease.owner
+    ).update(**fields)
+    if not finished:
+        return False
+    if error:
+        jobs.job_record_failure(name=_sync_job(account_id), error=error)
+    else:
+        jobs.job_record_success(name=_sync_job(account_id))
+    return True
+
+
+def _stopped_error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutException):
+        return (
+            f"Stopped by the task timeout after {settings.Q_CLUSTER['timeout']} s (Q_TIMEOUT); "
+            "the next scheduled sync will try again."
+        )
+    if isinstance(exc, Exception):
+        return f"Internal error: {fetch.describe_error(exc)}"
+    return f"Stopped: the worker was interrupted ({type(exc).__name__})."
 
 
 def inventory_fetch(
-    account: AwsAccount, on_progress: Callable[[int, str], None] | None = None
+    account: AwsAccount,
+    on_progress: Callable[[int, str], None] | None = None,
+    *,
+    checkpoint: fetch.Checkpoint = fetch.no_checkpoint,
 ) -> fetch.Inventory:
-    """Every AWS call a sync of `account` needs, and nothing else."""
+    """Every AWS call a sync of `account` needs, and nothing else. `checkpoint`
+    runs between calls (the deadline and the lease)."""
 
     def progress(percent: int, stage: str) -> None:
         if on_progress:
@@ -160,54 +264,174 @@ def inventory_fetch(
     session = aws.spoke_session(account)
     inventory = fetch.Inventory()
     progress(10, "Reading IAM roles and policies")
-    inventory.roles, inventory.policies = fetch.iam_fetch(session, account.account_id)
+    inventory.roles, inventory.policies = fetch.iam_fetch(session, account.account_id, checkpoint)
     progress(50, "Reading S3 buckets")
-    fetch.s3_fetch(session, inventory)
+    fetch.s3_fetch(session, inventory, checkpoint)
     regions = account.sync_regions
     for index, region in enumerate(regions):
         progress(60 + 30 * index // max(len(regions), 1), f"Reading SQS and SNS in {region}")
-        fetch.sqs_fetch(session, region, account.account_id, inventory)
-        fetch.sns_fetch(session, region, account.account_id, inventory)
+        fetch.sqs_fetch(session, region, account.account_id, inventory, checkpoint)
+        fetch.sns_fetch(session, region, account.account_id, inventory, checkpoint)
     return inventory
 
 
 def account_sync_run(*, run_id: int) -> SyncRun | None:
-    """Perform a queued sync. A run that is no longer queued (a task delivered
-    twice) is left alone. AWS errors fail this account's run only."""
-    claimed = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.QUEUED).update(
-        status=SyncRun.Status.RUNNING, started_at=timezone.now(), stage="Starting"
+    """Perform a sync. The task claims the run when it is queued, or when it is
+    running under an expired lease (its worker died: a redelivered or re-enqueued
+    task takes it over); otherwise (done, or alive elsewhere) it does nothing
+    and returns None. AWS errors and the deadline fail this account's run only;
+    anything else, down to the task timeout's SystemExit, is recorded as a
+    failure before it propagates, so the account is never left "running"."""
+    now = timezone.now()
+    owner = _worker_id()
+    lapsed = Q(lease_expires_at__lt=now) | Q(lease_expires_at=None)
+    claimed = SyncRun.objects.filter(
+        Q(status=SyncRun.Status.QUEUED) | Q(lapsed, status=SyncRun.Status.RUNNING), pk=run_id
+    ).update(
+        status=SyncRun.Status.RUNNING,
+        started_at=now,
+        progress=0,
+        stage="Starting",
+        lease_owner=owner,
+        heartbeat_at=now,
+        lease_expires_at=now + _lease_duration(),
     )
     if not claimed:
         return None
     run = SyncRun.objects.select_related("account").get(pk=run_id)
+    account_id = run.account.account_id
+    lease = SyncLease(run_id=run_id, owner=owner, started=clock(), renewed=clock())
     try:
-        inventory = inventory_fetch(run.account, lambda p, s: _progress(run, p, s))
-        _progress(run, 95, "Saving")
-        counts = inventory_write(account=run.account, inventory=inventory)
-    except (ClientError, BotoCoreError, fetch.ForeignRowError) as exc:
-        error = fetch.describe_error(exc)
+        inventory = inventory_fetch(run.account, lease.progress, checkpoint=lease.checkpoint)
+        lease.progress(95, "Saving")
+        with transaction.atomic():
+            lease.hold()
+            counts = inventory_write(account=run.account, inventory=inventory)
+            _sync_finish(lease, account_id=account_id, counts=counts)
+    except SyncLeaseLost:
+        log.warning("sync run %s of account %s was taken over; stopping", run_id, account_id)
+        return None
+    except (ClientError, BotoCoreError, fetch.ForeignRowError, SyncDeadlineExceeded) as exc:
+        error = str(exc) if isinstance(exc, SyncDeadlineExceeded) else fetch.describe_error(exc)
         if isinstance(exc, ClientError) and exc.operation_name == "AssumeRole":
             error = f"Could not assume {run.account.spoke_role_arn}: {error}"
-        log.warning("sync of account %s failed: %s", run.account.account_id, error)
-        _sync_finish(run, error=error)
-        return run
-    except Exception as exc:
-        _sync_finish(run, error=f"Internal error: {fetch.describe_error(exc)}")
+        log.warning("sync of account %s failed: %s", account_id, error)
+        _sync_finish(lease, account_id=account_id, error=error)
+    except BaseException as exc:
+        # Includes django-q's timeout (a SystemExit) and a worker shutting down.
+        _sync_finish_interrupted(lease, account_id=account_id, error=_stopped_error(exc))
         raise
-    run.counts = counts
-    run.save(update_fields=["counts"])
-    _sync_finish(run)
+    run.refresh_from_db()
     return run
+
+
+def _sync_finish_interrupted(lease: SyncLease, *, account_id: str, error: str) -> None:
+    """Record a failure while an exception unwinds. The signal that raised it
+    may have interrupted a database call and left the connection unusable: then
+    try once more on a new connection; if even that fails, the lease expires and
+    the sweep recovers the run."""
+    for attempt in range(2):
+        try:
+            _sync_finish(lease, account_id=account_id, error=error)
+            return
+        except Exception:
+            if attempt or connection.in_atomic_block:
+                log.exception("could not record the failure of sync run %s", lease.run_id)
+                return
+            connection.close()
+
+
+def sync_runs_recover() -> dict[str, int]:
+    """The sweep (on the schedule): re-enqueue syncs that no worker is doing.
+
+    - running under an expired lease: its worker died, so its task is gone
+      (the Redis broker popped it; the database broker redelivers only after
+      Q_CLUSTER["retry"]): re-enqueued at once, once per expiry;
+    - queued, or re-enqueued and still not picked up, for longer than
+      IAMPORTAL_SYNC_REQUEUE_SECONDS while the broker holds nothing else (with
+      a backlog, its task may simply be waiting its turn);
+    - after IAMPORTAL_SYNC_MAX_ATTEMPTS hand-overs to the broker, it gives up
+      and fails the run, so the next schedule starts afresh.
+    """
+    now = timezone.now()
+    due = _recover_due(now=now, backlog=jobs.broker_backlog())
+    outcome = {"requeued": 0, "failed": 0}
+    for run_id in SyncRun.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:1000]:
+        result = _sync_run_recover(run_id=run_id, due=due, now=now)
+        if result:
+            outcome[result] += 1
+    return outcome
+
+
+def _recover_due(*, now: datetime, backlog: int | None) -> Q:
+    lapsed = Q(status=SyncRun.Status.RUNNING) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at=None)
+    )
+    # Rows from before leases existed have no enqueued_at: their queued_at stands in.
+    never_requeued = Q(enqueued_at=None) | Q(enqueued_at__lt=F("lease_expires_at"))
+    due = lapsed & never_requeued
+    if backlog == 0:
+        stale = Q(enqueued_at__lt=now - timedelta(seconds=settings.IAMPORTAL_SYNC_REQUEUE_SECONDS))
+        stale |= Q(
+            enqueued_at=None,
+            queued_at__lt=now - timedelta(seconds=settings.IAMPORTAL_SYNC_REQUEUE_SECONDS),
+        )
+        due |= (Q(status=SyncRun.Status.QUEUED) | lapsed) & stale
+    return due
+
+
+def _sync_run_recover(*, run_id: int, due: Q, now: datetime) -> str | None:
+    from accounts.tasks import enqueue_account_sync
+
+    with transaction.atomic():
+        # skip_locked: a run being written or claimed right now is not lost.
+        run = (
+            SyncRun.objects.select_for_update(skip_locked=True)
+            .filter(due, pk=run_id)
+            .only("pk", "status", "attempts", "lease_owner", "lease_expires_at", "account")
+            .first()
+        )
+        if run is None:
+            return None
+        if run.attempts >= settings.IAMPORTAL_SYNC_MAX_ATTEMPTS:
+            if run.status == SyncRun.Status.RUNNING:
+                cause = (
+                    f"the worker running it ({run.lease_owner or 'unknown'}) stopped "
+                    "without finishing"
+                )
+            else:
+                cause = (
+                    f"no worker started it within {settings.IAMPORTAL_SYNC_REQUEUE_SECONDS} s "
+                    "(is a qcluster running?)"
+                )
+            error = f"Gave up after {run.attempts} attempts: {cause}."
+            SyncRun.objects.filter(pk=run.pk).update(
+                status=SyncRun.Status.FAILED, error=error, finished_at=now, lease_owner=""
+            )
+            account_id = AwsAccount.objects.values_list("account_id", flat=True).get(
+                pk=run.account_id
+            )
+            jobs.job_record_failure(name=_sync_job(account_id), error=error)
+            log.warning("sync run %s of account %s: %s", run.pk, account_id, error)
+            return "failed"
+        SyncRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1, enqueued_at=now)
+        transaction.on_commit(lambda: enqueue_account_sync(run_id))
+    log.info("sync run %s re-enqueued (attempt %s)", run_id, run.attempts + 1)
+    return "requeued"
 
 
 def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[str, Any]:
     """Upsert one account's inventory: new rows created, changed rows updated,
-    unchanged rows untouched, vanished rows deleted. All or nothing."""
+    unchanged rows untouched, vanished rows deleted. A resource that was listed
+    but could not be read keeps its row, marked with the error (or is recorded
+    with what is known of it when it is new). All or nothing."""
     now = timezone.now()
     with transaction.atomic():
         roles = _upsert(IamRole, account, inventory.roles, now)
         policies = _upsert(ManagedPolicy, account, inventory.policies, now)
-        resources = _upsert(CloudResource, account, inventory.resources, now)
+        resources = _upsert(
+            CloudResource, account, inventory.resources, now, unreadable=inventory.unreadable
+        )
         if roles.written:
             # Role tags grant access and rules match role ARNs.
             access_changed()
@@ -215,7 +439,8 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
     return {
         "roles": len(inventory.roles),
         "policies": len(inventory.policies),
-        "resources": len(inventory.resources),
+        "resources": len(inventory.resources) + len(inventory.unreadable),
+        "unreadable": len(inventory.unreadable),
         "created": sum(t.created for t in totals),
         "updated": sum(t.updated for t in totals),
         "deleted": sum(t.deleted for t in totals),
@@ -241,17 +466,32 @@ def content_hash(row: dict[str, Any]) -> str:
 
 
 def _upsert(
-    model: type[M], account: AwsAccount, rows: list[dict[str, Any]], now: datetime
+    model: type[M],
+    account: AwsAccount,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    *,
+    unreadable: list[dict[str, Any]] | None = None,
 ) -> UpsertResult:
+    """`unreadable` (resources only): rows of what is known (arn, name, type,
+    region) plus "error"; never deleted, never overwritten with less."""
     result = UpsertResult()
+    manager = model._default_manager
     existing: dict[str, tuple[int, str]] = {
         arn: (pk, digest)
-        for pk, arn, digest in model._default_manager.filter(account=account).values_list(
+        for pk, arn, digest in manager.filter(account=account).values_list(
             "pk", "arn", "content_hash"
         )
     }
+    marked: set[int] = set()
+    if unreadable is not None:
+        marked = set(
+            manager.filter(account=account).exclude(read_error="").values_list("pk", flat=True)
+        )
     to_create: list[M] = []
     to_update: list[M] = []
+    to_mark: list[M] = []
+    readable: set[int] = set()
     seen: set[str] = set()
     for row in rows:
         if row["arn"] in seen:
@@ -261,25 +501,48 @@ def _upsert(
         found = existing.pop(row["arn"], None)
         if found is None:
             to_create.append(model(account=account, content_hash=digest, synced_at=now, **row))
-        elif found[1] != digest:
+            continue
+        readable.add(found[0])
+        if found[1] != digest:
             to_update.append(
                 model(pk=found[0], account=account, content_hash=digest, synced_at=now, **row)
             )
+    for item in unreadable or []:
+        if item["arn"] in seen:
+            continue
+        seen.add(item["arn"])
+        known = {key: value for key, value in item.items() if key != "error"}
+        found = existing.pop(item["arn"], None)
+        if found is None:
+            to_create.append(
+                model(
+                    account=account,
+                    content_hash=content_hash(known),
+                    synced_at=now,
+                    read_error=item["error"],
+                    read_error_at=now,
+                    **known,
+                )
+            )
+        else:
+            to_mark.append(model(pk=found[0], read_error=item["error"], read_error_at=now))
     moved = 0
     if to_create:
         # Bucket ARNs name no account: a bucket deleted in one account and created
         # in this one keeps its ARN. AWS just said it is here now.
         moved, _ = (
-            model._default_manager.filter(arn__in=[row.arn for row in to_create])
-            .exclude(account=account)
-            .delete()
+            manager.filter(arn__in=[row.arn for row in to_create]).exclude(account=account).delete()
         )
-        model._default_manager.bulk_create(to_create, batch_size=BATCH_SIZE)
+        manager.bulk_create(to_create, batch_size=BATCH_SIZE)
     if to_update:
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
-        model._default_manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
+        manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
+    if to_mark:
+        manager.bulk_update(to_mark, ["read_error", "read_error_at"], batch_size=BATCH_SIZE)
+    if marked & readable:
+        manager.filter(pk__in=marked & readable).update(read_error="", read_error_at=None)
     if existing:
-        model._default_manager.filter(pk__in=[pk for pk, _ in existing.values()]).delete()
+        manager.filter(pk__in=[pk for pk, _ in existing.values()]).delete()
     result.created, result.updated = len(to_create), len(to_update)
     result.deleted = len(existing) + moved
     return result

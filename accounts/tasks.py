@@ -40,6 +40,12 @@ def account_sync_task(run_id: int) -> None:
     services.account_sync_run(run_id=run_id)
 
 
+@jobs.tracked("accounts.sync_runs_recover")
+def sync_runs_recover_task() -> dict[str, int]:
+    """The sweep: re-enqueue syncs whose worker died or whose task was lost."""
+    return services.sync_runs_recover()
+
+
 @jobs.tracked("accounts.role_refresh")
 def role_refresh_task(role_id: int) -> None:
     role = IamRole.objects.select_related("account").filter(pk=role_id).first()

@@ -86,6 +86,7 @@ def account_detail(request: HtmxHttpRequest, account_id: str) -> HttpResponse:
     context = {
         "account": account,
         "runs": selectors.account_sync_runs(account=account),
+        "unreadable": selectors.account_unreadable_resources(account=account),
         "can_sync": can_sync_accounts(request.user),
     }
     return render(request, _template(request, "accounts/account_detail.html", "runs"), context)

@@ -58,8 +58,8 @@ def new_session(**credentials: Any) -> boto3.Session:
 def client_config() -> Config:
     options: dict[str, Any] = {
         "retries": {"mode": "adaptive", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
-        "connect_timeout": 5,
-        "read_timeout": 30,
+        "connect_timeout": settings.AWS_CONNECT_TIMEOUT,
+        "read_timeout": settings.AWS_READ_TIMEOUT,
         "user_agent_extra": "iamportal",
     }
     if settings.AWS_ENDPOINT_URL:
@@ -83,7 +83,14 @@ def client(service: str, *, session: boto3.Session | None = None, region: str | 
     with _lock:
         if session is not None:
             return _build_client(session, service, region)
-        key = (service, region, settings.AWS_ENDPOINT_URL, settings.AWS_MAX_ATTEMPTS)
+        key = (
+            service,
+            region,
+            settings.AWS_ENDPOINT_URL,
+            settings.AWS_MAX_ATTEMPTS,
+            settings.AWS_CONNECT_TIMEOUT,
+            settings.AWS_READ_TIMEOUT,
+        )
         cached = _hub_clients.get(key)
         if cached is None:
             cached = _hub_clients[key] = _build_client(hub_session(), service, region)

@@ -63,6 +63,19 @@ def heartbeat() -> None:
     """Runs every minute on any worker; /healthz reads its time to tell workers are alive."""
 
 
+def broker_backlog() -> int | None:
+    """Tasks waiting in the broker for a worker (None: the broker did not answer).
+    The sweeps re-enqueue long-queued work only when nothing else is waiting,
+    since with a backlog a task may simply not have had its turn yet."""
+    from django_q.brokers import get_broker
+
+    try:
+        return int(get_broker().queue_size() or 0)
+    except Exception as exc:  # a Redis broker that is down, for one
+        log.warning("could not read the broker's queue size: %s", exc)
+        return None
+
+
 def workers_alive() -> bool:
     grace = timedelta(seconds=settings.IAMPORTAL_WORKER_HEARTBEAT_GRACE_SECONDS)
     return JobStatus.objects.filter(
@@ -85,6 +98,12 @@ def _declared_schedules() -> list[dict[str, Any]]:
             "func": "accounts.tasks.accounts_sync_all_task",
             "schedule_type": Schedule.MINUTES,
             "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
+        },
+        {
+            "name": "accounts.sync_runs_recover",
+            "func": "accounts.tasks.sync_runs_recover_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
         },
         {
             "name": "brokering.cli_challenges_prune",

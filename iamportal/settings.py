@@ -228,6 +228,11 @@ AWS_REGION = env_str("AWS_REGION", "us-east-1")
 # Point every boto3 client at moto, LocalStack or another stand-in. Empty: real AWS.
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
 AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 6, minimum=1, maximum=20)
+# Seconds to open a connection to AWS and to wait for a response; each attempt
+# of a call may take both (a hung endpoint costs about AWS_MAX_ATTEMPTS times
+# their sum per call, which the sync deadline below bounds per account).
+AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 5, minimum=1, maximum=300)
+AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 30, minimum=1, maximum=900)
 IAMPORTAL_SPOKE_ROLE_NAME = env_str("IAMPORTAL_SPOKE_ROLE_NAME", "iamportal-spoke")
 IAMPORTAL_SPOKE_EXTERNAL_ID = env_str("IAMPORTAL_SPOKE_EXTERNAL_ID")
 IAMPORTAL_REGIONS = env_list("IAMPORTAL_REGIONS", AWS_REGION)
@@ -236,6 +241,17 @@ for _region in IAMPORTAL_REGIONS:
         raise ImproperlyConfigured(f"IAMPORTAL_REGIONS has an invalid region name {_region!r}")
 IAMPORTAL_SYNC_INTERVAL_MINUTES = env_int("IAMPORTAL_SYNC_INTERVAL_MINUTES", 30, minimum=1)
 IAMPORTAL_SYNC_HISTORY_DAYS = env_int("IAMPORTAL_SYNC_HISTORY_DAYS", 30, minimum=1)
+# One account's sync fails once it has run this long (checked between AWS calls),
+# so a hung endpoint cannot hold a worker for long. Q_TIMEOUT must be longer.
+IAMPORTAL_SYNC_DEADLINE_SECONDS = env_int("IAMPORTAL_SYNC_DEADLINE_SECONDS", 600, minimum=30)
+# A running sync renews its lease as it goes (every quarter of the lease at
+# most); a lease this old means its worker died, and another worker takes over.
+IAMPORTAL_SYNC_LEASE_SECONDS = env_int("IAMPORTAL_SYNC_LEASE_SECONDS", 300, minimum=30)
+# The sweep re-enqueues a queued sync no worker started within this long (once the
+# broker has nothing else waiting), and gives up on a run handed to the broker
+# this many times.
+IAMPORTAL_SYNC_REQUEUE_SECONDS = env_int("IAMPORTAL_SYNC_REQUEUE_SECONDS", 300, minimum=30)
+IAMPORTAL_SYNC_MAX_ATTEMPTS = env_int("IAMPORTAL_SYNC_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 
 # --- Credential brokering --------------------------------------------------------
 # Role tags that grant access: values are ":"-separated group names or emails.

@@ -166,6 +166,12 @@ def _exposition() -> str:
             [({"account_id": a.account_id}, 1.0 if a.failing else 0.0) for a in accounts],
         ),
         *_family(
+            "iamportal_account_sync_unreadable_resources",
+            "Resources the latest sync of the account listed but could not read (kept as "
+            "they were; its status is 'warnings').",
+            [({"account_id": a.account_id}, float(a.unreadable)) for a in accounts],
+        ),
+        *_family(
             "iamportal_inventory_items",
             "Inventory rows held for the account, by kind.",
             [

@@ -1,0 +1,70 @@
+"""Sync runs claimed by racing workers on PostgreSQL: a run whose worker died is
+taken over by exactly one of the tasks redelivered for it. (SQLite runs one
+writer at a time, so the race cannot happen there.)"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import AwsAccount, IamRole, SyncRun
+from iamportal import demo
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"
+    ),
+]
+
+
+def race(*actions: Callable[[], Any]) -> list[Any]:
+    barrier = threading.Barrier(len(actions))
+    results: list[Any] = [None] * len(actions)
+
+    def run(i: int, action: Callable[[], Any]) -> None:
+        try:
+            barrier.wait()
+            results[i] = action()
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_two_tasks_redelivered_for_a_dead_worker_s_run_take_it_over_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prod: AwsAccount = demo.accounts_onboard(demo.organisation_seed())[0]
+    monkeypatch.setattr("accounts.tasks.async_task", lambda *a, **k: None)
+    run = services.account_sync_request(account=prod)
+    now = timezone.now()
+    SyncRun.objects.filter(pk=run.pk).update(
+        status=SyncRun.Status.RUNNING,
+        lease_owner="worker-1:4242:0badcafe",
+        lease_expires_at=now - timedelta(seconds=1),
+    )
+
+    results = race(*[lambda: services.account_sync_run(run_id=run.pk)] * 3)
+
+    done = [r for r in results if isinstance(r, SyncRun)]
+    assert len(done) == 1, results
+    assert results.count(None) == 2, results
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.lease_owner == done[0].lease_owner != "worker-1:4242:0badcafe"
+    assert IamRole.objects.filter(account=prod).exists()
