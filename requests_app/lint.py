@@ -338,6 +338,28 @@ def policy_lint(
     return sorted(linter.findings, key=_sort_key)
 
 
+def policy_grants(document: Any) -> tuple[dict[str, str], frozenset[str]]:
+    """What an identity policy contributes to a role's escalation paths: the
+    sensitive actions it allows (lowercase name -> JSON Pointer of the first
+    grant) and the ones it denies unconditionally on every resource, which no
+    other policy of the role can then grant."""
+    if not isinstance(document, dict):
+        return {}, frozenset()
+    linter = _Linter()
+    granted, denied = linter.grants(linter.check_document(document))
+    return granted, frozenset(denied)
+
+
+def escalation_paths() -> tuple[tuple[tuple[str, ...], str], ...]:
+    """`ESCALATION_PATHS` with lowercase action names, as `policy_grants` gives them."""
+    return _path_actions()
+
+
+def action_display_name(lowercase_name: str) -> str:
+    """An action's name as the IAM reference spells it ("iam:PassRole")."""
+    return _display_name(lowercase_name)
+
+
 # Findings
 
 
@@ -1565,7 +1587,34 @@ class _Linter:
     # Escalation across the whole document
 
     def check_escalation(self, statements: list[_Statement]) -> None:
-        granted: dict[str, str] = {}  # lowercase action name -> location of first grant
+        granted, denied = self.grants(statements)
+        for name in denied:
+            granted.pop(name, None)
+        by_location: dict[str, list[tuple[str, str]]] = {}
+        for names, reason in _path_actions():
+            if all(name in granted for name in names):
+                display = " with ".join(_display_name(name) for name in names)
+                by_location.setdefault(granted[names[0]], []).append((display, reason))
+        for location, paths in by_location.items():
+            # Every path is named: each is something to remove. Reasons only
+            # while they keep the detail readable.
+            if len(paths) <= 3:
+                shown = "; ".join(f"{display} ({reason})" for display, reason in paths)
+            else:
+                shown = "; ".join(display for display, _ in paths)
+            self.add(
+                "privilege-escalation",
+                f"This policy lets the role give itself more permissions than it was "
+                f"granted: {shown}. Remove these actions, or limit them to resources that "
+                "cannot be used this way.",
+                location,
+            )
+
+    def grants(self, statements: list[_Statement]) -> tuple[dict[str, str], set[str]]:
+        """The sensitive actions the statements allow (lowercase name -> location
+        of the first grant), and those an unconditional deny on every resource
+        takes away."""
+        granted: dict[str, str] = {}
         denied: set[str] = set()
         for statement in statements:
             if statement.resource_key is None or statement.action_key is None:
@@ -1601,27 +1650,7 @@ class _Linter:
                     for action in actions:
                         if action.name.lower() not in granted and _applies(action, resources):
                             granted[action.name.lower()] = location
-        for name in denied:
-            granted.pop(name, None)
-        by_location: dict[str, list[tuple[str, str]]] = {}
-        for names, reason in _path_actions():
-            if all(name in granted for name in names):
-                display = " with ".join(_display_name(name) for name in names)
-                by_location.setdefault(granted[names[0]], []).append((display, reason))
-        for location, paths in by_location.items():
-            # Every path is named: each is something to remove. Reasons only
-            # while they keep the detail readable.
-            if len(paths) <= 3:
-                shown = "; ".join(f"{display} ({reason})" for display, reason in paths)
-            else:
-                shown = "; ".join(display for display, _ in paths)
-            self.add(
-                "privilege-escalation",
-                f"This policy lets the role give itself more permissions than it was "
-                f"granted: {shown}. Remove these actions, or limit them to resources that "
-                "cannot be used this way.",
-                location,
-            )
+        return granted, denied
 
 
 def _plausible_wildcard(name_pattern: str) -> bool:
