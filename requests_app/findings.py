@@ -312,12 +312,12 @@ def _attach_findings(position: int, arn: str) -> list[ChangeFinding]:
         return []
     found = []
     for lint_finding in policy_lint(policy.document):
-        code = _ATTACHED_CODES.get(lint_finding.code)
-        if code is not None and lint_finding.severity == "error":
+        attached_code = _ATTACHED_CODES.get(lint_finding.code)
+        if attached_code is not None and lint_finding.severity == "error":
             found.append(
                 _finding(
                     position,
-                    code,
+                    attached_code,
                     f"The managed policy {name}, as the inventory knows it: {lint_finding.detail}",
                 )
             )
@@ -670,9 +670,9 @@ def _effective_findings(
     role: IamRole, changes: Sequence[ChangeLike], *, exclude_request_id: int | None
 ) -> list[ChangeFinding]:
     before = _Role(role)
-    for request_id, change in _others_pending(role, exclude_request_id):
+    for request_id, other in _others_pending(role, exclude_request_id):
         before.apply(
-            change,
+            other,
             role_arn=role.arn,
             label=f"request #{request_id}, approved, not yet applied",
             position=None,

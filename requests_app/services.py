@@ -717,7 +717,7 @@ def policy_request_approve(
                 "self_approval": self_approval,
                 "approvals": given,
                 "required": needed,
-                "findings_acknowledged": acknowledged,
+                **({"findings_acknowledged": acknowledged} if acknowledged else {}),
             },
         )
         if complete:

@@ -688,6 +688,19 @@ LINTED_TYPES = {
 }
 
 
+def _stored_finding(stored: dict[str, Any]) -> Any:
+    from requests_app.findings import ChangeFinding
+
+    return ChangeFinding(
+        change=int(stored.get("change") or 0),
+        severity=stored.get("severity", "info"),
+        code=str(stored.get("code", "")),
+        title=str(stored.get("title", "")),
+        detail=str(stored.get("detail", "")),
+        location=str(stored.get("location", "")),
+    )
+
+
 def _change_shown(
     policy_request: PolicyRequest,
     change: Change,
@@ -705,7 +718,7 @@ def _change_shown(
     if linted:
         # As judged at submit or at the last edit: what the reviewers approve.
         findings = [
-            f
+            _stored_finding(f)
             for f in policy_request.findings or []
             if isinstance(f, dict) and f.get("change") == position
         ]
