@@ -267,6 +267,8 @@ IAMPORTAL_CREDENTIAL_ALLOWED_CIDRS = env_networks("IAMPORTAL_CREDENTIAL_ALLOWED_
 IAMPORTAL_ALLOW_NO_IP_RESTRICTIONS = env_bool("IAMPORTAL_ALLOW_NO_IP_RESTRICTIONS", False)
 # Credential issuances per user per minute before further requests get 429.
 IAMPORTAL_CREDENTIAL_RATE_LIMIT = env_int("IAMPORTAL_CREDENTIAL_RATE_LIMIT", 30, minimum=1)
+# Policy lint, generation and dry runs per user per minute (API: 429 beyond it).
+IAMPORTAL_POLICY_TOOLS_RATE_LIMIT = env_int("IAMPORTAL_POLICY_TOOLS_RATE_LIMIT", 120, minimum=1)
 IAMPORTAL_FEDERATION_URL = env_str(
     "IAMPORTAL_FEDERATION_URL", "https://signin.aws.amazon.com/federation"
 )

@@ -104,12 +104,14 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "role_arn",
         "requester",
         "status",
+        "risk",
         "approvals_shown",
         "created_at",
         "expires_at",
     ]
     list_filter = [
         "status",
+        "risk",
         "account",
         ("requester", admin.RelatedOnlyFieldListFilter),
         "created_at",
@@ -122,6 +124,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "role_arn",
         "account",
         "status",
+        "risk",
         "justification",
         "expires_at",
         "approvals_shown",
@@ -129,7 +132,14 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "updated_at",
         "changes_diff",
     ]
-    readonly_fields = ["status", "approvals_shown", "changes_diff", "created_at", "updated_at"]
+    readonly_fields = [
+        "status",
+        "risk",
+        "approvals_shown",
+        "changes_diff",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [ApprovalInline, CommentInline]
     actions = ["approve", "reject"]
 
@@ -148,6 +158,18 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
                 action(pk)
             except Http404:
                 self.message_user(request, f"#{pk}: no such request.", level=messages.ERROR)
+            except services.FindingsNotAcknowledged:
+                # Acknowledging error findings happens where they are listed.
+                self.message_user(
+                    request,
+                    format_html(
+                        '#{}: it has error-level findings; approve it on <a href="{}">its '
+                        "review page</a>, where they are listed and acknowledged.",
+                        pk,
+                        reverse("request_detail", args=[pk]),
+                    ),
+                    level=messages.ERROR,
+                )
             except services.RequestActionRefused as exc:
                 self.message_user(request, f"#{pk}: {exc.message}", level=messages.ERROR)
             else:

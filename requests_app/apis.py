@@ -127,6 +127,19 @@ class _RequestsApi(APIView):
     parser_classes = [BoundedJSONParser]
 
 
+def _rate_limited(user: Any) -> Response | None:
+    """429 when the caller has linted, generated or dry-run too often this minute."""
+    try:
+        services.policy_tools_rate_check(user=user)
+    except services.PolicyToolsRateLimited as exc:
+        return Response(
+            {"detail": exc.message},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    return None
+
+
 def _invalid(errors: dict[str, Any]) -> Response:
     """A 400 naming the first problem in `detail` and all of them in `errors`."""
     field, messages = next(iter(errors.items()))
@@ -214,6 +227,26 @@ class FindingSerializer(serializers.Serializer):
     location = serializers.CharField(help_text="A JSON Pointer into the document.")
 
 
+class ChangeFindingSerializer(FindingSerializer):
+    class Meta:
+        ref_name = "RequestFinding"
+
+    change = serializers.IntegerField(
+        help_text="The position of the change it is about, in the request's list of changes."
+    )
+    location = serializers.CharField(
+        allow_blank=True,
+        help_text="A JSON Pointer into the change's document or payload; empty for findings "
+        "about the role as a whole.",
+    )
+
+
+_ACKNOWLEDGEMENT_HELP = (
+    "Required when the request has error-level findings (see a dry run): why they are "
+    "acceptable. Recorded in the request's timeline for the reviewers."
+)
+
+
 class PolicyGenerateApi(_RequestsApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -261,10 +294,14 @@ class PolicyGenerateApi(_RequestsApi):
             ),
             401: ErrorSerializer,
             413: ErrorSerializer,
+            429: OpenApiResponse(ErrorSerializer, description="Too many calls this minute."),
         },
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
+        limited = _rate_limited(request.user)
+        if limited is not None:
+            return limited
         form = self.InputSerializer(data=request.data)
         if not form.is_valid():
             return _invalid(form.errors)
@@ -306,10 +343,14 @@ class PolicyLintApi(_RequestsApi):
             400: ErrorSerializer,
             401: ErrorSerializer,
             413: ErrorSerializer,
+            429: OpenApiResponse(ErrorSerializer, description="Too many calls this minute."),
         },
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
+        limited = _rate_limited(request.user)
+        if limited is not None:
+            return limited
         form = self.InputSerializer(data=request.data)
         if not form.is_valid():
             return _invalid(form.errors)
@@ -388,6 +429,11 @@ class PolicyRequestSerializer(serializers.Serializer):
     approvals_required = serializers.IntegerField(
         help_text="Distinct reviewers who must approve before the request is applied."
     )
+    risk = serializers.CharField(
+        help_text="The highest severity of its findings: error, warning, info or none; empty "
+        "for requests submitted before findings were stored."
+    )
+    findings = ChangeFindingSerializer(many=True)
     approvals = ApprovalSerializer(many=True, source="approvals.all")
     changes = ChangeSerializer(many=True, source="changes.all")
     comments = CommentSerializer(many=True, source="comments.all")
@@ -405,6 +451,7 @@ class PolicyRequestSummarySerializer(serializers.Serializer):
     account_id = serializers.CharField(source="account.account_id")
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
+    risk = serializers.CharField(help_text="The highest severity of its findings.")
 
 
 def _detailed(request: PolicyRequest) -> PolicyRequest:
@@ -444,10 +491,15 @@ def _create_responses(preview: type[serializers.Serializer]) -> dict[int, Any]:
     return {
         200: OpenApiResponse(preview, description="Dry run: what would be created."),
         201: OpenApiResponse(PolicyRequestSerializer, description="The pending request."),
-        400: OpenApiResponse(ErrorSerializer, description="Bad input; nothing was created."),
+        400: OpenApiResponse(
+            ErrorSerializer,
+            description="Bad input, or error findings without findings_acknowledgement; "
+            "nothing was created.",
+        ),
         401: ErrorSerializer,
         404: OpenApiResponse(ErrorSerializer, description="No such role in the inventory."),
         413: ErrorSerializer,
+        429: OpenApiResponse(ErrorSerializer, description="Too many dry runs this minute."),
     }
 
 
@@ -483,6 +535,13 @@ class PolicyRequestCreateApi(_RequestsApi):
         dry_run = StrictBooleanField(
             required=False, default=False, help_text="Validate and describe; create nothing."
         )
+        findings_acknowledgement = StrictCharField(
+            max_length=services.REASON_MAX_LENGTH,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text=_ACKNOWLEDGEMENT_HELP,
+        )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if ("document" in attrs) == ("intents" in attrs):
@@ -505,7 +564,14 @@ class PolicyRequestCreateApi(_RequestsApi):
         inline_size_after = serializers.IntegerField(
             help_text="Characters of the role's inline policies once applied (limit 10,240)."
         )
-        findings = FindingSerializer(many=True)
+        findings = ChangeFindingSerializer(
+            many=True,
+            help_text="Findings on every change the request would hold (change 0 is the "
+            "inline policy), including what the role could do together with what it has.",
+        )
+        acknowledgement_required = serializers.BooleanField(
+            help_text="Whether submitting needs findings_acknowledgement (error findings)."
+        )
 
     @extend_schema(
         summary="Ask for permissions on a role (or a dry run)",
@@ -561,6 +627,10 @@ class PolicyRequestCreateApi(_RequestsApi):
         role = _role_or_404(request.user, data["role"])
         if isinstance(role, Response):
             return role
+        if data["dry_run"]:
+            limited = _rate_limited(request.user)
+            if limited is not None:
+                return limited
         if "intents" in data:
             try:
                 document = policy_generate_with_notes(_intents(data["intents"])).document
@@ -596,11 +666,17 @@ class PolicyRequestCreateApi(_RequestsApi):
                 "expires_at": preview.expires_at,
                 "inline_size_after": preview.inline_size_after,
                 "findings": preview.findings,
+                "acknowledgement_required": any(f.severity == "error" for f in preview.findings),
             }
             return Response(self.PreviewSerializer(shown).data)
-        created = services.policy_request_submit(
-            requester=cast(User, request.user), preview=preview
-        )
+        try:
+            created = services.policy_request_submit(
+                requester=cast(User, request.user),
+                preview=preview,
+                findings_acknowledgement=data["findings_acknowledgement"],
+            )
+        except services.RequestInvalid as exc:
+            return _invalid({field: [message] for field, message in exc.errors.items()})
         return Response(
             PolicyRequestSerializer(_detailed(created)).data, status=status.HTTP_201_CREATED
         )
@@ -643,6 +719,13 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
         dry_run = StrictBooleanField(
             required=False, default=False, help_text="Validate and describe; create nothing."
         )
+        findings_acknowledgement = StrictCharField(
+            max_length=services.REASON_MAX_LENGTH,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text=_ACKNOWLEDGEMENT_HELP,
+        )
 
     class PreviewSerializer(serializers.Serializer):
         class Meta:
@@ -661,6 +744,10 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
         dry_run = serializers.BooleanField()
         role_arn = serializers.CharField()
         changes = PreviewedChangeSerializer(many=True)
+        findings = ChangeFindingSerializer(many=True)
+        acknowledgement_required = serializers.BooleanField(
+            help_text="Whether submitting needs findings_acknowledgement (error findings)."
+        )
 
     @extend_schema(
         summary="Ask for any kind of change to a role and its account (or a dry run)",
@@ -693,6 +780,10 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
         role = _role_or_404(request.user, data["role"])
         if isinstance(role, Response):
             return role
+        if data["dry_run"]:
+            limited = _rate_limited(request.user)
+            if limited is not None:
+                return limited
         try:
             result = services.policy_request_changes_submit(
                 requester=cast(User, request.user),
@@ -701,11 +792,19 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
                 justification=data["justification"],
                 expires_at=data.get("expires_at"),
                 dry_run=data["dry_run"],
+                findings_acknowledgement=data["findings_acknowledgement"],
             )
         except services.RequestInvalid as exc:
             return _invalid({field: [message] for field, message in exc.errors.items()})
         if isinstance(result, list):
-            shown = {"dry_run": True, "role_arn": role.arn, "changes": result}
+            findings = services.changes_findings(role=role, specs=result)
+            shown = {
+                "dry_run": True,
+                "role_arn": role.arn,
+                "changes": result,
+                "findings": findings,
+                "acknowledgement_required": any(f.severity == "error" for f in findings),
+            }
             return Response(self.PreviewSerializer(shown).data)
         return Response(
             PolicyRequestSerializer(_detailed(result)).data, status=status.HTTP_201_CREATED
@@ -885,6 +984,8 @@ def _act(
         data = given.validated_data
     try:
         perform(user, data)
+    except services.FindingsNotAcknowledged as exc:
+        return _invalid({"findings_acknowledged": [exc.message]})
     except services.RequestActionRefused as exc:
         if not PolicyRequest.objects.filter(pk=pk).exists():
             return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
@@ -964,16 +1065,29 @@ class PolicyRequestCancelApi(_RequestsApi):
 
 
 class PolicyRequestApproveApi(_RequestsApi):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PolicyRequestApproveInput"
+
+        findings_acknowledged = StrictBooleanField(
+            required=False,
+            default=False,
+            help_text="Required (true) when the request has error-level findings (its `risk` "
+            "is error): the reviewer has read them. Recorded with the approval.",
+        )
+
     @extend_schema(
         summary="Approve a pending request (reviewers; never one's own)",
         description="Records the caller's approval. The request stays pending until it has "
         "`approvals_required` distinct approvals; then it is approved and applied in AWS by a "
-        "background job.",
-        request=None,
+        "background job. A request with error findings needs `findings_acknowledged: true` "
+        "(400 without it).",
+        request=InputSerializer,
         responses=_action_responses(
             200,
             "The request, with the approval.",
             conflict="The request is no longer pending, or the caller approved it already.",
+            body=True,
         ),
         tags=["requests"],
     )
@@ -981,7 +1095,12 @@ class PolicyRequestApproveApi(_RequestsApi):
         return _act(
             request,
             pk,
-            lambda user, _: services.policy_request_approve(request_id=pk, reviewer=user),
+            lambda user, data: services.policy_request_approve(
+                request_id=pk,
+                reviewer=user,
+                findings_acknowledged=data["findings_acknowledged"],
+            ),
+            form=self.InputSerializer,
         )
 
 

@@ -262,10 +262,16 @@ def change_document(change: Change) -> tuple[Any, Any] | None:
             after.pop(key, None)
         return before, after
     if kind in (Change.Type.TRUST_POLICY_UPDATE, Change.Type.RESOURCE_POLICY_PUT):
-        if "statements" in payload:
-            return change.previous, _merged(change.previous, _dicts(payload.get("statements")))
-        return change.previous, payload.get("document")
+        return change.previous, principal_policy_after(previous=change.previous, payload=payload)
     return None
+
+
+def principal_policy_after(*, previous: Any, payload: dict[str, Any]) -> Any:
+    """The trust or resource policy once a change with `payload` is applied to
+    `previous`: the new document, or `previous` with the statements merged in."""
+    if "statements" in payload:
+        return _merged(previous, _dicts(payload.get("statements")))
+    return payload.get("document")
 
 
 def change_summary(change: Change) -> str:

@@ -25,7 +25,7 @@ from requests_app.policy import (
     IntentError,
     policy_generate_with_notes,
 )
-from requests_app.services import JUSTIFICATION_MAX_LENGTH
+from requests_app.services import JUSTIFICATION_MAX_LENGTH, REASON_MAX_LENGTH
 from requests_app.templates import Parameter, TemplateInvalid, template_parameters, template_render
 
 OTHER_SERVICE = "other"
@@ -437,11 +437,29 @@ class ReviewForm(_Form):
         error_messages={"invalid": "Give the date as YYYY-MM-DD."},
     )
 
+    acknowledge = forms.BooleanField(
+        label="I have read the error findings and ask for this access anyway",
+        required=False,
+    )
+    acknowledgement_reason = forms.CharField(
+        label="Why the error findings are acceptable",
+        required=False,
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Reviewers see it in the request's timeline.",
+    )
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get("expiry") == "date" and not cleaned.get("expiry_date"):
             self.add_error("expiry_date", "Pick the date the access ends.")
         return cleaned
+
+    def acknowledgement(self) -> str:
+        """The reason given with the acknowledgement; empty unless it is ticked."""
+        if not self.cleaned_data.get("acknowledge"):
+            return ""
+        return self.cleaned_data.get("acknowledgement_reason") or ""
 
     def expires_at(self, now: datetime | None = None) -> datetime | None:
         choice = self.cleaned_data.get("expiry") or ""

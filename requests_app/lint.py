@@ -63,6 +63,11 @@ INLINE_POLICY_SIZE_LIMIT = 10_240
 
 SIZE_WARNING_RATIO = 0.9
 
+LINT_MAX_CHARS = 100_000
+"""Beyond this many characters a document is only reported as too large, not
+read further: every entry point bounds its input below it already (the API's
+body, the editor, a change's payload), this keeps any future one bounded too."""
+
 RULES: Mapping[str, tuple[Severity, str]] = MappingProxyType(
     {
         # Structure
@@ -331,6 +336,28 @@ def policy_lint(
     linter = _Linter()
     linter.lint(document, other_inline_policies_size=other_inline_policies_size)
     return sorted(linter.findings, key=_sort_key)
+
+
+def policy_grants(document: Any) -> tuple[dict[str, str], frozenset[str]]:
+    """What an identity policy contributes to a role's escalation paths: the
+    sensitive actions it allows (lowercase name -> JSON Pointer of the first
+    grant) and the ones it denies unconditionally on every resource, which no
+    other policy of the role can then grant."""
+    if not isinstance(document, dict):
+        return {}, frozenset()
+    linter = _Linter()
+    granted, denied = linter.grants(linter.check_document(document))
+    return granted, frozenset(denied)
+
+
+def escalation_paths() -> tuple[tuple[tuple[str, ...], str], ...]:
+    """`ESCALATION_PATHS` with lowercase action names, as `policy_grants` gives them."""
+    return _path_actions()
+
+
+def action_display_name(lowercase_name: str) -> str:
+    """An action's name as the IAM reference spells it ("iam:PassRole")."""
+    return _display_name(lowercase_name)
 
 
 # Findings
@@ -675,11 +702,72 @@ def _reference() -> _Reference:
     )
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
-        re.IGNORECASE,
-    )
+class _NameGlob:
+    """A wildcard pattern for action and service names (`*`, `?`, case-insensitive),
+    matched without backtracking.
+
+    The pattern is split at its stars into fixed-length pieces; the first is
+    anchored at the start, the last at the end, and each one between is found
+    at its leftmost place after the previous one, which is where it leaves the
+    most room for the rest. A regex translation (`.*a.*b.*c`) instead tries
+    every split of the name between the stars, which grows with the name's
+    length to the power of the stars. Here the cost is at most the pattern's
+    length times the name's, and nothing at all for a pattern with more fixed
+    characters than the name has.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.texts = pattern.lower().split("*")
+        self.starred = len(self.texts) > 1
+        self.fixed = sum(len(text) for text in self.texts)
+
+    @functools.cached_property
+    def pieces(self) -> list[_Piece]:
+        # Compiled only once some name is long enough to hold the pattern.
+        return [_Piece(text) for text in self.texts]
+
+    def fullmatch(self, name: str) -> bool:
+        if self.fixed > len(name):
+            return False
+        name = name.lower()
+        first, *middle = self.pieces
+        if not self.starred:
+            return bool(first.fullmatch(name))
+        *middle, last = middle
+        start = first.match(name)
+        if start is None:
+            return False
+        position = start.end()
+        end = len(name) - last.length
+        if end < position or not last.fullmatch(name, end):
+            return False
+        for piece in middle:
+            found = piece.search(name, position, end)
+            if found is None:
+                return False
+            position = found.end()
+        return True
+
+
+class _Piece:
+    """Fixed-length text between stars; `?` stands for any one character."""
+
+    def __init__(self, text: str) -> None:
+        self.length = len(text)
+        self._regex = re.compile(
+            "".join("." if char == "?" else re.escape(char) for char in text), re.DOTALL
+        )
+
+    def match(self, name: str) -> re.Match[str] | None:
+        return self._regex.match(name)
+
+    def fullmatch(self, name: str, position: int = 0) -> bool:
+        return self._regex.fullmatch(name, position) is not None
+
+    def search(self, name: str, position: int, end: int) -> re.Match[str] | None:
+        # A fixed-length regex has no wildcard to backtrack into: the search is
+        # at most the text's length times the piece's.
+        return self._regex.search(name, position, end)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -692,8 +780,8 @@ def _expand(pattern: str) -> tuple[_Action, ...]:
     if "*" not in pattern and "?" not in pattern:
         action = reference.actions.get(pattern.lower())
         return (action,) if action else ()
-    service_regex = _glob_regex(service_pattern)
-    name_regex = _glob_regex(name_pattern)
+    service_regex = _NameGlob(service_pattern)
+    name_regex = _NameGlob(name_pattern)
     return tuple(
         action
         for service in sorted(reference.services)
@@ -706,7 +794,7 @@ def _expand(pattern: str) -> tuple[_Action, ...]:
 def _known_services(service_pattern: str) -> bool:
     services = _reference().services
     if "*" in service_pattern or "?" in service_pattern:
-        regex = _glob_regex(service_pattern)
+        regex = _NameGlob(service_pattern)
         return any(regex.fullmatch(service) for service in services)
     return service_pattern.lower() in services
 
@@ -905,6 +993,13 @@ class _Linter:
     # Entry point
 
     def lint(self, document: object, *, other_inline_policies_size: int) -> None:
+        if isinstance(document, str) and len(document) > LINT_MAX_CHARS:
+            self.add(
+                "policy-too-large",
+                f"The policy is over {LINT_MAX_CHARS:,} characters; IAM allows "
+                f"{INLINE_POLICY_SIZE_LIMIT:,} for all of a role's inline policies.",
+            )
+            return
         if isinstance(document, str):
             parsed = self.parse(document)
             if parsed is _UNREADABLE:
@@ -917,7 +1012,8 @@ class _Linter:
                 '"Version" and "Statement".',
             )
             return
-        self.check_size(document, other_inline_policies_size)
+        if not self.check_size(document, other_inline_policies_size):
+            return
         statements = self.check_document(document)
         for statement in statements:
             self.check_statement_rules(statement)
@@ -951,12 +1047,13 @@ class _Linter:
 
     # Size
 
-    def check_size(self, document: dict[Any, Any], other_inline_policies_size: int) -> None:
+    def check_size(self, document: dict[Any, Any], other_inline_policies_size: int) -> bool:
+        """Adds the size findings; False when the document is too large to read further."""
         try:
             compact = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError, RecursionError):
             self.add("invalid-json", "The policy contains values that cannot be written as JSON.")
-            return
+            return True
         size = sum(1 for char in compact if not char.isspace())
         others = other_inline_policies_size
         if not isinstance(others, int) or isinstance(others, bool) or others < 0:
@@ -978,6 +1075,7 @@ class _Linter:
                 "policy-size-near-limit",
                 f"{numbers} Later changes to this role may not fit.",
             )
+        return len(compact) <= LINT_MAX_CHARS
 
     # Structure
 
@@ -1489,7 +1587,34 @@ class _Linter:
     # Escalation across the whole document
 
     def check_escalation(self, statements: list[_Statement]) -> None:
-        granted: dict[str, str] = {}  # lowercase action name -> location of first grant
+        granted, denied = self.grants(statements)
+        for name in denied:
+            granted.pop(name, None)
+        by_location: dict[str, list[tuple[str, str]]] = {}
+        for names, reason in _path_actions():
+            if all(name in granted for name in names):
+                display = " with ".join(_display_name(name) for name in names)
+                by_location.setdefault(granted[names[0]], []).append((display, reason))
+        for location, paths in by_location.items():
+            # Every path is named: each is something to remove. Reasons only
+            # while they keep the detail readable.
+            if len(paths) <= 3:
+                shown = "; ".join(f"{display} ({reason})" for display, reason in paths)
+            else:
+                shown = "; ".join(display for display, _ in paths)
+            self.add(
+                "privilege-escalation",
+                f"This policy lets the role give itself more permissions than it was "
+                f"granted: {shown}. Remove these actions, or limit them to resources that "
+                "cannot be used this way.",
+                location,
+            )
+
+    def grants(self, statements: list[_Statement]) -> tuple[dict[str, str], set[str]]:
+        """The sensitive actions the statements allow (lowercase name -> location
+        of the first grant), and those an unconditional deny on every resource
+        takes away."""
+        granted: dict[str, str] = {}
         denied: set[str] = set()
         for statement in statements:
             if statement.resource_key is None or statement.action_key is None:
@@ -1525,27 +1650,7 @@ class _Linter:
                     for action in actions:
                         if action.name.lower() not in granted and _applies(action, resources):
                             granted[action.name.lower()] = location
-        for name in denied:
-            granted.pop(name, None)
-        by_location: dict[str, list[tuple[str, str]]] = {}
-        for names, reason in _path_actions():
-            if all(name in granted for name in names):
-                display = " with ".join(_display_name(name) for name in names)
-                by_location.setdefault(granted[names[0]], []).append((display, reason))
-        for location, paths in by_location.items():
-            # Every path is named: each is something to remove. Reasons only
-            # while they keep the detail readable.
-            if len(paths) <= 3:
-                shown = "; ".join(f"{display} ({reason})" for display, reason in paths)
-            else:
-                shown = "; ".join(display for display, _ in paths)
-            self.add(
-                "privilege-escalation",
-                f"This policy lets the role give itself more permissions than it was "
-                f"granted: {shown}. Remove these actions, or limit them to resources that "
-                "cannot be used this way.",
-                location,
-            )
+        return granted, denied
 
 
 def _plausible_wildcard(name_pattern: str) -> bool:

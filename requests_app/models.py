@@ -71,6 +71,18 @@ class PolicyRequest(models.Model):
         help_text="Distinct reviewers who must approve: the highest of the accounts it changes.",
     )
     expiry_reminded_at = models.DateTimeField(null=True, blank=True)
+
+    class Risk(models.TextChoices):
+        ERROR = "error"
+        WARNING = "warning"
+        INFO = "info"
+        NONE = "none"
+
+    # The findings on its changes and the highest severity among them, stored
+    # at submit and after each edit so that the queue shows them as they were
+    # judged. Blank: submitted before findings were stored.
+    risk = models.CharField(max_length=8, choices=Risk.choices, blank=True)
+    findings = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

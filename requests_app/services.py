@@ -60,6 +60,33 @@ BLOCKING_LINT_CODES = frozenset(
 )
 
 
+class PolicyToolsRateLimited(Exception):
+    """Too many lint, generate or dry-run calls by one user this minute."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many policy checks this minute (at most "
+            f"{settings.IAMPORTAL_POLICY_TOOLS_RATE_LIMIT} lint, generate and dry-run calls "
+            f"per minute): try again in {retry_after} seconds."
+        )
+        self.message = str(self)
+        self.retry_after = retry_after
+
+
+def policy_tools_rate_check(*, user: User) -> None:
+    """Count one lint, generation or dry run by `user`; raises PolicyToolsRateLimited
+    beyond IAMPORTAL_POLICY_TOOLS_RATE_LIMIT a minute. Linting is CPU work on
+    the web process: one client must not keep the workers busy."""
+    from iamportal.ratelimit import rate_limit_hit, retry_after_seconds
+
+    if rate_limit_hit(
+        scope="policy-tools",
+        key=str(user.pk),
+        limit=settings.IAMPORTAL_POLICY_TOOLS_RATE_LIMIT,
+    ):
+        raise PolicyToolsRateLimited(retry_after_seconds())
+
+
 class RequestInvalid(ValueError):
     """Bad input for a request: `errors` maps a field to its user-facing message."""
 
@@ -200,25 +227,71 @@ def policy_request_preview(
         previous=(role.inline_policies or {}).get(name),
         justification=justification,
         expires_at=expires_at,
-        findings=findings,
         automatic=cross_account_changes(role=role, document=document),
     )
     overlap = _overlap_error(preview.specs, temporary=expires_at is not None)
     if overlap:
         raise RequestInvalid({"policy_name": overlap})
+    preview.findings = changes_findings(role=role, specs=preview.specs)
     return preview
 
 
-def policy_request_submit(*, requester: User, preview: RequestPreview) -> PolicyRequest:
-    """Create the pending request and its changes from a validated preview."""
+def policy_request_submit(
+    *, requester: User, preview: RequestPreview, findings_acknowledgement: str = ""
+) -> PolicyRequest:
+    """Create the pending request and its changes from a validated preview. Error
+    findings need `findings_acknowledgement`, the requester's reason for asking
+    anyway. Raises RequestInvalid."""
+    findings = [f.as_dict() for f in preview.findings]
     return _request_create(
         requester=requester,
         role=preview.role,
         specs=preview.specs,
         justification=preview.justification,
         expires_at=preview.expires_at,
-        findings=[f.as_dict() for f in preview.findings],
+        findings=findings,
+        acknowledgement=_acknowledgement(findings, findings_acknowledgement),
     )
+
+
+def changes_findings(*, role: IamRole, specs: list[ChangeSpec]) -> list[Any]:
+    """The findings on a request's changes before it exists (a dry run shows them)."""
+    from requests_app.findings import request_findings
+
+    return request_findings(role=role, changes=specs)
+
+
+def _acknowledgement(findings: list[dict[str, Any]], reason: str) -> dict[str, Any] | None:
+    """The record of the requester's acknowledgement of error findings; None when
+    there are none. Raises RequestInvalid when they are not acknowledged."""
+    from requests_app.findings import findings_errors
+
+    errors = findings_errors(findings)
+    if not errors:
+        return None
+    reason = (reason or "").strip()
+    if not reason:
+        titles = sorted({str(f.get("title")) for f in errors})
+        raise RequestInvalid(
+            {
+                "findings_acknowledgement": (
+                    f"This request has {len(errors)} error-level finding(s) ("
+                    + "; ".join(titles[:5])
+                    + "). Acknowledge them, with the reason they are acceptable, to submit it: "
+                    "reviewers see the reason."
+                )
+            }
+        )
+    if len(reason) > REASON_MAX_LENGTH:
+        raise RequestInvalid(
+            {"findings_acknowledgement": f"Keep the reason under {REASON_MAX_LENGTH} characters."}
+        )
+    return {
+        "reason": reason,
+        "findings": [
+            {key: f.get(key) for key in ("change", "code", "title", "location")} for f in errors
+        ],
+    }
 
 
 MAX_CHANGES = 20
@@ -296,9 +369,11 @@ def policy_request_changes_submit(
     justification: str,
     expires_at: datetime | None = None,
     dry_run: bool = False,
+    findings_acknowledgement: str = "",
 ) -> PolicyRequest | list[ChangeSpec]:
     """Submit a request made of any change types (the API's general form). With
-    dry_run, return the validated changes and create nothing. Raises RequestInvalid."""
+    dry_run, return the validated changes and create nothing. Error findings
+    need `findings_acknowledgement`. Raises RequestInvalid."""
     justification = (justification or "").strip()
     errors = _role_errors(role) | _justification_errors(justification) | _expiry_errors(expires_at)
     try:
@@ -312,12 +387,15 @@ def policy_request_changes_submit(
         raise RequestInvalid({"changes": overlap})
     if dry_run:
         return specs
+    findings = [f.as_dict() for f in changes_findings(role=role, specs=specs)]
     return _request_create(
         requester=requester,
         role=role,
         specs=specs,
         justification=justification,
         expires_at=expires_at,
+        findings=findings,
+        acknowledgement=_acknowledgement(findings, findings_acknowledgement),
     )
 
 
@@ -450,9 +528,12 @@ def _request_create(
     specs: list[ChangeSpec],
     justification: str,
     expires_at: datetime | None,
-    findings: list[dict[str, Any]] | None = None,
+    findings: list[dict[str, Any]],
+    acknowledgement: dict[str, Any] | None = None,
     extends: PolicyRequest | None = None,
 ) -> PolicyRequest:
+    from requests_app.findings import findings_risk
+
     with transaction.atomic():
         request = PolicyRequest.objects.create(
             requester=requester,
@@ -463,6 +544,8 @@ def _request_create(
             expires_at=expires_at,
             extends=extends,
             approvals_required=_approvals_required(specs),
+            risk=findings_risk(findings),
+            findings=findings,
         )
         Change.objects.bulk_create(
             _change_row(request, position, spec, renumber=extends is None)
@@ -473,7 +556,11 @@ def _request_create(
             RequestEvent.Kind.SUBMITTED,
             actor=requester,
             message=justification,
-            data={"findings": findings or [], "extends": extends.pk if extends else None},
+            data={
+                "findings": findings,
+                "acknowledgement": acknowledgement,
+                "extends": extends.pk if extends else None,
+            },
         )
         _notify("submitted", request.pk, actor=requester)
     return request
@@ -496,6 +583,10 @@ class RequestActionRefused(Exception):
 class RequestActionForbidden(RequestActionRefused):
     """Refused because of who asks, whatever state the request is in (the API's
     403; the other refusals are about the request's state, its 409)."""
+
+
+class FindingsNotAcknowledged(RequestActionRefused):
+    """Approving a request with error findings without acknowledging them."""
 
 
 def _request_get(request_id: int, *, lock: bool = False) -> PolicyRequest:
@@ -586,10 +677,13 @@ def _notify(
     )
 
 
-def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
+def policy_request_approve(
+    *, request_id: int, reviewer: User, findings_acknowledged: bool = False
+) -> PolicyRequest:
     """Record one reviewer's approval of a pending request. When it has as many
     distinct approvals as its accounts require, it becomes approved and its apply
-    is queued (after the commit).
+    is queued (after the commit). A request with error findings is approved only
+    with `findings_acknowledged`, recorded with the approval.
 
     The request row is locked while approvals are counted, so two reviewers
     approving at once are counted one after the other and the request is
@@ -608,6 +702,7 @@ def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
                 f"You have already approved request #{request_id}; another reviewer must "
                 "approve it too."
             )
+        acknowledged = _approval_acknowledgement(request, findings_acknowledged)
         Approval.objects.create(request=request, reviewer=reviewer, self_approval=self_approval)
         given = request.approvals.count()
         needed = request.approvals_required
@@ -618,9 +713,19 @@ def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
             actor=reviewer,
             message=(
                 ("Approved by the requester, an admin. " if self_approval else "")
-                + (f"Approval {given} of {needed}." if needed > 1 else "")
+                + (f"Approval {given} of {needed}. " if needed > 1 else "")
+                + (
+                    f"Acknowledged {len(acknowledged)} error-level finding(s)."
+                    if acknowledged
+                    else ""
+                )
             ).strip(),
-            data={"self_approval": self_approval, "approvals": given, "required": needed},
+            data={
+                "self_approval": self_approval,
+                "approvals": given,
+                "required": needed,
+                **({"findings_acknowledged": acknowledged} if acknowledged else {}),
+            },
         )
         if complete:
             _refuse_unless_claimed(
@@ -633,6 +738,25 @@ def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
         _notify("approved", request_id, actor=reviewer)
     request.refresh_from_db()
     return request
+
+
+def _approval_acknowledgement(
+    request: PolicyRequest, acknowledged: bool
+) -> list[dict[str, Any]] | None:
+    """The error findings the reviewer acknowledges by approving; None when the
+    request has none. Refused when it has some and they are not acknowledged."""
+    from requests_app.findings import findings_errors
+
+    errors = findings_errors(request.findings or [])
+    if not errors:
+        return None
+    if not acknowledged:
+        raise FindingsNotAcknowledged(
+            f"Request #{request.pk} has {len(errors)} error-level finding(s): approving it "
+            "needs an acknowledgement that you have read them (the checkbox on the review "
+            'page, or "findings_acknowledged": true).'
+        )
+    return [{key: f.get(key) for key in ("change", "code", "title", "location")} for f in errors]
 
 
 def _text_bounded(value: str, *, what: str, limit: int) -> str:
@@ -697,10 +821,14 @@ def policy_request_comment(*, request_id: int, author: User, body: str) -> Comme
     return comment
 
 
-def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
+def change_edit(
+    *, change_id: int, editor: User, payload: Any, findings_acknowledgement: str = ""
+) -> Change:
     """The requester replaces what a change of their pending request does. Its type
     and target stay; approvals given so far are withdrawn, since reviewers approved
-    something else. Raises RequestInvalid or RequestActionRefused."""
+    something else. The request's findings are judged again; error findings need
+    `findings_acknowledgement` as at submit. Raises RequestInvalid or
+    RequestActionRefused."""
     from requests_app.changes import ChangeInvalid, change_validate
 
     with transaction.atomic():
@@ -738,6 +866,8 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
         change.previous = spec.previous
         change.save(update_fields=["payload", "previous"])
         _automatic_changes_renew(request)
+        findings = _findings_store(request)
+        acknowledgement = _acknowledgement(findings, findings_acknowledgement)
         withdrawn = request.approvals.count()
         request.approvals.all().delete()
         _event(
@@ -748,9 +878,31 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
                 f"Changed {change.get_type_display().lower()}"
                 + (f"; {withdrawn} approval(s) withdrawn." if withdrawn else ".")
             ),
-            data={"change_id": change.pk, "before": before, "approvals_withdrawn": withdrawn},
+            data={
+                "change_id": change.pk,
+                "before": before,
+                "approvals_withdrawn": withdrawn,
+                "findings": findings,
+                "acknowledgement": acknowledgement,
+            },
         )
     return change
+
+
+def _findings_store(request: PolicyRequest) -> list[dict[str, Any]]:
+    """Judge the request's changes as they are now and store the findings and
+    their highest severity on the request."""
+    from requests_app.findings import findings_risk, request_findings
+
+    changes = list(request.changes.all())
+    findings = [
+        f.as_dict()
+        for f in request_findings(role=request.role, changes=changes, exclude_request_id=request.pk)
+    ]
+    request.findings = findings
+    request.risk = findings_risk(findings)
+    request.save(update_fields=["findings", "risk", "updated_at"])
+    return findings
 
 
 def _automatic_changes_renew(request: PolicyRequest) -> None:
@@ -1018,12 +1170,16 @@ def policy_request_extend(
         overlap = _overlap_error(specs, temporary=True, exclude=old.pk)
         if overlap:
             raise RequestInvalid({"expires_at": overlap})
+        # The same changes, judged again on the role as it is now; their error
+        # findings were acknowledged when first submitted, and approving the
+        # extension needs its own acknowledgement.
         return _request_create(
             requester=requester,
             role=role,
             specs=specs,
             justification=justification,
             expires_at=expires_at,
+            findings=[f.as_dict() for f in changes_findings(role=role, specs=specs)],
             extends=old,
         )
 

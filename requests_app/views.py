@@ -291,6 +291,16 @@ def _draft_add(draft: Draft, permission: dict[str, Any]) -> str:
 # --- shown pieces -------------------------------------------------------------------
 
 
+def _rate_limited(request: HtmxHttpRequest) -> str:
+    """Why this lint, generation or dry run is refused (too many this minute), or
+    nothing when it may go ahead."""
+    try:
+        services.policy_tools_rate_check(user=request.user)
+    except services.PolicyToolsRateLimited as exc:
+        return exc.message
+    return ""
+
+
 def _others_size(role: IamRole | None, policy_name: str | None) -> int:
     policies = (role.inline_policies or {}) if role is not None else {}
     return services.inline_policies_size({k: v for k, v in policies.items() if k != policy_name})
@@ -444,7 +454,10 @@ def request_permission_add(request: HtmxHttpRequest, role_id: int) -> HttpRespon
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
     form = PermissionForm(request.POST)
-    if form.is_valid() and form.intent is not None:
+    limited = _rate_limited(request)
+    if limited:
+        form.add_error(None, limited)
+    elif form.is_valid() and form.intent is not None:
         label = form.label()
         error = _draft_add(
             draft, {"kind": "intent", "label": label, "intent": intent_as_dict(form.intent)}
@@ -556,9 +569,10 @@ def request_editor_lint(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     form = LintForm(request.POST)
     findings: list[Finding] = []
-    if form.is_valid():
+    error = _rate_limited(request)
+    if not error and form.is_valid():
         findings, error = _lint_text(form.cleaned_data["document"], role)
-    else:
+    elif not error:
         error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
     context = {"role": role, "findings": findings, "lint_error": error}
     return render(request, "requests_app/request_editor.html#findings", context)
@@ -591,6 +605,7 @@ def _review_context(
     from requests_app.crossaccount import cross_account_changes
 
     previous = (role.inline_policies or {}).get(policy_name)
+    findings = _draft_findings(role, policy, policy_name, preview)
     return {
         "role": role,
         # Shown before submitting: what iamportal adds in the other accounts.
@@ -602,12 +617,38 @@ def _review_context(
         "policy_name": policy_name,
         "diff": policy_diff(previous, policy.document, name=policy_name) if policy.document else [],
         "replaces": previous is not None,
-        "findings": _lint(policy.document, role, policy_name) if policy.document else [],
+        "findings": findings,
+        "has_errors": any(f.severity == "error" for f in findings),
         "inline_policies": sorted((role.inline_policies or {}).keys()),
         "preview": preview,
         "preview_text": _pretty(preview.document) if preview else "",
         "limit": services.INLINE_POLICIES_LIMIT,
     }
+
+
+def _draft_findings(
+    role: IamRole,
+    policy: DraftPolicy,
+    policy_name: str,
+    preview: services.RequestPreview | None,
+) -> list[Any]:
+    """The findings a submission would carry: the policy's own lint and what the
+    role could do with it together with what it has."""
+    if preview is not None:
+        return list(preview.findings)
+    if policy.document is None:
+        return []
+    from requests_app.changes import ChangeSpec
+    from requests_app.findings import request_findings
+
+    spec = ChangeSpec(
+        type=Change.Type.INLINE_POLICY_PUT,
+        target_arn=role.arn,
+        account_id=role.account.account_id,
+        payload={"policy_name": policy_name, "document": policy.document},
+        previous=(role.inline_policies or {}).get(policy_name),
+    )
+    return request_findings(role=role, changes=[spec])
 
 
 def _request_errors(form: ReviewForm, errors: dict[str, str]) -> None:
@@ -617,6 +658,8 @@ def _request_errors(form: ReviewForm, errors: dict[str, str]) -> None:
             form.add_error("expiry_date" if chosen == "date" else "expiry", message)
         elif key in ("justification", "policy_name"):
             form.add_error(key, message)
+        elif key == "findings_acknowledgement":
+            form.add_error("acknowledge", message)
         else:
             form.add_error(None, message)
 
@@ -640,7 +683,11 @@ def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     name = (form.cleaned_data.get("policy_name") or "").strip() if valid else ""
     name = name or services.default_policy_name(role)
     preview = None
-    if valid and policy.document is None:
+    dry_run = request.POST.get("action") != "submit"
+    limited = _rate_limited(request) if dry_run and valid else ""
+    if limited:
+        form.add_error(None, limited)
+    elif valid and policy.document is None:
         form.add_error(None, policy.error)
     elif valid and policy.document is not None:
         try:
@@ -656,8 +703,17 @@ def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     if preview is None:
         context = _review_context(role, policy, form, name)
         return render(request, template, context, status=_invalid_status(request))
-    if request.POST.get("action") == "submit":
-        created = services.policy_request_submit(requester=request.user, preview=preview)
+    if not dry_run:
+        try:
+            created = services.policy_request_submit(
+                requester=request.user,
+                preview=preview,
+                findings_acknowledgement=form.acknowledgement(),
+            )
+        except services.RequestInvalid as exc:
+            _request_errors(form, exc.errors)
+            context = _review_context(role, policy, form, name, preview)
+            return render(request, template, context, status=_invalid_status(request))
         _draft_drop(request, role)
         messages.success(request, f"Request #{created.pk} is submitted; reviewers are on it.")
         url = reverse("request_detail", args=[created.pk])
@@ -683,7 +739,7 @@ class ChangeShown:
     change: Change
     summary: str
     diff: list[DiffLine]
-    findings: list[Finding]
+    findings: list[Any]
     linted: bool
     editable: bool
     # A rejected edit: the text as typed, and what is wrong with it.
@@ -711,10 +767,24 @@ LINTED_TYPES = {
 }
 
 
+def _stored_finding(stored: dict[str, Any]) -> Any:
+    from requests_app.findings import ChangeFinding
+
+    return ChangeFinding(
+        change=int(stored.get("change") or 0),
+        severity=stored.get("severity", "info"),
+        code=str(stored.get("code", "")),
+        title=str(stored.get("title", "")),
+        detail=str(stored.get("detail", "")),
+        location=str(stored.get("location", "")),
+    )
+
+
 def _change_shown(
     policy_request: PolicyRequest,
     change: Change,
     *,
+    position: int,
     mine: bool,
     edit: tuple[int, str, list[str]] | None = None,
 ) -> ChangeShown:
@@ -722,14 +792,21 @@ def _change_shown(
 
     documents = change_document(change)
     diff: list[DiffLine] = []
-    findings: list[Finding] = []
-    linted = False
+    findings: list[Any] = []
+    linted = bool(policy_request.risk)
+    if linted:
+        # As judged at submit or at the last edit: what the reviewers approve.
+        findings = [
+            _stored_finding(f)
+            for f in policy_request.findings or []
+            if isinstance(f, dict) and f.get("change") == position
+        ]
     if documents is not None:
         before, after = documents
         payload = change.payload if isinstance(change.payload, dict) else {}
         name = str(payload.get("policy_name", "")) or change.target_arn.rsplit("/", 1)[-1]
         diff = policy_diff(before, after, name=name)
-        if change.type in LINTED_TYPES and isinstance(after, dict):
+        if not linted and change.type in LINTED_TYPES and isinstance(after, dict):
             findings = _lint(after, policy_request.role, payload.get("policy_name"))
             linted = True
     edited = edit is not None and edit[0] == change.pk
@@ -761,6 +838,7 @@ def _detail(
     *,
     edit: tuple[int, str, list[str]] | None = None,
     extend_form: ExtendForm | None = None,
+    approve_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
     # Which forms to show; the services decide whether the action is allowed.
@@ -775,9 +853,11 @@ def _detail(
     context = {
         "policy_request": policy_request,
         "changes": [
-            _change_shown(policy_request, c, mine=mine, edit=edit)
-            for c in policy_request.changes.all()
+            _change_shown(policy_request, c, position=position, mine=mine, edit=edit)
+            for position, c in enumerate(policy_request.changes.all())
         ],
+        "approve_error": approve_error,
+        "error_findings": policy_request.risk == PolicyRequest.Risk.ERROR,
         "events": policy_request.events.select_related("actor"),
         "approvals": approvals,
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
@@ -814,9 +894,15 @@ def change_edit(request: HtmxHttpRequest, pk: int, change_id: int) -> HttpRespon
     if not form.is_valid():
         errors = [str(e) for e in form.errors.get("payload", ["Give the change as JSON."])]
         return _detail(request, policy_request, edit=(change_id, text, errors), status=400)
+    acknowledged = request.POST.get("acknowledge") == "on"
     try:
         services.change_edit(
-            change_id=change_id, editor=request.user, payload=form.cleaned_data["payload"]
+            change_id=change_id,
+            editor=request.user,
+            payload=form.cleaned_data["payload"],
+            findings_acknowledgement=(
+                str(request.POST.get("acknowledgement_reason", "")) if acknowledged else ""
+            ),
         )
     except services.RequestInvalid as exc:
         errors = [f"{key}: {message}" for key, message in exc.errors.items()]
@@ -876,9 +962,16 @@ def _request_act(
 @login_required
 @require_POST
 def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    request_for_user(request.user, pk, for_review=True)
+    policy_request = request_for_user(request.user, pk, for_review=True)
     try:
-        approved = services.policy_request_approve(request_id=pk, reviewer=request.user)
+        approved = services.policy_request_approve(
+            request_id=pk,
+            reviewer=request.user,
+            findings_acknowledged=request.POST.get("findings_acknowledged") == "on",
+        )
+    except services.FindingsNotAcknowledged:
+        error = "Tick the box to confirm you have read the error findings before approving."
+        return _detail(request, policy_request, approve_error=error, status=400)
     except services.RequestActionRefused as exc:
         messages.error(request, exc.message)
         return redirect("request_detail", pk=pk)

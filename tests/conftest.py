@@ -57,6 +57,15 @@ def embedded_aws(settings: Any) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """Rate-limit counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def fresh_access_index() -> Iterator[None]:
     """The access index lives in process memory; each test has its own database."""
     from brokering.eligibility import forget_index

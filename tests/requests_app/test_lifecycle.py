@@ -404,10 +404,14 @@ def test_a_temporary_change_is_applied_then_removed_at_expiry(
             changes=[case.change(role, other)],
             justification="Quarterly export.",
             expires_at=timezone.now() + timedelta(hours=8),
+            # Removing the boundary is an error finding: acknowledged at both ends.
+            findings_acknowledgement="For the export only.",
         )
     assert isinstance(request, PolicyRequest)
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+        services.policy_request_approve(
+            request_id=request.pk, reviewer=reviewer, findings_acknowledged=True
+        )
     request.refresh_from_db()
     change = request.changes.get()
     assert (request.status, change.status, change.error) == ("applied", "applied", "")

@@ -863,3 +863,65 @@ def test_findings_come_most_severe_first_then_in_document_order() -> None:
         ("warning", "/Statement/11/Action"),
         ("info", "/Statement/3/Resource"),
     ]
+
+
+# Bounded cost: wildcards are matched without backtracking (timings: bench/lint.py)
+
+
+def codes(findings: list[Finding]) -> list[str]:
+    return [finding.code for finding in findings]
+
+
+def test_a_wildcard_that_makes_a_regex_backtrack_is_linted() -> None:
+    # As a regex, ".*..*..*." tries every way of splitting each action name
+    # between the forty stars: this never finished before.
+    findings = policy_lint(policy(allow("s3:" + "*?" * 40 + "*Z")))
+
+    assert codes(findings) == ["action-wildcard-matches-nothing"]
+
+
+def test_an_80_kb_starred_pattern_is_linted_everywhere_patterns_are_matched() -> None:
+    starred = "*" + "*".join("abcdefghijklmnopqrstuvwxyz" * 1600)[:80_000]
+
+    assert codes(policy_lint(policy(allow("s3:" + starred)))) == [
+        "policy-too-large",
+        "action-wildcard-matches-nothing",
+    ]
+    findings = policy_lint(
+        policy(
+            allow("*:" + starred[:20_000]),
+            {"Effect": "Allow", "NotAction": "iam:" + starred[:20_000], "Resource": "*"},
+            allow(starred[:20_000] + ":Get*"),
+        )
+    )
+    assert {"policy-too-large", "action-wildcard-matches-nothing", "allow-with-notaction"} <= set(
+        codes(findings)
+    )
+
+
+def test_wildcards_match_as_iam_matches_them() -> None:
+    import fnmatch
+
+    from requests_app.lint import _NameGlob
+
+    generator = random.Random(7)
+    for _ in range(3000):
+        name = "".join(generator.choice("abAB") for _ in range(generator.randint(0, 8)))
+        pattern = "".join(generator.choice("aAb*?") for _ in range(generator.randint(0, 7)))
+        expected = fnmatch.fnmatchcase(name.lower(), pattern.lower())
+        assert _NameGlob(pattern).fullmatch(name) is expected, (pattern, name)
+
+
+def test_wildcards_in_actions_still_expand_to_the_actions_they_name() -> None:
+    findings = policy_lint(policy(allow("iam:Pass*"), allow("ec2:Run*nces")))
+
+    assert "privilege-escalation" in codes(findings)
+
+
+def test_a_document_beyond_the_lint_bound_is_reported_as_too_large_and_not_read() -> None:
+    from requests_app.lint import LINT_MAX_CHARS
+
+    text = json.dumps(policy(allow("s3:GetObject", "x" * LINT_MAX_CHARS)))
+
+    assert codes(policy_lint(text)) == ["policy-too-large"]
+    assert "policy-too-large" in codes(policy_lint(json.loads(text)))

@@ -349,6 +349,7 @@ def test_the_list_has_only_my_requests(
         "account_id",
         "created_at",
         "expires_at",
+        "risk",
     }
 
 

@@ -479,3 +479,266 @@ def test_the_review_queue_lists_pending_requests_for_reviewers_with_filters(
     assert listed(account="999999999999") == []
     assert listed(age="bogus", page="x") == [old.pk, new.pk]
     assert client_for(admin_user).get(reverse("request_queue")).status_code == 200
+
+
+# --- error findings: acknowledged at submit and at approval -----------------------------
+
+PASS_ROLE = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}],
+}
+RUN_INSTANCES = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "*"}],
+}
+
+
+@pytest.fixture
+def passer(role: IamRole) -> IamRole:
+    """A role that may already pass roles: running instances would escalate."""
+    role.inline_policies = {"deploy": PASS_ROLE}
+    role.save(update_fields=["inline_policies"])
+    return role
+
+
+def api_post(user: User, path: str, body: Any) -> Any:
+    from iamportal.services import api_token_create
+
+    _, raw = api_token_create(user=user, name="script", expires_in_days=1)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(path, json.dumps(body), content_type="application/json")
+
+
+def run_instances_body(role: IamRole, **extra: Any) -> dict[str, Any]:
+    return {
+        "role": role.arn,
+        "changes": [
+            {
+                "type": "inline_policy_put",
+                "payload": {"policy_name": "ci", "document": RUN_INSTANCES},
+            }
+        ],
+        "justification": "CI agents.",
+        **extra,
+    }
+
+
+def escalating(requester: User, role: IamRole) -> PolicyRequest:
+    preview = services.policy_request_preview(
+        role=role, document=RUN_INSTANCES, justification="CI agents.", policy_name="ci"
+    )
+    return services.policy_request_submit(
+        requester=requester, preview=preview, findings_acknowledgement="CI needs it."
+    )
+
+
+def test_the_api_refuses_error_findings_without_an_acknowledgement(
+    requester: User, passer: IamRole
+) -> None:
+    path = reverse("api_request_changes_create")
+    dry = api_post(requester, path, run_instances_body(passer, dry_run=True))
+    assert dry.status_code == 200
+    assert dry.json()["acknowledgement_required"] is True
+    assert "escalation-together" in [f["code"] for f in dry.json()["findings"]]
+
+    refused = api_post(requester, path, run_instances_body(passer))
+
+    assert refused.status_code == 400
+    assert "error-level finding" in refused.json()["errors"]["findings_acknowledgement"][0]
+    assert not PolicyRequest.objects.exists()
+
+    created = api_post(
+        requester, path, run_instances_body(passer, findings_acknowledgement="CI agents only.")
+    )
+
+    assert created.status_code == 201
+    assert created.json()["risk"] == "error"
+    request = PolicyRequest.objects.get()
+    submitted_event = request.events.get(kind="submitted")
+    assert submitted_event.data["acknowledgement"]["reason"] == "CI agents only."
+    assert submitted_event.data["acknowledgement"]["findings"][0]["code"] == "escalation-together"
+
+
+def test_the_document_api_refuses_error_findings_without_an_acknowledgement(
+    requester: User, passer: IamRole
+) -> None:
+    body = {
+        "role": passer.arn,
+        "document": RUN_INSTANCES,
+        "justification": "CI agents.",
+        "policy_name": "ci",
+    }
+    refused = api_post(requester, reverse("api_request_create"), body)
+    assert refused.status_code == 400
+    assert "findings_acknowledgement" in refused.json()["errors"]
+
+    body["findings_acknowledgement"] = "CI agents only."
+    assert api_post(requester, reverse("api_request_create"), body).status_code == 201
+
+
+def test_the_wizard_refuses_error_findings_without_an_acknowledgement(
+    requester: User, passer: IamRole
+) -> None:
+    client = client_for(requester)
+    client.post(
+        reverse("request_editor", args=[passer.pk]), {"document": json.dumps(RUN_INSTANCES)}
+    )
+    url = reverse("request_review", args=[passer.pk])
+    fields = {"justification": "CI agents.", "expiry": "", "policy_name": "ci", "action": "submit"}
+
+    page = client.get(url).content.decode()
+    assert "Together with what the role already has" in page
+    assert 'name="acknowledge"' in page
+    refused = client.post(url, fields)
+    assert refused.status_code == 400
+    assert "error-level finding" in refused.context["form"].errors["acknowledge"][0]
+    no_reason = client.post(url, {**fields, "acknowledge": "on"})
+    assert no_reason.status_code == 400
+    assert not PolicyRequest.objects.exists()
+
+    accepted = client.post(
+        url, {**fields, "acknowledge": "on", "acknowledgement_reason": "CI agents only."}
+    )
+
+    assert accepted.status_code == 302
+    request = PolicyRequest.objects.get()
+    assert request.risk == "error"
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert "Error findings acknowledged" in page
+    assert "CI agents only." in page
+
+
+def test_approving_error_findings_needs_an_acknowledgement_on_the_page(
+    requester: User, reviewer: User, passer: IamRole
+) -> None:
+    request = escalating(requester, passer)
+    client = client_for(reviewer)
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert 'name="findings_acknowledged"' in page
+    assert "Risk: error" in page
+
+    refused = post(client, "request_approve", request)
+
+    assert refused.status_code == 400
+    assert "Tick the box" in refused.content.decode()
+    assert not request.approvals.exists()
+
+    accepted = post(client, "request_approve", request, findings_acknowledged="on")
+
+    assert accepted.status_code == 302
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    approved = request.events.get(kind="approved")
+    assert approved.data["findings_acknowledged"][0]["code"] == "escalation-together"
+
+
+def test_approving_error_findings_needs_an_acknowledgement_in_the_api(
+    requester: User, reviewer: User, passer: IamRole
+) -> None:
+    request = escalating(requester, passer)
+    path = reverse("api_request_approve", args=[request.pk])
+
+    refused = api_post(reviewer, path, {})
+
+    assert refused.status_code == 400
+    assert "error-level finding" in refused.json()["errors"]["findings_acknowledged"][0]
+    assert not request.approvals.exists()
+    assert api_post(reviewer, path, {"findings_acknowledged": True}).status_code == 200
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+
+
+def test_the_admin_action_does_not_approve_error_findings(
+    requester: User, admin_user: User, passer: IamRole
+) -> None:
+    request = escalating(requester, passer)
+    clean = submitted(requester, passer)
+
+    response = admin_action(admin_user, "approve", request, clean)
+
+    request.refresh_from_db()
+    clean.refresh_from_db()
+    assert request.status == PolicyRequest.Status.PENDING
+    assert clean.status == PolicyRequest.Status.APPLIED
+    shown = " ".join(flashed(response))
+    assert "review page" in shown
+    assert reverse("request_detail", args=[request.pk]) in shown
+
+
+def test_the_review_queue_shows_each_requests_risk(
+    requester: User, reviewer: User, passer: IamRole
+) -> None:
+    risky = escalating(requester, passer)
+    clean = submitted(requester, passer)
+
+    response = client_for(reviewer).get(reverse("request_queue"))
+
+    page = response.content.decode()
+    rows = {item.pk: item.risk for item in response.context["page"].object_list}
+    assert rows == {risky.pk: "error", clean.pk: "none"}
+    assert "Risk: error" in page
+    assert "Risk: none" in page
+
+
+# --- lint, generate and dry run are rate limited per user --------------------------------
+
+
+def test_lint_generate_and_dry_run_answer_429_beyond_the_limit(
+    requester: User, reviewer: User, role: IamRole, settings: Any
+) -> None:
+    settings.IAMPORTAL_POLICY_TOOLS_RATE_LIMIT = 3
+    lint = reverse("api_policy_lint")
+    generate = reverse("api_policy_generate")
+    intents = {
+        "intents": [
+            {"service": "s3", "resource": "arn:aws:s3:::acme-invoices", "access": ["list", "read"]}
+        ]
+    }
+
+    answers = [
+        api_post(requester, lint, {"document": READ_INVOICES}).status_code,
+        api_post(requester, generate, intents).status_code,
+        api_post(
+            requester,
+            reverse("api_request_changes_create"),
+            {**run_instances_body(role), "dry_run": True},
+        ).status_code,
+    ]
+    limited = api_post(requester, lint, {"document": READ_INVOICES})
+    others = api_post(reviewer, lint, {"document": READ_INVOICES})
+
+    assert answers == [200, 200, 200]
+    assert limited.status_code == 429
+    assert "Too many policy checks this minute" in limited.json()["detail"]
+    assert int(limited["Retry-After"]) <= 60
+    assert api_post(requester, generate, intents).status_code == 429
+    assert others.status_code == 200  # per user
+    # Submitting for real is not a check: it is not limited.
+    created = api_post(
+        requester,
+        reverse("api_request_changes_create"),
+        run_instances_body(role),
+    )
+    assert created.status_code == 201
+
+
+def test_the_wizard_says_so_when_checks_are_rate_limited(
+    requester: User, role: IamRole, settings: Any
+) -> None:
+    settings.IAMPORTAL_POLICY_TOOLS_RATE_LIMIT = 1
+    client = client_for(requester)
+    lint = reverse("request_editor_lint", args=[role.pk])
+    document = json.dumps(READ_INVOICES)
+
+    first = client.post(lint, {"document": document}, HTTP_HX_REQUEST="true")
+    second = client.post(lint, {"document": document}, HTTP_HX_REQUEST="true")
+    add = client.post(
+        reverse("request_permission_add", args=[role.pk]),
+        {"service": "s3", "resource": "arn:aws:s3:::acme-invoices", "access": ["list", "read"]},
+    )
+
+    assert "Too many policy checks" not in first.content.decode()
+    assert second.status_code == 200
+    assert "Too many policy checks this minute" in second.content.decode()
+    assert "Too many policy checks this minute" in add.content.decode()
