@@ -295,6 +295,24 @@ if _proxy_header and not IAMPORTAL_TRUSTED_PROXIES:
 # The demo serves a stand-in AWS federation endpoint so the Console button works offline.
 IAMPORTAL_DEMO_FEDERATION = env_bool("IAMPORTAL_DEMO_FEDERATION", False)
 
+# --- Cache -----------------------------------------------------------------------
+# Per-user rate limits (lint, generate, dry run) are counted in the cache. The
+# default is per process; with several web processes or hosts, point CACHE_URL
+# at a shared Redis so a limit holds across all of them.
+CACHE_URL = env_str("CACHE_URL")
+if not CACHE_URL:
+    CACHES: dict[str, Any] = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    }
+elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    raise ImproperlyConfigured(
+        f"CACHE_URL must be empty (a cache per process) or a redis:// URL, not {CACHE_URL!r}"
+    )
+
 # --- Background workers (django-q2) -------------------------------------------
 Q_BROKER = env_str("Q_BROKER")
 Q_CLUSTER: dict[str, Any] = {
