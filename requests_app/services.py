@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import IamRole
 from requests_app.changes import ChangeSpec
 from requests_app.models import Approval, Change, Comment, PolicyRequest, RequestEvent
+from requests_app.revision import revision_of_request, revision_short
 
 log = logging.getLogger(__name__)
 
@@ -461,6 +462,7 @@ def _request_create(
             _change_row(request, position, spec, renumber=extends is None)
             for position, spec in enumerate(specs)
         )
+        request.revision = _revision_refresh(request.pk)
         _event(
             request.pk,
             RequestEvent.Kind.SUBMITTED,
@@ -489,6 +491,31 @@ class RequestActionRefused(Exception):
 class RequestActionForbidden(RequestActionRefused):
     """Refused because of who asks, whatever state the request is in (the API's
     403; the other refusals are about the request's state, its 409)."""
+
+
+REVISION_MAX_LENGTH = 64
+REVISION_STALE_MESSAGE = "The request changed since you opened it: review the new version."
+REVISION_MISSING_MESSAGE = (
+    "An approval names the revision it approves: open the request and review its current version."
+)
+
+
+class RequestRevisionStale(RequestActionRefused):
+    """An approval for another revision than the request's current one (or for
+    none): the reviewer did not see what would be applied. `current` is the
+    revision to review."""
+
+    def __init__(self, message: str, *, current: str) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+def _revision_refresh(request_id: int) -> str:
+    """Store the revision recomputed from the request's rows; returns it. Every
+    service that changes a request's changes or expiry calls it."""
+    revision = revision_of_request(request_id)
+    PolicyRequest.objects.filter(pk=request_id).exclude(revision=revision).update(revision=revision)
+    return revision
 
 
 def _request_get(request_id: int, *, lock: bool = False) -> PolicyRequest:
@@ -579,14 +606,17 @@ def _notify(
     )
 
 
-def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
-    """Record one reviewer's approval of a pending request. When it has as many
-    distinct approvals as its accounts require, it becomes approved and its apply
-    is queued (after the commit).
+def policy_request_approve(*, request_id: int, reviewer: User, revision: str) -> PolicyRequest:
+    """Record one reviewer's approval of `revision` of a pending request: the
+    revision the reviewer was shown. Another revision, or none, is refused with
+    RequestRevisionStale: the request changed since they opened it. When the
+    request has as many distinct approvals as its accounts require, it becomes
+    approved and its apply is queued (after the commit).
 
-    The request row is locked while approvals are counted, so two reviewers
-    approving at once are counted one after the other and the request is
-    approved, and applied, once.
+    The request row is locked while the revision is compared and approvals are
+    counted, so an edit cannot slip in between, and two reviewers approving at
+    once are counted one after the other and the request is approved, and
+    applied, once.
     """
     _refuse_unless_reviewer(reviewer, "approve")
     with transaction.atomic():
@@ -596,12 +626,29 @@ def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
                 f"Request #{request_id} is {request.status}: only pending requests can be approved."
             )
         self_approval = _self_approval(request, reviewer)
+        # From the rows, not the stored field: what will be applied is what counts.
+        current = _revision_refresh(request_id)
+        if not revision:
+            raise RequestRevisionStale(REVISION_MISSING_MESSAGE, current=current)
+        if revision != current:
+            raise RequestRevisionStale(REVISION_STALE_MESSAGE, current=current)
+        stale = _approvals_stale_withdraw(request_id, current)
+        if stale:
+            _event(
+                request_id,
+                RequestEvent.Kind.WITHDRAWN,
+                actor=None,
+                message=_withdrawn_text(stale, current),
+                data={"reviewers": stale, "revision": current},
+            )
         if request.approvals.filter(reviewer=reviewer).exists():
             raise RequestActionRefused(
                 f"You have already approved request #{request_id}; another reviewer must "
                 "approve it too."
             )
-        Approval.objects.create(request=request, reviewer=reviewer, self_approval=self_approval)
+        Approval.objects.create(
+            request=request, reviewer=reviewer, self_approval=self_approval, revision=current
+        )
         given = request.approvals.count()
         needed = request.approvals_required
         complete = given >= needed
@@ -613,7 +660,12 @@ def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
                 ("Approved by the requester, an admin. " if self_approval else "")
                 + (f"Approval {given} of {needed}." if needed > 1 else "")
             ).strip(),
-            data={"self_approval": self_approval, "approvals": given, "required": needed},
+            data={
+                "self_approval": self_approval,
+                "approvals": given,
+                "required": needed,
+                "revision": current,
+            },
         )
         if complete:
             _refuse_unless_claimed(
@@ -626,6 +678,23 @@ def policy_request_approve(*, request_id: int, reviewer: User) -> PolicyRequest:
         _notify("approved", request_id, actor=reviewer)
     request.refresh_from_db()
     return request
+
+
+def _approvals_stale_withdraw(request_id: int, current: str) -> list[str]:
+    """Drop the approvals given for another revision than `current` (the content
+    changed by some path that did not withdraw them); returns their reviewers."""
+    stale = Approval.objects.filter(request_id=request_id).exclude(revision=current)
+    reviewers = list(stale.values_list("reviewer__username", flat=True))
+    if reviewers:
+        stale.delete()
+    return reviewers
+
+
+def _withdrawn_text(reviewers: list[str], current: str) -> str:
+    return (
+        f"Approval(s) by {', '.join(reviewers)} withdrawn: they were given for another "
+        f"version of the request than the current one ({revision_short(current)})."
+    )
 
 
 def _text_bounded(value: str, *, what: str, limit: int) -> str:
@@ -692,8 +761,10 @@ def policy_request_comment(*, request_id: int, author: User, body: str) -> Comme
 
 def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
     """The requester replaces what a change of their pending request does. Its type
-    and target stay; approvals given so far are withdrawn, since reviewers approved
-    something else. Raises RequestInvalid or RequestActionRefused."""
+    and target stay; the request gets a new revision and approvals given so far
+    are withdrawn, since reviewers approved something else; the reviewers who
+    approved or commented are told, with the new diff. Raises RequestInvalid or
+    RequestActionRefused."""
     from requests_app.changes import ChangeInvalid, change_validate
 
     with transaction.atomic():
@@ -731,6 +802,7 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
         change.previous = spec.previous
         change.save(update_fields=["payload", "previous"])
         _automatic_changes_renew(request)
+        revision = _revision_refresh(request.pk)
         withdrawn = request.approvals.count()
         request.approvals.all().delete()
         _event(
@@ -740,9 +812,16 @@ def change_edit(*, change_id: int, editor: User, payload: Any) -> Change:
             message=(
                 f"Changed {change.get_type_display().lower()}"
                 + (f"; {withdrawn} approval(s) withdrawn." if withdrawn else ".")
+                + f" New revision {revision_short(revision)}."
             ),
-            data={"change_id": change.pk, "before": before, "approvals_withdrawn": withdrawn},
+            data={
+                "change_id": change.pk,
+                "before": before,
+                "approvals_withdrawn": withdrawn,
+                "revision": revision,
+            },
         )
+        _notify("edited", request.pk, actor=editor)
     return change
 
 
@@ -771,6 +850,7 @@ def _automatic_changes_renew(request: PolicyRequest) -> None:
         ]
     )
     PolicyRequest.objects.filter(pk=request.pk).update(approvals_required=required)
+    _revision_refresh(request.pk)
 
 
 def policy_request_retry(*, request_id: int, reviewer: User) -> PolicyRequest:
@@ -864,11 +944,47 @@ def _roles_refresh(request: PolicyRequest, changes: list[Change]) -> None:
             log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
 
 
+def _approvals_hold(request_id: int) -> bool:
+    """Whether the claimed request's approvals are all for its current revision,
+    recomputed from the rows, and from enough distinct reviewers. If not, nothing
+    is applied: the stale approvals are withdrawn and the request is pending
+    again, the reason in its timeline. Edits withdraw approvals themselves; this
+    guards against any other way the content could have changed."""
+    with transaction.atomic():
+        request = _request_get(request_id, lock=True)
+        current = _revision_refresh(request_id)
+        approvals = list(request.approvals.values_list("reviewer_id", "revision"))
+        valid = {reviewer for reviewer, revision in approvals if revision == current}
+        if len(valid) == len(approvals) and len(valid) >= request.approvals_required:
+            return True
+        stale = _approvals_stale_withdraw(request_id, current)
+        _status_claim(
+            request_id,
+            from_status=PolicyRequest.Status.APPLYING,
+            to_status=PolicyRequest.Status.PENDING,
+        )
+        reason = _withdrawn_text(stale, current) + " " if stale else ""
+        _event(
+            request_id,
+            RequestEvent.Kind.WITHDRAWN,
+            actor=None,
+            message=(
+                f"Not applied: {reason}It is pending again and needs "
+                f"{request.approvals_required} approval(s) of revision {revision_short(current)}; "
+                f"it has {len(valid)}."
+            ),
+            data={"reviewers": stale, "revision": current, "approvals": len(valid)},
+        )
+    log.warning("request #%s was not applied: its approvals are not for its content", request_id)
+    return False
+
+
 def policy_request_apply(*, request_id: int) -> PolicyRequest:
     """Apply an approved request in AWS through the spoke role of each change's account.
 
     The request is claimed first (approved -> applying), so a second delivery of
-    the task, or a second approval, finds nothing to do. Changes are applied in
+    the task, or a second approval, finds nothing to do. Then its approvals are
+    checked against its content (see _approvals_hold). Changes are applied in
     order and each records its own outcome; an applied change is never applied
     again. The first failure stops the apply and fails the request.
     """
@@ -877,6 +993,8 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
         from_status=PolicyRequest.Status.APPROVED,
         to_status=PolicyRequest.Status.APPLYING,
     ):
+        return _request_get(request_id)
+    if not _approvals_hold(request_id):
         return _request_get(request_id)
     _event(request_id, RequestEvent.Kind.APPLYING, actor=None)
     request = _request_get(request_id)

@@ -407,7 +407,9 @@ def test_a_temporary_change_is_applied_then_removed_at_expiry(
         )
     assert isinstance(request, PolicyRequest)
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+        services.policy_request_approve(
+            request_id=request.pk, reviewer=reviewer, revision=request.revision
+        )
     request.refresh_from_db()
     change = request.changes.get()
     assert (request.status, change.status, change.error) == ("applied", "applied", "")
