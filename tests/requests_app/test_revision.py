@@ -24,6 +24,7 @@ from requests_app.models import Approval, Change, PolicyRequest, RequestEvent
 from requests_app.revision import revision_compute, revision_of_request
 from tests.conftest import client_for, make_user
 from tests.requests_app.conftest import admin_iam
+from tests.requests_app.test_notifications import html_of
 from tests.requests_app.test_review import (
     READ_INVOICES,
     admin_action,
@@ -392,8 +393,7 @@ def test_an_edit_emails_the_reviewers_who_approved_or_commented_with_the_new_dif
     assert "1 approval given before the edit was withdrawn" in message.body
     request.refresh_from_db()
     assert request.revision[:12] in message.body
-    html = message.alternatives[0][0]
-    assert "iam:*" in html
+    assert "iam:*" in html_of(message)
     assert not [m for m in mail.outbox if admin_user.email in m.to]
 
 
