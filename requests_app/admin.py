@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -23,6 +26,7 @@ from requests_app.models import (
     PolicyTemplate,
     RequestEvent,
 )
+from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import request_for_user
 from requests_app.templates import TemplateInvalid, template_check
 
@@ -87,8 +91,8 @@ class _ReadOnlyInline(admin.TabularInline):
 
 class ApprovalInline(_ReadOnlyInline):
     model = Approval
-    fields = ["reviewer", "self_approval", "created_at"]
-    readonly_fields = ["reviewer", "self_approval", "created_at"]
+    fields = ["reviewer", "self_approval", "revision", "created_at"]
+    readonly_fields = ["reviewer", "self_approval", "revision", "created_at"]
 
 
 class CommentInline(_ReadOnlyInline):
@@ -106,6 +110,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "status",
         "risk",
         "approvals_shown",
+        "revision_shown",
         "created_at",
         "expires_at",
     ]
@@ -128,6 +133,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "justification",
         "expires_at",
         "approvals_shown",
+        "revision_shown",
         "created_at",
         "updated_at",
         "changes_diff",
@@ -136,6 +142,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "status",
         "risk",
         "approvals_shown",
+        "revision_shown",
         "changes_diff",
         "created_at",
         "updated_at",
@@ -178,13 +185,58 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{verb} {done} request(s).", level=messages.SUCCESS)
 
     @admin.action(description="Approve the selected requests", permissions=["review"])
-    def approve(self, request: HttpRequest, queryset: QuerySet[PolicyRequest]) -> None:
+    def approve(
+        self, request: HttpRequest, queryset: QuerySet[PolicyRequest]
+    ) -> TemplateResponse | None:
+        """First a confirmation page showing each request's changes and the revision
+        shown; confirming approves those revisions, and a request that changed in
+        between is refused and named."""
         user = cast(User, request.user)  # the admin site admits only signed-in users
+        if request.POST.get("post") != "yes":
+            return self._approve_confirmation(request, queryset)
         self._review(
             request,
             queryset,
             "Approved",
-            lambda pk: services.policy_request_approve(request_id=pk, reviewer=user),
+            lambda pk: services.policy_request_approve(
+                request_id=pk,
+                reviewer=user,
+                revision=str(request.POST.get(f"revision_{pk}", ""))[
+                    : services.REVISION_MAX_LENGTH
+                ],
+            ),
+        )
+        return None
+
+    def _approve_confirmation(
+        self, request: HttpRequest, queryset: QuerySet[PolicyRequest]
+    ) -> TemplateResponse:
+        shown = []
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                policy_request = request_for_user(request.user, pk, for_review=True)
+            except Http404:
+                continue
+            changes = list(policy_request.changes.all())
+            revision = revision_compute(changes, policy_request.expires_at)
+            shown.append(
+                {
+                    "request": policy_request,
+                    "changes": _changes_html(changes),
+                    "revision": revision,
+                    "revision_short": revision_short(revision),
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Approve these requests?",
+            "opts": self.model._meta,
+            "shown": shown,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/requests_app/policyrequest/approve_confirmation.html", context
         )
 
     @admin.action(description="Reject the selected requests", permissions=["review"])
@@ -209,35 +261,42 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
             given = obj.approvals.count()
         return f"{given} of {obj.approvals_required}"
 
+    @admin.display(description="Revision")
+    def revision_shown(self, obj: PolicyRequest) -> SafeString:
+        return format_html('<code title="{}">{}</code>', obj.revision, revision_short(obj.revision))
+
     @admin.display(description="Changes")
     def changes_diff(self, obj: PolicyRequest) -> SafeString:
         """Each change with its status and, for policy documents, the diff the
         reviewer approves."""
-        from requests_app.changes import change_document, change_summary
+        return _changes_html(obj.changes.all())
 
-        sections = []
-        for change in obj.changes.all():
-            documents = change_document(change)
-            lines = policy_diff(*documents, name="policy") if documents is not None else []
-            diff = format_html_join(
-                "\n",
-                '<span style="{}">{}</span>',
-                ((DIFF_STYLES.get(line.kind, ""), line.text) for line in lines),
+
+def _changes_html(changes: Iterable[Change]) -> SafeString:
+    """Each change with its status and, for policy documents, its diff."""
+    from requests_app.changes import change_document, change_summary
+
+    sections = []
+    for change in changes:
+        documents = change_document(change)
+        lines = policy_diff(*documents, name="policy") if documents is not None else []
+        diff = format_html_join(
+            "\n",
+            '<span style="{}">{}</span>',
+            ((DIFF_STYLES.get(line.kind, ""), line.text) for line in lines),
+        )
+        sections.append(
+            format_html(
+                '<div class="change"><p><a href="{}">{}</a> ({}){}</p>{}{}</div>',
+                reverse("admin:requests_app_change_change", args=[change.pk]),
+                change_summary(change),
+                change.get_status_display(),
+                " — added for cross-account access" if change.automatic else "",
+                format_html('<pre class="error">{}</pre>', change.error) if change.error else "",
+                format_html("<pre>{}</pre>", diff) if lines else "",
             )
-            sections.append(
-                format_html(
-                    '<div class="change"><p><a href="{}">{}</a> ({}){}</p>{}{}</div>',
-                    reverse("admin:requests_app_change_change", args=[change.pk]),
-                    change_summary(change),
-                    change.get_status_display(),
-                    " — added for cross-account access" if change.automatic else "",
-                    format_html('<pre class="error">{}</pre>', change.error)
-                    if change.error
-                    else "",
-                    format_html("<pre>{}</pre>", diff) if lines else "",
-                )
-            )
-        return format_html("{}", SafeString("".join(sections)))
+        )
+    return format_html("{}", SafeString("".join(sections)))
 
 
 @admin.register(Change)

@@ -13,7 +13,8 @@ access gate); 400 for bad input; 403 when the caller may never do this to
 this request (a non-reviewer approving, anyone approving their own request,
 someone else cancelling it); 409 when they may, but not in its current state
 (approving a request that is no longer pending, approving twice, retrying one
-that has not failed).
+that has not failed, approving another revision than the request's current
+one).
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ ErrorSerializer = inline_serializer(
         "field": serializers.CharField(required=False, help_text="The intent field at fault."),
         "index": serializers.IntegerField(
             required=False, allow_null=True, help_text="The position of the intent at fault."
+        ),
+        "revision": serializers.CharField(
+            required=False,
+            help_text="The request's current revision, when an approval named another one: "
+            "read the request again and review it.",
         ),
     },
 )
@@ -392,6 +398,7 @@ class ApprovalSerializer(serializers.Serializer):
     self_approval = serializers.BooleanField(
         help_text="An admin approved their own request, as the settings allow."
     )
+    revision = serializers.CharField(help_text="The revision of the request approved.")
 
 
 class CommentSerializer(serializers.Serializer):
@@ -434,6 +441,10 @@ class PolicyRequestSerializer(serializers.Serializer):
         "for requests submitted before findings were stored."
     )
     findings = ChangeFindingSerializer(many=True)
+    revision = serializers.CharField(
+        help_text="Hash of the changes and the expiry; an approval names the revision it "
+        "approves, and changes whenever the request is edited."
+    )
     approvals = ApprovalSerializer(many=True, source="approvals.all")
     changes = ChangeSerializer(many=True, source="changes.all")
     comments = CommentSerializer(many=True, source="comments.all")
@@ -452,6 +463,10 @@ class PolicyRequestSummarySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
     risk = serializers.CharField(help_text="The highest severity of its findings.")
+    revision = serializers.CharField(
+        help_text="Hash of the changes and the expiry; an approval names the revision it "
+        "approves, and changes whenever the request is edited."
+    )
 
 
 def _detailed(request: PolicyRequest) -> PolicyRequest:
@@ -991,7 +1006,10 @@ def _act(
             return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
         forbidden = isinstance(exc, services.RequestActionForbidden)
         code = status.HTTP_403_FORBIDDEN if forbidden else status.HTTP_409_CONFLICT
-        return Response({"detail": exc.message}, status=code)
+        body = {"detail": exc.message}
+        if isinstance(exc, services.RequestRevisionStale):
+            body["revision"] = exc.current
+        return Response(body, status=code)
     updated = request_for_user(user, pk)
     return Response(
         PolicyRequestSerializer(_detailed(updated)).data,
@@ -1069,6 +1087,10 @@ class PolicyRequestApproveApi(_RequestsApi):
         class Meta:
             ref_name = "PolicyRequestApproveInput"
 
+        revision = StrictCharField(
+            max_length=services.REVISION_MAX_LENGTH,
+            help_text="The `revision` of the request as the caller read and reviewed it.",
+        )
         findings_acknowledged = StrictBooleanField(
             required=False,
             default=False,
@@ -1078,15 +1100,17 @@ class PolicyRequestApproveApi(_RequestsApi):
 
     @extend_schema(
         summary="Approve a pending request (reviewers; never one's own)",
-        description="Records the caller's approval. The request stays pending until it has "
-        "`approvals_required` distinct approvals; then it is approved and applied in AWS by a "
-        "background job. A request with error findings needs `findings_acknowledged: true` "
-        "(400 without it).",
+        description="Records the caller's approval of the revision given. The request stays "
+        "pending until it has `approvals_required` distinct approvals; then it is approved and "
+        "applied in AWS by a background job. If the request changed since the caller read it, "
+        "nothing is approved: 409, with the current `revision` to review. A request with error "
+        "findings needs `findings_acknowledged: true` (400 without it).",
         request=InputSerializer,
         responses=_action_responses(
             200,
             "The request, with the approval.",
-            conflict="The request is no longer pending, or the caller approved it already.",
+            conflict="The request is no longer pending, the caller approved it already, or it "
+            "changed since the caller read it (the body then gives its current `revision`).",
             body=True,
         ),
         tags=["requests"],
@@ -1098,6 +1122,7 @@ class PolicyRequestApproveApi(_RequestsApi):
             lambda user, data: services.policy_request_approve(
                 request_id=pk,
                 reviewer=user,
+                revision=data["revision"],
                 findings_acknowledged=data["findings_acknowledged"],
             ),
             form=self.InputSerializer,

@@ -83,6 +83,14 @@ class PolicyRequest(models.Model):
     # judged. Blank: submitted before findings were stored.
     risk = models.CharField(max_length=8, choices=Risk.choices, blank=True)
     findings = models.JSONField(default=list, blank=True)
+    # Kept up to date by the services whenever the changes or the expiry change;
+    # requests_app.revision recomputes it from the rows.
+    revision = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="Hash of the changes and the expiry: what an approval is for.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -159,6 +167,9 @@ class Approval(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     self_approval = models.BooleanField(default=False)
+    # The request's revision the reviewer saw and approved; apply needs every
+    # approval to carry the current one.
+    revision = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -200,6 +211,8 @@ class RequestEvent(models.Model):
         FAILED = "failed"
         RETRIED = "retried"
         EDITED = "edited"
+        # Approvals for another revision than the request's, found and dropped.
+        WITHDRAWN = "withdrawn", "Approvals withdrawn"
         EXPIRED = "expired"
         EXPIRY_FAILED = "expiry_failed"
         EXTENDED = "extended"

@@ -27,12 +27,24 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from requests_app.diff import policy_diff
 from requests_app.models import Approval, Comment, PolicyRequest, RequestEvent
+from requests_app.revision import revision_short
 
 log = logging.getLogger(__name__)
 
 KINDS = frozenset(
-    {"submitted", "approved", "rejected", "applied", "failed", "commented", "expiring", "expired"}
+    {
+        "submitted",
+        "approved",
+        "rejected",
+        "applied",
+        "failed",
+        "commented",
+        "edited",
+        "expiring",
+        "expired",
+    }
 )
 REMINDER_AHEAD = timedelta(hours=24)
 TEMPLATE_DIR = "requests_app/email"
@@ -196,8 +208,40 @@ def _recipients_and_details(
         audience = involved if involved.exists() else reviewers()
         others = list(audience.exclude(pk=comment.author_id))
         return _Email(requester_told=False, others=others, extra=extra)
+    if kind == "edited":
+        # The approvals are gone by now; the timeline still names who gave them.
+        involved = reviewers().filter(pk__in=_involved_ids(request))
+        if actor is not None:
+            involved = involved.exclude(pk=actor.pk)
+        event = _latest_event(request, RequestEvent.Kind.EDITED)
+        extra = {
+            "approvals_withdrawn": event.data.get("approvals_withdrawn", 0) if event else 0,
+            "revision": revision_short(request.revision),
+            "changes": _changes_with_diff(request),
+        }
+        return _Email(requester_told=False, others=list(involved), extra=extra)
     # applied, expiring, expired: only the requester, about their own access.
     return _Email(requester_told=True, others=[], extra={})
+
+
+def _changes_with_diff(request: PolicyRequest) -> list[dict[str, Any]]:
+    """Each change as the review page shows it: its summary and, for a document,
+    the diff."""
+    from requests_app.changes import change_document, change_summary
+
+    shown = []
+    for change in request.changes.all():
+        documents = change_document(change)
+        payload = change.payload if isinstance(change.payload, dict) else {}
+        name = str(payload.get("policy_name", "")) or change.target_arn.rsplit("/", 1)[-1]
+        shown.append(
+            {
+                "summary": change_summary(change),
+                "automatic": change.automatic,
+                "diff": policy_diff(*documents, name=name) if documents is not None else [],
+            }
+        )
+    return shown
 
 
 def _latest_event(request: PolicyRequest, *kinds: RequestEvent.Kind) -> RequestEvent | None:

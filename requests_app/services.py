@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import IamRole
 from requests_app.changes import ChangeSpec
 from requests_app.models import Approval, Change, Comment, PolicyRequest, RequestEvent
+from requests_app.revision import revision_of_request, revision_short
 
 log = logging.getLogger(__name__)
 
@@ -551,6 +552,7 @@ def _request_create(
             _change_row(request, position, spec, renumber=extends is None)
             for position, spec in enumerate(specs)
         )
+        request.revision = _revision_refresh(request.pk)
         _event(
             request.pk,
             RequestEvent.Kind.SUBMITTED,
@@ -587,6 +589,31 @@ class RequestActionForbidden(RequestActionRefused):
 
 class FindingsNotAcknowledged(RequestActionRefused):
     """Approving a request with error findings without acknowledging them."""
+
+
+REVISION_MAX_LENGTH = 64
+REVISION_STALE_MESSAGE = "The request changed since you opened it: review the new version."
+REVISION_MISSING_MESSAGE = (
+    "An approval names the revision it approves: open the request and review its current version."
+)
+
+
+class RequestRevisionStale(RequestActionRefused):
+    """An approval for another revision than the request's current one (or for
+    none): the reviewer did not see what would be applied. `current` is the
+    revision to review."""
+
+    def __init__(self, message: str, *, current: str) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+def _revision_refresh(request_id: int) -> str:
+    """Store the revision recomputed from the request's rows; returns it. Every
+    service that changes a request's changes or expiry calls it."""
+    revision = revision_of_request(request_id)
+    PolicyRequest.objects.filter(pk=request_id).exclude(revision=revision).update(revision=revision)
+    return revision
 
 
 def _request_get(request_id: int, *, lock: bool = False) -> PolicyRequest:
@@ -678,16 +705,20 @@ def _notify(
 
 
 def policy_request_approve(
-    *, request_id: int, reviewer: User, findings_acknowledged: bool = False
+    *, request_id: int, reviewer: User, revision: str, findings_acknowledged: bool = False
 ) -> PolicyRequest:
-    """Record one reviewer's approval of a pending request. When it has as many
-    distinct approvals as its accounts require, it becomes approved and its apply
-    is queued (after the commit). A request with error findings is approved only
-    with `findings_acknowledged`, recorded with the approval.
+    """Record one reviewer's approval of `revision` of a pending request: the
+    revision the reviewer was shown. Another revision, or none, is refused with
+    RequestRevisionStale: the request changed since they opened it. A request
+    with error findings is approved only with `findings_acknowledged`, recorded
+    with the approval. When the request has as many distinct approvals as its
+    accounts require, it becomes approved and its apply is queued (after the
+    commit).
 
-    The request row is locked while approvals are counted, so two reviewers
-    approving at once are counted one after the other and the request is
-    approved, and applied, once.
+    The request row is locked while the revision is compared and approvals are
+    counted, so an edit cannot slip in between, and two reviewers approving at
+    once are counted one after the other and the request is approved, and
+    applied, once.
     """
     _refuse_unless_reviewer(reviewer, "approve")
     with transaction.atomic():
@@ -697,13 +728,30 @@ def policy_request_approve(
                 f"Request #{request_id} is {request.status}: only pending requests can be approved."
             )
         self_approval = _self_approval(request, reviewer)
+        # From the rows, not the stored field: what will be applied is what counts.
+        current = _revision_refresh(request_id)
+        if not revision:
+            raise RequestRevisionStale(REVISION_MISSING_MESSAGE, current=current)
+        if revision != current:
+            raise RequestRevisionStale(REVISION_STALE_MESSAGE, current=current)
+        stale = _approvals_stale_withdraw(request_id, current)
+        if stale:
+            _event(
+                request_id,
+                RequestEvent.Kind.WITHDRAWN,
+                actor=None,
+                message=_withdrawn_text(stale, current),
+                data={"reviewers": stale, "revision": current},
+            )
         if request.approvals.filter(reviewer=reviewer).exists():
             raise RequestActionRefused(
                 f"You have already approved request #{request_id}; another reviewer must "
                 "approve it too."
             )
         acknowledged = _approval_acknowledgement(request, findings_acknowledged)
-        Approval.objects.create(request=request, reviewer=reviewer, self_approval=self_approval)
+        Approval.objects.create(
+            request=request, reviewer=reviewer, self_approval=self_approval, revision=current
+        )
         given = request.approvals.count()
         needed = request.approvals_required
         complete = given >= needed
@@ -725,6 +773,7 @@ def policy_request_approve(
                 "approvals": given,
                 "required": needed,
                 **({"findings_acknowledged": acknowledged} if acknowledged else {}),
+                "revision": current,
             },
         )
         if complete:
@@ -757,6 +806,23 @@ def _approval_acknowledgement(
             'page, or "findings_acknowledged": true).'
         )
     return [{key: f.get(key) for key in ("change", "code", "title", "location")} for f in errors]
+
+
+def _approvals_stale_withdraw(request_id: int, current: str) -> list[str]:
+    """Drop the approvals given for another revision than `current` (the content
+    changed by some path that did not withdraw them); returns their reviewers."""
+    stale = Approval.objects.filter(request_id=request_id).exclude(revision=current)
+    reviewers = list(stale.values_list("reviewer__username", flat=True))
+    if reviewers:
+        stale.delete()
+    return reviewers
+
+
+def _withdrawn_text(reviewers: list[str], current: str) -> str:
+    return (
+        f"Approval(s) by {', '.join(reviewers)} withdrawn: they were given for another "
+        f"version of the request than the current one ({revision_short(current)})."
+    )
 
 
 def _text_bounded(value: str, *, what: str, limit: int) -> str:
@@ -825,9 +891,11 @@ def change_edit(
     *, change_id: int, editor: User, payload: Any, findings_acknowledgement: str = ""
 ) -> Change:
     """The requester replaces what a change of their pending request does. Its type
-    and target stay; approvals given so far are withdrawn, since reviewers approved
-    something else. The request's findings are judged again; error findings need
-    `findings_acknowledgement` as at submit. Raises RequestInvalid or
+    and target stay; the request gets a new revision and approvals given so far
+    are withdrawn, since reviewers approved something else; the reviewers who
+    approved or commented are told, with the new diff. The request's findings
+    are judged again; error findings need `findings_acknowledgement` as at
+    submit. Raises RequestInvalid or
     RequestActionRefused."""
     from requests_app.changes import ChangeInvalid, change_validate
 
@@ -868,6 +936,7 @@ def change_edit(
         _automatic_changes_renew(request)
         findings = _findings_store(request)
         acknowledgement = _acknowledgement(findings, findings_acknowledgement)
+        revision = _revision_refresh(request.pk)
         withdrawn = request.approvals.count()
         request.approvals.all().delete()
         _event(
@@ -877,6 +946,7 @@ def change_edit(
             message=(
                 f"Changed {change.get_type_display().lower()}"
                 + (f"; {withdrawn} approval(s) withdrawn." if withdrawn else ".")
+                + f" New revision {revision_short(revision)}."
             ),
             data={
                 "change_id": change.pk,
@@ -884,8 +954,10 @@ def change_edit(
                 "approvals_withdrawn": withdrawn,
                 "findings": findings,
                 "acknowledgement": acknowledgement,
+                "revision": revision,
             },
         )
+        _notify("edited", request.pk, actor=editor)
     return change
 
 
@@ -930,6 +1002,7 @@ def _automatic_changes_renew(request: PolicyRequest) -> None:
         ]
     )
     PolicyRequest.objects.filter(pk=request.pk).update(approvals_required=required)
+    _revision_refresh(request.pk)
 
 
 def policy_request_retry(*, request_id: int, reviewer: User) -> PolicyRequest:
@@ -1047,11 +1120,47 @@ def _roles_refresh(request: PolicyRequest, changes: list[Change]) -> None:
             log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
 
 
+def _approvals_hold(request_id: int) -> bool:
+    """Whether the claimed request's approvals are all for its current revision,
+    recomputed from the rows, and from enough distinct reviewers. If not, nothing
+    is applied: the stale approvals are withdrawn and the request is pending
+    again, the reason in its timeline. Edits withdraw approvals themselves; this
+    guards against any other way the content could have changed."""
+    with transaction.atomic():
+        request = _request_get(request_id, lock=True)
+        current = _revision_refresh(request_id)
+        approvals = list(request.approvals.values_list("reviewer_id", "revision"))
+        valid = {reviewer for reviewer, revision in approvals if revision == current}
+        if len(valid) == len(approvals) and len(valid) >= request.approvals_required:
+            return True
+        stale = _approvals_stale_withdraw(request_id, current)
+        _status_claim(
+            request_id,
+            from_status=PolicyRequest.Status.APPLYING,
+            to_status=PolicyRequest.Status.PENDING,
+        )
+        reason = _withdrawn_text(stale, current) + " " if stale else ""
+        _event(
+            request_id,
+            RequestEvent.Kind.WITHDRAWN,
+            actor=None,
+            message=(
+                f"Not applied: {reason}It is pending again and needs "
+                f"{request.approvals_required} approval(s) of revision {revision_short(current)}; "
+                f"it has {len(valid)}."
+            ),
+            data={"reviewers": stale, "revision": current, "approvals": len(valid)},
+        )
+    log.warning("request #%s was not applied: its approvals are not for its content", request_id)
+    return False
+
+
 def policy_request_apply(*, request_id: int) -> PolicyRequest:
     """Apply an approved request in AWS through the spoke role of each change's account.
 
     The request is claimed first (approved -> applying), so a second delivery of
-    the task, or a second approval, finds nothing to do. Changes are applied in
+    the task, or a second approval, finds nothing to do. Then its approvals are
+    checked against its content (see _approvals_hold). Changes are applied in
     order and each records its own outcome; an applied change is never applied
     again. The first failure stops the apply and fails the request.
     """
@@ -1060,6 +1169,8 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
         from_status=PolicyRequest.Status.APPROVED,
         to_status=PolicyRequest.Status.APPLYING,
     ):
+        return _request_get(request_id)
+    if not _approvals_hold(request_id):
         return _request_get(request_id)
     _event(request_id, RequestEvent.Kind.APPLYING, actor=None)
     request = _request_get(request_id)

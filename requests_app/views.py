@@ -74,6 +74,7 @@ from requests_app.policy import (
     crud_service_list,
     policy_generate_with_notes,
 )
+from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
     requests_filtered,
@@ -845,6 +846,10 @@ def _detail(
     reviewer = is_reviewer(request.user)
     mine = policy_request.requester_id == request.user.pk
     approvals = list(policy_request.approvals.select_related("reviewer"))
+    changes = list(policy_request.changes.all())
+    # Of exactly the rows shown: the approve form carries it, and the service
+    # refuses it if the request changed in the meantime.
+    revision = revision_compute(changes, policy_request.expires_at)
     can_extend = (
         mine
         and policy_request.status == PolicyRequest.Status.APPLIED
@@ -854,10 +859,12 @@ def _detail(
         "policy_request": policy_request,
         "changes": [
             _change_shown(policy_request, c, position=position, mine=mine, edit=edit)
-            for position, c in enumerate(policy_request.changes.all())
+            for position, c in enumerate(changes)
         ],
         "approve_error": approve_error,
         "error_findings": policy_request.risk == PolicyRequest.Risk.ERROR,
+        "revision": revision,
+        "revision_short": revision_short(revision),
         "events": policy_request.events.select_related("actor"),
         "approvals": approvals,
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
@@ -963,16 +970,19 @@ def _request_act(
 @require_POST
 def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     policy_request = request_for_user(request.user, pk, for_review=True)
+    revision = str(request.POST.get("revision", ""))[: services.REVISION_MAX_LENGTH]
     try:
         approved = services.policy_request_approve(
             request_id=pk,
             reviewer=request.user,
+            revision=revision,
             findings_acknowledged=request.POST.get("findings_acknowledged") == "on",
         )
     except services.FindingsNotAcknowledged:
         error = "Tick the box to confirm you have read the error findings before approving."
         return _detail(request, policy_request, approve_error=error, status=400)
     except services.RequestActionRefused as exc:
+        # A stale revision: the page it comes back to shows the new version.
         messages.error(request, exc.message)
         return redirect("request_detail", pk=pk)
     given = approved.approvals.count()

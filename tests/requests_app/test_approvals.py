@@ -20,16 +20,16 @@ from requests_app import services, tasks
 from requests_app.models import Change, PolicyRequest
 from tests.conftest import client_for, make_user
 from tests.requests_app.conftest import account_create, admin_iam
-from tests.requests_app.test_review import READ_INVOICES, flashed, kinds, policy_in_aws, submitted
+from tests.requests_app.test_review import (
+    READ_INVOICES,
+    approve,
+    flashed,
+    kinds,
+    policy_in_aws,
+    submitted,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def approve(request: PolicyRequest, reviewer: User) -> PolicyRequest:
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
-    request.refresh_from_db()
-    return request
 
 
 def sweep() -> int:
@@ -78,8 +78,11 @@ def test_the_request_page_says_how_many_approvals_are_missing(
 ) -> None:
     request = submitted(requester, requiring_two(role))
     client = client_for(reviewer)
+    revision = client.get(reverse("request_detail", args=[request.pk])).context["revision"]
     with TestCase.captureOnCommitCallbacks(execute=True):
-        response = client.post(reverse("request_approve", args=[request.pk]))
+        response = client.post(
+            reverse("request_approve", args=[request.pk]), {"revision": revision}
+        )
     assert "Your approval is recorded (1 of 2); another reviewer must approve too." in flashed(
         response
     )
@@ -400,7 +403,9 @@ def test_a_request_left_applying_by_a_crashed_worker_is_released_for_retry(
 ) -> None:
     request = submitted(requester, role)
     with TestCase.captureOnCommitCallbacks(execute=False):
-        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+        services.policy_request_approve(
+            request_id=request.pk, reviewer=reviewer, revision=request.revision
+        )
     # The worker claimed it and died before applying anything.
     PolicyRequest.objects.filter(pk=request.pk).update(status=PolicyRequest.Status.APPLYING)
     assert services.policy_requests_recover() == 0

@@ -15,7 +15,7 @@ from django.db import connection, connections
 
 from accounts.models import AwsAccount, IamRole
 from requests_app import services, tasks
-from requests_app.models import PolicyRequest
+from requests_app.models import Approval, PolicyRequest
 from tests.conftest import make_user
 from tests.requests_app.test_review import READ_INVOICES, kinds, policy_in_aws, submitted
 
@@ -71,8 +71,12 @@ def test_two_reviewers_approving_at_once_apply_once(requester: User, role: IamRo
     first, second = reviewers(2)
     request = submitted(requester, role)
     results = race(
-        lambda: services.policy_request_approve(request_id=request.pk, reviewer=first),
-        lambda: services.policy_request_approve(request_id=request.pk, reviewer=second),
+        lambda: services.policy_request_approve(
+            request_id=request.pk, reviewer=first, revision=request.revision
+        ),
+        lambda: services.policy_request_approve(
+            request_id=request.pk, reviewer=second, revision=request.revision
+        ),
     )
     refused = [r for r in results if isinstance(r, services.RequestActionRefused)]
     assert len(refused) == 1, results
@@ -92,8 +96,12 @@ def test_racing_approvals_are_both_counted_when_two_are_required(
     first, second = reviewers(2)
     request = submitted(requester, role)
     results = race(
-        lambda: services.policy_request_approve(request_id=request.pk, reviewer=first),
-        lambda: services.policy_request_approve(request_id=request.pk, reviewer=second),
+        lambda: services.policy_request_approve(
+            request_id=request.pk, reviewer=first, revision=request.revision
+        ),
+        lambda: services.policy_request_approve(
+            request_id=request.pk, reviewer=second, revision=request.revision
+        ),
     )
     assert not [r for r in results if isinstance(r, Exception)], results
     request.refresh_from_db()
@@ -107,8 +115,12 @@ def test_one_reviewer_approving_twice_at_once_counts_once(requester: User, role:
     (only,) = reviewers(1)
     request = submitted(requester, role)
     results = race(
-        lambda: services.policy_request_approve(request_id=request.pk, reviewer=only),
-        lambda: services.policy_request_approve(request_id=request.pk, reviewer=only),
+        lambda: services.policy_request_approve(
+            request_id=request.pk, reviewer=only, revision=request.revision
+        ),
+        lambda: services.policy_request_approve(
+            request_id=request.pk, reviewer=only, revision=request.revision
+        ),
     )
     assert sum(isinstance(r, services.RequestActionRefused) for r in results) == 1, results
     request.refresh_from_db()
@@ -120,6 +132,8 @@ def test_the_apply_task_delivered_twice_at_once_applies_once(
     requester: User, role: IamRole
 ) -> None:
     request = submitted(requester, role)
+    (approver,) = reviewers(1)
+    Approval.objects.create(request=request, reviewer=approver, revision=request.revision)
     PolicyRequest.objects.filter(pk=request.pk).update(status=PolicyRequest.Status.APPROVED)
     results = race(
         lambda: tasks.policy_request_apply_task(request.pk),
@@ -139,7 +153,9 @@ def test_two_expiry_sweeps_at_once_remove_the_access_once(
     from django.utils import timezone
 
     request = submitted(requester, role)
-    services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+    services.policy_request_approve(
+        request_id=request.pk, reviewer=reviewer, revision=request.revision
+    )
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.APPLIED
     PolicyRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())

@@ -410,7 +410,10 @@ def test_a_temporary_change_is_applied_then_removed_at_expiry(
     assert isinstance(request, PolicyRequest)
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.policy_request_approve(
-            request_id=request.pk, reviewer=reviewer, findings_acknowledged=True
+            request_id=request.pk,
+            reviewer=reviewer,
+            revision=request.revision,
+            findings_acknowledged=True,
         )
     request.refresh_from_db()
     change = request.changes.get()

@@ -97,7 +97,9 @@ def refused_at_submit(requester: User, role: IamRole, *changes: dict[str, Any]) 
 
 def approve(request: PolicyRequest, reviewer: User) -> PolicyRequest:
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+        services.policy_request_approve(
+            request_id=request.pk, reviewer=reviewer, revision=request.revision
+        )
     request.refresh_from_db()
     return request
 

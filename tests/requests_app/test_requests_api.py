@@ -20,6 +20,7 @@ from iamportal.services import api_token_create
 from requests_app import services
 from requests_app.apis import BODY_MAX_BYTES
 from requests_app.models import Change, PolicyRequest, RequestEvent
+from requests_app.revision import revision_of_request
 from tests.requests_app.conftest import account_create, admin_iam, role_in
 from tests.requests_app.test_review import policy_in_aws
 from tests.requests_app.test_review import submitted as submitted_for
@@ -350,6 +351,7 @@ def test_the_list_has_only_my_requests(
         "created_at",
         "expires_at",
         "risk",
+        "revision",
     }
 
 
@@ -410,6 +412,9 @@ def cast(request: pytest.FixtureRequest) -> dict[str, Client]:
 
 
 def act(client: Client, request: PolicyRequest, action: str, body: Any = None) -> Any:
+    """The action with a valid body; an approval names the revision as it is now."""
+    if body is None and action == "approve":
+        body = {"revision": revision_of_request(request.pk)}
     return post(
         client,
         f"{REQUESTS}/{request.pk}/{action}",
@@ -893,7 +898,8 @@ def test_a_request_for_other_change_types_is_validated_and_applied(
     pk = created.json()["id"]
     assert created.json()["changes"][0]["type"] == "tags_put"
     with TestCase.captureOnCommitCallbacks(execute=True):
-        approved = post(api_client(reviewer), f"{REQUESTS}/{pk}/approve", {})
+        revision = created.json()["revision"]
+        approved = post(api_client(reviewer), f"{REQUESTS}/{pk}/approve", {"revision": revision})
     assert approved.json()["status"] == "approved"
     assert PolicyRequest.objects.get(pk=pk).status == "applied"
     iam = admin_iam(role.account.account_id)

@@ -18,6 +18,7 @@ from accounts.models import AwsAccount, IamRole
 from iamportal.models import JobStatus
 from requests_app import services, tasks
 from requests_app.models import Change, Comment, PolicyRequest, RequestEvent
+from requests_app.revision import revision_of_request
 from tests.conftest import client_for
 from tests.requests_app.conftest import ECS_TRUST, admin_iam, role_in
 
@@ -56,8 +57,11 @@ def policy_in_aws(role: IamRole, name: str) -> Any:
 
 
 def approve(request: PolicyRequest, reviewer: User) -> PolicyRequest:
+    """Approve the request as it is now, as a reviewer who just read it."""
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+        services.policy_request_approve(
+            request_id=request.pk, reviewer=reviewer, revision=revision_of_request(request.pk)
+        )
     request.refresh_from_db()
     return request
 
@@ -93,7 +97,13 @@ def test_an_approved_request_is_applied_in_aws_and_the_role_refreshed(
     assert kinds(request) == ["submitted", "approved", "applying", "applied"]
     approved = request.events.get(kind=RequestEvent.Kind.APPROVED)
     assert approved.actor == reviewer
-    assert approved.data == {"self_approval": False, "approvals": 1, "required": 1}
+    assert approved.data == {
+        "self_approval": False,
+        "approvals": 1,
+        "required": 1,
+        "revision": request.revision,
+    }
+    assert request.approvals.get().revision == request.revision
     assert JobStatus.objects.get(name="requests_app.apply").last_success_at is not None
 
 
@@ -102,10 +112,13 @@ def test_a_reviewer_approves_on_the_request_page(
 ) -> None:
     request = submitted(requester, role)
     client = client_for(reviewer)
-    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    opened = client.get(reverse("request_detail", args=[request.pk]))
+    page = opened.content.decode()
     assert reverse("request_approve", args=[request.pk]) in page
     assert reverse("request_reject", args=[request.pk]) in page
-    response = post(client, "request_approve", request)
+    revision = opened.context["revision"]
+    assert f'name="revision" value="{revision}"' in page
+    response = post(client, "request_approve", request, revision=revision)
     assert response.status_code == 302
     assert response["Location"] == reverse("request_detail", args=[request.pk])
     request.refresh_from_db()
@@ -144,7 +157,9 @@ def test_the_apply_task_run_twice_applies_once(
 ) -> None:
     request = submitted(requester, role)
     with TestCase.captureOnCommitCallbacks(execute=False):
-        services.policy_request_approve(request_id=request.pk, reviewer=reviewer)
+        services.policy_request_approve(
+            request_id=request.pk, reviewer=reviewer, revision=request.revision
+        )
     tasks.policy_request_apply_task(request.pk)
     # Someone edits the policy in AWS; a second delivery of the task must not undo it.
     admin_iam(role.account.account_id).put_role_policy(
@@ -180,7 +195,7 @@ def test_it_rejects_self_approval_in_the_service(reviewer: User, role: IamRole) 
 
 def test_it_rejects_self_approval_on_the_page(reviewer: User, role: IamRole) -> None:
     request = submitted(reviewer, role)
-    response = post(client_for(reviewer), "request_approve", request)
+    response = post(client_for(reviewer), "request_approve", request, revision=request.revision)
     assert response.status_code == 302
     assert any("own request" in m for m in flashed(response))
     request.refresh_from_db()
@@ -188,10 +203,20 @@ def test_it_rejects_self_approval_on_the_page(reviewer: User, role: IamRole) -> 
     assert kinds(request) == ["submitted"]
 
 
-def admin_action(user: User, action: str, *requests: PolicyRequest) -> Any:
-    data = {"action": action, "_selected_action": [str(r.pk) for r in requests]}
+def admin_action(user: User, action: str, *requests: PolicyRequest, **extra: str) -> Any:
+    data = {"action": action, "_selected_action": [str(r.pk) for r in requests], **extra}
     with TestCase.captureOnCommitCallbacks(execute=True):
         return client_for(user).post(reverse("admin:requests_app_policyrequest_changelist"), data)
+
+
+def admin_approve(user: User, *requests: PolicyRequest) -> Any:
+    """The admin's approve action: the confirmation page, then its form posted as is."""
+    confirmation = admin_action(user, "approve", *requests)
+    assert confirmation.status_code == 200
+    revisions = {
+        f"revision_{item['request'].pk}": item["revision"] for item in confirmation.context["shown"]
+    }
+    return admin_action(user, "approve", *requests, post="yes", **revisions)
 
 
 def test_it_rejects_self_approval_in_the_admin(
@@ -199,7 +224,7 @@ def test_it_rejects_self_approval_in_the_admin(
 ) -> None:
     own = submitted(admin_user, role)
     theirs = submitted(requester, role, policy_name="theirs")
-    response = admin_action(admin_user, "approve", own, theirs)
+    response = admin_approve(admin_user, own, theirs)
     assert response.status_code == 302
     assert any(f"#{own.pk}: Nobody approves their own request" in m for m in flashed(response))
     own.refresh_from_db()
@@ -243,7 +268,12 @@ def test_an_admin_self_approves_only_when_the_setting_allows_it_and_it_is_record
     assert request.status == PolicyRequest.Status.APPLIED
     event = request.events.get(kind=RequestEvent.Kind.APPROVED)
     assert event.actor == admin_user
-    assert event.data == {"self_approval": True, "approvals": 1, "required": 1}
+    assert event.data == {
+        "self_approval": True,
+        "approvals": 1,
+        "required": 1,
+        "revision": request.revision,
+    }
     page = client_for(admin_user).get(reverse("request_detail", args=[request.pk]))
     assert "Self-approval" in page.content.decode()
 
@@ -256,10 +286,13 @@ def test_a_non_reviewer_cannot_approve_reject_or_retry_anywhere(
     pending = submitted(requester, role)
     client = client_for(user)
     for name in ("request_approve", "request_reject", "request_retry"):
-        assert post(client, name, pending, reason="fine").status_code == 404
+        data = {"reason": "fine", "revision": pending.revision}
+        assert post(client, name, pending, **data).status_code == 404
     assert client.get(reverse("request_queue")).status_code == 404
     with pytest.raises(services.RequestActionRefused, match="Only reviewers"):
-        services.policy_request_approve(request_id=pending.pk, reviewer=user)
+        services.policy_request_approve(
+            request_id=pending.pk, reviewer=user, revision=pending.revision
+        )
     with pytest.raises(services.RequestActionRefused, match="Only reviewers"):
         services.policy_request_reject(request_id=pending.pk, reviewer=user, reason="no")
     with pytest.raises(services.RequestActionRefused, match="Only reviewers"):
@@ -267,6 +300,9 @@ def test_a_non_reviewer_cannot_approve_reject_or_retry_anywhere(
     user.is_staff = True  # even with access to the admin site
     user.save(update_fields=["is_staff"])
     admin_action(user, "approve", pending)
+    admin_action(
+        user, "approve", pending, post="yes", **{f"revision_{pending.pk}": pending.revision}
+    )
     pending.refresh_from_db()
     assert pending.status == PolicyRequest.Status.PENDING
     assert kinds(pending) == ["submitted"]
@@ -618,13 +654,15 @@ def test_approving_error_findings_needs_an_acknowledgement_on_the_page(
     assert 'name="findings_acknowledged"' in page
     assert "Risk: error" in page
 
-    refused = post(client, "request_approve", request)
+    refused = post(client, "request_approve", request, revision=request.revision)
 
     assert refused.status_code == 400
     assert "Tick the box" in refused.content.decode()
     assert not request.approvals.exists()
 
-    accepted = post(client, "request_approve", request, findings_acknowledged="on")
+    accepted = post(
+        client, "request_approve", request, revision=request.revision, findings_acknowledged="on"
+    )
 
     assert accepted.status_code == 302
     request.refresh_from_db()
@@ -639,12 +677,15 @@ def test_approving_error_findings_needs_an_acknowledgement_in_the_api(
     request = escalating(requester, passer)
     path = reverse("api_request_approve", args=[request.pk])
 
-    refused = api_post(reviewer, path, {})
+    refused = api_post(reviewer, path, {"revision": request.revision})
 
     assert refused.status_code == 400
     assert "error-level finding" in refused.json()["errors"]["findings_acknowledged"][0]
     assert not request.approvals.exists()
-    assert api_post(reviewer, path, {"findings_acknowledged": True}).status_code == 200
+    accepted = api_post(
+        reviewer, path, {"revision": request.revision, "findings_acknowledged": True}
+    )
+    assert accepted.status_code == 200
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.APPLIED
 
@@ -655,7 +696,7 @@ def test_the_admin_action_does_not_approve_error_findings(
     request = escalating(requester, passer)
     clean = submitted(requester, passer)
 
-    response = admin_action(admin_user, "approve", request, clean)
+    response = admin_approve(admin_user, request, clean)
 
     request.refresh_from_db()
     clean.refresh_from_db()
