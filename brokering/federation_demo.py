@@ -2,14 +2,15 @@
 the demo without AWS. `make demo` turns it on (IAMPORTAL_DEMO_FEDERATION) and
 points IAMPORTAL_FEDERATION_URL here.
 
-`Action=getSigninToken` checks the session credentials with STS
-GetCallerIdentity, as AWS does, and answers a short-lived signed token naming
-the caller; `Action=login` shows who is signed in where, in place of the console.
+`Action=getSigninToken`, POSTed as a form (credentials never travel in a
+URL, where proxies and access logs would keep them), checks the session
+credentials with STS GetCallerIdentity, as AWS does, and answers a short-lived
+signed token naming the caller; `Action=login` (the browser's GET) shows who is
+signed in where, in place of the console.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import boto3
@@ -19,10 +20,12 @@ from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
 
 from accounts.models import AwsAccount
 from iamportal import aws
+from iamportal.parsers import json_load_bounded
 
 SALT = "iamportal.demo-federation"
 # AWS sign-in tokens are good for 15 minutes.
@@ -45,7 +48,7 @@ def signin_token(session: str) -> str:
     """A sign-in token for the credentials in `session`, the JSON document
     getSigninToken takes ({"sessionId", "sessionKey", "sessionToken"})."""
     try:
-        document = json.loads(session)
+        document = json_load_bounded(session)
         credentials = boto3.Session(
             aws_access_key_id=str(document["sessionId"]),
             aws_secret_access_key=str(document["sessionKey"]),
@@ -81,8 +84,14 @@ def signin_verify(token: str) -> DemoSignIn:
 
 
 def _get_signin_token(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return JsonResponse(
+            {"error": "getSigninToken takes the Session in a POST body, never in the URL."},
+            status=405,
+            headers={"Allow": "POST"},
+        )
     try:
-        token = signin_token(request.GET.get("Session", ""))
+        token = signin_token(request.POST.get("Session", ""))
     except InvalidSession as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({"SigninToken": token})
@@ -106,14 +115,18 @@ def _login(request: HttpRequest) -> HttpResponse:
     return render(request, "brokering/demo_signed_in.html", context)
 
 
-@require_GET
+@csrf_exempt  # AWS's endpoint, which this stands in for, is called server to server
+@require_http_methods(["GET", "POST"])
 @never_cache
 def federation(request: HttpRequest) -> HttpResponse:
     if not settings.IAMPORTAL_DEMO_FEDERATION:
         raise Http404("No such page.")
-    action = request.GET.get("Action", "")
+    if "Session" in request.GET:
+        # Credentials in a URL end up in access logs: refuse them outright.
+        return JsonResponse({"error": "The Session must not be sent in the URL."}, status=400)
+    action = request.POST.get("Action", "") or request.GET.get("Action", "")
     if action == "getSigninToken":
         return _get_signin_token(request)
-    if action == "login":
+    if action == "login" and request.method == "GET":
         return _login(request)
     return JsonResponse({"error": "Action must be getSigninToken or login."}, status=400)

@@ -293,9 +293,10 @@ def console_url(*, credentials: IssuedCredentials, destination: str, issuer: str
         }
     )
     try:
-        response = requests.get(
+        # A form POST, never a query string: URLs end up in proxy and access logs.
+        response = requests.post(
             federation,
-            params={"Action": "getSigninToken", "Session": session},
+            data={"Action": "getSigninToken", "Session": session},
             timeout=FEDERATION_TIMEOUT_SECONDS,
         )
         response.raise_for_status()

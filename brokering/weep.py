@@ -49,6 +49,7 @@ from brokering import cli_auth, selectors, services
 from brokering.models import CliChallenge, CredentialIssuance
 from iamportal.auth import ApiTokenAuthentication
 from iamportal.net import client_ip
+from iamportal.parsers import json_load_bounded
 from iamportal.serializers import StrictBooleanField, StrictCharField
 
 ROLE_MAX_LENGTH = 2048
@@ -275,9 +276,9 @@ class CliCredentialIssueApi(_WeepApi):
         if len(raw) > BODY_MAX_BYTES:
             return None, "The request body is too large."
         try:
-            return json.loads(raw), ""
-        except (ValueError, RecursionError):
-            return None, "The request body is not valid JSON."
+            return json_load_bounded(raw), ""
+        except ValueError as exc:
+            return None, f"Invalid JSON sent to the server: {exc}"
 
     @extend_schema(
         operation_id="weep_get_credentials",

@@ -4,12 +4,13 @@ import json
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import JSONField, Model, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from iamportal import permissions
+from iamportal.forms import BoundedJSONField
 from iamportal.models import ApiToken, ExternalIdentity, JobStatus
 
 
@@ -21,6 +22,8 @@ class AdminsManageAdmin(admin.ModelAdmin):
     """Configuration that iamportal admins manage (accounts, access rules,
     templates). Decided by iamportal.permissions, not Django's model permissions,
     so the admin site and the pages agree."""
+
+    formfield_overrides = {JSONField: {"form_class": BoundedJSONField}}
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return permissions.is_admin(request.user)

@@ -1,9 +1,33 @@
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
+from iamportal.parsers import JSON_MAX_DEPTH, json_nesting_depth
 from iamportal.services import TOKEN_LIFETIMES_DAYS
+
+
+def _too_deep(value: Any) -> bool:
+    return isinstance(value, str) and json_nesting_depth(value) > JSON_MAX_DEPTH
+
+
+class BoundedJSONField(forms.JSONField):
+    """Django's JSON form field, refusing deeply nested input with a form error:
+    Django's own catches only decoding errors, so deep nesting is a RecursionError
+    (a 500) both when it cleans the value and when it shows the form again."""
+
+    def to_python(self, value: Any) -> Any:
+        if _too_deep(value):
+            raise ValidationError(f"The JSON is nested more than {JSON_MAX_DEPTH} levels deep.")
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if not self.disabled and _too_deep(data):
+            return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
 
 class ApiTokenCreateForm(forms.Form):

@@ -9,6 +9,7 @@ import re
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -104,6 +105,7 @@ MIDDLEWARE = [
     # Django believes SECURE_PROXY_SSL_HEADER from anyone: drop it from other peers first.
     "iamportal.middleware.ForwardedProtoFromTrustedProxiesMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "iamportal.middleware.ContentSecurityPolicyMiddleware",
     "iamportal.middleware.RejectNulCharactersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -181,8 +183,19 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # Django's own format for runserver's request lines.
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
     "filters": {
+        # Tokens travel in some addresses (the Weep challenge, console sign-in,
+        # single sign-on callbacks): request lines and URLs are logged without them.
+        "redact_secrets": {"()": "iamportal.log_filters.RedactSecrets"},
         # A load balancer probing /healthz while the workers are down gets its 503;
         # that is not an error worth a log line per probe.
         "not_healthz": {
@@ -194,13 +207,29 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["not_healthz"],
-        }
+            "filters": ["not_healthz", "redact_secrets"],
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Whatever LOG_LEVEL says: at DEBUG these log what they send and receive,
+        # which includes issued credentials (botocore), request details (urllib3),
+        # SQL parameters such as session keys and tokens (django.db.backends) and
+        # whole template contexts with CSRF tokens and new API tokens (django.template).
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+        "django.template": {"level": "INFO"},
+        # Only through the handlers above: Django's default console handler for
+        # its loggers (DEBUG on) would print their records a second time, unfiltered.
+        "django": {"handlers": [], "level": LOG_LEVEL},
+        # runserver's request lines, as Django logs them, less any secret in them.
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         # The embedded AWS logs every request it serves.
         "werkzeug": {"level": "WARNING"},
     },
@@ -474,6 +503,60 @@ if IAMPORTAL_HEADER_AUTH_USER:
         "iamportal.auth.TrustedHeaderMiddleware",
     )
 
+# --- Content-Security-Policy ----------------------------------------------------
+# Sent on every response (iamportal.middleware.ContentSecurityPolicyMiddleware).
+# No inline script, style or event handler anywhere: pages load iamportal's own
+# static files only, and htmx runs without eval or script-tag evaluation.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "frame-ancestors": ["'none'"],
+    # Browsers check form-action on the redirects that follow a form, too: the
+    # Console button's POST ends at the federation endpoint, and a sign-out may
+    # end at the identity provider.
+    "form-action": ["'self'"],
+}
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+for _url in (
+    IAMPORTAL_FEDERATION_URL,
+    *(
+        (OIDC_OP_DISCOVERY_URL, OIDC_OP_ISSUER, OIDC_OP_AUTHORIZATION_ENDPOINT)
+        if OIDC_ENABLED
+        else ()
+    ),
+):
+    _form_origin = _origin(_url)
+    if _form_origin and _form_origin not in CONTENT_SECURITY_POLICY["form-action"]:
+        CONTENT_SECURITY_POLICY["form-action"].append(_form_origin)
+
+# More sources for the policy, e.g. "form-action https://sso.example.com/logout;
+# img-src https://avatars.example.com": directive and sources, ";" between directives.
+for _extra in env_str("IAMPORTAL_CSP_EXTRA").split(";"):
+    if not _extra.strip():
+        continue
+    _directive, *_sources = _extra.split()
+    if not re.fullmatch(r"[a-z][a-z-]*", _directive) or not _sources:
+        raise ImproperlyConfigured(
+            "IAMPORTAL_CSP_EXTRA must be directives with their sources separated by ';', "
+            f"such as 'form-action https://sso.example.com', not {_extra.strip()!r}"
+        )
+    for _source in _sources:
+        if "," in _source:
+            raise ImproperlyConfigured(f"IAMPORTAL_CSP_EXTRA has an invalid source {_source!r}")
+        _known = CONTENT_SECURITY_POLICY.setdefault(_directive, [])
+        if _source not in _known:
+            _known.append(_source)
+
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -481,6 +564,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON of bounded size and depth: deeply nested JSON is a 400, never a 500.
+    # Form bodies are flat, so DRF's own parsers for them are safe as they are.
+    "DEFAULT_PARSER_CLASSES": [
+        "iamportal.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {

@@ -65,12 +65,8 @@ def _request_link(request: PolicyRequest) -> SafeString:
 
 ADMIN_REJECT_REASON = "Rejected in the admin."
 # The admin has its own style sheet; the diff colours come inline.
-DIFF_STYLES = {
-    "add": "background:#e6ffec;color:#116329",
-    "del": "background:#ffebe9;color:#82071e",
-    "hunk": "color:#6639ba",
-    "file": "font-weight:bold",
-}
+# Classes styled by admin-diff.css: the Content-Security-Policy allows no inline style.
+DIFF_KINDS = {"add", "del", "hunk", "file"}
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -103,6 +99,9 @@ class CommentInline(_ReadOnlyInline):
 
 @admin.register(PolicyRequest)
 class PolicyRequestAdmin(ReadOnlyAdmin):
+    class Media:
+        css = {"all": ["admin-diff.css"]}
+
     list_display = [
         "id",
         "role_arn",
@@ -282,8 +281,8 @@ def _changes_html(changes: Iterable[Change]) -> SafeString:
         lines = policy_diff(*documents, name="policy") if documents is not None else []
         diff = format_html_join(
             "\n",
-            '<span style="{}">{}</span>',
-            ((DIFF_STYLES.get(line.kind, ""), line.text) for line in lines),
+            '<span class="diff-{}">{}</span>',
+            ((line.kind if line.kind in DIFF_KINDS else "context", line.text) for line in lines),
         )
         sections.append(
             format_html(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date
 from typing import Any, cast
 
@@ -38,17 +38,15 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import IamRole
+from iamportal.parsers import BoundedJSONParser, json_load_bounded
 from iamportal.permissions import can_view_inventory
 from iamportal.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 from requests_app import services
-from requests_app.forms import JSON_MAX_DEPTH, json_load_bounded
 from requests_app.lint import policy_lint
 from requests_app.models import Change, PolicyRequest
 from requests_app.policy import (
@@ -66,42 +64,9 @@ from requests_app.policy import (
 )
 from requests_app.selectors import request_for_user, requests_filtered, requests_listed
 
-# A policy IAM accepts is at most 10,240 characters; a body ten times that
-# holds any honest request with room to spare.
-BODY_MAX_BYTES = 100_000
 LIST_LIMIT = 200
 ROLE_MAX_LENGTH = 2048
 _STATUS_HELP = "One of " + ", ".join(PolicyRequest.Status.values) + "."
-
-
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = f"The request body is larger than {BODY_MAX_BYTES:,} bytes."
-    default_code = "payload_too_large"
-
-
-class BoundedJSONParser(JSONParser):
-    """JSON bodies of bounded size and depth: a deeply nested body would make
-    the parser recurse until it fails, which must be a 400, not a 500."""
-
-    def parse(
-        self,
-        stream: Any,
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        raw = stream.read(BODY_MAX_BYTES + 1) if stream is not None else b""
-        if len(raw) > BODY_MAX_BYTES:
-            raise PayloadTooLarge()
-        encoding = (parser_context or {}).get("encoding") or "utf-8"
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"The body is not {encoding} text.") from exc
-        try:
-            return json_load_bounded(text, max_depth=JSON_MAX_DEPTH)
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error: {exc}") from exc
 
 
 # Every error answer: `detail` always; `errors` when the input is wrong;

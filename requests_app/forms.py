@@ -5,7 +5,6 @@ requests_app.services."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.forms.boundfield import BoundWidget
 from django.utils import timezone
 
 from accounts.selectors import SEARCH_MAX_LENGTH
+from iamportal.parsers import json_load_bounded
 from requests_app import permission_map
 from requests_app.models import PolicyTemplate
 from requests_app.permission_map import Service
@@ -32,9 +32,6 @@ OTHER_SERVICE = "other"
 # A pretty-printed policy at IAM's size limit is about twice as long as its
 # compact form; anything much longer cannot be a policy IAM would accept.
 DOCUMENT_MAX_LENGTH = 30_000
-# IAM policies nest a handful of levels; deeper input is only a way to make the
-# parser (and anything printing it) work hard.
-JSON_MAX_DEPTH = 32
 
 EXPIRY_CHOICES = [
     ("", "No expiry"),
@@ -50,39 +47,6 @@ _EXPIRY_DELTAS = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-
-
-def json_nesting_depth(text: str) -> int:
-    """How deeply arrays and objects nest in `text` (brackets inside strings do
-    not count). Linear and recursion-free, so it is safe on any input."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def json_load_bounded(text: str, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
-    """The JSON value in `text`; ValueError with a readable message otherwise."""
-    if json_nesting_depth(text) > max_depth:
-        raise ValueError(f"The JSON is nested more than {max_depth} levels deep.")
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"This is not valid JSON: {exc}") from exc
 
 
 class _Form(forms.Form):

@@ -47,12 +47,12 @@ from accounts.selectors import (
     spoke_role_names,
 )
 from brokering.selectors import eligible_role_ids
+from iamportal.parsers import JSON_MAX_DEPTH, json_load_bounded, json_nesting_depth
 from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
 from requests_app.diff import DiffLine, policy_diff
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
-    JSON_MAX_DEPTH,
     ChangeEditForm,
     ExtendForm,
     LintForm,
@@ -63,8 +63,6 @@ from requests_app.forms import (
     TemplateValuesForm,
     intent_as_dict,
     intent_from_dict,
-    json_load_bounded,
-    json_nesting_depth,
 )
 from requests_app.lint import Finding, policy_lint
 from requests_app.models import Change, PolicyRequest, PolicyTemplate

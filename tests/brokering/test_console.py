@@ -47,6 +47,8 @@ HOME = "https://us-east-1.console.aws.amazon.com/console/home?region=us-east-1"
 class Federation:
     url: str
     sessions: list[dict[str, str]] = field(default_factory=list)
+    # Every request's method and URL, as a proxy or an access log would see them.
+    requests: list[tuple[str, str]] = field(default_factory=list)
     fail: bool = False
 
 
@@ -56,11 +58,17 @@ def federation(settings: Any) -> Iterator[Federation]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            query = parse_qs(urlsplit(self.path).query)
-            if state.fail or query.get("Action") != ["getSigninToken"]:
+            state.requests.append(("GET", self.path))
+            self._answer(405, {"error": "getSigninToken is a POST"})
+
+        def do_POST(self) -> None:
+            state.requests.append(("POST", self.path))
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            if state.fail or form.get("Action") != ["getSigninToken"]:
                 self._answer(500, {"error": "unavailable"})
                 return
-            session = query["Session"][0]
+            session = form["Session"][0]
             state.sessions.append(json.loads(session))
             try:
                 self._answer(200, {"SigninToken": federation_demo.signin_token(session)})
@@ -129,6 +137,8 @@ def test_the_console_button_signs_in_through_the_federation_endpoint(
     assert "no-store" in response["Cache-Control"]
     [session] = federation.sessions
     assert set(session) == {"sessionId", "sessionKey", "sessionToken"}
+    # The credentials travelled in the POST body, not in the URL.
+    assert federation.requests == [("POST", "/federation")]
     assert audit(requester) == [
         ("console", "issued", org.arn("prod/payments-api"), ""),
     ]
@@ -404,12 +414,34 @@ def test_the_demo_federation_endpoint_checks_the_credentials_with_sts(
     settings.IAMPORTAL_DEMO_FEDERATION = True
     url = reverse("demo_federation")
 
-    malformed = anonymous.get(url, {"Action": "getSigninToken", "Session": "{not json"})
-    missing = anonymous.get(url, {"Action": "getSigninToken", "Session": '{"sessionId": "a"}'})
+    malformed = anonymous.post(url, {"Action": "getSigninToken", "Session": "{not json"})
+    missing = anonymous.post(url, {"Action": "getSigninToken", "Session": '{"sessionId": "a"}'})
+    nested = anonymous.post(url, {"Action": "getSigninToken", "Session": "[" * 10_000})
     unknown = anonymous.get(url, {"Action": "delete"})
 
-    assert malformed.status_code == missing.status_code == unknown.status_code == 400
+    assert malformed.status_code == missing.status_code == nested.status_code == 400
+    assert unknown.status_code == 400
     assert "sessionKey" in malformed.json()["error"]
+    assert "sessionKey" in nested.json()["error"]
+
+
+def test_the_demo_federation_endpoint_takes_credentials_only_in_a_post_body(
+    anonymous: Client, settings: Any
+) -> None:
+    settings.IAMPORTAL_DEMO_FEDERATION = True
+    url = reverse("demo_federation")
+    session = json.dumps({"sessionId": "a", "sessionKey": "b", "sessionToken": "c"})
+
+    in_query = anonymous.get(url, {"Action": "getSigninToken", "Session": session})
+    in_query_of_post = anonymous.post(
+        f"{url}?Session=x", {"Action": "getSigninToken", "Session": session}
+    )
+    without_session = anonymous.get(url, {"Action": "getSigninToken"})
+
+    assert in_query.status_code == in_query_of_post.status_code == 400
+    assert in_query.json() == {"error": "The Session must not be sent in the URL."}
+    assert without_session.status_code == 405
+    assert without_session["Allow"] == "POST"
 
 
 def test_the_demo_federation_endpoint_refuses_a_forged_token(

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount
+from iamportal.parsers import BODY_MAX_BYTES
 from iamportal.services import api_token_create
 from requests_app import services
-from requests_app.apis import BODY_MAX_BYTES
 from requests_app.models import Change, PolicyRequest, RequestEvent
 from requests_app.revision import revision_of_request
 from tests.requests_app.conftest import account_create, admin_iam, role_in

@@ -268,7 +268,7 @@ def test_reviewers_read_requests_in_the_admin_with_the_payload_pretty_printed(
     assert request_page.status_code == 200
     admin_page = request_page.content.decode()
     assert "Add inline policy events on role" in admin_page
-    assert "background:#e6ffec" in admin_page  # the diff the reviewer approves
+    assert '<span class="diff-add">' in admin_page  # the diff the reviewer approves
     for name in ("policyrequest", "change", "requestevent", "comment"):
         assert client.get(reverse(f"admin:requests_app_{name}_changelist")).status_code == 200
         assert client.get(reverse(f"admin:requests_app_{name}_add")).status_code == 403
