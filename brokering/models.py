@@ -98,6 +98,20 @@ class CredentialIssuance(models.Model):
         return f"{self.user_email} {self.kind} {self.role_arn} ({self.outcome})"
 
 
+class CredentialRateWindow(models.Model):
+    """One user's credential count in the current minute. Taking a slot is one
+    conditional UPDATE, so concurrent requests of a user never exceed the limit."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True
+    )
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.count} since {self.window_start:%H:%M:%S}"
+
+
 def _challenge_token() -> str:
     return secrets.token_urlsafe(32)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -16,12 +17,13 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.fetch import describe_error
 from accounts.models import IamRole
 from brokering import eligibility
-from brokering.models import AccessRule, CredentialIssuance
+from brokering.models import AccessRule, CredentialIssuance, CredentialRateWindow
 from iamportal import aws
 
 log = logging.getLogger(__name__)
@@ -164,16 +166,36 @@ def _audit_room(user: User) -> bool:
     return written.count() < 4 * settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT
 
 
+RATE_WINDOW = timedelta(minutes=1)
+
+
+def _rate_slot_take(user: User) -> int:
+    """Take one of the user's credential slots for this minute; 0 when taken,
+    otherwise the seconds until the next window opens. Each step is one
+    conditional UPDATE, so of many concurrent requests exactly the limit succeed."""
+    now = timezone.now()
+    CredentialRateWindow.objects.get_or_create(
+        user=user, defaults={"window_start": now, "count": 0}
+    )
+    # A lapsed window starts over; of racing requests only one resets it.
+    CredentialRateWindow.objects.filter(user=user, window_start__lte=now - RATE_WINDOW).update(
+        window_start=now, count=0
+    )
+    taken = CredentialRateWindow.objects.filter(
+        user=user, count__lt=settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT
+    ).update(count=F("count") + 1)
+    if taken:
+        return 0
+    start = CredentialRateWindow.objects.values_list("window_start", flat=True).get(user=user)
+    wait = math.ceil((start + RATE_WINDOW - now).total_seconds())
+    return min(max(wait, 1), int(RATE_WINDOW.total_seconds()))
+
+
 def _check_rate(*, user: User, role_arn: str, kind: str, source_ip: str | None, agent: str) -> None:
-    window_start = timezone.now() - timedelta(minutes=1)
-    recent = CredentialIssuance.objects.filter(
-        user=user,
-        requested_at__gte=window_start,
-        outcome__in=[CredentialIssuance.Outcome.ISSUED, CredentialIssuance.Outcome.FAILED],
-    ).count()
-    if recent >= settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT:
-        if not _audit_room(user):
-            raise RateLimited(retry_after=60)
+    retry_after = _rate_slot_take(user)
+    if not retry_after:
+        return
+    if _audit_room(user):
         _audit(
             user=user,
             role_arn=role_arn,
@@ -183,7 +205,7 @@ def _check_rate(*, user: User, role_arn: str, kind: str, source_ip: str | None, 
             user_agent=agent,
             error="rate limit",
         )
-        raise RateLimited(retry_after=60)
+    raise RateLimited(retry_after=retry_after)
 
 
 def credentials_issue(
