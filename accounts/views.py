@@ -10,33 +10,20 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh
-from django_htmx.middleware import HtmxDetails
 
 from accounts import selectors, services
 from accounts.forms import ResourceSearchForm, RoleSearchForm
 from accounts.models import IamRole
 from brokering import selectors as brokering_selectors
+from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
 
 PAGE_SIZE = 50
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
-def _region_only(request: HtmxHttpRequest) -> bool:
-    # On "back", htmx may ask for a page it has not cached; that needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _template(request: HtmxHttpRequest, name: str, region: str) -> str:
-    return f"{name}#{region}" if _region_only(request) else name
 
 
 def _pretty(document: Any) -> str:
@@ -67,7 +54,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "totals": selectors.inventory_totals(accounts),
         "can_manage_accounts": can_manage_accounts(request.user),
     }
-    return render(request, _template(request, "accounts/dashboard.html", "accounts"), context)
+    return render(request, template_for(request, "accounts/dashboard.html", "accounts"), context)
 
 
 @login_required
@@ -89,7 +76,7 @@ def account_detail(request: HtmxHttpRequest, account_id: str) -> HttpResponse:
         "unreadable": selectors.account_unreadable_resources(account=account),
         "can_sync": can_sync_accounts(request.user),
     }
-    return render(request, _template(request, "accounts/account_detail.html", "runs"), context)
+    return render(request, template_for(request, "accounts/account_detail.html", "runs"), context)
 
 
 @login_required
@@ -118,7 +105,7 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
         "match_limit": selectors.SEARCH_MATCH_LIMIT,
         "protected_ids": selectors.protected_role_ids(page.object_list) if page else set(),
     }
-    return render(request, _template(request, "accounts/role_list.html", "results"), context)
+    return render(request, template_for(request, "accounts/role_list.html", "results"), context)
 
 
 @login_required
@@ -130,7 +117,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
             user=request.user, account_id=account_id, role_name=role_name
         )
     except Http404:
-        if _region_only(request):
+        if region_only(request):
             # A refresh found the role deleted in AWS: reload, so the poll ends on "not found".
             return HttpResponseClientRefresh()
         raise
@@ -145,7 +132,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         "protected": selectors.role_protected(role.arn),
         **_role_access(request.user, role),
     }
-    return render(request, _template(request, "accounts/role_detail.html", "detail"), context)
+    return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
 
 
 @login_required
@@ -171,7 +158,7 @@ def resource_list(request: HtmxHttpRequest) -> HttpResponse:
         )
         page = Paginator(resources, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"form": form, "page": page}
-    return render(request, _template(request, "accounts/resource_list.html", "results"), context)
+    return render(request, template_for(request, "accounts/resource_list.html", "results"), context)
 
 
 @login_required

@@ -11,19 +11,18 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
 from accounts.models import IamRole
 from brokering import selectors, services
 from brokering.forms import REDIRECT_MAX_LENGTH, ConsoleSignInForm, MyRolesSearchForm
 from brokering.models import CredentialIssuance
 from brokering.selectors import EligibleRole
+from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.net import client_ip
 
 # How many recently used roles head the list.
@@ -31,20 +30,6 @@ RECENT_LIMIT = 5
 # No role ARN is longer.
 REQUESTED_MAX_LENGTH = 2048
 CONSOLE = CredentialIssuance.Kind.CONSOLE
-
-
-class AuthenticatedRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
-
-
-def _region_only(request: AuthenticatedRequest) -> bool:
-    # On "back", htmx may ask for a page it has not cached; that needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _template(request: AuthenticatedRequest, name: str, region: str) -> str:
-    return f"{name}#{region}" if _region_only(request) else name
 
 
 def _client(request: HttpRequest) -> tuple[str | None, str]:
@@ -96,7 +81,7 @@ def _grouped(roles: list[EligibleRole], recent: dict[str, object]) -> list[RoleG
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def my_roles(request: AuthenticatedRequest) -> HttpResponse:
+def my_roles(request: HtmxHttpRequest) -> HttpResponse:
     form = MyRolesSearchForm(request.GET)
     roles = selectors.roles_for_user(request.user)
     valid = form.is_valid()
@@ -112,10 +97,10 @@ def my_roles(request: AuthenticatedRequest) -> HttpResponse:
         "auth_tag": settings.IAMPORTAL_AUTH_TAG,
         "auth_cli_tag": settings.IAMPORTAL_AUTH_CLI_TAG,
     }
-    return render(request, _template(request, "brokering/my_roles.html", "roles"), context)
+    return render(request, template_for(request, "brokering/my_roles.html", "roles"), context)
 
 
-def _usable_role(request: AuthenticatedRequest, role_id: int) -> tuple[IamRole, bool]:
+def _usable_role(request: HtmxHttpRequest, role_id: int) -> tuple[IamRole, bool]:
     """The role and whether it is for the command line only; 404 unless the user may use it."""
     role = selectors.role_for_user(request.user, role_id)
     if role is None:
@@ -126,16 +111,16 @@ def _usable_role(request: AuthenticatedRequest, role_id: int) -> tuple[IamRole, 
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def my_role_cli(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
+def my_role_cli(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role, cli_only = _usable_role(request, role_id)
     context = {"role": role, "cli_only": cli_only}
-    return render(request, _template(request, "brokering/role_cli.html", "snippets"), context)
+    return render(request, template_for(request, "brokering/role_cli.html", "snippets"), context)
 
 
 @login_required
 @require_POST
 @never_cache
-def my_role_credentials(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
+def my_role_credentials(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """Credentials for the shell, shown once: never cached, never stored."""
     role, cli_only = _usable_role(request, role_id)
     source_ip, agent = _client(request)
@@ -153,7 +138,7 @@ def my_role_credentials(request: AuthenticatedRequest, role_id: int) -> HttpResp
         context["error"], status, retry_after = str(exc), 429, exc.retry_after
     except services.CredentialError as exc:
         context["error"], status = f"AWS did not issue credentials: {exc}", 502
-    if _region_only(request):
+    if region_only(request):
         # htmx swaps only 2xx responses; here the message is the fragment to show.
         response = render(request, "brokering/role_cli.html#credentials", context)
     else:
@@ -176,7 +161,7 @@ def _refusal(
     return response
 
 
-def _deny(request: AuthenticatedRequest, *, requested: str, reason: str) -> None:
+def _deny(request: HtmxHttpRequest, *, requested: str, reason: str) -> None:
     source_ip, agent = _client(request)
     services.issuance_denied(
         user=request.user,
@@ -188,7 +173,7 @@ def _deny(request: AuthenticatedRequest, *, requested: str, reason: str) -> None
     )
 
 
-def _cli_only(request: AuthenticatedRequest, arn: str) -> HttpResponse:
+def _cli_only(request: HtmxHttpRequest, arn: str) -> HttpResponse:
     _deny(request, requested=arn, reason="CLI-only role")
     return _refusal(
         request,
@@ -199,9 +184,7 @@ def _cli_only(request: AuthenticatedRequest, arn: str) -> HttpResponse:
     )
 
 
-def _console_sign_in(
-    request: AuthenticatedRequest, *, role: IamRole, data: QueryDict
-) -> HttpResponse:
+def _console_sign_in(request: HtmxHttpRequest, *, role: IamRole, data: QueryDict) -> HttpResponse:
     """Check the destination, issue console credentials and send the browser to AWS."""
     form = ConsoleSignInForm(data)
     try:
@@ -244,7 +227,7 @@ def _console_sign_in(
 @login_required
 @require_POST
 @never_cache
-def role_console(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
+def role_console(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """The Console button: a POST, so a link or an image cannot start a session."""
     role = selectors.role_for_user(request.user, role_id)
     if role is None:
@@ -258,7 +241,7 @@ def role_console(request: AuthenticatedRequest, role_id: int) -> HttpResponse:
 @login_required
 @require_GET
 @never_cache
-def role_console_login(request: AuthenticatedRequest, requested: str) -> HttpResponse:
+def role_console_login(request: HtmxHttpRequest, requested: str) -> HttpResponse:
     """The page `weep console <role>` opens: resolve the role as Weep does and
     sign in on GET, because that is what the CLI opens in a browser."""
     if len(requested) > REQUESTED_MAX_LENGTH:

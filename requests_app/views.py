@@ -23,11 +23,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -35,7 +34,6 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
 from accounts.selectors import (
@@ -47,6 +45,7 @@ from accounts.selectors import (
     spoke_role_names,
 )
 from brokering.selectors import eligible_role_ids
+from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.parsers import JSON_MAX_DEPTH, json_load_bounded, json_nesting_depth
 from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
@@ -97,22 +96,6 @@ MAX_DRAFTS = 5
 MAX_PERMISSIONS = 20
 DRAFT_MAX_CHARS = 120_000
 EMPTY_POLICY = {"Version": "2012-10-17", "Statement": []}
-
-
-class HtmxHttpRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
-
-
-def _region_only(request: HtmxHttpRequest) -> bool:
-    # A boosted link or form wants the whole page, and so does a "back" htmx
-    # has not cached.
-    htmx = request.htmx
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
-
-
-def _template(request: HtmxHttpRequest, name: str, region: str) -> str:
-    return f"{name}#{region}" if _region_only(request) else name
 
 
 def _invalid_status(request: HtmxHttpRequest) -> int:
@@ -370,7 +353,9 @@ def request_new(request: HtmxHttpRequest) -> HttpResponse:
             for role in found[:ROLE_RESULTS]
         ]
     context = {"form": form, "choices": choices, "more": more, "own": own}
-    return render(request, _template(request, "requests_app/request_new.html", "results"), context)
+    return render(
+        request, template_for(request, "requests_app/request_new.html", "results"), context
+    )
 
 
 # --- step 2: the permissions --------------------------------------------------------
@@ -382,7 +367,7 @@ def _template_defaults(role: IamRole) -> dict[str, str]:
     return {"account_id": role.account.account_id, "region": regions[0] if regions else ""}
 
 
-def _chosen_template(value: object) -> PolicyTemplate | None:
+def _chosentemplate_for(value: object) -> PolicyTemplate | None:
     try:
         pk = int(str(value))
     except ValueError:
@@ -405,7 +390,7 @@ def _workspace(
         service = str(request.GET.get("service", ""))[:64]
         permission_form = PermissionForm(service=service, initial={"service": service})
     if template_form is None:
-        template = _chosen_template(request.GET.get("template", ""))
+        template = _chosentemplate_for(request.GET.get("template", ""))
         template_form = TemplateValuesForm(template=template, defaults=_template_defaults(role))
     spec = permission_form.spec
     typeahead = spec is not None and spec.key in RESOURCE_TYPES
@@ -418,10 +403,10 @@ def _workspace(
         "templates": PolicyTemplate.objects.filter(enabled=True),
         "typeahead": typeahead,
         "resources": _resource_options(spec.key, "") if spec is not None and typeahead else [],
-        "region_only": _region_only(request),
+        "region_only": region_only(request),
         "other_services": crud_service_list() if permission_form.is_other else [],
     }
-    name = _template(request, "requests_app/request_permissions.html", "workspace")
+    name = template_for(request, "requests_app/request_permissions.html", "workspace")
     return render(request, name, context, status=status)
 
 
@@ -476,7 +461,7 @@ def request_permission_add(request: HtmxHttpRequest, role_id: int) -> HttpRespon
 def request_template_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
-    template = _chosen_template(request.POST.get("template", ""))
+    template = _chosentemplate_for(request.POST.get("template", ""))
     form = TemplateValuesForm(request.POST, template=template, defaults=_template_defaults(role))
     if form.is_valid() and template is not None and form.document is not None:
         values = ", ".join(f"{k}={v}" for k, v in form.values().items())
@@ -671,7 +656,7 @@ def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
     draft = _draft_load(request, role)
     policy = _draft_policy(draft)
-    template = _template(request, "requests_app/request_review.html", "review")
+    template = template_for(request, "requests_app/request_review.html", "review")
     if request.method == "GET":
         name = services.default_policy_name(role)
         form = ReviewForm(initial={"policy_name": name, "expiry": ""})

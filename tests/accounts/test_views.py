@@ -410,6 +410,13 @@ def test_it_gives_a_whole_page_to_htmx_history_restores(requester: User, roles: 
     assert "<html" in response.content.decode()
 
 
+def test_it_gives_a_whole_page_to_boosted_links(requester: User, roles: None) -> None:
+    response = client_for(requester).get(
+        reverse("role_list"), {"q": "etl"}, headers={"HX-Request": "true", "HX-Boosted": "true"}
+    )
+    assert "<html" in response.content.decode()
+
+
 def test_it_works_as_a_plain_form_without_javascript(requester: User, roles: None) -> None:
     response = client_for(requester).get(reverse("role_list"), {"q": "billing"})
     html = response.content.decode()
