@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -76,6 +79,12 @@ def broker_backlog() -> int | None:
         return None
 
 
+def worker_id() -> str:
+    """Who holds a lease: host:pid names the worker for an operator; the random
+    part tells two claims by one process apart (a task redelivered to it)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 def workers_alive() -> bool:
     grace = timedelta(seconds=settings.IAMPORTAL_WORKER_HEARTBEAT_GRACE_SECONDS)
     return JobStatus.objects.filter(
@@ -109,6 +118,12 @@ def _declared_schedules() -> list[dict[str, Any]]:
             "name": "brokering.cli_challenges_prune",
             "func": "brokering.tasks.cli_challenges_prune_task",
             "schedule_type": Schedule.HOURLY,
+        },
+        {
+            "name": "requests_app.work_sweep",
+            "func": "requests_app.tasks.requests_work_sweep_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
         },
         {
             "name": "requests_app.expiry_sweep",

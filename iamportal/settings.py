@@ -282,6 +282,19 @@ IAMPORTAL_SYNC_LEASE_SECONDS = env_int("IAMPORTAL_SYNC_LEASE_SECONDS", 300, mini
 IAMPORTAL_SYNC_REQUEUE_SECONDS = env_int("IAMPORTAL_SYNC_REQUEUE_SECONDS", 300, minimum=30)
 IAMPORTAL_SYNC_MAX_ATTEMPTS = env_int("IAMPORTAL_SYNC_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 
+# --- Background work on requests (apply, expiry, email) ---------------------------
+# A worker applying or removing a request's changes renews its lease between
+# changes; a lease this old means the worker died, and another one takes over.
+IAMPORTAL_WORK_LEASE_SECONDS = env_int("IAMPORTAL_WORK_LEASE_SECONDS", 300, minimum=30)
+# The sweep hands an apply or an email no worker picked up within this long to the broker again.
+IAMPORTAL_WORK_REQUEUE_SECONDS = env_int("IAMPORTAL_WORK_REQUEUE_SECONDS", 120, minimum=30)
+# Hand-overs of one apply (or expiry) to the broker before the sweep gives up on it.
+IAMPORTAL_APPLY_MAX_ATTEMPTS = env_int("IAMPORTAL_APPLY_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+# Tries to send one email before it is marked failed in the outbox.
+IAMPORTAL_NOTIFICATION_MAX_ATTEMPTS = env_int(
+    "IAMPORTAL_NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1, maximum=50
+)
+
 # --- Credential brokering --------------------------------------------------------
 # Role tags that grant access: values are ":"-separated group names or emails.
 IAMPORTAL_AUTH_TAG = env_str("IAMPORTAL_AUTH_TAG", "iamportal-authorized")

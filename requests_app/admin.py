@@ -22,6 +22,7 @@ from requests_app.models import (
     Approval,
     Change,
     Comment,
+    Notification,
     PolicyRequest,
     PolicyTemplate,
     RequestEvent,
@@ -135,6 +136,10 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "revision_shown",
         "created_at",
         "updated_at",
+        "attempts",
+        "enqueued_at",
+        "lease_owner",
+        "lease_expires_at",
         "changes_diff",
     ]
     readonly_fields = [
@@ -145,6 +150,10 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "changes_diff",
         "created_at",
         "updated_at",
+        "attempts",
+        "enqueued_at",
+        "lease_owner",
+        "lease_expires_at",
     ]
     inlines = [ApprovalInline, CommentInline]
     actions = ["approve", "reject"]
@@ -357,4 +366,43 @@ class CommentAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Request")
     def request_link(self, obj: Comment) -> SafeString:
+        return _request_link(obj.request)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    """The outbox of emails: what was sent, what is still trying, what gave up."""
+
+    list_display = [
+        "id",
+        "request_link",
+        "kind",
+        "status",
+        "attempts",
+        "emails_sent",
+        "created_at",
+        "sent_at",
+    ]
+    list_filter = ["status", "kind"]
+    list_select_related = ["request"]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = (
+        "request_link",
+        "kind",
+        "actor",
+        "comment",
+        "status",
+        "attempts",
+        "emails_sent",
+        "last_error",
+        "enqueued_at",
+        "lease_owner",
+        "heartbeat_at",
+        "lease_expires_at",
+        "created_at",
+        "sent_at",
+    )
+
+    @admin.display(description="Request")
+    def request_link(self, obj: Notification) -> SafeString:
         return _request_link(obj.request)

@@ -91,6 +91,19 @@ class PolicyRequest(models.Model):
         editable=False,
         help_text="Hash of the changes and the expiry: what an approval is for.",
     )
+    # The lease on its background work (an apply, or an expiry): the worker
+    # holding it renews it between changes; once it has expired, the sweep
+    # re-enqueues the work and any worker may take it over (the holder died,
+    # or its task was lost).
+    lease_owner = models.CharField(max_length=200, blank=True, help_text="host:pid:claim")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its apply or expiry task was last handed over."
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times its apply or expiry task was handed to the broker."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -99,6 +112,12 @@ class PolicyRequest(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["requester", "-created_at"]),
+            # The sweep's scan for work in flight.
+            models.Index(
+                fields=["status", "enqueued_at"],
+                name="request_work_in_flight",
+                condition=models.Q(status__in=["approved", "applying", "expiring"]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -151,6 +170,9 @@ class Change(models.Model):
     note = models.CharField(max_length=500, blank=True, help_text="Why iamportal added it.")
     # What apply learned that undoing needs (e.g. the version it created).
     outcome = models.JSONField(default=dict, blank=True)
+    # The worker that claimed it to apply or undo it; only that worker records
+    # its outcome, so a worker that was taken over cannot overwrite the result.
+    claimed_by = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["request", "position", "id"]
@@ -232,3 +254,62 @@ class RequestEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.request_id} {self.kind}"
+
+
+class Notification(models.Model):
+    """The outbox: one email event about a request, written in the transaction of
+    the action it tells about and sent by a task afterwards. The sweep hands it
+    to the broker again until it is sent or has used up its attempts."""
+
+    class Kind(models.TextChoices):
+        SUBMITTED = "submitted"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        APPLIED = "applied"
+        FAILED = "failed"
+        COMMENTED = "commented"
+        EDITED = "edited"
+        EXPIRING = "expiring"
+        EXPIRED = "expired"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    request = models.ForeignKey(
+        PolicyRequest, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.ForeignKey(
+        Comment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times its task was handed to the broker."
+    )
+    lease_owner = models.CharField(max_length=200, blank=True, help_text="host:pid:claim")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    emails_sent = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["enqueued_at"],
+                name="notification_pending",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(fields=["request", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} email about #{self.request_id} ({self.status})"

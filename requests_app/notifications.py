@@ -1,9 +1,11 @@
 """Email about permission requests: who is told what, and when.
 
-Each event on a request (submitted, approved, ...) is one call to
-`request_notify`, made by a task after the action's commit, so an email never
-describes something that was rolled back. Each recipient gets their own
-message (nobody sees who else was told), all sent over one connection.
+Each event on a request (submitted, approved, ...) is one row of the outbox
+(`Notification`), written in the transaction of the action itself: an email is
+never lost when a task is, and never describes something that was rolled back.
+A task sends it after the commit with `request_notify`; the sweep hands it to
+the broker again until it is sent. Each recipient gets their own message
+(nobody sees who else was told), all sent over one connection.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from iamportal import jobs
 from requests_app.diff import policy_diff
-from requests_app.models import Approval, Comment, PolicyRequest, RequestEvent
+from requests_app.models import Approval, Comment, Notification, PolicyRequest, RequestEvent
 from requests_app.revision import revision_short
 
 log = logging.getLogger(__name__)
@@ -129,30 +133,105 @@ def request_notify(
     return sent
 
 
+def notification_queue(
+    *, kind: str, request_id: int, actor_id: int | None = None, comment_id: int | None = None
+) -> Notification | None:
+    """Put one email event in the outbox, in the caller's transaction, and hand
+    it to a worker once that commits. None when notifications are switched off
+    (turning them on later must not send a backlog of old news)."""
+    from requests_app.tasks import enqueue_notification_send
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    if not settings.IAMPORTAL_NOTIFICATIONS:
+        return None
+    notification = Notification.objects.create(
+        request_id=request_id,
+        kind=kind,
+        actor_id=actor_id,
+        comment_id=comment_id,
+        attempts=1,
+        enqueued_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: enqueue_notification_send(notification.pk))
+    return notification
+
+
+def _send_backoff(attempts: int) -> timedelta:
+    """How long a failed email waits before the sweep tries again: doubling, so
+    that the attempts span a mail server outage of a while rather than a minute."""
+    return timedelta(seconds=settings.IAMPORTAL_WORK_REQUEUE_SECONDS * 2 ** max(attempts - 1, 0))
+
+
+def notification_send(*, notification_id: int) -> int:
+    """Send one email event of the outbox; returns how many emails went out.
+
+    The row is claimed first (a lease, as for an apply): a second delivery of the
+    task, or one for an email already sent, does nothing. A failure is recorded
+    on the row and raised; the sweep hands it over again after a back-off, until
+    IAMPORTAL_NOTIFICATION_MAX_ATTEMPTS."""
+    now = timezone.now()
+    owner = jobs.worker_id()
+    lapsed = Q(lease_expires_at=None) | Q(lease_expires_at__lt=now)
+    claimed = Notification.objects.filter(
+        lapsed, pk=notification_id, status=Notification.Status.PENDING
+    ).update(
+        lease_owner=owner,
+        heartbeat_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.IAMPORTAL_WORK_LEASE_SECONDS),
+    )
+    if not claimed:
+        return 0
+    notification = Notification.objects.get(pk=notification_id)
+    try:
+        sent = request_notify(
+            request_id=notification.request_id,
+            kind=notification.kind,
+            actor_id=notification.actor_id,
+            comment_id=notification.comment_id,
+        )
+    except Exception as exc:
+        Notification.objects.filter(
+            pk=notification_id, status=Notification.Status.PENDING, lease_owner=owner
+        ).update(
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            lease_owner="",
+            lease_expires_at=timezone.now() + _send_backoff(notification.attempts),
+        )
+        raise
+    # Sent, whoever holds the row now: recording it keeps anyone from sending it again.
+    Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING).update(
+        status=Notification.Status.SENT,
+        sent_at=timezone.now(),
+        emails_sent=sent,
+        last_error="",
+        lease_owner="",
+        lease_expires_at=None,
+    )
+    return sent
+
+
 def expiry_reminders_send(*, now: datetime | None = None) -> int:
-    """Remind requesters 24 h before their temporary access expires, once per request."""
+    """Remind requesters 24 h before their temporary access expires, once per
+    request: the reminder goes into the outbox with the claim that it was made.
+    Returns how many were queued."""
     if not settings.IAMPORTAL_NOTIFICATIONS:
         return 0
     now = now or timezone.now()
-    sent = 0
+    queued = 0
     for request_id in _reminders_due(now):
-        # Claimed before sending: of two workers running the sweep, one reminds.
-        claimed = PolicyRequest.objects.filter(
-            pk=request_id,
-            status=PolicyRequest.Status.APPLIED,
-            expiry_reminded_at__isnull=True,
-        ).update(expiry_reminded_at=now)
-        if not claimed:
-            continue
-        try:
-            sent += request_notify(request_id=request_id, kind="expiring")
-        except Exception:
-            # The mail server failed: release the claim so the next sweep tries again.
-            PolicyRequest.objects.filter(pk=request_id, expiry_reminded_at=now).update(
-                expiry_reminded_at=None
-            )
-            raise
-    return sent
+        with transaction.atomic():
+            # Claimed: of two workers running the sweep, one reminds.
+            claimed = PolicyRequest.objects.filter(
+                pk=request_id,
+                status=PolicyRequest.Status.APPLIED,
+                expiry_reminded_at__isnull=True,
+            ).update(expiry_reminded_at=now)
+            if not claimed:
+                continue
+            notification_queue(kind="expiring", request_id=request_id)
+        queued += 1
+    return queued
 
 
 def _reminders_due(now: datetime) -> list[int]:

@@ -14,11 +14,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import IamRole
+from iamportal import jobs
+from requests_app import notifications
 from requests_app.changes import ChangeSpec
-from requests_app.models import Approval, Change, Comment, PolicyRequest, RequestEvent
+from requests_app.models import (
+    Approval,
+    Change,
+    Comment,
+    Notification,
+    PolicyRequest,
+    RequestEvent,
+)
 from requests_app.revision import revision_of_request, revision_short
 
 log = logging.getLogger(__name__)
@@ -685,22 +695,24 @@ def _self_approval(request: PolicyRequest, reviewer: User) -> bool:
 
 
 def _apply_enqueue(request_id: int) -> None:
+    """Hand the apply to the broker once the caller's transaction commits; the
+    sweep hands it over again if no worker picks it up."""
     from requests_app.tasks import enqueue_policy_request_apply
 
+    PolicyRequest.objects.filter(pk=request_id).update(enqueued_at=timezone.now(), attempts=1)
     transaction.on_commit(lambda: enqueue_policy_request_apply(request_id))
 
 
 def _notify(
     kind: str, request_id: int, *, actor: User | None = None, comment_id: int | None = None
 ) -> None:
-    """Email the people concerned, from a worker, once the action is committed."""
-    from requests_app.tasks import enqueue_request_notify
-
-    actor_id = actor.pk if actor is not None else None
-    transaction.on_commit(
-        lambda: enqueue_request_notify(
-            kind=kind, request_id=request_id, actor_id=actor_id, comment_id=comment_id
-        )
+    """Email the people concerned: recorded in the outbox with the action (in
+    the caller's transaction) and sent by a worker once that commits."""
+    notifications.notification_queue(
+        kind=kind,
+        request_id=request_id,
+        actor_id=actor.pk if actor is not None else None,
+        comment_id=comment_id,
     )
 
 
@@ -1082,7 +1094,7 @@ def _change_run(change: Change, sessions: _Sessions, *, revert: bool) -> tuple[s
         return f"Could not {'undo' if revert else 'apply'} this change: {type(exc).__name__}", {}
 
 
-def _changes_refused(changes: list[Change], sessions: _Sessions) -> str:
+def _changes_refused(changes: list[Change], sessions: _Sessions, lease: _WorkLease) -> str:
     """Check every change against iamportal's own roles as AWS has them now,
     before any is written: a refused change fails (its error recorded) and the
     request applies nothing. Returns the error, empty when all may go ahead."""
@@ -1101,7 +1113,9 @@ def _changes_refused(changes: list[Change], sessions: _Sessions) -> str:
             # Never leave the request claimed: fail it, keep the details in the log.
             log.exception("check of change %s of request #%s failed", change.pk, change.request_id)
             error = f"Could not check this change: {type(exc).__name__}"
-        _change_failed(change, error)
+        with transaction.atomic():
+            lease.renew()
+            _change_failed(change, error)
         return error
     return ""
 
@@ -1120,25 +1134,24 @@ def _roles_refresh(request: PolicyRequest, changes: list[Change]) -> None:
             log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
 
 
-def _approvals_hold(request_id: int) -> bool:
+def _approvals_hold(request_id: int, lease: _WorkLease) -> bool:
     """Whether the claimed request's approvals are all for its current revision,
     recomputed from the rows, and from enough distinct reviewers. If not, nothing
     is applied: the stale approvals are withdrawn and the request is pending
     again, the reason in its timeline. Edits withdraw approvals themselves; this
-    guards against any other way the content could have changed."""
+    guards against any other way the content could have changed. Checked at
+    every claim, a take-over's too. False also when the lease was lost."""
     with transaction.atomic():
         request = _request_get(request_id, lock=True)
+        if request.status != lease.status or request.lease_owner != lease.owner:
+            return False
         current = _revision_refresh(request_id)
         approvals = list(request.approvals.values_list("reviewer_id", "revision"))
         valid = {reviewer for reviewer, revision in approvals if revision == current}
         if len(valid) == len(approvals) and len(valid) >= request.approvals_required:
             return True
         stale = _approvals_stale_withdraw(request_id, current)
-        _status_claim(
-            request_id,
-            from_status=PolicyRequest.Status.APPLYING,
-            to_status=PolicyRequest.Status.PENDING,
-        )
+        lease.release(to_status=PolicyRequest.Status.PENDING)
         reason = _withdrawn_text(stale, current) + " " if stale else ""
         _event(
             request_id,
@@ -1158,58 +1171,188 @@ def _approvals_hold(request_id: int) -> bool:
 def policy_request_apply(*, request_id: int) -> PolicyRequest:
     """Apply an approved request in AWS through the spoke role of each change's account.
 
-    The request is claimed first (approved -> applying), so a second delivery of
-    the task, or a second approval, finds nothing to do. Then its approvals are
-    checked against its content (see _approvals_hold). Changes are applied in
-    order and each records its own outcome; an applied change is never applied
-    again. The first failure stops the apply and fails the request.
+    The request is claimed first (approved -> applying, with a lease), so a
+    second delivery of the task, or a second approval, finds nothing to do while
+    the lease is alive. Once it has expired (the worker died, or its task was
+    lost), a redelivered or re-enqueued task takes the apply over. Then the
+    approvals are checked against the content (see _approvals_hold). Changes are
+    applied in order, each claimed by the lease holder and recording its own
+    outcome; an applied change is skipped, so a take-over never applies twice.
+    The lease is renewed between changes; a worker that lost it stops without
+    writing further. The first failure stops the apply and fails the request.
     """
-    if not _status_claim(
+    claim = _work_claim(
         request_id,
-        from_status=PolicyRequest.Status.APPROVED,
+        from_statuses=(PolicyRequest.Status.APPROVED,),
         to_status=PolicyRequest.Status.APPLYING,
-    ):
+    )
+    if claim is None:
         return _request_get(request_id)
-    if not _approvals_hold(request_id):
+    lease, previous = claim
+    if not _approvals_hold(request_id, lease):
         return _request_get(request_id)
-    _event(request_id, RequestEvent.Kind.APPLYING, actor=None)
-    request = _request_get(request_id)
-    pending = list(request.changes.filter(status__in=[Change.Status.PENDING, Change.Status.FAILED]))
-    sessions = _Sessions()
-    applied: list[int] = []
-    error = _changes_refused(pending, sessions)
-    for change in pending:
-        if error:
-            break
-        error, outcome = _change_run(change, sessions, revert=False)
-        if error:
-            _change_failed(change, error)
-            break
-        Change.objects.filter(pk=change.pk).update(
-            status=Change.Status.APPLIED, error="", applied_at=timezone.now(), outcome=outcome
-        )
-        # Still alive: the recovery sweep releases only claims left untouched.
-        PolicyRequest.objects.filter(pk=request_id).update(updated_at=timezone.now())
-        applied.append(change.pk)
-    outcome_status = PolicyRequest.Status.FAILED if error else PolicyRequest.Status.APPLIED
-    with transaction.atomic():
-        _status_claim(
-            request_id, from_status=PolicyRequest.Status.APPLYING, to_status=outcome_status
-        )
+    if previous:
         _event(
             request_id,
-            RequestEvent.Kind.FAILED if error else RequestEvent.Kind.APPLIED,
+            RequestEvent.Kind.RECOVERED,
             actor=None,
-            message=error,
-            data={"applied_changes": applied},
+            message=f"Taken over from the worker {previous}, which stopped: changes it had "
+            "applied are skipped, the others applied now.",
+            data={"worker": previous},
         )
-        if not error and request.extends_id is not None:
-            _extension_hand_over(request)
-        _notify("failed" if error else "applied", request_id)
-    if applied:
-        _roles_refresh(request, [c for c in pending if c.pk in applied])
+    else:
+        _event(request_id, RequestEvent.Kind.APPLYING, actor=None)
+    request = _request_get(request_id)
+    pending = list(request.changes.filter(status__in=APPLICABLE))
+    sessions = _Sessions()
+    applied: list[int] = []
+    try:
+        error = _changes_refused(pending, sessions, lease)
+        for change in pending:
+            if error:
+                break
+            if not lease.change_claim(change.pk, statuses=APPLICABLE):
+                continue  # applied by the worker this one took over from
+            error, outcome = _change_run(change, sessions, revert=False)
+            if error:
+                lease.change_record(change.pk, status=Change.Status.FAILED, error=error[:5000])
+                break
+            lease.change_record(
+                change.pk,
+                status=Change.Status.APPLIED,
+                error="",
+                applied_at=timezone.now(),
+                outcome=outcome,
+            )
+            applied.append(change.pk)
+        outcome_status = PolicyRequest.Status.FAILED if error else PolicyRequest.Status.APPLIED
+        with transaction.atomic():
+            lease.release(to_status=outcome_status)
+            _event(
+                request_id,
+                RequestEvent.Kind.FAILED if error else RequestEvent.Kind.APPLIED,
+                actor=None,
+                message=error,
+                data={"applied_changes": applied},
+            )
+            if not error and request.extends_id is not None:
+                _extension_hand_over(request)
+            _notify("failed" if error else "applied", request_id)
+    except WorkLeaseLost as exc:
+        log.warning("%s; stopping", exc)
+        return _request_get(request_id)
+    if applied or previous:
+        _roles_refresh(request, list(request.changes.filter(status=Change.Status.APPLIED)))
     request.refresh_from_db()
     return request
+
+
+# --- leases on background work ----------------------------------------------------------
+
+# Changes an apply still has to make; a retry sends failed ones back as well.
+APPLICABLE = (Change.Status.PENDING, Change.Status.FAILED)
+
+
+class WorkLeaseLost(Exception):
+    """Another worker took the request's work over (this one's lease had
+    expired): this one must stop without writing anything more."""
+
+
+def _lease_duration() -> timedelta:
+    return timedelta(seconds=settings.IAMPORTAL_WORK_LEASE_SECONDS)
+
+
+def _lapsed(now: datetime) -> Q:
+    return Q(lease_expires_at__lt=now) | Q(lease_expires_at=None)
+
+
+@dataclass
+class _WorkLease:
+    """A worker's hold on a request's apply or expiry: renewed between changes,
+    and every write the worker makes is conditional on still holding it."""
+
+    request_id: int
+    owner: str
+    status: PolicyRequest.Status
+
+    def _held(self) -> Any:
+        return PolicyRequest.objects.filter(
+            pk=self.request_id, status=self.status, lease_owner=self.owner
+        )
+
+    def renew(self) -> None:
+        now = timezone.now()
+        if not self._held().update(heartbeat_at=now, lease_expires_at=now + _lease_duration()):
+            raise WorkLeaseLost(f"request #{self.request_id} is no longer held by {self.owner}")
+
+    def change_claim(self, change_id: int, *, statuses: tuple[str, ...]) -> bool:
+        """Claim one change to run. Inside the renewal's row lock: only the lease
+        holder claims, so two workers never run a change at once. False when the
+        change is no longer in `statuses` (done by an earlier holder): skip it."""
+        with transaction.atomic():
+            self.renew()
+            return bool(
+                Change.objects.filter(pk=change_id, status__in=statuses).update(
+                    claimed_by=self.owner
+                )
+            )
+
+    def change_record(self, change_id: int, **fields: Any) -> None:
+        """Record the outcome of a change this worker ran, unless a worker that
+        took over has claimed it since (then that one records it)."""
+        if not Change.objects.filter(pk=change_id, claimed_by=self.owner).update(**fields):
+            raise WorkLeaseLost(f"change {change_id} is no longer held by {self.owner}")
+
+    def release(self, *, to_status: PolicyRequest.Status, **fields: Any) -> None:
+        """The final status write, only while still holding the lease."""
+        released = self._held().update(
+            status=to_status,
+            lease_owner="",
+            heartbeat_at=None,
+            lease_expires_at=None,
+            updated_at=timezone.now(),
+            **fields,
+        )
+        if not released:
+            raise WorkLeaseLost(f"request #{self.request_id} is no longer held by {self.owner}")
+
+
+def _work_claim(
+    request_id: int,
+    *,
+    from_statuses: tuple[PolicyRequest.Status, ...],
+    to_status: PolicyRequest.Status,
+    **fresh: Any,
+) -> tuple[_WorkLease, str] | None:
+    """Claim a request's work in one conditional UPDATE: from one of
+    `from_statuses` (`fresh` fields are set too), or already in `to_status`
+    under an expired lease (its worker died: this one takes over). Returns the
+    lease and the worker taken over from (empty for a fresh claim); None when
+    there is nothing to do or another worker holds it."""
+    now = timezone.now()
+    owner = jobs.worker_id()
+    row = PolicyRequest.objects.filter(pk=request_id).values("status", "lease_owner").first()
+    if row is None:
+        return None
+    lease = {
+        "status": to_status,
+        "lease_owner": owner,
+        "heartbeat_at": now,
+        "lease_expires_at": now + _lease_duration(),
+        "updated_at": now,
+    }
+    rows = PolicyRequest.objects.filter(pk=request_id, status=row["status"])
+    if row["status"] in from_statuses:
+        claimed = rows.update(**lease, **fresh)
+        previous = ""
+    elif row["status"] == to_status:
+        claimed = rows.filter(_lapsed(now), lease_owner=row["lease_owner"]).update(**lease)
+        previous = row["lease_owner"] or "unknown"
+    else:
+        return None
+    if not claimed:
+        return None
+    return _WorkLease(request_id=request_id, owner=owner, status=to_status), previous
 
 
 # --- temporary access -----------------------------------------------------------------
@@ -1298,45 +1441,65 @@ def policy_request_extend(
 EXPIRABLE = (PolicyRequest.Status.APPLIED, PolicyRequest.Status.FAILED)
 
 
+def _status_after_expiry_failure(request_id: int) -> PolicyRequest.Status:
+    """Where a request goes back to when its access could not be removed (yet)."""
+    failed = Change.objects.filter(request_id=request_id, status=Change.Status.FAILED).exists()
+    return PolicyRequest.Status.FAILED if failed else PolicyRequest.Status.APPLIED
+
+
 def policy_request_expire(*, request_id: int) -> PolicyRequest:
     """Take temporary access away: undo the applied changes, last first (a failed
-    request may have some). Claimed (-> expiring) so two sweeps never both undo;
-    when AWS refuses, the request goes back to where it was and the next sweep
-    tries again."""
+    request may have some). Claimed (-> expiring, with a lease, as an apply) so
+    two sweeps never both undo; a worker that died mid-way is taken over once
+    its lease expired, and reverted changes are skipped. When AWS refuses, the
+    request goes back to where it was and the next sweep tries again."""
     status = PolicyRequest.objects.filter(pk=request_id).values_list("status", flat=True).first()
-    if status not in EXPIRABLE or not _status_claim(
+    claim = _work_claim(
         request_id,
-        from_status=PolicyRequest.Status(status),
+        from_statuses=EXPIRABLE,
         to_status=PolicyRequest.Status.EXPIRING,
-    ):
+        attempts=1,
+        enqueued_at=timezone.now(),
+    )
+    if claim is None:
         return _request_get(request_id)
+    lease, previous = claim
+    back = (
+        PolicyRequest.Status(status)
+        if status in EXPIRABLE
+        else _status_after_expiry_failure(request_id)
+    )
     request = _request_get(request_id)
     applied = list(request.changes.filter(status=Change.Status.APPLIED).order_by("-position"))
     sessions = _Sessions()
     error = ""
-    for change in applied:
-        error, _ = _change_run(change, sessions, revert=True)
-        if error:
-            Change.objects.filter(pk=change.pk).update(error=f"Not removed: {error}"[:5000])
-            break
-        Change.objects.filter(pk=change.pk).update(status=Change.Status.REVERTED, error="")
-        PolicyRequest.objects.filter(pk=request_id).update(updated_at=timezone.now())
-    with transaction.atomic():
-        if error:
-            _status_claim(
-                request_id,
-                from_status=PolicyRequest.Status.EXPIRING,
-                to_status=PolicyRequest.Status(status),
-            )
-            _event(request_id, RequestEvent.Kind.EXPIRY_FAILED, actor=None, message=error)
-        else:
-            _status_claim(
-                request_id,
-                from_status=PolicyRequest.Status.EXPIRING,
-                to_status=PolicyRequest.Status.EXPIRED,
-            )
-            _event(request_id, RequestEvent.Kind.EXPIRED, actor=None)
-            _notify("expired", request_id)
+    try:
+        for change in applied:
+            if not lease.change_claim(change.pk, statuses=(Change.Status.APPLIED,)):
+                continue
+            error, _ = _change_run(change, sessions, revert=True)
+            if error:
+                lease.change_record(change.pk, error=f"Not removed: {error}"[:5000])
+                break
+            lease.change_record(change.pk, status=Change.Status.REVERTED, error="")
+        with transaction.atomic():
+            if error:
+                lease.release(to_status=back)
+                _event(request_id, RequestEvent.Kind.EXPIRY_FAILED, actor=None, message=error)
+            else:
+                lease.release(to_status=PolicyRequest.Status.EXPIRED)
+                _event(
+                    request_id,
+                    RequestEvent.Kind.EXPIRED,
+                    actor=None,
+                    message=f"Taken over from the worker {previous}, which stopped."
+                    if previous
+                    else "",
+                )
+                _notify("expired", request_id)
+    except WorkLeaseLost as exc:
+        log.warning("%s; stopping", exc)
+        return _request_get(request_id)
     _roles_refresh(request, applied)
     request.refresh_from_db()
     return request
@@ -1351,43 +1514,187 @@ def policy_requests_due_to_expire(*, now: datetime | None = None) -> list[int]:
     )
 
 
-# A worker that dies mid-apply leaves its claim; it is released once it has been
-# untouched for longer than a task may run.
-STUCK_AFTER = timedelta(seconds=int(settings.Q_CLUSTER["timeout"]) + 300)
+# --- the sweep: work whose task was lost or whose worker died ---------------------------
 
 
-def policy_requests_recover(*, now: datetime | None = None) -> int:
-    """Release requests a crashed worker left "applying" (-> failed, so a reviewer
-    retries what was not applied) or "expiring" (-> back to applied, or failed
-    if a change of it had failed, so the next sweep tries again). Returns how
-    many were released."""
-    cutoff = (now or timezone.now()) - STUCK_AFTER
-    released = 0
-    stuck = PolicyRequest.objects.filter(
-        status__in=[PolicyRequest.Status.APPLYING, PolicyRequest.Status.EXPIRING],
-        updated_at__lte=cutoff,
-    ).values_list("pk", "status")
-    for pk, status in stuck:
-        applying = status == PolicyRequest.Status.APPLYING
-        had_failed = Change.objects.filter(request_id=pk, status=Change.Status.FAILED).exists()
-        to_status = (
-            PolicyRequest.Status.FAILED if applying or had_failed else PolicyRequest.Status.APPLIED
+def requests_work_recover() -> dict[str, int]:
+    """The sweep (every minute): hand work no worker is doing to the broker again.
+
+    - applying or expiring under an expired lease: its worker died, so its task
+      is gone: re-enqueued at once, once per expiry (the task takes it over);
+    - approved (or re-enqueued and still not picked up) for longer than
+      IAMPORTAL_WORK_REQUEUE_SECONDS while the broker holds nothing else (with a
+      backlog, its task may simply be waiting its turn);
+    - after IAMPORTAL_APPLY_MAX_ATTEMPTS hand-overs, it gives up: an apply fails
+      (a reviewer can Retry), an expiry goes back for the next expiry sweep;
+    - emails of the outbox likewise, up to IAMPORTAL_NOTIFICATION_MAX_ATTEMPTS.
+    """
+    now = timezone.now()
+    backlog = jobs.broker_backlog()
+    outcome = {"requeued": 0, "failed": 0, "returned": 0, "emails_requeued": 0, "emails_failed": 0}
+    due = _work_due(now=now, backlog=backlog)
+    for pk in PolicyRequest.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:1000]:
+        result = _request_work_recover(request_id=pk, due=due, now=now)
+        if result:
+            outcome[result] += 1
+    due = _emails_due(now=now, backlog=backlog)
+    for pk in Notification.objects.filter(due).order_by("pk").values_list("pk", flat=True)[:1000]:
+        result = _notification_recover(notification_id=pk, due=due, now=now)
+        if result:
+            outcome[result] += 1
+    return outcome
+
+
+def _requeue_due(*, now: datetime, backlog: int | None, waiting: Q, running: Q, since: str) -> Q:
+    """Rows whose task must be handed over again: `running` ones whose lease
+    expired since their last hand-over (at once), and, while the broker has no
+    backlog, `waiting` or lapsed ones handed over longer ago than the requeue
+    delay (rows from before hand-overs were recorded: `since` stands in)."""
+    requeue = now - timedelta(seconds=settings.IAMPORTAL_WORK_REQUEUE_SECONDS)
+    lapsed = running & (
+        Q(lease_expires_at__lt=now)
+        # Claimed before leases existed: judged by the last change of the row.
+        | Q(lease_expires_at=None, **{f"{since}__lt": now - _lease_duration()})
+    )
+    never_requeued = Q(enqueued_at=None) | Q(enqueued_at__lt=F("lease_expires_at"))
+    due = lapsed & never_requeued
+    if backlog == 0:
+        stale = Q(enqueued_at__lt=requeue) | Q(enqueued_at=None, **{f"{since}__lt": requeue})
+        due |= (waiting | lapsed) & stale
+    return due
+
+
+def _work_due(*, now: datetime, backlog: int | None) -> Q:
+    return _requeue_due(
+        now=now,
+        backlog=backlog,
+        waiting=Q(status=PolicyRequest.Status.APPROVED) & _lapsed(now),
+        running=Q(status__in=[PolicyRequest.Status.APPLYING, PolicyRequest.Status.EXPIRING]),
+        since="updated_at",
+    )
+
+
+def _emails_due(*, now: datetime, backlog: int | None) -> Q:
+    pending = Q(status=Notification.Status.PENDING)
+    return _requeue_due(
+        now=now,
+        backlog=backlog,
+        waiting=pending & Q(lease_expires_at=None),
+        running=pending & Q(lease_expires_at__isnull=False),
+        since="created_at",
+    )
+
+
+def _request_work_recover(*, request_id: int, due: Q, now: datetime) -> str | None:
+    from requests_app.tasks import enqueue_policy_request_apply, enqueue_policy_request_expire
+
+    with transaction.atomic():
+        # skip_locked: a request being claimed or written right now is not lost.
+        request = (
+            PolicyRequest.objects.select_for_update(skip_locked=True)
+            .filter(due, pk=request_id)
+            .only("pk", "status", "attempts", "lease_owner")
+            .first()
         )
-        with transaction.atomic():
-            if not _status_claim(pk, from_status=PolicyRequest.Status(status), to_status=to_status):
-                continue
-            message = (
-                "The worker applying this request stopped. Changes it had not marked as "
-                "applied can be applied again with Retry; applying a change twice is harmless."
-                if applying
-                else "The worker removing this access stopped; the next sweep tries again."
+        if request is None:
+            return None
+        expiring = request.status == PolicyRequest.Status.EXPIRING
+        if request.attempts >= settings.IAMPORTAL_APPLY_MAX_ATTEMPTS:
+            if expiring:
+                _expiry_give_up(request, now=now)
+                return "returned"
+            _apply_give_up(request, now=now)
+            return "failed"
+        PolicyRequest.objects.filter(pk=request_id).update(
+            attempts=F("attempts") + 1, enqueued_at=now
+        )
+        enqueue = enqueue_policy_request_expire if expiring else enqueue_policy_request_apply
+        transaction.on_commit(lambda: enqueue(request_id))
+    log.info(
+        "request #%s handed to the broker again (attempt %s)", request_id, request.attempts + 1
+    )
+    return "requeued"
+
+
+def _give_up_cause(request: PolicyRequest, doing: str) -> str:
+    if request.status == PolicyRequest.Status.APPROVED:
+        return (
+            f"no worker started it within {settings.IAMPORTAL_WORK_REQUEUE_SECONDS} s "
+            "(is a qcluster running?)"
+        )
+    return f"the worker {doing} ({request.lease_owner or 'unknown'}) stopped without finishing"
+
+
+def _apply_give_up(request: PolicyRequest, *, now: datetime) -> None:
+    """Fail an apply no worker could finish, for a reviewer to retry."""
+    cause = _give_up_cause(request, "applying it")
+    message = (
+        f"Gave up after {request.attempts} attempts: {cause}. Changes not marked as applied "
+        "can be applied again with Retry; applying a change twice is harmless."
+    )
+    PolicyRequest.objects.filter(pk=request.pk, status=request.status).update(
+        status=PolicyRequest.Status.FAILED,
+        lease_owner="",
+        heartbeat_at=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    Change.objects.filter(request_id=request.pk, status=Change.Status.PENDING).update(
+        status=Change.Status.FAILED, error="Not applied: the worker stopped."
+    )
+    _event(
+        request.pk,
+        RequestEvent.Kind.FAILED,
+        actor=None,
+        message=message,
+        data={"attempts": request.attempts, "worker": request.lease_owner},
+    )
+    _notify("failed", request.pk)
+    log.warning("request #%s: %s", request.pk, message)
+
+
+def _expiry_give_up(request: PolicyRequest, *, now: datetime) -> None:
+    """Send an expiry no worker could finish back, for the next expiry sweep."""
+    cause = _give_up_cause(request, "removing this access")
+    message = f"Gave up after {request.attempts} attempts: {cause}; the next sweep tries again."
+    PolicyRequest.objects.filter(pk=request.pk, status=request.status).update(
+        status=_status_after_expiry_failure(request.pk),
+        lease_owner="",
+        heartbeat_at=None,
+        lease_expires_at=None,
+        attempts=0,
+        updated_at=now,
+    )
+    _event(request.pk, RequestEvent.Kind.RECOVERED, actor=None, message=message)
+    log.warning("request #%s: %s", request.pk, message)
+
+
+def _notification_recover(*, notification_id: int, due: Q, now: datetime) -> str | None:
+    from requests_app.tasks import enqueue_notification_send
+
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(due, pk=notification_id)
+            .only("pk", "attempts", "last_error", "lease_owner", "lease_expires_at")
+            .first()
+        )
+        if notification is None:
+            return None
+        if notification.attempts >= settings.IAMPORTAL_NOTIFICATION_MAX_ATTEMPTS:
+            cause = notification.last_error or "no worker sent it"
+            Notification.objects.filter(pk=notification_id).update(
+                status=Notification.Status.FAILED,
+                last_error=f"Gave up after {notification.attempts} attempts: {cause}"[:2000],
+                lease_owner="",
+                lease_expires_at=None,
             )
-            if applying:
-                Change.objects.filter(request_id=pk, status=Change.Status.PENDING).update(
-                    status=Change.Status.FAILED, error="Not applied: the worker stopped."
-                )
-            _event(pk, RequestEvent.Kind.RECOVERED, actor=None, message=message)
-            if applying:
-                _notify("failed", pk)
-        released += 1
-    return released
+            log.warning(
+                "email %s: gave up after %s attempts", notification_id, notification.attempts
+            )
+            return "emails_failed"
+        Notification.objects.filter(pk=notification_id).update(
+            attempts=F("attempts") + 1, enqueued_at=now
+        )
+        transaction.on_commit(lambda: enqueue_notification_send(notification_id))
+    return "emails_requeued"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django_q.tasks import async_task
 
 from iamportal import jobs
@@ -17,33 +19,45 @@ def policy_request_apply_task(request_id: int) -> None:
     services.policy_request_apply(request_id=request_id)
 
 
-def enqueue_request_notify(
-    *, kind: str, request_id: int, actor_id: int | None, comment_id: int | None
-) -> None:
-    async_task(
-        "requests_app.tasks.request_notify_task",
-        kind,
-        request_id,
-        actor_id,
-        comment_id,
-        group="notify",
-    )
+def enqueue_policy_request_expire(request_id: int) -> None:
+    async_task("requests_app.tasks.policy_request_expire_task", request_id, group="expire")
+
+
+@jobs.tracked("requests_app.expire")
+def policy_request_expire_task(request_id: int) -> None:
+    services.policy_request_expire(request_id=request_id)
+
+
+def enqueue_notification_send(notification_id: int) -> None:
+    async_task("requests_app.tasks.notification_send_task", notification_id, group="notify")
+
+
+@jobs.tracked("requests_app.notify")
+def notification_send_task(notification_id: int) -> int:
+    return notifications.notification_send(notification_id=notification_id)
 
 
 @jobs.tracked("requests_app.notify")
 def request_notify_task(
     kind: str, request_id: int, actor_id: int | None = None, comment_id: int | None = None
 ) -> int:
+    """Tasks queued before the outbox existed still name this entry point."""
     return notifications.request_notify(
         request_id=request_id, kind=kind, actor_id=actor_id, comment_id=comment_id
     )
 
 
+@jobs.tracked("requests_app.work_sweep")
+def requests_work_sweep_task() -> dict[str, Any]:
+    """Every minute: hand applies, expiries and emails whose task was lost, or
+    whose worker died, to the broker again."""
+    return services.requests_work_recover()
+
+
 @jobs.tracked("requests_app.expiry_sweep")
 def policy_requests_expiry_sweep_task() -> int:
-    """Every few minutes: release stuck claims, remind requesters a day before
-    their access ends, and take away access that has expired."""
-    services.policy_requests_recover()
+    """Every few minutes: remind requesters a day before their access ends, and
+    take away access that has expired."""
     notifications.expiry_reminders_send()
     due = services.policy_requests_due_to_expire()
     for request_id in due:

@@ -1,5 +1,5 @@
 """Several approvals per account, editing a pending change, temporary access
-(expiry, extension), cross-account grants, and recovery from a crashed worker."""
+(expiry, extension) and cross-account grants. (A crashed worker: test_work_recovery.)"""
 
 from __future__ import annotations
 
@@ -395,52 +395,6 @@ def test_the_requester_cannot_edit_an_automatic_change(requester: User, role: Ia
         services.change_edit(change_id=automatic.pk, editor=requester, payload=automatic.payload)
 
 
-# --- a crashed worker -----------------------------------------------------------------
-
-
-def test_a_request_left_applying_by_a_crashed_worker_is_released_for_retry(
-    requester: User, reviewer: User, role: IamRole
-) -> None:
-    request = submitted(requester, role)
-    with TestCase.captureOnCommitCallbacks(execute=False):
-        services.policy_request_approve(
-            request_id=request.pk, reviewer=reviewer, revision=request.revision
-        )
-    # The worker claimed it and died before applying anything.
-    PolicyRequest.objects.filter(pk=request.pk).update(status=PolicyRequest.Status.APPLYING)
-    assert services.policy_requests_recover() == 0
-    PolicyRequest.objects.filter(pk=request.pk).update(
-        updated_at=timezone.now() - services.STUCK_AFTER - timedelta(seconds=1)
-    )
-    sweep()
-    request.refresh_from_db()
-    assert request.status == PolicyRequest.Status.FAILED
-    assert "worker applying this request stopped" in request.events.get(kind="recovered").message
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        services.policy_request_retry(request_id=request.pk, reviewer=reviewer)
-    request.refresh_from_db()
-    assert request.status == PolicyRequest.Status.APPLIED
-    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
-
-
-def test_a_late_task_for_a_released_request_does_nothing(
-    requester: User, reviewer: User, role: IamRole
-) -> None:
-    request = submitted(requester, role)
-    PolicyRequest.objects.filter(pk=request.pk).update(
-        status=PolicyRequest.Status.APPLYING,
-        updated_at=timezone.now() - services.STUCK_AFTER - timedelta(seconds=1),
-    )
-    assert services.policy_requests_recover() == 1
-    tasks.policy_request_apply_task(request.pk)
-    request.refresh_from_db()
-    assert request.status == PolicyRequest.Status.FAILED
-    assert "invoices-read" not in inline_names(role)
-
-
-# --- what a request may not do --------------------------------------------------------
-
-
 def test_an_extension_cannot_be_edited(requester: User, reviewer: User, role: IamRole) -> None:
     request = approve(temporary(requester, role), reviewer)
     assert request.expires_at is not None
@@ -531,22 +485,6 @@ def test_nothing_is_applied_in_a_disabled_account(
     assert request.status == PolicyRequest.Status.FAILED
     assert "disabled" in request.changes.get().error
     assert inline_names(role) == []
-
-
-def test_a_request_left_expiring_goes_back_for_the_next_sweep(
-    requester: User, reviewer: User, role: IamRole
-) -> None:
-    request = approve(temporary(requester, role), reviewer)
-    PolicyRequest.objects.filter(pk=request.pk).update(
-        status=PolicyRequest.Status.EXPIRING,
-        expires_at=timezone.now(),
-        updated_at=timezone.now() - services.STUCK_AFTER - timedelta(seconds=1),
-    )
-    sweep()
-    request.refresh_from_db()
-    assert request.status == PolicyRequest.Status.EXPIRED
-    assert "invoices-read" not in inline_names(role)
-    assert kinds(request)[-2:] == ["recovered", "expired"]
 
 
 def test_a_spoke_role_that_cannot_be_assumed_fails_the_request_until_fixed_and_retried(

@@ -164,3 +164,70 @@ def test_two_expiry_sweeps_at_once_remove_the_access_once(
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.EXPIRED
     assert kinds(request).count("expired") == 1
+
+
+def _held_by_a_dead_worker(request: PolicyRequest) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    PolicyRequest.objects.filter(pk=request.pk).update(
+        status=PolicyRequest.Status.APPLYING,
+        enqueued_at=now - timedelta(minutes=11),
+        lease_owner="worker-1:4242:0badcafe",
+        lease_expires_at=now - timedelta(seconds=1),
+    )
+
+
+def _approved(requester: User, role: IamRole) -> PolicyRequest:
+    request = submitted(requester, role)
+    (approver,) = reviewers(1)
+    Approval.objects.create(request=request, reviewer=approver, revision=request.revision)
+    return request
+
+
+def test_two_tasks_taking_over_a_lapsed_lease_at_once_apply_once(
+    requester: User, role: IamRole
+) -> None:
+    request = _approved(requester, role)
+    _held_by_a_dead_worker(request)
+    results = race(
+        lambda: tasks.policy_request_apply_task(request.pk),
+        lambda: tasks.policy_request_apply_task(request.pk),
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert kinds(request).count("recovered") == 1
+    assert kinds(request).count("applied") == 1
+    assert policy_in_aws(role, "invoices-read") == READ_INVOICES
+
+
+def test_two_sweeps_at_once_hand_a_lost_apply_over_once(requester: User, role: IamRole) -> None:
+    request = _approved(requester, role)
+    _held_by_a_dead_worker(request)
+    results = race(tasks.requests_work_sweep_task, tasks.requests_work_sweep_task)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sum(r["requeued"] for r in results) == 1, results
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert request.attempts == 1
+    assert kinds(request).count("applied") == 1
+
+
+def test_an_email_delivered_twice_at_once_is_sent_once(requester: User, role: IamRole) -> None:
+    from django.core import mail
+
+    from requests_app.models import Notification
+
+    request = submitted(requester, role)
+    notification = Notification.objects.create(request=request, kind="applied", attempts=1)
+    mail.outbox.clear()
+    results = race(
+        lambda: tasks.notification_send_task(notification.pk),
+        lambda: tasks.notification_send_task(notification.pk),
+    )
+    assert sorted(results) == [0, 1], results
+    assert Notification.objects.get(pk=notification.pk).status == Notification.Status.SENT
+    assert len(mail.outbox) == 1

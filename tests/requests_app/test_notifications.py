@@ -13,12 +13,13 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+from django.test import TestCase
 from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
-from requests_app import notifications
-from requests_app.models import Approval, Change, Comment, PolicyRequest, RequestEvent
-from requests_app.notifications import expiry_reminders_send, request_notify, site_url
+from requests_app import notifications, tasks
+from requests_app.models import Approval, Change, Comment, Notification, PolicyRequest, RequestEvent
+from requests_app.notifications import request_notify, site_url
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -597,6 +598,12 @@ def test_a_mail_server_failure_propagates(
 NOW = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 
 
+def expiry_reminders_send(*, now: datetime) -> int:
+    """Queue the reminders due at `now` and send them as the workers would."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return notifications.expiry_reminders_send(now=now)
+
+
 def test_it_reminds_once_a_day_before_temporary_access_ends(
     requester: User, reviewer: User, role: Any
 ) -> None:
@@ -657,7 +664,7 @@ def test_a_request_claimed_by_another_worker_is_not_reminded_again(
     assert mail.outbox == []
 
 
-def test_a_failed_reminder_is_released_for_the_next_sweep(
+def test_a_failed_reminder_stays_in_the_outbox_for_the_sweep(
     settings: Any, requester: User, role: Any
 ) -> None:
     request = policy_request(requester, role, status="applied", expires_at=NOW + timedelta(hours=3))
@@ -666,10 +673,23 @@ def test_a_failed_reminder_is_released_for_the_next_sweep(
     with pytest.raises(smtplib.SMTPServerDisconnected):
         expiry_reminders_send(now=NOW)
     request.refresh_from_db()
-    assert request.expiry_reminded_at is None
+    assert request.expiry_reminded_at == NOW
+    reminder = Notification.objects.get(request=request, kind="expiring")
+    assert reminder.status == Notification.Status.PENDING
+    assert "SMTPServerDisconnected" in reminder.last_error
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    assert expiry_reminders_send(now=NOW) == 1
+    assert expiry_reminders_send(now=NOW) == 0  # reminded once: the outbox retries it
+    # The back-off has passed.
+    Notification.objects.filter(pk=reminder.pk).update(
+        enqueued_at=timezone.now() - timedelta(minutes=10),
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        tasks.requests_work_sweep_task()
+    reminder.refresh_from_db()
+    assert reminder.status == Notification.Status.SENT
+    assert "ends soon" in only_message().body
 
 
 def test_reminders_respect_the_switch(settings: Any, requester: User, role: Any) -> None:
