@@ -351,7 +351,7 @@ class Bench:
         notes = [
             f"{run.account.name}: {run.status}"
             + (f" after {run.duration_seconds:.1f} s" if run.duration_seconds else "")
-            + (f": {run.error[:150]}" if run.error else "")
+            + (f": {run.error[:200]}" if run.error else "")
             for run in failed[:limit]
         ]
         if len(failed) > limit:
@@ -651,6 +651,12 @@ class Bench:
             f"{', '.join(f'{n} {s}' for s, n in sorted(change_statuses.items()))}; inline policies "
             f"written in AWS: {len(puts)} of {len(request_ids) * APPLY_POLICIES}",
         ]
+        marked = change_statuses[Change.Status.APPLIED]
+        if len(puts) > marked:
+            notes.append(
+                f"{len(puts) - marked} written in AWS but not marked applied: in flight when the "
+                "workers died, they reached AWS anyway; applying them again writes them twice"
+            )
         if recover_error:
             notes.append(recover_error)
         if not applied:
@@ -724,6 +730,8 @@ def main() -> None:
 
     from bench.faultproxy import FaultProxy
 
+    # Also SIGINT: a shell that starts the script in the background ignores it otherwise.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     database_recreate(args.database_url)
     moto_port = _free_port()
