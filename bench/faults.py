@@ -638,9 +638,8 @@ class Bench:
             )
         else:
             how = (
-                "none in this version: a claim left 'applying' is released (as failed) only "
-                "after Q_TIMEOUT + 300 s, and the broker redelivers a task only after Q_TIMEOUT "
-                "+ 300 s"
+                "none in this version: a request left 'applying' is released only after "
+                "Q_TIMEOUT + 300 s, as failed, for a reviewer to retry"
             )
         notes = [
             f"{len(request_ids)} requests x {APPLY_POLICIES} inline policies; killed with "
@@ -691,6 +690,8 @@ def summary(results: list[Result]) -> None:
     duplicates = sum(r.duplicates for r in results)
     print(f"rows lost: {lost} (target 0: {'met' if lost == 0 else 'MISSED'})")
     print(f"duplicate applies: {duplicates} (target 0: {'met' if duplicates == 0 else 'MISSED'})")
+    stuck = [str(number) for number, r in enumerate(results, 1) if not r.recovered]
+    print(f"not recovered: {', '.join(stuck) or 'none'}")
     print(
         "time to recover: 2 and 3, from the start until the last faulty account's sync ended; "
         "4 and 5,\nfrom the kill until every account was synced / every request applied."
