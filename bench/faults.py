@@ -269,6 +269,52 @@ def rows_lost(reference: dict[str, set[str]]) -> int:
     return sum(len(arns - now.get(account_id, set())) for account_id, arns in reference.items())
 
 
+def requests_submit(accounts: list[Any]) -> list[int]:
+    """One pending request per account, by a demo requester: APPLY_POLICIES new
+    inline policies on its role app-00."""
+    from django.contrib.auth.models import User
+
+    from accounts.models import IamRole
+    from requests_app import services
+    from requests_app.models import Change, PolicyRequest
+
+    alice = User.objects.get(username="alice")
+    request_ids: list[int] = []
+    for account in accounts:
+        role = IamRole.objects.get(account=account, name="app-00")
+        changes = [
+            {
+                "type": Change.Type.INLINE_POLICY_PUT.value,
+                "target_arn": role.arn,
+                "payload": {
+                    "policy_name": f"bench-apply-{index}",
+                    "document": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "s3:GetObject",
+                                "Resource": f"arn:aws:s3:::faults-{account.account_id}-1/"
+                                f"part-{index}/*",
+                            }
+                        ],
+                    },
+                },
+            }
+            for index in range(APPLY_POLICIES)
+        ]
+        request = services.policy_request_changes_submit(
+            requester=alice,
+            role=role,
+            changes=changes,
+            justification="Fault benchmark: applied while the workers are killed.",
+            findings_acknowledgement="A benchmark request.",
+        )
+        assert isinstance(request, PolicyRequest)
+        request_ids.append(request.pk)
+    return request_ids
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, proxy: Any, log_dir: Path) -> None:
         from accounts.models import AwsAccount
@@ -527,49 +573,15 @@ class Bench:
         from django.contrib.auth.models import User
         from django_q.models import Schedule
 
-        from accounts.models import IamRole
         from bench.faultproxy import Faults
         from requests_app import services
         from requests_app.models import Change, PolicyRequest
 
         recover_service: Callable[[], Any] | None = getattr(services, "requests_work_recover", None)
         sweep_scheduled = Schedule.objects.filter(name="requests_app.work_sweep").exists()
-        alice = User.objects.get(username="alice")
-        rita = User.objects.get(username="rita")
         targets = self.accounts[-3:]
-        request_ids: list[int] = []
-        for account in targets:
-            role = IamRole.objects.get(account=account, name="app-00")
-            changes = [
-                {
-                    "type": Change.Type.INLINE_POLICY_PUT.value,
-                    "target_arn": role.arn,
-                    "payload": {
-                        "policy_name": f"bench-apply-{index}",
-                        "document": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Action": "s3:GetObject",
-                                    "Resource": f"arn:aws:s3:::faults-{account.account_id}-1/"
-                                    f"part-{index}/*",
-                                }
-                            ],
-                        },
-                    },
-                }
-                for index in range(APPLY_POLICIES)
-            ]
-            request = services.policy_request_changes_submit(
-                requester=alice,
-                role=role,
-                changes=changes,
-                justification="Fault benchmark: applied while the workers are killed.",
-                findings_acknowledgement="A benchmark request.",
-            )
-            assert isinstance(request, PolicyRequest)
-            request_ids.append(request.pk)
+        request_ids = requests_submit(targets)
+        rita = User.objects.get(username="rita")
         # Hold every call of these accounts, so the applies are under way when killed.
         for account in targets:
             self.proxy.set_faults(account.account_id, Faults(delay=0.8))
