@@ -128,6 +128,8 @@ def environment(args: argparse.Namespace, endpoint: str) -> dict[str, str]:
         "IAMPORTAL_SYNC_DEADLINE_SECONDS": str(args.deadline),
         "IAMPORTAL_SYNC_LEASE_SECONDS": str(args.lease),
         "IAMPORTAL_SYNC_REQUEUE_SECONDS": str(args.requeue),
+        "IAMPORTAL_WORK_LEASE_SECONDS": str(args.lease),
+        "IAMPORTAL_WORK_REQUEUE_SECONDS": str(args.requeue),
         "Q_TIMEOUT": str(args.deadline * 2),
         "Q_WORKERS": str(args.workers),
         "Q_BROKER": "",
@@ -725,8 +727,10 @@ def main() -> None:
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     parser.add_argument("--workers", type=int, default=4, help="qcluster workers (default 4)")
     parser.add_argument("--deadline", type=int, default=30, help="sync deadline, s (min 30)")
-    parser.add_argument("--lease", type=int, default=30, help="sync lease, s (min 30)")
-    parser.add_argument("--requeue", type=int, default=30, help="sync requeue delay, s (min 30)")
+    parser.add_argument("--lease", type=int, default=30, help="sync and apply lease, s (min 30)")
+    parser.add_argument(
+        "--requeue", type=int, default=30, help="sync and apply requeue delay, s (min 30)"
+    )
     parser.add_argument("--sync-timeout", type=int, default=120, help="wait for a sync, s")
     parser.add_argument("--recover-timeout", type=int, default=150, help="wait after a kill, s")
     parser.add_argument(

@@ -1071,12 +1071,14 @@ def _policy_summary(payload: dict[str, Any], what: str) -> str:
 
 
 def _inline_put_apply(change: Change, session: boto3.Session) -> dict[str, Any]:
-    payload = _payload_of(change)
-    _iam(session).put_role_policy(
-        RoleName=_last_segment(change.target_arn),
-        PolicyName=payload["policy_name"],
-        PolicyDocument=_dumps(payload["document"]),
-    )
+    iam, payload = _iam(session), _payload_of(change)
+    role, name = _last_segment(change.target_arn), payload["policy_name"]
+    # A retried apply (its worker died after the write reached AWS) finds the
+    # document in place and writes nothing.
+    found = _tolerating(_ALREADY_GONE, iam.get_role_policy, RoleName=role, PolicyName=name)
+    if found and _same_document(found["PolicyDocument"], payload["document"]):
+        return {}
+    iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=_dumps(payload["document"]))
     return {}
 
 

@@ -199,6 +199,29 @@ def test_a_take_over_after_the_lease_expired_skips_the_changes_already_applied(
     assert sweep() == nothing()  # once per expiry
 
 
+def test_a_change_whose_write_reached_aws_before_its_worker_died_is_not_written_again(
+    requester: User, reviewer: User, role: IamRole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = two_policies(requester, reviewer, role, monkeypatch)
+    first = request.changes.order_by("position").first()
+    assert first is not None
+    # The dead worker had claimed the first change and its write reached AWS,
+    # but it died before recording the change as applied.
+    Change.objects.filter(pk=first.pk).update(claimed_by=DEAD_WORKER)
+    admin_iam(role.account.account_id).put_role_policy(
+        RoleName=role.name, PolicyName="invoices-read", PolicyDocument=json.dumps(READ_INVOICES)
+    )
+    held_by(request, DEAD_WORKER, expired=True)
+    written = puts_counted(role)
+
+    assert sweep() == nothing(requeued=1)
+
+    request.refresh_from_db()
+    assert request.status == PolicyRequest.Status.APPLIED
+    assert written == ["queue-send"]
+    assert set(request.changes.values_list("status", flat=True)) == {"applied"}
+
+
 def test_a_worker_whose_lease_was_taken_over_stops_without_writing(
     requester: User, reviewer: User, role: IamRole, monkeypatch: pytest.MonkeyPatch
 ) -> None:
