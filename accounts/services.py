@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,12 +106,6 @@ clock: Callable[[], float] = time.monotonic
 
 def _lease_duration() -> timedelta:
     return timedelta(seconds=settings.IAMPORTAL_SYNC_LEASE_SECONDS)
-
-
-def _worker_id() -> str:
-    # host:pid names the worker for an operator; the random part tells two
-    # claims by one process apart (a task redelivered to the same worker).
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -283,7 +274,7 @@ def account_sync_run(*, run_id: int) -> SyncRun | None:
     anything else, down to the task timeout's SystemExit, is recorded as a
     failure before it propagates, so the account is never left "running"."""
     now = timezone.now()
-    owner = _worker_id()
+    owner = jobs.worker_id()
     lapsed = Q(lease_expires_at__lt=now) | Q(lease_expires_at=None)
     claimed = SyncRun.objects.filter(
         Q(status=SyncRun.Status.QUEUED) | Q(lapsed, status=SyncRun.Status.RUNNING), pk=run_id
