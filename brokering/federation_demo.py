@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core import signing
@@ -49,7 +48,7 @@ def signin_token(session: str) -> str:
     getSigninToken takes ({"sessionId", "sessionKey", "sessionToken"})."""
     try:
         document = json_load_bounded(session)
-        credentials = boto3.Session(
+        credentials = aws.new_session(
             aws_access_key_id=str(document["sessionId"]),
             aws_secret_access_key=str(document["sessionKey"]),
             aws_session_token=str(document["sessionToken"]),
