@@ -170,7 +170,6 @@ def _inline_policies(index: int, team: str, account_id: str) -> dict[str, str]:
 def _account_seed(
     session: Any, *, account_id: str, hub_account_id: str, roles: int, plan: Plan, position: int
 ) -> None:
-    from django.conf import settings
 
     from iamportal import aws, demo
 
@@ -207,7 +206,7 @@ def _account_seed(
         if index % 3 == 1:
             iam.attach_role_policy(RoleName=name, PolicyArn=policy_arns[index % len(policy_arns)])
 
-    region = settings.AWS_REGION
+    region = aws.default_region()
     s3 = aws.client("s3", session=session)
     for index in range(plan.buckets[position]):
         team = TEAMS[index % len(TEAMS)]

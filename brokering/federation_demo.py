@@ -52,7 +52,7 @@ def signin_token(session: str) -> str:
             aws_access_key_id=str(document["sessionId"]),
             aws_secret_access_key=str(document["sessionKey"]),
             aws_session_token=str(document["sessionToken"]),
-            region_name=settings.AWS_REGION,
+            region_name=aws.default_region(),
         )
     except (ValueError, KeyError, TypeError):
         raise InvalidSession(

@@ -55,6 +55,11 @@ def new_session(**credentials: Any) -> boto3.Session:
     return boto3.Session(botocore_session=core, **credentials)
 
 
+def default_region() -> str:
+    """The region of the hub's clients, and of anything without a region of its own."""
+    return str(settings.AWS_REGION)
+
+
 def client_config() -> Config:
     options: dict[str, Any] = {
         "retries": {"mode": "adaptive", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
@@ -72,14 +77,14 @@ def hub_session() -> boto3.Session:
     global _hub
     with _lock:
         if _hub is None:
-            _hub = new_session(region_name=settings.AWS_REGION)
+            _hub = new_session(region_name=default_region())
         return _hub
 
 
 def client(service: str, *, session: boto3.Session | None = None, region: str | None = None) -> Any:
     """A client for `service` from `session` (default: the hub, whose clients are
     reused), honouring the endpoint override and the retry policy."""
-    region = region or settings.AWS_REGION
+    region = region or default_region()
     with _lock:
         if session is not None:
             return _build_client(session, service, region)
@@ -146,7 +151,7 @@ def spoke_session(account: AwsAccount) -> boto3.Session:
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
-        region_name=settings.AWS_REGION,
+        region_name=default_region(),
     )
     expires_at = credentials["Expiration"]
     if expires_at.tzinfo is None:

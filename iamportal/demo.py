@@ -112,7 +112,7 @@ def account_session(account_id: str) -> boto3.Session:
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
-        region_name=settings.AWS_REGION,
+        region_name=aws.default_region(),
     )
 
 

@@ -1272,7 +1272,7 @@ def _bucket_region(bucket: str) -> str:
         .values_list("region", flat=True)
         .first()
     )
-    return region or settings.AWS_REGION
+    return region or aws.default_region()
 
 
 def _resource_slot(change: Change, session: boto3.Session) -> _PolicySlot:
