@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from accounts import fetch
+from accounts import enqueue, fetch
 from accounts.models import (
     AwsAccount,
     CloudResource,
@@ -169,8 +169,6 @@ def account_sync_request(
 ) -> SyncRun:
     """Queue a sync of `account`, or return the one already queued or running (a
     run whose worker died or whose task was lost is the sweep's to recover)."""
-    from accounts.tasks import enqueue_account_sync
-
     with transaction.atomic():
         AwsAccount.objects.select_for_update().filter(pk=account.pk).first()
         active = (
@@ -190,7 +188,7 @@ def account_sync_request(
             attempts=1,
         )
         AwsAccount.objects.filter(pk=account.pk).update(latest_sync=run)
-        transaction.on_commit(lambda: enqueue_account_sync(run.pk))
+        transaction.on_commit(lambda: enqueue.account_sync(run.pk))
     return run
 
 
@@ -372,8 +370,6 @@ def _recover_due(*, now: datetime, backlog: int | None) -> Q:
 
 
 def _sync_run_recover(*, run_id: int, due: Q, now: datetime) -> str | None:
-    from accounts.tasks import enqueue_account_sync
-
     with transaction.atomic():
         # skip_locked: a run being written or claimed right now is not lost.
         run = (
@@ -406,7 +402,7 @@ def _sync_run_recover(*, run_id: int, due: Q, now: datetime) -> str | None:
             log.warning("sync run %s of account %s: %s", run.pk, account_id, error)
             return "failed"
         SyncRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1, enqueued_at=now)
-        transaction.on_commit(lambda: enqueue_account_sync(run_id))
+        transaction.on_commit(lambda: enqueue.account_sync(run_id))
     log.info("sync run %s re-enqueued (attempt %s)", run_id, run.attempts + 1)
     return "requeued"
 
@@ -557,8 +553,6 @@ REFRESH_MIN_INTERVAL = timedelta(seconds=30)
 def role_refresh_request(*, role: IamRole) -> None:
     """Queue a refresh of one role; a refresh asked for in the last 30 seconds and
     still pending is not queued again (anyone signed in can press the button)."""
-    from accounts.tasks import enqueue_role_refresh
-
     now = timezone.now()
     claimed = (
         IamRole.objects.filter(pk=role.pk)
@@ -570,7 +564,7 @@ def role_refresh_request(*, role: IamRole) -> None:
     )
     if not claimed:
         return
-    transaction.on_commit(lambda: enqueue_role_refresh(role.pk))
+    transaction.on_commit(lambda: enqueue.role_refresh(role.pk))
 
 
 def role_refresh(*, role: IamRole) -> IamRole | None:

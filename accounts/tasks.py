@@ -1,11 +1,11 @@
-"""django-q2 entry points for accounts. Tasks take ids and call one service."""
+"""django-q2 entry points for accounts. Tasks take ids and call one service;
+services queue them through `accounts.enqueue`, by these dotted paths."""
 
 from __future__ import annotations
 
 import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django_q.tasks import async_task
 
 from accounts import services
 from accounts.fetch import describe_error
@@ -13,16 +13,6 @@ from accounts.models import AwsAccount, IamRole, SyncRun
 from iamportal import jobs
 
 log = logging.getLogger(__name__)
-
-
-def enqueue_account_sync(run_id: int) -> None:
-    async_task(
-        "accounts.tasks.account_sync_task", run_id, task_name=f"sync-run-{run_id}", group="sync"
-    )
-
-
-def enqueue_role_refresh(role_id: int) -> None:
-    async_task("accounts.tasks.role_refresh_task", role_id, group="refresh")
 
 
 @jobs.tracked("accounts.sync_all")

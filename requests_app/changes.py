@@ -25,7 +25,7 @@ from accounts.fetch import policy_document
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
 from accounts.selectors import policy_uses, role_protected, spoke_role_names
 from iamportal import aws
-from requests_app.lint import DOCUMENT_KEYS, STATEMENT_KEYS, policy_lint
+from requests_app.lint import BLOCKING_LINT_CODES, DOCUMENT_KEYS, STATEMENT_KEYS, policy_lint
 from requests_app.models import Change
 
 
@@ -485,9 +485,6 @@ def _identity_document(
 ) -> dict[str, Any]:
     if not isinstance(value, dict):
         _invalid(where, "The policy document must be a JSON object.")
-    # The services module imports this one: import its constant when first needed.
-    from requests_app.services import BLOCKING_LINT_CODES
-
     findings = policy_lint(value, other_inline_policies_size=other_inline_size)
     blocking = [f for f in findings if f.severity == "error" and f.code in BLOCKING_LINT_CODES]
     if blocking:

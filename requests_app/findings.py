@@ -29,11 +29,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from accounts.models import AwsAccount, IamRole, ManagedPolicy
 from requests_app.lint import (
     RULES,
     Severity,
     action_display_name,
+    compact_size,
     escalation_paths,
     policy_grants,
     policy_lint,
@@ -244,7 +247,7 @@ def _change_findings(
     if kind == Change.Type.INLINE_POLICY_PUT:
         name = payload.get("policy_name")
         current = (role.inline_policies or {}) if role is not None else {}
-        others = sum(_size(doc) for key, doc in current.items() if key != name)
+        others = sum(compact_size(doc) for key, doc in current.items() if key != name)
         return _linted(position, payload.get("document"), other_inline_policies_size=others)
     if kind in (Change.Type.MANAGED_POLICY_CREATE, Change.Type.MANAGED_POLICY_VERSION):
         return _linted(position, payload.get("document"))
@@ -267,8 +270,6 @@ def _change_findings(
             )
         ]
     if kind == Change.Type.TAGS_PUT and isinstance(payload.get("tags"), dict):
-        from django.conf import settings
-
         access = {str(getattr(settings, name)).lower() for name in _ACCESS_TAG_SETTINGS}
         keys = sorted(key for key in payload["tags"] if str(key).lower() in access)
         if keys:
@@ -281,12 +282,6 @@ def _change_findings(
                 )
             ]
     return []
-
-
-def _size(document: Any) -> int:
-    from requests_app.services import compact_size
-
-    return compact_size(document)
 
 
 def _linted(position: int, document: Any, **kwargs: Any) -> list[ChangeFinding]:

@@ -121,6 +121,39 @@ RULES: Mapping[str, tuple[Severity, str]] = MappingProxyType(
     }
 )
 
+# Lint findings that make a document unusable, as opposed to risky: these block a
+# submission; everything else is shown to the requester and the reviewers.
+BLOCKING_LINT_CODES = frozenset(
+    {
+        "invalid-json",
+        "duplicate-key",
+        "document-not-object",
+        "unknown-document-key",
+        "version-invalid",
+        "statement-missing",
+        "statement-wrong-type",
+        "statement-empty",
+        "statement-not-object",
+        "unknown-statement-key",
+        "sid-invalid",
+        "duplicate-sid",
+        "effect-missing",
+        "effect-invalid",
+        "action-missing",
+        "action-and-notaction",
+        "resource-missing",
+        "resource-and-notresource",
+        "principal-in-identity-policy",
+        "wrong-type",
+        "condition-malformed",
+        "unknown-condition-operator",
+        "malformed-action",
+        "unknown-service",
+        "malformed-arn",
+        "policy-too-large",
+    }
+)
+
 ESCALATION_PATHS: tuple[tuple[tuple[str, ...], str], ...] = (
     # From the published research on AWS privilege escalation (Rhino Security
     # Labs and later work): each entry is a set of actions that together let a
@@ -358,6 +391,14 @@ def escalation_paths() -> tuple[tuple[tuple[str, ...], str], ...]:
 def action_display_name(lowercase_name: str) -> str:
     """An action's name as the IAM reference spells it ("iam:PassRole")."""
     return _display_name(lowercase_name)
+
+
+def compact_size(document: Any) -> int:
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def inline_policies_size(policies: dict[str, Any]) -> int:
+    return sum(compact_size(doc) for doc in policies.values())
 
 
 # Findings

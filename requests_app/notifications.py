@@ -31,6 +31,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from iamportal import jobs
+from requests_app import enqueue
+from requests_app.changes import change_document, change_summary
 from requests_app.diff import policy_diff
 from requests_app.models import Approval, Comment, Notification, PolicyRequest, RequestEvent
 from requests_app.revision import revision_short
@@ -139,8 +141,6 @@ def notification_queue(
     """Put one email event in the outbox, in the caller's transaction, and hand
     it to a worker once that commits. None when notifications are switched off
     (turning them on later must not send a backlog of old news)."""
-    from requests_app.tasks import enqueue_notification_send
-
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     if not settings.IAMPORTAL_NOTIFICATIONS:
@@ -153,7 +153,7 @@ def notification_queue(
         attempts=1,
         enqueued_at=timezone.now(),
     )
-    transaction.on_commit(lambda: enqueue_notification_send(notification.pk))
+    transaction.on_commit(lambda: enqueue.notification_send(notification.pk))
     return notification
 
 
@@ -306,8 +306,6 @@ def _recipients_and_details(
 def _changes_with_diff(request: PolicyRequest) -> list[dict[str, Any]]:
     """Each change as the review page shows it: its summary and, for a document,
     the diff."""
-    from requests_app.changes import change_document, change_summary
-
     shown = []
     for change in request.changes.all():
         documents = change_document(change)

@@ -1,17 +1,12 @@
-"""django-q2 entry points for permission requests. Tasks take ids and call one service."""
+"""django-q2 entry points for permission requests. Tasks take ids and call one service;
+services queue them through `requests_app.enqueue`, by these dotted paths."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django_q.tasks import async_task
-
 from iamportal import jobs
 from requests_app import notifications, services
-
-
-def enqueue_policy_request_apply(request_id: int) -> None:
-    async_task("requests_app.tasks.policy_request_apply_task", request_id, group="apply")
 
 
 @jobs.tracked("requests_app.apply")
@@ -19,17 +14,9 @@ def policy_request_apply_task(request_id: int) -> None:
     services.policy_request_apply(request_id=request_id)
 
 
-def enqueue_policy_request_expire(request_id: int) -> None:
-    async_task("requests_app.tasks.policy_request_expire_task", request_id, group="expire")
-
-
 @jobs.tracked("requests_app.expire")
 def policy_request_expire_task(request_id: int) -> None:
     services.policy_request_expire(request_id=request_id)
-
-
-def enqueue_notification_send(notification_id: int) -> None:
-    async_task("requests_app.tasks.notification_send_task", notification_id, group="notify")
 
 
 @jobs.tracked("requests_app.notify")

@@ -191,7 +191,7 @@ def test_a_second_sync_request_while_one_is_queued_reuses_it(
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    monkeypatch.setattr("accounts.tasks.async_task", lambda *a, **k: None)
+    monkeypatch.setattr("accounts.enqueue.async_task", lambda *a, **k: None)
     first = services.account_sync_request(account=accounts[0])
     second = services.account_sync_request(account=accounts[0])
     assert first.pk == second.pk
@@ -262,7 +262,7 @@ def test_pressing_refresh_again_while_one_is_pending_queues_nothing(
 ) -> None:
     sync(accounts[0])
     queued: list[int] = []
-    monkeypatch.setattr("accounts.tasks.enqueue_role_refresh", queued.append)
+    monkeypatch.setattr("accounts.enqueue.role_refresh", queued.append)
     role = IamRole.objects.get(account=accounts[0], name="web-frontend")
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.role_refresh_request(role=role)

@@ -50,7 +50,7 @@ def test_two_tasks_redelivered_for_a_dead_worker_s_run_take_it_over_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     prod: AwsAccount = demo.accounts_onboard(demo.organisation_seed())[0]
-    monkeypatch.setattr("accounts.tasks.async_task", lambda *a, **k: None)
+    monkeypatch.setattr("accounts.enqueue.async_task", lambda *a, **k: None)
     run = services.account_sync_request(account=prod)
     now = timezone.now()
     SyncRun.objects.filter(pk=run.pk).update(

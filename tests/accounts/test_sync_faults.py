@@ -63,7 +63,7 @@ def fail_for(key: str, value: str, exc: Exception) -> Callable[..., None]:
 
 def queue_nobody_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The broker loses the task (a Redis broker popped it, then the worker died)."""
-    monkeypatch.setattr("accounts.tasks.async_task", lambda *a, **k: None)
+    monkeypatch.setattr("accounts.enqueue.async_task", lambda *a, **k: None)
 
 
 # --- a resource that cannot be read is not a resource that is gone ------------------

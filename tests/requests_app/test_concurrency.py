@@ -16,6 +16,7 @@ from django.db import connection, connections
 from accounts.models import AwsAccount, IamRole
 from requests_app import services, tasks
 from requests_app.models import Approval, PolicyRequest
+from requests_app.services import review
 from tests.conftest import make_user
 from tests.requests_app.test_review import READ_INVOICES, kinds, policy_in_aws, submitted
 
@@ -31,13 +32,13 @@ pytestmark = [
 def widened_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hold each approval inside its transaction a little, so the two threads
     really overlap there instead of one finishing before the other starts."""
-    checked = services._self_approval
+    checked = review._self_approval
 
     def slow(request: PolicyRequest, reviewer: User) -> bool:
         time.sleep(0.3)
         return checked(request, reviewer)
 
-    monkeypatch.setattr(services, "_self_approval", slow)
+    monkeypatch.setattr(review, "_self_approval", slow)
 
 
 def race(*actions: Callable[[], Any]) -> list[Any]:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
-from requests_app import notifications, services, tasks
+from requests_app import enqueue, notifications, services, tasks
 from requests_app.models import Notification, PolicyRequest
 from tests.conftest import client_for
 
@@ -133,7 +133,7 @@ def test_the_sweep_sends_an_email_whose_task_was_lost(
     request_: PolicyRequest, reviewer: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patched:
-        patched.setattr(tasks, "enqueue_notification_send", lambda notification_id: None)
+        patched.setattr(enqueue, "notification_send", lambda notification_id: None)
         notification = comment(request_, reviewer)
     assert mail.outbox == []
     assert sweep()["emails_requeued"] == 0  # just handed over

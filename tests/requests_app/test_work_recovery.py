@@ -17,7 +17,7 @@ from django_q.brokers import get_broker
 
 from accounts.models import IamRole
 from iamportal import aws
-from requests_app import services, tasks
+from requests_app import enqueue, services, tasks
 from requests_app.models import Change, Notification, PolicyRequest
 from tests.requests_app.conftest import admin_iam
 from tests.requests_app.test_review import (
@@ -47,7 +47,7 @@ def nothing(**extra: int) -> dict[str, int]:
 
 def lose_apply_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The broker loses every apply task (a Redis broker popped it, then the worker died)."""
-    monkeypatch.setattr(tasks, "enqueue_policy_request_apply", lambda request_id: None)
+    monkeypatch.setattr(enqueue, "policy_request_apply", lambda request_id: None)
 
 
 def puts_counted(role: IamRole) -> list[str]:

@@ -1,0 +1,106 @@
+"""Business actions on permission requests, one module per stage:
+
+- `submit`: a request (or a dry run) from the wizard or the API;
+- `review`: approve, reject, cancel, comment, edit, retry;
+- `apply`: making an approved request's changes in AWS;
+- `expiry`: temporary access, extended or taken away;
+- `recovery`: the sweep that hands lost or abandoned work to the broker again;
+- `leases`, `common`, `change_types`: what those share.
+
+Callers use this package (`services.policy_request_approve(...)`); every public
+name is re-exported here."""
+
+from __future__ import annotations
+
+from requests_app.lint import BLOCKING_LINT_CODES, compact_size, inline_policies_size
+from requests_app.services.apply import APPLICABLE, policy_request_apply
+from requests_app.services.change_types import ROLE_CHANGE_TYPES
+from requests_app.services.common import (
+    OPEN_STATUSES,
+    REASON_MAX_LENGTH,
+    RequestActionForbidden,
+    RequestActionRefused,
+    RequestInvalid,
+)
+from requests_app.services.expiry import (
+    EXPIRABLE,
+    policy_request_expire,
+    policy_request_extend,
+    policy_requests_due_to_expire,
+)
+from requests_app.services.leases import WorkLeaseLost
+from requests_app.services.recovery import requests_work_recover
+from requests_app.services.review import (
+    COMMENT_MAX_LENGTH,
+    REVISION_MAX_LENGTH,
+    REVISION_MISSING_MESSAGE,
+    REVISION_STALE_MESSAGE,
+    FindingsNotAcknowledged,
+    RequestRevisionStale,
+    change_edit,
+    policy_request_approve,
+    policy_request_cancel,
+    policy_request_comment,
+    policy_request_reject,
+    policy_request_retry,
+)
+from requests_app.services.submit import (
+    INLINE_POLICIES_LIMIT,
+    JUSTIFICATION_MAX_LENGTH,
+    MAX_CHANGES,
+    MAX_EXPIRY,
+    PolicyToolsRateLimited,
+    RequestPreview,
+    changes_findings,
+    changes_validate,
+    default_policy_name,
+    policy_request_changes_submit,
+    policy_request_preview,
+    policy_request_submit,
+    policy_tools_rate_check,
+)
+
+__all__ = [
+    "APPLICABLE",
+    "BLOCKING_LINT_CODES",
+    "COMMENT_MAX_LENGTH",
+    "EXPIRABLE",
+    "INLINE_POLICIES_LIMIT",
+    "JUSTIFICATION_MAX_LENGTH",
+    "MAX_CHANGES",
+    "MAX_EXPIRY",
+    "OPEN_STATUSES",
+    "REASON_MAX_LENGTH",
+    "REVISION_MAX_LENGTH",
+    "REVISION_MISSING_MESSAGE",
+    "REVISION_STALE_MESSAGE",
+    "ROLE_CHANGE_TYPES",
+    "FindingsNotAcknowledged",
+    "PolicyToolsRateLimited",
+    "RequestActionForbidden",
+    "RequestActionRefused",
+    "RequestInvalid",
+    "RequestPreview",
+    "RequestRevisionStale",
+    "WorkLeaseLost",
+    "change_edit",
+    "changes_findings",
+    "changes_validate",
+    "compact_size",
+    "default_policy_name",
+    "inline_policies_size",
+    "policy_request_apply",
+    "policy_request_approve",
+    "policy_request_cancel",
+    "policy_request_changes_submit",
+    "policy_request_comment",
+    "policy_request_expire",
+    "policy_request_extend",
+    "policy_request_preview",
+    "policy_request_reject",
+    "policy_request_retry",
+    "policy_request_submit",
+    "policy_requests_due_to_expire",
+    "policy_tools_rate_check",
+    "requests_work_recover",
+]
