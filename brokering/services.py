@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.fetch import describe_error
 from accounts.models import IamRole
 from brokering import eligibility
-from brokering.models import AccessRule, CredentialIssuance, CredentialRateWindow
+from brokering.models import AccessRule, CliChallenge, CredentialIssuance, CredentialRateWindow
 from iamportal import aws
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,5 @@ def access_rule_delete(*, rule: AccessRule) -> None:
 
 def cli_challenges_prune(*, older_than: timedelta = timedelta(days=1)) -> int:
     """Forget CLI login challenges that expired long ago; anyone may create one."""
-    from brokering.models import CliChallenge
-
     deleted, _ = CliChallenge.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
     return deleted

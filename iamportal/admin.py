@@ -12,6 +12,7 @@ from django.utils.safestring import SafeString
 from iamportal import permissions
 from iamportal.forms import BoundedJSONField
 from iamportal.models import ApiToken, ExternalIdentity, JobStatus
+from iamportal.services import api_token_revoke
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -99,8 +100,6 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        from iamportal.services import api_token_revoke
-
         for token in queryset:
             api_token_revoke(token=token)
         self.message_user(request, f"Revoked {queryset.count()} token(s).")

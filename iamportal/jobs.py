@@ -15,6 +15,8 @@ from typing import Any, ParamSpec, TypeVar
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import Schedule
 
 from iamportal.models import JobStatus
 
@@ -70,8 +72,6 @@ def broker_backlog() -> int | None:
     """Tasks waiting in the broker for a worker (None: the broker did not answer).
     The sweeps re-enqueue long-queued work only when nothing else is waiting,
     since with a backlog a task may simply not have had its turn yet."""
-    from django_q.brokers import get_broker
-
     try:
         return int(get_broker().queue_size() or 0)
     except Exception as exc:  # a Redis broker that is down, for one
@@ -93,8 +93,6 @@ def workers_alive() -> bool:
 
 
 def _declared_schedules() -> list[dict[str, Any]]:
-    from django_q.models import Schedule
-
     return [
         {
             "name": HEARTBEAT,
@@ -136,8 +134,6 @@ def _declared_schedules() -> list[dict[str, Any]]:
 
 def schedules_ensure() -> None:
     """Create or update the schedules declared above; leave ones an operator added."""
-    from django_q.models import Schedule
-
     for spec in _declared_schedules():
         schedule, created = Schedule.objects.get_or_create(
             name=spec["name"],

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from brokering.weep import weep_malformed
 from iamportal.net import peer_is_trusted_proxy
 
 _TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "text/")
@@ -23,8 +24,6 @@ class RejectNulCharactersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self._has_nul(request):
-            from brokering.weep import weep_malformed
-
             message = "NUL characters are not allowed in requests."
             weep = weep_malformed(request.path, message)
             if weep is not None:

@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from iamportal import permissions
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
 from requests_app import services
+from requests_app.changes import change_document, change_summary
 from requests_app.diff import policy_diff
 from requests_app.models import (
     Approval,
@@ -282,8 +283,6 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
 
 def _changes_html(changes: Iterable[Change]) -> SafeString:
     """Each change with its status and, for policy documents, its diff."""
-    from requests_app.changes import change_document, change_summary
-
     sections = []
     for change in changes:
         documents = change_document(change)

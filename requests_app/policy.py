@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from requests_app import permission_map
+from requests_app.lint import ESCALATION_PATHS
 from requests_app.permission_map import Service
 
 POLICY_VERSION = "2012-10-17"
@@ -732,8 +733,6 @@ def _without_escalation(
 
     A path is broken by leaving out its first action, where the linter points;
     it is checked over the whole policy, as paths can span intents."""
-    from requests_app.lint import ESCALATION_PATHS
-
     granted = {action.lower() for fragment in fragments for action in fragment.actions}
     breaking = {
         path[0].lower()

@@ -49,7 +49,10 @@ from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.parsers import JSON_MAX_DEPTH, json_load_bounded, json_nesting_depth
 from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
+from requests_app.changes import ChangeSpec, change_document, change_summary, protected_role_refusal
+from requests_app.crossaccount import cross_account_changes
 from requests_app.diff import DiffLine, policy_diff
+from requests_app.findings import ChangeFinding, request_findings
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
     ChangeEditForm,
@@ -136,8 +139,6 @@ def _protected_role_refused(
 
     @functools.wraps(view)
     def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from requests_app.changes import protected_role_refusal
-
         try:
             return view(request, *args, **kwargs)
         except _RoleProtected as exc:
@@ -586,8 +587,6 @@ def _review_context(
     policy_name: str,
     preview: services.RequestPreview | None = None,
 ) -> dict[str, Any]:
-    from requests_app.crossaccount import cross_account_changes
-
     previous = (role.inline_policies or {}).get(policy_name)
     findings = _draft_findings(role, policy, policy_name, preview)
     return {
@@ -622,9 +621,6 @@ def _draft_findings(
         return list(preview.findings)
     if policy.document is None:
         return []
-    from requests_app.changes import ChangeSpec
-    from requests_app.findings import request_findings
-
     spec = ChangeSpec(
         type=Change.Type.INLINE_POLICY_PUT,
         target_arn=role.arn,
@@ -752,8 +748,6 @@ LINTED_TYPES = {
 
 
 def _stored_finding(stored: dict[str, Any]) -> Any:
-    from requests_app.findings import ChangeFinding
-
     return ChangeFinding(
         change=int(stored.get("change") or 0),
         severity=stored.get("severity", "info"),
@@ -772,8 +766,6 @@ def _change_shown(
     mine: bool,
     edit: tuple[int, str, list[str]] | None = None,
 ) -> ChangeShown:
-    from requests_app.changes import change_document, change_summary
-
     documents = change_document(change)
     diff: list[DiffLine] = []
     findings: list[Any] = []

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
+from django_q.conf import Conf
 
 from accounts.services import account_sync_request
 from iamportal import demo
@@ -52,7 +53,7 @@ class Command(BaseCommand):
             if not _port_free(port):
                 raise CommandError(f"Port {port} is in use: free it or set {name}=<another port>.")
 
-        from django_q.conf import Conf
+        # moto is the optional "demo" extra: only this command needs it installed.
         from moto.server import ThreadedMotoServer
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
