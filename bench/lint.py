@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iamportal.settings")
-    from requests_app import lint
+    from requests_app.policy import lint
 
     lint._reference()  # loaded once per process, at the first lint
     worst = 0.0

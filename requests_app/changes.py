@@ -25,8 +25,8 @@ from accounts.fetch import policy_document
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
 from accounts.selectors import policy_uses, role_protected, spoke_role_names
 from iamportal import aws
-from requests_app.lint import DOCUMENT_KEYS, STATEMENT_KEYS, policy_lint
 from requests_app.models import Change
+from requests_app.policy.lint import DOCUMENT_KEYS, STATEMENT_KEYS, policy_lint
 
 
 class ChangeInvalid(ValueError):

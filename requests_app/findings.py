@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from accounts.models import AwsAccount, IamRole, ManagedPolicy
-from requests_app.lint import (
+from requests_app.models import Change, PolicyRequest
+from requests_app.policy.lint import (
     RULES,
     Severity,
     action_display_name,
@@ -38,7 +39,6 @@ from requests_app.lint import (
     policy_grants,
     policy_lint,
 )
-from requests_app.models import Change, PolicyRequest
 
 RISK_NONE = "none"
 _RANK = {"error": 0, "warning": 1, "info": 2}

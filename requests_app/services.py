@@ -29,6 +29,7 @@ from requests_app.models import (
     PolicyRequest,
     RequestEvent,
 )
+from requests_app.policy.lint import policy_lint
 from requests_app.revision import revision_of_request, revision_short
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,6 @@ def policy_request_preview(
 ) -> RequestPreview:
     """Validate a request and describe what it would create. Raises RequestInvalid."""
     from requests_app.crossaccount import cross_account_changes
-    from requests_app.lint import policy_lint
 
     justification = (justification or "").strip()
     errors = _role_errors(role) | _justification_errors(justification) | _expiry_errors(expires_at)

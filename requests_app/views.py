@@ -49,7 +49,6 @@ from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.parsers import JSON_MAX_DEPTH, json_load_bounded, json_nesting_depth
 from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
-from requests_app.diff import DiffLine, policy_diff
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
     ChangeEditForm,
@@ -63,14 +62,16 @@ from requests_app.forms import (
     intent_as_dict,
     intent_from_dict,
 )
-from requests_app.lint import Finding, policy_lint
 from requests_app.models import Change, PolicyRequest, PolicyTemplate
-from requests_app.policy import (
+from requests_app.policy.diff import DiffLine, policy_diff
+from requests_app.policy.generate import (
     IntentError,
     PolicyNote,
     crud_service_list,
     policy_generate_with_notes,
 )
+from requests_app.policy.lint import Finding, policy_lint
+from requests_app.policy.templates import policy_merge
 from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
@@ -78,7 +79,6 @@ from requests_app.selectors import (
     requests_listed,
     requests_of,
 )
-from requests_app.templates import policy_merge
 
 ROLE_RESULTS = 20
 # Services whose resources the typeahead offers from the inventory.

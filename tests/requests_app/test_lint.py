@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from requests_app.lint import (
+from requests_app.policy.lint import (
     CREDENTIAL_ACTIONS,
     DATA_READ_ACTIONS,
     ESCALATION_PATHS,
@@ -93,11 +93,11 @@ def test_a_finding_is_frozen_and_serialises_for_json_apis() -> None:
 def test_importing_the_module_does_not_load_the_iam_database() -> None:
     code = (
         "import sys\n"
-        "import requests_app.lint\n"
+        "import requests_app.policy.lint\n"
         "assert 'policy_sentry' not in sys.modules, sorted(sys.modules)\n"
-        "requests_app.lint.policy_lint({'Statement': []})\n"
+        "requests_app.policy.lint.policy_lint({'Statement': []})\n"
         "assert 'policy_sentry' not in sys.modules, 'no action to look up yet'\n"
-        "requests_app.lint.policy_lint({'Statement': [{'Effect': 'Allow', "
+        "requests_app.policy.lint.policy_lint({'Statement': [{'Effect': 'Allow', "
         "'Action': 's3:GetObject', 'Resource': '*'}]})\n"
         "assert 'policy_sentry' in sys.modules\n"
     )
@@ -902,7 +902,7 @@ def test_an_80_kb_starred_pattern_is_linted_everywhere_patterns_are_matched() ->
 def test_wildcards_match_as_iam_matches_them() -> None:
     import fnmatch
 
-    from requests_app.lint import _NameGlob
+    from requests_app.policy.lint import _NameGlob
 
     generator = random.Random(7)
     for _ in range(3000):
@@ -919,7 +919,7 @@ def test_wildcards_in_actions_still_expand_to_the_actions_they_name() -> None:
 
 
 def test_a_document_beyond_the_lint_bound_is_reported_as_too_large_and_not_read() -> None:
-    from requests_app.lint import LINT_MAX_CHARS
+    from requests_app.policy.lint import LINT_MAX_CHARS
 
     text = json.dumps(policy(allow("s3:GetObject", "x" * LINT_MAX_CHARS)))
 

