@@ -52,7 +52,6 @@ from requests_app.policy.generate import (
     ACCESS_LEVELS,
     MAX_ACCESS_KEY_CHARS,
     MAX_ACCESS_KEYS,
-    MAX_ARN_CHARS,
     MAX_INTENTS,
     MAX_OPTION_CHARS,
     MAX_OPTIONS,
@@ -61,6 +60,7 @@ from requests_app.policy.generate import (
     IntentError,
     policy_generate_with_notes,
 )
+from requests_app.policy.limits import ARN_MAX_LENGTH as MAX_ARN_CHARS
 from requests_app.policy.lint import policy_lint
 from requests_app.selectors import request_for_user, requests_filtered, requests_listed
 

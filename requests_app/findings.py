@@ -32,13 +32,12 @@ from typing import Any, Protocol
 from accounts.models import AwsAccount, IamRole, ManagedPolicy
 from requests_app.models import Change, PolicyRequest
 from requests_app.policy.lint import (
-    RULES,
-    Severity,
     action_display_name,
     escalation_paths,
     policy_grants,
     policy_lint,
 )
+from requests_app.policy.lint_rules import RULES, Severity
 
 RISK_NONE = "none"
 _RANK = {"error": 0, "warning": 1, "info": 2}

@@ -18,12 +18,12 @@ from requests_app.models import PolicyTemplate
 from requests_app.policy import permission_map
 from requests_app.policy.generate import (
     ACCESS_LEVELS,
-    MAX_ARN_CHARS,
     MAX_SERVICE_CHARS,
     Intent,
     IntentError,
     policy_generate_with_notes,
 )
+from requests_app.policy.limits import ARN_MAX_LENGTH as MAX_ARN_CHARS
 from requests_app.policy.permission_map import Service
 from requests_app.policy.templates import (
     Parameter,

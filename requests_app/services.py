@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 JUSTIFICATION_MAX_LENGTH = 5000
 MAX_EXPIRY = timedelta(days=90)
-INLINE_POLICIES_LIMIT = 10_240  # IAM's limit for all of a role's inline policies together
 _POLICY_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 # Lint findings that make a document unusable, as opposed to risky: these block a
 # submission; everything else is shown to the requester and the reviewers.

@@ -70,6 +70,7 @@ from requests_app.policy.generate import (
     crud_service_list,
     policy_generate_with_notes,
 )
+from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
 from requests_app.policy.lint import Finding, policy_lint
 from requests_app.policy.templates import policy_merge
 from requests_app.revision import revision_compute, revision_short
@@ -606,7 +607,7 @@ def _review_context(
         "inline_policies": sorted((role.inline_policies or {}).keys()),
         "preview": preview,
         "preview_text": _pretty(preview.document) if preview else "",
-        "limit": services.INLINE_POLICIES_LIMIT,
+        "limit": INLINE_POLICIES_MAX_SIZE,
     }
 
 

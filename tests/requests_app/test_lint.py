@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
 from requests_app.policy.lint import (
     CREDENTIAL_ACTIONS,
     DATA_READ_ACTIONS,
     ESCALATION_PATHS,
-    INLINE_POLICY_SIZE_LIMIT,
     RULES,
     Finding,
     policy_lint,
@@ -820,7 +820,7 @@ def test_a_policy_close_to_the_limit_is_a_warning() -> None:
 
 
 def test_a_policy_over_the_limit_is_an_error_with_the_numbers() -> None:
-    finding = the_one(padded(INLINE_POLICY_SIZE_LIMIT + 1), "policy-too-large")
+    finding = the_one(padded(INLINE_POLICIES_MAX_SIZE + 1), "policy-too-large")
     assert finding.severity == "error"
     assert "10,241" in finding.detail
     assert "10,240" in finding.detail
@@ -839,9 +839,9 @@ def test_the_role_s_other_inline_policies_count_against_the_limit() -> None:
 
 
 def test_white_space_does_not_count() -> None:
-    document = padded(INLINE_POLICY_SIZE_LIMIT)
+    document = padded(INLINE_POLICIES_MAX_SIZE)
     indented = json.dumps(document, indent=8)
-    assert len(indented) > INLINE_POLICY_SIZE_LIMIT + 100
+    assert len(indented) > INLINE_POLICIES_MAX_SIZE + 100
     expected = {("policy-size-near-limit", "warning", "")}
     assert found(indented) == found(document) == expected
 
@@ -902,14 +902,14 @@ def test_an_80_kb_starred_pattern_is_linted_everywhere_patterns_are_matched() ->
 def test_wildcards_match_as_iam_matches_them() -> None:
     import fnmatch
 
-    from requests_app.policy.lint import _NameGlob
+    from requests_app.policy.reference import NameGlob
 
     generator = random.Random(7)
     for _ in range(3000):
         name = "".join(generator.choice("abAB") for _ in range(generator.randint(0, 8)))
         pattern = "".join(generator.choice("aAb*?") for _ in range(generator.randint(0, 7)))
         expected = fnmatch.fnmatchcase(name.lower(), pattern.lower())
-        assert _NameGlob(pattern).fullmatch(name) is expected, (pattern, name)
+        assert NameGlob(pattern).fullmatch(name) is expected, (pattern, name)
 
 
 def test_wildcards_in_actions_still_expand_to_the_actions_they_name() -> None:

@@ -28,7 +28,6 @@ from policy_sentry.util.arns import does_arn_match
 from iamportal import aws
 from requests_app.policy.generate import (
     ACCESS_LEVELS,
-    MAX_POLICY_CHARS,
     Intent,
     IntentError,
     PolicyNote,
@@ -37,6 +36,7 @@ from requests_app.policy.generate import (
     policy_generate,
     policy_generate_with_notes,
 )
+from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
 from requests_app.policy.permission_map import SERVICES, Service, service_get
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def assert_well_formed(document: dict[str, Any]) -> None:
             assert access_level(action)  # the action exists
             if "*" in statement["Resource"]:
                 assert access_level(action) in ("List", "Read"), action
-    assert len(json.dumps(document, separators=(",", ":"))) <= MAX_POLICY_CHARS
+    assert len(json.dumps(document, separators=(",", ":"))) <= INLINE_POLICIES_MAX_SIZE
 
 
 def lint_errors(document: dict[str, Any]) -> list[Any]:
