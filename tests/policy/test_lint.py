@@ -3,6 +3,7 @@ least-privilege policies, and no exception whatever the input."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import random
 import subprocess
@@ -12,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from policy_sentry.querying.actions import get_action_data
 
 from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
-from requests_app.policy.lint import (
+from requests_app.policy.lint import Finding, policy_lint
+from requests_app.policy.lint_rules import (
     CREDENTIAL_ACTIONS,
     DATA_READ_ACTIONS,
     ESCALATION_PATHS,
+    LINT_MAX_CHARS,
     RULES,
-    Finding,
-    policy_lint,
 )
+from requests_app.policy.reference import NameGlob
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -67,8 +70,6 @@ def not_info(document: Any) -> list[Finding]:
 
 
 def in_reference(action: str) -> bool:
-    from policy_sentry.querying.actions import get_action_data
-
     service, name = action.split(":")
     return bool(get_action_data(service, name).get(service))
 
@@ -900,10 +901,6 @@ def test_an_80_kb_starred_pattern_is_linted_everywhere_patterns_are_matched() ->
 
 
 def test_wildcards_match_as_iam_matches_them() -> None:
-    import fnmatch
-
-    from requests_app.policy.reference import NameGlob
-
     generator = random.Random(7)
     for _ in range(3000):
         name = "".join(generator.choice("abAB") for _ in range(generator.randint(0, 8)))
@@ -919,8 +916,6 @@ def test_wildcards_in_actions_still_expand_to_the_actions_they_name() -> None:
 
 
 def test_a_document_beyond_the_lint_bound_is_reported_as_too_large_and_not_read() -> None:
-    from requests_app.policy.lint import LINT_MAX_CHARS
-
     text = json.dumps(policy(allow("s3:GetObject", "x" * LINT_MAX_CHARS)))
 
     assert codes(policy_lint(text)) == ["policy-too-large"]
