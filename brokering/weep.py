@@ -51,14 +51,14 @@ from iamportal.auth import ApiTokenAuthentication
 from iamportal.net import client_ip
 from iamportal.parsers import json_load_bounded
 from iamportal.serializers import StrictBooleanField, StrictCharField
+from requests_app.policy.limits import ARN_MAX_LENGTH, PARTITION_PATTERN
 
 ROLE_MAX_LENGTH = 2048
-ARN_MAX_LENGTH = 2048
 BODY_MAX_BYTES = 64 * 1024
 TYPEAHEAD_DEFAULT_LIMIT = 20
 TYPEAHEAD_MAX_LIMIT = 100
 AMBIGUOUS_LIST_MAX = 20
-_FULL_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", re.IGNORECASE)
+_FULL_ROLE_ARN = re.compile(rf"arn:{PARTITION_PATTERN}:iam::\d{{12}}:role/.+", re.IGNORECASE)
 
 NO_MATCH_MESSAGE = "No matching roles"
 NOT_ELIGIBLE_MESSAGE = "Requested role not found in eligible roles"

@@ -18,7 +18,6 @@ from iamportal import permissions
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
 from requests_app import services
 from requests_app.changes import change_document, change_summary
-from requests_app.diff import policy_diff
 from requests_app.models import (
     Approval,
     Change,
@@ -28,9 +27,10 @@ from requests_app.models import (
     PolicyTemplate,
     RequestEvent,
 )
+from requests_app.policy.diff import policy_diff
+from requests_app.policy.templates import TemplateInvalid, template_check
 from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import request_for_user
-from requests_app.templates import TemplateInvalid, template_check
 
 
 class PolicyTemplateForm(forms.ModelForm):

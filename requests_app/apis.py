@@ -47,13 +47,11 @@ from iamportal.parsers import BoundedJSONParser, json_load_bounded
 from iamportal.permissions import can_view_inventory
 from iamportal.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 from requests_app import services
-from requests_app.lint import policy_lint
 from requests_app.models import Change, PolicyRequest
-from requests_app.policy import (
+from requests_app.policy.generate import (
     ACCESS_LEVELS,
     MAX_ACCESS_KEY_CHARS,
     MAX_ACCESS_KEYS,
-    MAX_ARN_CHARS,
     MAX_INTENTS,
     MAX_OPTION_CHARS,
     MAX_OPTIONS,
@@ -62,6 +60,8 @@ from requests_app.policy import (
     IntentError,
     policy_generate_with_notes,
 )
+from requests_app.policy.limits import ARN_MAX_LENGTH as MAX_ARN_CHARS
+from requests_app.policy.lint import policy_lint
 from requests_app.selectors import request_for_user, requests_filtered, requests_listed
 
 LIST_LIMIT = 200

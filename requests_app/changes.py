@@ -25,8 +25,25 @@ from accounts.fetch import policy_document
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
 from accounts.selectors import policy_uses, role_protected, spoke_role_names
 from iamportal import aws
-from requests_app.lint import BLOCKING_LINT_CODES, DOCUMENT_KEYS, STATEMENT_KEYS, policy_lint
 from requests_app.models import Change
+from requests_app.policy.arns import BUCKET_ARN as _BUCKET_ARN
+from requests_app.policy.arns import POLICY_ARN as _POLICY_ARN
+from requests_app.policy.arns import QUEUE_OR_TOPIC_ARN as _QUEUE_OR_TOPIC_ARN
+from requests_app.policy.arns import ROLE_ARN as _ROLE_ARN
+from requests_app.policy.limits import (
+    ARN_MAX_LENGTH,
+    DESCRIPTION_MAX_LENGTH,
+    IAM_PATH_MAX_LENGTH,
+    MANAGED_POLICY_MAX_SIZE,
+    POLICY_VERSIONS_MAX,
+    RESOURCE_POLICY_MAX_SIZE,
+    ROLE_TAGS_MAX,
+    TAG_KEY_MAX_LENGTH,
+    TAG_VALUE_MAX_LENGTH,
+    TRUST_POLICY_MAX_SIZE,
+)
+from requests_app.policy.lint import policy_lint
+from requests_app.policy.lint_rules import BLOCKING_LINT_CODES, DOCUMENT_KEYS, STATEMENT_KEYS
 
 
 class ChangeInvalid(ValueError):
@@ -64,38 +81,15 @@ class ChangeSpec:
 
 # --- limits ------------------------------------------------------------------------------
 
+# IAM's own limits and the ARN patterns are in requests_app/policy/limits.py and arns.py.
 VERSION = "2012-10-17"
-ARN_MAX_LENGTH = 2048
 # Compact JSON characters: above the largest document any change type takes (SNS, 30 KB).
 PAYLOAD_MAX_SIZE = 64 * 1024
 # A policy needs about 7 levels (Statement, Condition, operator, key, values).
 JSON_MAX_DEPTH = 32
-TRUST_POLICY_MAX_SIZE = 2048  # IAM's default quota for a role's trust policy
-MANAGED_POLICY_MAX_SIZE = 6144
-RESOURCE_POLICY_MAX_SIZE = {"s3": 20 * 1024, "sqs": 20 * 1024, "sns": 30 * 1024}
-ROLE_TAGS_MAX = 50
-TAG_KEY_MAX_LENGTH = 128
-TAG_VALUE_MAX_LENGTH = 256
-POLICY_VERSIONS_MAX = 5
-DESCRIPTION_MAX_LENGTH = 1000
-IAM_PATH_MAX_LENGTH = 512
 MERGE_STATEMENTS_MAX = 100
 
 # ASCII only: \w and \d would otherwise accept letters and digits IAM refuses.
-_PARTITION = r"aws(?:-cn|-us-gov)?"
-_PATH = r"/(?:[!-~]+/)?"
-_ROLE_ARN = re.compile(
-    rf"arn:({_PARTITION}):iam::([0-9]{{12}}):role({_PATH})([\w+=,.@-]{{1,64}})", re.ASCII
-)
-_POLICY_ARN = re.compile(
-    rf"arn:({_PARTITION}):iam::([0-9]{{12}}|aws):policy({_PATH})([\w+=,.@-]{{1,128}})", re.ASCII
-)
-_BUCKET_ARN = re.compile(rf"arn:({_PARTITION}):s3:::([A-Za-z0-9._-]{{1,255}})", re.ASCII)
-_QUEUE_OR_TOPIC_ARN = re.compile(
-    rf"arn:({_PARTITION}):(sqs|sns):([a-z]{{2}}(?:-[a-z]+)+-[0-9]+):([0-9]{{12}}):"
-    r"([A-Za-z0-9_.-]{1,256})",
-    re.ASCII,
-)
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _MERGE_SID = re.compile(r"[A-Za-z0-9]+", re.ASCII)
 # IAM's tag rule is [\p{L}\p{Z}\p{N}_.:/=+\-@]: letters and digits of any script, and

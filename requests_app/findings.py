@@ -32,16 +32,15 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from accounts.models import AwsAccount, IamRole, ManagedPolicy
-from requests_app.lint import (
-    RULES,
-    Severity,
+from requests_app.models import Change, PolicyRequest
+from requests_app.policy.limits import compact_size
+from requests_app.policy.lint import (
     action_display_name,
-    compact_size,
     escalation_paths,
     policy_grants,
     policy_lint,
 )
-from requests_app.models import Change, PolicyRequest
+from requests_app.policy.lint_rules import RULES, Severity
 
 RISK_NONE = "none"
 _RANK = {"error": 0, "warning": 1, "info": 2}

@@ -1,6 +1,6 @@
 """The wizard's forms. They bound and shape the input; what a permission grants
-comes from requests_app.policy, what a template makes from
-requests_app.templates, and whether a request is acceptable from
+comes from requests_app.policy.generate, what a template makes from
+requests_app.policy.templates, and whether a request is acceptable from
 requests_app.services."""
 
 from __future__ import annotations
@@ -14,19 +14,24 @@ from django.utils import timezone
 
 from accounts.selectors import SEARCH_MAX_LENGTH
 from iamportal.parsers import json_load_bounded
-from requests_app import permission_map
 from requests_app.models import PolicyTemplate
-from requests_app.permission_map import Service
-from requests_app.policy import (
+from requests_app.policy import permission_map
+from requests_app.policy.generate import (
     ACCESS_LEVELS,
-    MAX_ARN_CHARS,
     MAX_SERVICE_CHARS,
     Intent,
     IntentError,
     policy_generate_with_notes,
 )
+from requests_app.policy.limits import ARN_MAX_LENGTH as MAX_ARN_CHARS
+from requests_app.policy.permission_map import Service
+from requests_app.policy.templates import (
+    Parameter,
+    TemplateInvalid,
+    template_parameters,
+    template_render,
+)
 from requests_app.services import JUSTIFICATION_MAX_LENGTH, REASON_MAX_LENGTH
-from requests_app.templates import Parameter, TemplateInvalid, template_parameters, template_render
 
 OTHER_SERVICE = "other"
 # A pretty-printed policy at IAM's size limit is about twice as long as its

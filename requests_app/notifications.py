@@ -33,8 +33,8 @@ from django.utils import timezone
 from iamportal import jobs
 from requests_app import enqueue
 from requests_app.changes import change_document, change_summary
-from requests_app.diff import policy_diff
 from requests_app.models import Approval, Comment, Notification, PolicyRequest, RequestEvent
+from requests_app.policy.diff import policy_diff
 from requests_app.revision import revision_short
 
 log = logging.getLogger(__name__)

@@ -51,7 +51,6 @@ from iamportal.permissions import can_view_inventory, is_reviewer
 from requests_app import services
 from requests_app.changes import ChangeSpec, change_document, change_summary, protected_role_refusal
 from requests_app.crossaccount import cross_account_changes
-from requests_app.diff import DiffLine, policy_diff
 from requests_app.findings import ChangeFinding, request_findings
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
@@ -66,14 +65,17 @@ from requests_app.forms import (
     intent_as_dict,
     intent_from_dict,
 )
-from requests_app.lint import Finding, policy_lint
 from requests_app.models import Change, PolicyRequest, PolicyTemplate
-from requests_app.policy import (
+from requests_app.policy.diff import DiffLine, policy_diff
+from requests_app.policy.generate import (
     IntentError,
     PolicyNote,
     crud_service_list,
     policy_generate_with_notes,
 )
+from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
+from requests_app.policy.lint import Finding, policy_lint
+from requests_app.policy.templates import policy_merge
 from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
@@ -81,7 +83,6 @@ from requests_app.selectors import (
     requests_listed,
     requests_of,
 )
-from requests_app.templates import policy_merge
 
 ROLE_RESULTS = 20
 # Services whose resources the typeahead offers from the inventory.
@@ -605,7 +606,7 @@ def _review_context(
         "inline_policies": sorted((role.inline_policies or {}).keys()),
         "preview": preview,
         "preview_text": _pretty(preview.document) if preview else "",
-        "limit": services.INLINE_POLICIES_LIMIT,
+        "limit": INLINE_POLICIES_MAX_SIZE,
     }
 
 

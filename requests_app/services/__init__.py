@@ -12,7 +12,8 @@ name is re-exported here."""
 
 from __future__ import annotations
 
-from requests_app.lint import BLOCKING_LINT_CODES, compact_size, inline_policies_size
+from requests_app.policy.limits import compact_size, inline_policies_size
+from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
 from requests_app.services.apply import APPLICABLE, policy_request_apply
 from requests_app.services.change_types import ROLE_CHANGE_TYPES
 from requests_app.services.common import (
@@ -45,7 +46,6 @@ from requests_app.services.review import (
     policy_request_retry,
 )
 from requests_app.services.submit import (
-    INLINE_POLICIES_LIMIT,
     JUSTIFICATION_MAX_LENGTH,
     MAX_CHANGES,
     MAX_EXPIRY,
@@ -65,7 +65,6 @@ __all__ = [
     "BLOCKING_LINT_CODES",
     "COMMENT_MAX_LENGTH",
     "EXPIRABLE",
-    "INLINE_POLICIES_LIMIT",
     "JUSTIFICATION_MAX_LENGTH",
     "MAX_CHANGES",
     "MAX_EXPIRY",

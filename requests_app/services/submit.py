@@ -24,8 +24,10 @@ from requests_app.changes import (
 )
 from requests_app.crossaccount import cross_account_changes
 from requests_app.findings import findings_errors, findings_risk, request_findings
-from requests_app.lint import BLOCKING_LINT_CODES, compact_size, inline_policies_size, policy_lint
 from requests_app.models import Change, PolicyRequest, RequestEvent
+from requests_app.policy.limits import compact_size, inline_policies_size
+from requests_app.policy.lint import policy_lint
+from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
 from requests_app.services.change_types import ROLE_CHANGE_TYPES, _slot_noun, _slots
 from requests_app.services.common import (
     OPEN_STATUSES,
@@ -40,9 +42,6 @@ JUSTIFICATION_MAX_LENGTH = 5000
 
 
 MAX_EXPIRY = timedelta(days=90)
-
-
-INLINE_POLICIES_LIMIT = 10_240  # IAM's limit for all of a role's inline policies together
 
 
 _POLICY_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")

@@ -166,6 +166,15 @@ def test_another_users_role_is_903_and_identical_to_a_role_that_does_not_exist(
     assert sorted(existing.headers.items()) == sorted(missing.headers.items())
 
 
+@pytest.mark.parametrize("partition", ["aws-us-gov", "aws-cn", "aws-iso-b"])
+def test_a_role_arn_of_another_partition_is_903_and_a_made_up_one_900(
+    requester: User, org: Org, partition: str
+) -> None:
+    client = weep_client(requester)
+    assert_weep_error(ask(client, f"arn:{partition}:iam::{PROD}:role/nonexistent"), 403, "903")
+    assert_weep_error(ask(client, f"arn:awsfoo:iam::{PROD}:role/nonexistent"), 403, "900")
+
+
 def test_a_substring_of_another_users_role_is_900_like_anything_unknown(
     requester: User, org: Org
 ) -> None:

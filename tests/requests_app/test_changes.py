@@ -205,6 +205,22 @@ def test_it_refuses_a_role_of_an_account_iamportal_does_not_manage(role: IamRole
     assert "999999999999" in errors["target_arn"]
 
 
+@pytest.mark.parametrize("partition", ["aws-us-gov", "aws-cn", "aws-iso", "aws-iso-b", "aws-iso-f"])
+def test_it_accepts_a_role_of_any_partition(role: IamRole, partition: str) -> None:
+    arn = role.arn.replace("arn:aws:", f"arn:{partition}:", 1)
+    IamRole.objects.filter(pk=role.pk).update(arn=arn)
+    spec = validate(T.TAGS_PUT, arn, {"tags": {"team": "payments"}})
+    assert spec.target_arn == arn
+    assert spec.account_id == role.account.account_id
+
+
+def test_it_refuses_a_role_of_a_made_up_partition(role: IamRole) -> None:
+    arn = role.arn.replace("arn:aws:", "arn:aws-foo:", 1)
+    IamRole.objects.filter(pk=role.pk).update(arn=arn)
+    errors = refused(T.TAGS_PUT, arn, {"tags": {"team": "payments"}})
+    assert "Name a role by its ARN" in errors["target_arn"]
+
+
 def test_it_refuses_an_arn_of_another_service_for_the_type(role: IamRole) -> None:
     payload = {"policy_name": "x", "document": READ_INVOICES}
     assert "target_arn" in refused(T.INLINE_POLICY_PUT, "arn:aws:s3:::acme-invoices", payload)

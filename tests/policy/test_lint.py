@@ -3,6 +3,7 @@ least-privilege policies, and no exception whatever the input."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import random
 import subprocess
@@ -12,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from policy_sentry.querying.actions import get_action_data
 
-from requests_app.lint import (
+from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
+from requests_app.policy.lint import Finding, policy_lint
+from requests_app.policy.lint_rules import (
     CREDENTIAL_ACTIONS,
     DATA_READ_ACTIONS,
     ESCALATION_PATHS,
-    INLINE_POLICY_SIZE_LIMIT,
+    LINT_MAX_CHARS,
     RULES,
-    Finding,
-    policy_lint,
 )
+from requests_app.policy.reference import NameGlob
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -67,8 +70,6 @@ def not_info(document: Any) -> list[Finding]:
 
 
 def in_reference(action: str) -> bool:
-    from policy_sentry.querying.actions import get_action_data
-
     service, name = action.split(":")
     return bool(get_action_data(service, name).get(service))
 
@@ -93,11 +94,11 @@ def test_a_finding_is_frozen_and_serialises_for_json_apis() -> None:
 def test_importing_the_module_does_not_load_the_iam_database() -> None:
     code = (
         "import sys\n"
-        "import requests_app.lint\n"
+        "import requests_app.policy.lint\n"
         "assert 'policy_sentry' not in sys.modules, sorted(sys.modules)\n"
-        "requests_app.lint.policy_lint({'Statement': []})\n"
+        "requests_app.policy.lint.policy_lint({'Statement': []})\n"
         "assert 'policy_sentry' not in sys.modules, 'no action to look up yet'\n"
-        "requests_app.lint.policy_lint({'Statement': [{'Effect': 'Allow', "
+        "requests_app.policy.lint.policy_lint({'Statement': [{'Effect': 'Allow', "
         "'Action': 's3:GetObject', 'Resource': '*'}]})\n"
         "assert 'policy_sentry' in sys.modules\n"
     )
@@ -820,7 +821,7 @@ def test_a_policy_close_to_the_limit_is_a_warning() -> None:
 
 
 def test_a_policy_over_the_limit_is_an_error_with_the_numbers() -> None:
-    finding = the_one(padded(INLINE_POLICY_SIZE_LIMIT + 1), "policy-too-large")
+    finding = the_one(padded(INLINE_POLICIES_MAX_SIZE + 1), "policy-too-large")
     assert finding.severity == "error"
     assert "10,241" in finding.detail
     assert "10,240" in finding.detail
@@ -839,9 +840,9 @@ def test_the_role_s_other_inline_policies_count_against_the_limit() -> None:
 
 
 def test_white_space_does_not_count() -> None:
-    document = padded(INLINE_POLICY_SIZE_LIMIT)
+    document = padded(INLINE_POLICIES_MAX_SIZE)
     indented = json.dumps(document, indent=8)
-    assert len(indented) > INLINE_POLICY_SIZE_LIMIT + 100
+    assert len(indented) > INLINE_POLICIES_MAX_SIZE + 100
     expected = {("policy-size-near-limit", "warning", "")}
     assert found(indented) == found(document) == expected
 
@@ -900,16 +901,12 @@ def test_an_80_kb_starred_pattern_is_linted_everywhere_patterns_are_matched() ->
 
 
 def test_wildcards_match_as_iam_matches_them() -> None:
-    import fnmatch
-
-    from requests_app.lint import _NameGlob
-
     generator = random.Random(7)
     for _ in range(3000):
         name = "".join(generator.choice("abAB") for _ in range(generator.randint(0, 8)))
         pattern = "".join(generator.choice("aAb*?") for _ in range(generator.randint(0, 7)))
         expected = fnmatch.fnmatchcase(name.lower(), pattern.lower())
-        assert _NameGlob(pattern).fullmatch(name) is expected, (pattern, name)
+        assert NameGlob(pattern).fullmatch(name) is expected, (pattern, name)
 
 
 def test_wildcards_in_actions_still_expand_to_the_actions_they_name() -> None:
@@ -919,8 +916,6 @@ def test_wildcards_in_actions_still_expand_to_the_actions_they_name() -> None:
 
 
 def test_a_document_beyond_the_lint_bound_is_reported_as_too_large_and_not_read() -> None:
-    from requests_app.lint import LINT_MAX_CHARS
-
     text = json.dumps(policy(allow("s3:GetObject", "x" * LINT_MAX_CHARS)))
 
     assert codes(policy_lint(text)) == ["policy-too-large"]
