@@ -543,6 +543,7 @@ def _queries(title: str, queries: list[tuple[str, float]]) -> None:
     spent = sum(ms for _, ms in queries)
     print(f"\n{title}: {len(queries)} queries, {spent:.1f} ms waiting for the database")
     for sql, ms in queries:
+        sql = " ".join(sql.split())
         print(f"  {ms:>5.2f} ms  {sql[:130]}{' ...' if len(sql) > 130 else ''}")
 
 
