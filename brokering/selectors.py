@@ -27,6 +27,14 @@ class EligibleRole:
 
 _MEMO = "_iamportal_eligible"
 _ROLE_MEMO = "_iamportal_resolved_role"
+RESOLVED_ROLE_FIELDS = (
+    "arn",
+    "name",
+    "max_session_duration",
+    "account__account_id",
+    "account__name",
+    "account__enabled",
+)
 
 
 def _principals(user: AnyUser) -> list[str]:
@@ -127,7 +135,14 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
     fragment, a role the user may not use) falls through to the full resolution."""
     if not arn.startswith("arn:"):
         return None
-    role = IamRole.objects.select_related("account").filter(arn=arn, account__enabled=True).first()
+    role = (
+        IamRole.objects.filter(arn=arn, account__enabled=True)
+        .select_related("account")
+        # What issuing credentials and a console session read: not the policies,
+        # which can be tens of kilobytes of JSON to decode.
+        .only(*RESOLVED_ROLE_FIELDS)
+        .first()
+    )
     if role is None:
         return None
     cli_only = eligible_role_ids(user).get(role.pk)

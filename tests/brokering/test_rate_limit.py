@@ -57,6 +57,22 @@ def test_a_new_minute_gives_the_user_their_full_allowance_again(
     assert outcomes(requester) == ["issued", "rate_limited", "issued"]
 
 
+def test_the_request_that_opens_a_new_window_counts_in_it(
+    requester: User, org: Org, settings: Any
+) -> None:
+    settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT = 2
+    issue(requester, org)
+    issue(requester, org)
+    CredentialRateWindow.objects.filter(user=requester).update(
+        window_start=timezone.now() - timedelta(seconds=61)
+    )
+    issue(requester, org)
+    issue(requester, org)
+    with pytest.raises(services.RateLimited):
+        issue(requester, org)
+    assert outcomes(requester) == ["issued"] * 4 + ["rate_limited"]
+
+
 def test_one_users_requests_do_not_count_against_another(
     requester: User, org: Org, settings: Any
 ) -> None:
@@ -76,6 +92,27 @@ def test_twenty_concurrent_requests_get_exactly_the_limit(
     requester: User, org: Org, settings: Any
 ) -> None:
     settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT = 7
+    assert concurrent_outcomes(requester, org) == (7, 13)
+    assert outcomes(requester).count("issued") == 7
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"
+)
+def test_twenty_concurrent_requests_on_a_lapsed_window_get_exactly_the_limit(
+    requester: User, org: Org, settings: Any
+) -> None:
+    settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT = 7
+    CredentialRateWindow.objects.create(
+        user=requester, window_start=timezone.now() - timedelta(seconds=61), count=7
+    )
+    assert concurrent_outcomes(requester, org) == (7, 13)
+    assert outcomes(requester).count("issued") == 7
+
+
+def concurrent_outcomes(requester: User, org: Org) -> tuple[int, int]:
+    """(issued, refused) of twenty credential requests of `requester` at once."""
     barrier = threading.Barrier(20)
     results: list[object] = []
     lock = threading.Lock()
@@ -100,6 +137,5 @@ def test_twenty_concurrent_requests_get_exactly_the_limit(
     assert len(results) == 20
     issued = [r for r in results if isinstance(r, services.IssuedCredentials)]
     refused = [r for r in results if isinstance(r, services.RateLimited)]
-    assert (len(issued), len(refused)) == (7, 13)
     assert all(1 <= r.retry_after <= 60 for r in refused)
-    assert outcomes(requester).count("issued") == 7
+    return len(issued), len(refused)

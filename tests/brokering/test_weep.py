@@ -14,10 +14,12 @@ from django.apps import apps
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 
 from accounts.models import CloudResource, IamRole, ManagedPolicy
 from brokering.cli_auth import cli_token_issue
 from brokering.models import CredentialIssuance
+from brokering.weep import CliCredentialIssueApi, CliRoleDetailListApi
 from iamportal import aws
 from tests.brokering.conftest import DEV, PROD, Org
 
@@ -346,6 +348,22 @@ def test_v2_roles_have_the_envelope_and_fields_weep_reads(requester: User, org: 
     console = client.get("/api/v2/get_roles").json()["data"]["roles"]
     assert "payments-batch" not in {role["role_name"] for role in console}
     assert len(console) == len(roles) - 1
+
+
+def test_credentials_and_v2_roles_are_byte_for_byte_what_the_schema_describes(
+    requester: User, org: Org
+) -> None:
+    """The views build their answers directly; the serializers in the schema must
+    produce exactly the same bytes from them."""
+    client = weep_client(requester)
+    answers = [
+        (CliCredentialIssueApi.OutputSerializer, ask(client, org.arn("prod/payments-api"))),
+        (CliRoleDetailListApi.OutputSerializer, client.get("/api/v2/get_roles?all=true")),
+    ]
+    for serializer, response in answers:
+        assert response.status_code == 200
+        rendered = JSONRenderer().render(serializer(response.json()).data)
+        assert rendered == response.content
 
 
 # --- GET /api/v2/get_resource_url ----------------------------------------------------------------
