@@ -80,7 +80,8 @@ class Command(BaseCommand):
             children.append(subprocess.Popen([*manage, "qcluster"]))  # noqa: S603
             children.append(
                 subprocess.Popen(  # noqa: S603
-                    [*manage, "runserver", f"127.0.0.1:{web_port}", "--noreload"]
+                    # DEBUG is off in the demo: --insecure still serves the static files.
+                    [*manage, "runserver", f"127.0.0.1:{web_port}", "--noreload", "--insecure"]
                 )
             )
             time.sleep(2)
