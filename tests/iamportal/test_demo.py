@@ -77,3 +77,11 @@ def test_the_demo_command_runs_only_against_its_embedded_aws(settings: Any) -> N
     settings.AWS_ENDPOINT_URL = "https://iam.amazonaws.com"
     with pytest.raises(CommandError, match="make demo"):
         call_command("demo", stdout=StringIO())
+
+
+def test_the_demo_web_server_serves_static_files_with_debug_off() -> None:
+    from iamportal.management.commands.demo import children_commands
+
+    qcluster, runserver = children_commands(8123)
+    assert qcluster[-1] == "qcluster"
+    assert runserver[-4:] == ["runserver", "127.0.0.1:8123", "--noreload", "--insecure"]
