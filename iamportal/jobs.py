@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 
@@ -64,6 +65,15 @@ def job_record_success(*, name: str) -> None:
 @tracked(HEARTBEAT)
 def heartbeat() -> None:
     """Runs every minute on any worker; /healthz reads its time to tell workers are alive."""
+
+
+def heartbeat_on_worker_start(**kwargs: Any) -> None:
+    """A worker that has just started is alive: /healthz says so at once instead of
+    waiting for the scheduler's first round and the first scheduled heartbeat."""
+    try:
+        heartbeat()
+    except DatabaseError as exc:  # the worker runs anyway; the schedule tries again
+        log.warning("could not record the worker heartbeat at start-up: %s", exc)
 
 
 def broker_backlog() -> int | None:

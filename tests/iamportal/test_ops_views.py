@@ -213,3 +213,28 @@ def test_it_escapes_label_values_in_metrics(requester: User, db: None) -> None:
     AwsAccount.objects.create(account_id="333333333333", name='odd "name" \\ here')
     body = client_for(requester).get(reverse("metrics")).content.decode()
     assert 'account_name="odd \\"name\\" \\\\ here"' in body
+
+
+def test_it_reports_healthy_as_soon_as_a_worker_starts(anonymous: Any, db: None) -> None:
+    from multiprocessing import Queue, Value
+
+    from django_q.worker import worker
+
+    tasks: Queue[Any] = Queue()
+    tasks.put("STOP")  # the worker starts, then stops before any task or schedule ran
+    worker(tasks, Queue(), Value("f", -1))
+
+    response = anonymous.get(reverse("healthz"))
+    assert response.status_code == 200
+    assert response.json()["workers"] == "ok"
+
+
+def test_a_worker_starts_even_when_its_first_heartbeat_cannot_be_written(
+    db: None, monkeypatch: Any
+) -> None:
+    def database_down() -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(jobs, "heartbeat", database_down)
+    jobs.heartbeat_on_worker_start(proc_name="Process-1")  # logs, does not raise
+    assert not jobs.workers_alive()
