@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files, served as iamportal's own static files.
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "django_q",
@@ -592,4 +594,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Self-service control plane for AWS IAM across many accounts.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ loads Swagger UI from iamportal's static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
