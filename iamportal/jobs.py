@@ -27,6 +27,31 @@ R = TypeVar("R")
 HEARTBEAT = "iamportal.heartbeat"
 
 
+# What each job is called on the status page (its name stays the key in /metrics).
+JOB_LABELS = {
+    HEARTBEAT: "Worker heartbeat",
+    "accounts.sync_all": "Inventory sync (every account)",
+    "accounts.sync_runs_recover": "Recover stalled syncs",
+    "accounts.role_refresh": "Role refresh",
+    "brokering.cli_challenges_prune": "Prune CLI sign-in challenges",
+    "requests_app.apply": "Apply approved changes",
+    "requests_app.expire": "Expire grants",
+    "requests_app.notify": "Send emails",
+    "requests_app.work_sweep": "Recover stalled applies and emails",
+    "requests_app.expiry_sweep": "Find expired grants",
+}
+_ACCOUNT_SYNC_PREFIX = "accounts.sync."
+
+
+def job_label(name: str) -> str:
+    """A person's name for the job recorded under `name`."""
+    if name in JOB_LABELS:
+        return JOB_LABELS[name]
+    if name.startswith(_ACCOUNT_SYNC_PREFIX):
+        return f"Inventory sync of account {name.removeprefix(_ACCOUNT_SYNC_PREFIX)}"
+    return name
+
+
 def tracked(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Record the start, success and failure of a job under `name`."""
 

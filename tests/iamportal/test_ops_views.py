@@ -37,6 +37,31 @@ def sync_run(account: AwsAccount, status: str, *, minutes_ago: int = 0, error: s
 # --- status -------------------------------------------------------------------------
 
 
+def test_the_status_page_names_jobs_for_people(requester: User) -> None:
+    jobs.heartbeat()
+    jobs.job_record_success(name="accounts.sync.111111111111")
+    jobs.job_record_failure(name="requests_app.expire", error="Throttling")
+
+    html = client_for(requester).get(reverse("status")).content.decode()
+
+    assert "Worker heartbeat" in html
+    assert "Inventory sync of account 111111111111" in html
+    assert "Expire grants" in html
+
+
+def test_the_status_page_shows_no_never_started_beside_a_success(requester: User) -> None:
+    jobs.job_record_success(name="accounts.sync.111111111111")  # records no start time
+
+    html = client_for(requester).get(reverse("status")).content.decode()
+
+    assert "never" in html  # no failure yet
+    row = html.split("Inventory sync of account 111111111111")[1].split("</tr>")[0]
+    started, success, _failure = row.split('<td class="nowrap">')[1:4]
+    assert "never" not in started
+    assert "Not recorded" in started
+    assert "never" not in success
+
+
 def test_it_sends_anonymous_visitors_of_the_status_page_to_login(anonymous: Any) -> None:
     response = anonymous.get(reverse("status"))
     assert response.status_code == 302
