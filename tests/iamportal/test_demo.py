@@ -85,3 +85,18 @@ def test_the_demo_web_server_serves_static_files_with_debug_off() -> None:
     qcluster, runserver = children_commands(8123)
     assert qcluster[-1] == "qcluster"
     assert runserver[-4:] == ["runserver", "127.0.0.1:8123", "--noreload", "--insecure"]
+
+
+def test_the_demo_shows_iamportals_own_404_page(settings: Any, client: Any) -> None:
+    settings.DEBUG = False  # as `make demo` runs it
+    from tests.conftest import make_user
+
+    client.force_login(make_user("visitor"))
+
+    response = client.get("/acme-prod/bookmark-that-moved/")
+
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "404.html" in [template.name for template in response.templates]
+    assert "There is nothing here" in html
+    assert "URLconf" not in html and "admin/" not in html
