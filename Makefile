@@ -7,18 +7,38 @@ DEMO_AWS_PORT ?= 5000
 
 .PHONY: demo test lint venv bench clean
 
-$(BIN)/.installed: pyproject.toml
+# What is installed is marked by a stamp per extra: the demo needs the runtime and
+# the embedded AWS only; the tests and linters need `dev`, which includes the demo.
+DEMO_INSTALLED := $(VENV)/.demo-installed
+DEV_INSTALLED := $(VENV)/.dev-installed
+# Links in the demo's emails point at the demo itself.
+SITE_URL ?= http://127.0.0.1:$(PORT)
+
+$(DEMO_INSTALLED): pyproject.toml
+	@echo "Installing iamportal and the embedded AWS into $(VENV)/ (first run: about a minute)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[demo]'
 	touch $@
 
-venv: $(BIN)/.installed
+$(DEV_INSTALLED): pyproject.toml
+	@echo "Installing iamportal with its test and lint tools into $(VENV)/ (first run: about two minutes)..."
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@ $(DEMO_INSTALLED)
+
+venv: $(DEV_INSTALLED)
 
 # A fresh demo every time: the embedded AWS keeps no state, so neither does its database.
-demo: venv
+# It runs as production would (DEBUG off: iamportal's own error pages) on plain HTTP
+# on loopback, with a signing key made for this run and emails printed, not sent.
+demo: $(DEMO_INSTALLED)
 	mkdir -p .demo && rm -f .demo/demo.sqlite3*
 	env -u AWS_PROFILE -u AWS_SESSION_TOKEN \
+	  DEBUG=false SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(48))') \
+	  SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \
+	  EMAIL_BACKEND=console SITE_URL='$(SITE_URL)' \
 	  DATABASE_URL=sqlite:///$(CURDIR)/.demo/demo.sqlite3 \
 	  AWS_ENDPOINT_URL=http://127.0.0.1:$(DEMO_AWS_PORT) \
 	  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \

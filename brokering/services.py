@@ -17,7 +17,7 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.fetch import describe_error
@@ -167,13 +167,6 @@ def _audit_room(user: User) -> bool:
 
 
 RATE_WINDOW = timedelta(minutes=1)
-# The same SQL on PostgreSQL and SQLite; the table is CredentialRateWindow's.
-_RATE_SLOT_SQL = """
-UPDATE "brokering_credentialratewindow" SET
-  "window_start" = CASE WHEN "window_start" <= %(cutoff)s THEN %(now)s ELSE "window_start" END,
-  "count" = CASE WHEN "window_start" <= %(cutoff)s THEN 1 ELSE "count" + 1 END
-WHERE "user_id" = %(user)s AND ("window_start" <= %(cutoff)s OR "count" < %(limit)s)
-"""
 
 
 def _rate_slot_update(user: User, now: datetime) -> int:
@@ -182,20 +175,16 @@ def _rate_slot_update(user: User, now: datetime) -> int:
     sides all read the row as it was, and PostgreSQL checks the condition again on
     the newest row when a concurrent request updated it first, so of many
     concurrent requests exactly the limit succeed. Returns the rows updated: 0 when
-    limited, or when the user has no window yet.
-
-    Written in SQL because the ORM spends more CPU building this statement than
-    the database spends running it, on every credential request."""
-    ops = connection.ops
-    params = {
-        "now": ops.adapt_datetimefield_value(now),
-        "cutoff": ops.adapt_datetimefield_value(now - RATE_WINDOW),
-        "user": user.pk,
-        "limit": settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_RATE_SLOT_SQL, params)
-        return cursor.rowcount
+    limited, or when the user has no window yet."""
+    lapsed = Q(window_start__lte=now - RATE_WINDOW)
+    return (
+        CredentialRateWindow.objects.filter(user=user)
+        .filter(lapsed | Q(count__lt=settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT))
+        .update(
+            window_start=Case(When(lapsed, then=Value(now)), default=F("window_start")),
+            count=Case(When(lapsed, then=Value(1)), default=F("count") + 1),
+        )
+    )
 
 
 def _rate_slot_take(user: User) -> int:

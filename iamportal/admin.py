@@ -14,6 +14,12 @@ from iamportal.forms import BoundedJSONField
 from iamportal.models import ApiToken, ExternalIdentity, JobStatus
 from iamportal.services import api_token_revoke
 
+# The admin is another face of iamportal: its name, and a way back to the site.
+admin.site.site_header = "iamportal administration"
+admin.site.site_title = "iamportal admin"
+admin.site.index_title = "Accounts, access rules, requests and background jobs"
+admin.site.site_url = "/"
+
 
 def pretty_json(value: Any) -> SafeString:
     return format_html('<pre class="json">{}</pre>', json.dumps(value, indent=2, default=str))

@@ -8,7 +8,11 @@ class IamportalConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing these registers the OpenAPI extension and the system checks.
+        from django_q.signals import post_spawn
+
         from iamportal import checks, jobs, schema  # noqa: F401
 
         # Schedules are declared in code; every migrate brings the database in line.
         post_migrate.connect(jobs.schedules_ensure_after_migrate, sender=self)
+        # Each worker process beats once as it starts, so /healthz knows at once.
+        post_spawn.connect(jobs.heartbeat_on_worker_start, dispatch_uid="iamportal.heartbeat")

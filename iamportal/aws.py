@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.loaders
 import botocore.session
+import requests
 from botocore.config import Config
 from django.conf import settings
 
@@ -168,3 +169,19 @@ def forget_sessions() -> None:
         _hub = None
         _spokes.clear()
         _hub_clients.clear()
+
+
+# moto's control API: in-process (tests) it answers at this address; a moto server
+# answers at its own endpoint.
+_EMBEDDED_CONTROL_URL = "http://motoapi.amazonaws.com"
+
+
+def embedded_aws_seed(*, seed: int) -> None:
+    """Seed the embedded AWS's (moto's) generator of ids: what it creates next gets
+    the same ids on every run. Only for the demo organisation, after it has made
+    sure it talks to the embedded AWS."""
+    base = settings.AWS_ENDPOINT_URL or _EMBEDDED_CONTROL_URL
+    with requests.Session() as http:
+        http.trust_env = False  # loopback: no proxy from the environment
+        response = http.post(f"{base}/moto-api/seed", params={"a": str(seed)}, timeout=10)
+    response.raise_for_status()

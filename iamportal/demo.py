@@ -8,6 +8,7 @@ run against real AWS.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -328,6 +329,11 @@ def _account_seed(session: boto3.Session, env: str, account_id: str, demo: DemoA
         demo.queues.append(queue)
 
 
+def account_id_seed(name: str) -> int:
+    """A stable number for an account name (Python's hash() changes every run)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
 def organisation_seed() -> list[DemoAccount]:
     """Create the organisation and seed every spoke account. AWS side only."""
     _assert_embedded()
@@ -335,10 +341,14 @@ def organisation_seed() -> list[DemoAccount]:
     org.create_organization(FeatureSet="ALL")
     accounts = []
     for env in ENVIRONMENTS:
-        status = org.create_account(Email=f"aws-{env}@example.com", AccountName=f"acme-{env}")[
+        name = f"acme-{env}"
+        # The embedded AWS draws account ids at random; seeded from the name, it draws
+        # the same id for the same account on every run, so bookmarks and ARNs keep working.
+        aws.embedded_aws_seed(seed=account_id_seed(name))
+        status = org.create_account(Email=f"aws-{env}@example.com", AccountName=name)[
             "CreateAccountStatus"
         ]
-        demo = DemoAccount(account_id=status["AccountId"], environment=env, name=f"acme-{env}")
+        demo = DemoAccount(account_id=status["AccountId"], environment=env, name=name)
         _account_seed(account_session(demo.account_id), env, demo.account_id, demo)
         accounts.append(demo)
     return accounts

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -26,6 +27,31 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 HEARTBEAT = "iamportal.heartbeat"
+
+
+# What each job is called on the status page (its name stays the key in /metrics).
+JOB_LABELS = {
+    HEARTBEAT: "Worker heartbeat",
+    "accounts.sync_all": "Inventory sync (every account)",
+    "accounts.sync_runs_recover": "Recover stalled syncs",
+    "accounts.role_refresh": "Role refresh",
+    "brokering.cli_challenges_prune": "Prune CLI sign-in challenges",
+    "requests_app.apply": "Apply approved changes",
+    "requests_app.expire": "Expire grants",
+    "requests_app.notify": "Send emails",
+    "requests_app.work_sweep": "Recover stalled applies and emails",
+    "requests_app.expiry_sweep": "Find expired grants",
+}
+_ACCOUNT_SYNC_PREFIX = "accounts.sync."
+
+
+def job_label(name: str) -> str:
+    """A person's name for the job recorded under `name`."""
+    if name in JOB_LABELS:
+        return JOB_LABELS[name]
+    if name.startswith(_ACCOUNT_SYNC_PREFIX):
+        return f"Inventory sync of account {name.removeprefix(_ACCOUNT_SYNC_PREFIX)}"
+    return name
 
 
 def tracked(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -66,6 +92,15 @@ def job_record_success(*, name: str) -> None:
 @tracked(HEARTBEAT)
 def heartbeat() -> None:
     """Runs every minute on any worker; /healthz reads its time to tell workers are alive."""
+
+
+def heartbeat_on_worker_start(**kwargs: Any) -> None:
+    """A worker that has just started is alive: /healthz says so at once instead of
+    waiting for the scheduler's first round and the first scheduled heartbeat."""
+    try:
+        heartbeat()
+    except DatabaseError as exc:  # the worker runs anyway; the schedule tries again
+        log.warning("could not record the worker heartbeat at start-up: %s", exc)
 
 
 def broker_backlog() -> int | None:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from iamportal import apis, oidc, views
 
@@ -16,6 +16,15 @@ urlpatterns = [
     path("profile/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
     path("api/v1/me", apis.MeApi.as_view(), name="api_me"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    # Interactive documentation; its initializer is served as a file (?script), as the
+    # Content-Security-Policy allows no inline script.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api_schema", template_name="iamportal/api_docs.html"
+        ),
+        name="api_docs",
+    ),
     path("admin/", admin.site.urls),
     path("", include("iamportal.ops_urls")),
     path("", include("brokering.weep_urls")),

@@ -301,6 +301,22 @@ def test_it_shows_an_account_with_its_recent_syncs(requester: User, payments: Aw
     assert "arn:aws:iam::111111111111:role/iamportal-spoke" in html
 
 
+def test_an_account_page_says_how_many_approvals_a_change_needs(
+    requester: User, payments: AwsAccount, analytics: AwsAccount
+) -> None:
+    payments.approvals_required = 2
+    payments.save(update_fields=["approvals_required"])
+    client = client_for(requester)
+
+    prod = client.get(reverse("account_detail", args=[payments.account_id])).content.decode()
+    other = client.get(reverse("account_detail", args=[analytics.account_id])).content.decode()
+
+    assert "Approvals required</dt><dd>2 " in prod
+    assert "distinct reviewers must approve each change" in prod
+    assert "Approvals required</dt><dd>1 " in other
+    assert "one reviewer approves each change" in other
+
+
 def test_it_hides_sync_now_from_engineers(requester: User, payments: AwsAccount) -> None:
     response = client_for(requester).get(reverse("account_detail", args=[payments.account_id]))
     assert "Sync now" not in response.content.decode()

@@ -94,3 +94,19 @@ def test_only_a_superuser_links_an_identity_to_an_account_by_hand(
             assert "/admin/login/" in response["Location"]
         else:
             assert response.status_code == expected, path
+
+
+@pytest.mark.parametrize("member", ["admin_user", "reviewer"])
+def test_the_admin_carries_iamportals_name_and_links_back_to_the_site(
+    request: pytest.FixtureRequest, member: str
+) -> None:
+    user: User = request.getfixturevalue(member)
+
+    response = client_for(user).get("/admin/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<title>Accounts, access rules, requests and background jobs | iamportal admin" in html
+    assert "iamportal administration" in html
+    assert "Django administration" not in html
+    assert '<a href="/">View site</a>' in html

@@ -235,6 +235,7 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     )
     yield "request_review", a.get(reverse("request_review", kwargs=role_pages))
     yield "request_review", a.post(reverse("request_review", kwargs=role_pages), {"action": "x"})
+    yield "api_docs", a.get(reverse("api_docs"))
     # The error pages.
     yield "404", a.get("/nothing-here/")
     yield "404", anonymous.get("/nothing-here/")

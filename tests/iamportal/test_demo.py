@@ -6,6 +6,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+import requests
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 
@@ -27,6 +28,29 @@ def test_the_demo_organisation_has_a_hub_and_three_spokes_with_fifteen_plus_role
     )["Role"]
     trusted = spoke["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"]
     assert trusted == f"arn:aws:iam::{demo.HUB_ACCOUNT_ID}:root"
+
+
+def _embedded_aws_reset() -> None:
+    """As a new `make demo` run starts: an empty embedded AWS, nothing cached."""
+    requests.post("http://motoapi.amazonaws.com/moto-api/reset", timeout=10).raise_for_status()
+    aws.forget_sessions()
+
+
+def test_demo_account_ids_are_the_same_on_every_run_whatever_the_order(monkeypatch: Any) -> None:
+    first = {a.name: a.account_id for a in demo.organisation_seed()}
+    _embedded_aws_reset()
+    monkeypatch.setattr(demo, "ENVIRONMENTS", tuple(reversed(demo.ENVIRONMENTS)))
+    second = {a.name: a.account_id for a in demo.organisation_seed()}
+
+    assert second == first
+    assert all(len(account_id) == 12 and account_id.isdigit() for account_id in first.values())
+    listed = aws.client("organizations").list_accounts()["Accounts"]
+    assert {a["Name"]: a["Id"] for a in listed if a["Name"] in first} == first
+
+
+def test_demo_account_ids_come_from_the_account_name() -> None:
+    assert demo.account_id_seed("acme-prod") == demo.account_id_seed("acme-prod")
+    assert demo.account_id_seed("acme-prod") != demo.account_id_seed("acme-dev")
 
 
 def test_the_demo_refuses_to_seed_anything_but_the_embedded_aws(monkeypatch: Any) -> None:
@@ -53,3 +77,26 @@ def test_the_demo_command_runs_only_against_its_embedded_aws(settings: Any) -> N
     settings.AWS_ENDPOINT_URL = "https://iam.amazonaws.com"
     with pytest.raises(CommandError, match="make demo"):
         call_command("demo", stdout=StringIO())
+
+
+def test_the_demo_web_server_serves_static_files_with_debug_off() -> None:
+    from iamportal.management.commands.demo import children_commands
+
+    qcluster, runserver = children_commands(8123)
+    assert qcluster[-1] == "qcluster"
+    assert runserver[-4:] == ["runserver", "127.0.0.1:8123", "--noreload", "--insecure"]
+
+
+def test_the_demo_shows_iamportals_own_404_page(settings: Any, client: Any) -> None:
+    settings.DEBUG = False  # as `make demo` runs it
+    from tests.conftest import make_user
+
+    client.force_login(make_user("visitor"))
+
+    response = client.get("/acme-prod/bookmark-that-moved/")
+
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "404.html" in [template.name for template in response.templates]
+    assert "There is nothing here" in html
+    assert "URLconf" not in html and "admin/" not in html

@@ -49,3 +49,8 @@ def test_workers_are_alive_only_after_a_recent_heartbeat() -> None:
     assert not jobs.workers_alive()
     jobs.heartbeat()
     assert jobs.workers_alive()
+
+
+def test_every_scheduled_job_has_a_name_for_people() -> None:
+    for schedule in Schedule.objects.all():
+        assert jobs.job_label(schedule.name) != schedule.name, schedule.name

@@ -37,6 +37,31 @@ def sync_run(account: AwsAccount, status: str, *, minutes_ago: int = 0, error: s
 # --- status -------------------------------------------------------------------------
 
 
+def test_the_status_page_names_jobs_for_people(requester: User) -> None:
+    jobs.heartbeat()
+    jobs.job_record_success(name="accounts.sync.111111111111")
+    jobs.job_record_failure(name="requests_app.expire", error="Throttling")
+
+    html = client_for(requester).get(reverse("status")).content.decode()
+
+    assert "Worker heartbeat" in html
+    assert "Inventory sync of account 111111111111" in html
+    assert "Expire grants" in html
+
+
+def test_the_status_page_shows_no_never_started_beside_a_success(requester: User) -> None:
+    jobs.job_record_success(name="accounts.sync.111111111111")  # records no start time
+
+    html = client_for(requester).get(reverse("status")).content.decode()
+
+    assert "never" in html  # no failure yet
+    row = html.split("Inventory sync of account 111111111111")[1].split("</tr>")[0]
+    started, success, _failure = row.split('<td class="nowrap">')[1:4]
+    assert "never" not in started
+    assert "Not recorded" in started
+    assert "never" not in success
+
+
 def test_it_sends_anonymous_visitors_of_the_status_page_to_login(anonymous: Any) -> None:
     response = anonymous.get(reverse("status"))
     assert response.status_code == 302
@@ -213,3 +238,28 @@ def test_it_escapes_label_values_in_metrics(requester: User, db: None) -> None:
     AwsAccount.objects.create(account_id="333333333333", name='odd "name" \\ here')
     body = client_for(requester).get(reverse("metrics")).content.decode()
     assert 'account_name="odd \\"name\\" \\\\ here"' in body
+
+
+def test_it_reports_healthy_as_soon_as_a_worker_starts(anonymous: Any, db: None) -> None:
+    from multiprocessing import Queue, Value
+
+    from django_q.worker import worker
+
+    tasks: Queue[Any] = Queue()
+    tasks.put("STOP")  # the worker starts, then stops before any task or schedule ran
+    worker(tasks, Queue(), Value("f", -1))
+
+    response = anonymous.get(reverse("healthz"))
+    assert response.status_code == 200
+    assert response.json()["workers"] == "ok"
+
+
+def test_a_worker_starts_even_when_its_first_heartbeat_cannot_be_written(
+    db: None, monkeypatch: Any
+) -> None:
+    def database_down() -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(jobs, "heartbeat", database_down)
+    jobs.heartbeat_on_worker_start(proc_name="Process-1")  # logs, does not raise
+    assert not jobs.workers_alive()

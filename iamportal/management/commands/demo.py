@@ -6,10 +6,11 @@ the embedded AWS on loopback before this command loads them.
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.db import connections
 from django_q.conf import Conf
 
 from accounts.services import account_sync_request
-from iamportal import demo
+from iamportal import demo, processes
 
 
 def _port_free(port: int) -> bool:
@@ -30,6 +31,21 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def children_commands(web_port: int) -> list[list[str]]:
+    """The demo's workers and web server."""
+    manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+    return [
+        [*manage, "qcluster"],
+        # DEBUG is off in the demo: --insecure still serves the static files.
+        [*manage, "runserver", f"127.0.0.1:{web_port}", "--noreload", "--insecure"],
+    ]
+
+
+def _children_start(web_port: int) -> Iterator[subprocess.Popen[bytes]]:
+    for command in children_commands(web_port):
+        yield subprocess.Popen(command)  # noqa: S603
 
 
 class Command(BaseCommand):
@@ -53,12 +69,19 @@ class Command(BaseCommand):
             if not _port_free(port):
                 raise CommandError(f"Port {port} is in use: free it or set {name}=<another port>.")
 
+        # Ctrl-C reaches the demo and its children, not make: stopping is no failure.
+        with processes.terminal_foreground():
+            self._run(web_port, aws_port)
+
+    def _run(self, web_port: int, aws_port: int) -> None:
         # moto is the optional "demo" extra: only this command needs it installed.
         from moto.server import ThreadedMotoServer
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         server.start()
         children: list[subprocess.Popen[bytes]] = []
+        # Until the workers and the web server run, SIGTERM stops the set-up as Ctrl-C does.
+        previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             self.stdout.write("Migrating the demo database...")
             call_command("migrate", interactive=False, verbosity=0)
@@ -77,30 +100,23 @@ class Command(BaseCommand):
             logging.getLogger("django-q").setLevel(logging.INFO)
             connections.close_all()
 
-            manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-            children.append(subprocess.Popen([*manage, "qcluster"]))  # noqa: S603
-            children.append(
-                subprocess.Popen(  # noqa: S603
-                    [*manage, "runserver", f"127.0.0.1:{web_port}", "--noreload"]
+            with processes.stop_requests() as stop:
+                children.extend(_children_start(web_port))
+                if not stop.wait(2):
+                    self._banner(web_port, aws_port, password)
+                exited = processes.processes_supervise(children, stop=stop)
+            if exited is not None:
+                raise CommandError(
+                    f"A demo process stopped unexpectedly (exit status {exited.returncode}); "
+                    "see its output above."
                 )
-            )
-            time.sleep(2)
-            self._banner(web_port, aws_port, password)
-            while all(child.poll() is None for child in children):
-                time.sleep(0.5)
-            raise CommandError("A demo process stopped unexpectedly; see its output above.")
+            self.stdout.write("\nStopping the demo...")
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the demo...")
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.terminate()
-            for child in children:
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            processes.processes_stop(children)
             server.stop()
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
     def _banner(self, web_port: int, aws_port: int, password: str) -> None:
         line = "=" * 64
