@@ -45,7 +45,7 @@ from accounts.selectors import (
 from brokering.selectors import eligible_role_ids
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.parsers import JSON_MAX_DEPTH, json_nesting_depth
-from iamportal.permissions import can_view_inventory, is_reviewer
+from iamportal.permissions import is_reviewer
 from requests_app import services
 from requests_app.diff import DiffLine, policy_diff
 from requests_app.forms import (
@@ -66,6 +66,7 @@ from requests_app.policy import crud_service_list
 from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
+    requestable_role_for_user,
     requests_filtered,
     requests_listed,
     requests_of,
@@ -105,16 +106,9 @@ class _RoleProtected(Exception):
 
 
 def _wizard_role(request: HtmxHttpRequest, role_id: int) -> IamRole:
-    """Anyone signed in may ask for changes to any role of the inventory;
-    reviewers decide. Roles of disabled accounts cannot be changed, nor
-    iamportal's own roles (the wizard step answers with step 1 and why)."""
-    if not can_view_inventory(request.user):
-        raise Http404("No such role.")
-    role = (
-        IamRole.objects.select_related("account").filter(pk=role_id, account__enabled=True).first()
-    )
-    if role is None:
-        raise Http404("No such role.")
+    """The role a wizard step is about (the requests' access gate), except
+    iamportal's own roles: the step answers with step 1 and why."""
+    role = requestable_role_for_user(user=request.user, role_id=role_id)
     if role_protected(role.arn):
         raise _RoleProtected(role)
     return role
@@ -741,14 +735,14 @@ def _detail(
 @login_required
 @require_GET
 def request_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _detail(request, request_for_user(request.user, pk))
+    return _detail(request, request_for_user(user=request.user, pk=pk))
 
 
 @login_required
 @require_POST
 def change_edit(request: HtmxHttpRequest, pk: int, change_id: int) -> HttpResponse:
     """The requester rewrites a change of their pending request."""
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     if not policy_request.changes.filter(pk=change_id).exists():
         raise Http404("No such change.")
     form = ChangeEditForm(request.POST)
@@ -780,7 +774,7 @@ def change_edit(request: HtmxHttpRequest, pk: int, change_id: int) -> HttpRespon
 @require_POST
 def request_extend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Ask to keep temporary access longer."""
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     form = ExtendForm(request.POST)
     if not form.is_valid():
         return _detail(request, policy_request, extend_form=form, status=400)
@@ -824,7 +818,7 @@ def _request_act(
 @login_required
 @require_POST
 def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk, for_review=True)
+    policy_request = request_for_user(user=request.user, pk=pk, for_review=True)
     revision = str(request.POST.get("revision", ""))[: services.REVISION_MAX_LENGTH]
     try:
         approved = services.policy_request_approve(
@@ -855,7 +849,7 @@ def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_reject(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk, for_review=True)
+    policy_request = request_for_user(user=request.user, pk=pk, for_review=True)
     reason = str(request.POST.get("reason", ""))
     return _request_act(
         request,
@@ -868,7 +862,7 @@ def request_reject(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk, for_review=True)
+    policy_request = request_for_user(user=request.user, pk=pk, for_review=True)
     return _request_act(
         request,
         policy_request.pk,
@@ -880,7 +874,7 @@ def request_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     return _request_act(
         request,
         policy_request.pk,
@@ -892,7 +886,7 @@ def request_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_comment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     body = str(request.POST.get("body", ""))
     return _request_act(
         request,
