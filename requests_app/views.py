@@ -719,8 +719,6 @@ def _detail(
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
         "extensions": policy_request.extensions.all(),
         "is_reviewer": reviewer,
-        # Someone else's request is reviewers' work: the navigation says so.
-        "nav_section": "request_queue" if reviewer and not mine else "",
         "show_review": reviewer and policy_request.is_open,
         "show_cancel": mine and policy_request.is_open,
         "show_retry": reviewer and policy_request.status == PolicyRequest.Status.FAILED,
