@@ -8,8 +8,8 @@ current `revision`; an ambiguous role adds the `matches`. A rate limit sets
 Retry-After.
 
 The Weep-compatible endpoints answer in Weep's own shapes: their views handle
-their failures themselves (`brokering/weep.py`) and never reach this for them.
-Anything this module does not know goes to DRF's own handler.
+their failures themselves (`brokering/weep.py`), and this leaves whatever else
+they raise to DRF's own handler, as it does anything it does not know.
 """
 
 from __future__ import annotations
@@ -102,6 +102,10 @@ def _answer(exc: Exception) -> Response | None:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """REST_FRAMEWORK's EXCEPTION_HANDLER."""
+    if getattr(context.get("view"), "error_style", None) is not None:
+        # A Weep endpoint (it declares the error shape of its wire contract): it
+        # answers its failures itself, and anything else stays DRF's.
+        return drf_exception_handler(exc, context)
     response = _answer(exc)
     if response is not None:
         return response

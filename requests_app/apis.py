@@ -5,7 +5,8 @@ cancel, approve, reject, retry.
 Token or session authentication. The same services as the wizard and the
 review page decide what is acceptable. Every error is JSON with a 4xx status:
 `{"detail": ...}`, and `errors` (field -> messages) when the input itself is
-wrong.
+wrong; the exception handler (`iamportal/api_errors.py`) answers for what the
+services refuse.
 
 Status codes of the actions on a request, in the order they are decided:
 401 without credentials; 404 when the caller may not see the request (the
