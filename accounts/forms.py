@@ -25,6 +25,11 @@ class RoleSearchForm(forms.Form):
     )
 
     @property
+    def filters(self) -> list[forms.BoundField]:
+        """The choices the search form shows next to the text, in this order."""
+        return [self["account"]]
+
+    @property
     def account_id(self) -> str | None:
         account = self.cleaned_data.get("account")
         return account.account_id if account is not None else None
@@ -37,3 +42,7 @@ class ResourceSearchForm(RoleSearchForm):
         choices=[("", "All types"), *CloudResource.Type.choices],
         error_messages={"invalid_choice": "Choose S3, SQS or SNS."},
     )
+
+    @property
+    def filters(self) -> list[forms.BoundField]:
+        return [self["type"], self["account"]]

@@ -1,16 +1,18 @@
 """The REST API for scripts: my roles, credentials for a role, a console URL.
 
 Token or session authentication; a caller gets exactly what its user may use.
-Errors are JSON `{"detail": ...}` with a 4xx status (5xx only when AWS fails).
+Errors are JSON `{"detail": ...}` with a 4xx status (5xx only when AWS fails),
+answered by the exception handler (`iamportal/api_errors.py`).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from django.contrib.auth.models import User
+from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,43 +20,13 @@ from rest_framework.views import APIView
 from accounts.models import IamRole
 from brokering import selectors, services
 from brokering.models import CredentialIssuance
-from iamportal.net import client_ip
-
-ROLE_MAX_LENGTH = 2048
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-class AmbiguousSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    matches = serializers.ListField(child=serializers.CharField())
-
-
-# A 400 is either `{"detail": ...}` or, when a field of the body is wrong,
-# DRF's field name -> messages.
-BAD_REQUEST = OpenApiResponse(
-    {
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {"detail": {"type": "string"}},
-                "required": ["detail"],
-            },
-            {
-                "type": "object",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                "description": "Field name -> what is wrong with it.",
-            },
-        ]
-    },
-    description="Bad input.",
+from brokering.serializers import (
+    BAD_REQUEST,
+    AmbiguousSerializer,
+    ErrorSerializer,
+    RoleRequestSerializer,
 )
-
-
-def _error(message: str, code: int, **extra: Any) -> Response:
-    return Response({"detail": message, **extra}, status=code)
+from iamportal.net import client_ip
 
 
 def _client(request: Request) -> tuple[str | None, str]:
@@ -81,21 +53,17 @@ class RoleListApi(APIView):
         return Response(RoleSerializer(roles, many=True).data)
 
 
-class _RoleRequestSerializer(serializers.Serializer):
-    role = serializers.CharField(
-        max_length=ROLE_MAX_LENGTH,
-        help_text="A role ARN, or a unique part of one (as Weep resolves it).",
-    )
+class CliOnlyRole(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
 
 
-def _resolve(
-    request: Request, requested: str, *, kind: str, console: bool
-) -> tuple[IamRole | None, Response | None]:
-    """The eligible role `requested` names, or the error response to send."""
+def _resolve(request: Request, requested: str, *, kind: str, console: bool) -> IamRole:
+    """The role `requested` names among those the caller may use; each refusal is
+    audited, then answered by the exception handler."""
     source_ip, agent = _client(request)
     user = cast(User, request.user)  # the views require authentication
 
-    def refuse(reason: str, response: Response) -> tuple[None, Response]:
+    def deny(reason: str) -> None:
         services.issuance_denied(
             user=user,
             requested=requested,
@@ -104,37 +72,25 @@ def _resolve(
             user_agent=agent,
             reason=reason,
         )
-        return None, response
 
-    not_found = "None of the roles you may use matches."
     try:
         match = selectors.role_resolve(user, requested)
-    except selectors.RoleAmbiguous as exc:
-        return refuse(
-            "ambiguous",
-            _error(
-                "Several of your roles match; name one exactly.",
-                status.HTTP_409_CONFLICT,
-                matches=[role.arn for role in exc.matches],
-            ),
-        )
+    except selectors.RoleAmbiguous:
+        deny("ambiguous")
+        raise
     except selectors.RoleNotFound:
-        return refuse("no eligible role matches", _error(not_found, status.HTTP_404_NOT_FOUND))
+        deny("no eligible role matches")
+        raise
     if console and match.cli_only:
-        return refuse(
-            "CLI-only role",
-            _error(
-                f"{match.arn} is for command-line use only; it has no console sign-in.",
-                status.HTTP_400_BAD_REQUEST,
-            ),
-        )
-    role = selectors.role_for_user(user, match.id)
-    if role is None:  # the index changed between the two reads
-        return None, _error(not_found, status.HTTP_404_NOT_FOUND)
-    return role, None
+        deny("CLI-only role")
+        raise CliOnlyRole(f"{match.arn} is for command-line use only; it has no console sign-in.")
+    try:
+        return selectors.usable_role_for_user(user=user, role_id=match.id)
+    except Http404:  # the index changed between the two reads
+        raise selectors.RoleNotFound(requested) from None
 
 
-def _issue(request: Request, role: IamRole, kind: str) -> services.IssuedCredentials | Response:
+def _issue(request: Request, role: IamRole, kind: str) -> services.IssuedCredentials:
     source_ip, agent = _client(request)
     try:
         return services.credentials_issue(
@@ -144,16 +100,12 @@ def _issue(request: Request, role: IamRole, kind: str) -> services.IssuedCredent
             source_ip=source_ip,
             user_agent=agent,
         )
-    except services.RateLimited as exc:
-        response = _error(str(exc), status.HTTP_429_TOO_MANY_REQUESTS)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
     except services.CredentialError as exc:
-        return _error(f"AWS did not issue credentials: {exc}", status.HTTP_502_BAD_GATEWAY)
+        raise services.CredentialError(f"AWS did not issue credentials: {exc}") from exc
 
 
 class CredentialIssueApi(APIView):
-    class InputSerializer(_RoleRequestSerializer):
+    class InputSerializer(RoleRequestSerializer):
         class Meta:
             ref_name = "CredentialIssueInput"
 
@@ -186,14 +138,10 @@ class CredentialIssueApi(APIView):
     def post(self, request: Request) -> Response:
         form = self.InputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        role, error = _resolve(
+        role = _resolve(
             request, form.validated_data["role"], kind=CredentialIssuance.Kind.API, console=False
         )
-        if error is not None or role is None:
-            return error or _error("No role.", status.HTTP_404_NOT_FOUND)
         issued = _issue(request, role, CredentialIssuance.Kind.API)
-        if isinstance(issued, Response):
-            return issued
         data = {
             "access_key_id": issued.access_key_id,
             "secret_access_key": issued.secret_access_key,
@@ -207,7 +155,7 @@ class CredentialIssueApi(APIView):
 
 
 class ConsoleUrlApi(APIView):
-    class InputSerializer(_RoleRequestSerializer):
+    class InputSerializer(RoleRequestSerializer):
         class Meta:
             ref_name = "ConsoleUrlInput"
 
@@ -237,24 +185,14 @@ class ConsoleUrlApi(APIView):
     def post(self, request: Request) -> Response:
         form = self.InputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            destination = services.console_destination(form.validated_data.get("redirect"))
-        except services.BadDestination as exc:
-            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
-        role, error = _resolve(
+        destination = services.console_destination(form.validated_data.get("redirect"))
+        role = _resolve(
             request, form.validated_data["role"], kind=CredentialIssuance.Kind.API, console=True
         )
-        if error is not None or role is None:
-            return error or _error("No role.", status.HTTP_404_NOT_FOUND)
         issued = _issue(request, role, CredentialIssuance.Kind.API)
-        if isinstance(issued, Response):
-            return issued
-        try:
-            url = services.console_url(
-                credentials=issued, destination=destination, issuer=request.build_absolute_uri("/")
-            )
-        except services.CredentialError as exc:
-            return _error(str(exc), status.HTTP_502_BAD_GATEWAY)
+        url = services.console_url(
+            credentials=issued, destination=destination, issuer=request.build_absolute_uri("/")
+        )
         response = Response({"url": url, "role_arn": role.arn})
         response["Cache-Control"] = "no-store"
         return response

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import Group, User
 from django.db.models import Max
+from django.http import Http404
 
 from accounts.models import IamRole
 from brokering import eligibility
@@ -148,7 +149,7 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
     cli_only = eligible_role_ids(user).get(role.pk)
     if cli_only is None or (cli_only and not include_cli_only):
         return None
-    # The caller loads this role next (role_for_user): keep it for this request.
+    # The caller loads this role next (usable_role_for_user): keep it for this request.
     setattr(user, _ROLE_MEMO, role)
     return EligibleRole(
         id=role.pk,
@@ -160,16 +161,20 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
     )
 
 
-def role_for_user(user: AnyUser, role_id: int) -> IamRole | None:
-    """The role with its account, when `user` may use it; None otherwise."""
+def usable_role_for_user(*, user: AnyUser, role_id: int) -> IamRole:
+    """The role with its account, when `user` may use it (credentials, the
+    console); 404 otherwise."""
     if role_id not in eligible_role_ids(user):
-        return None
+        raise Http404("No such role.")
     resolved: IamRole | None = user.__dict__.pop(_ROLE_MEMO, None)  # one use only
     if resolved is not None and resolved.pk == role_id:
         return resolved
-    return (
+    role = (
         IamRole.objects.select_related("account").filter(pk=role_id, account__enabled=True).first()
     )
+    if role is None:
+        raise Http404("No such role.")
+    return role
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,7 @@ def my_roles(request: HtmxHttpRequest) -> HttpResponse:
 
 def _usable_role(request: HtmxHttpRequest, role_id: int) -> tuple[IamRole, bool]:
     """The role and whether it is for the command line only; 404 unless the user may use it."""
-    role = selectors.role_for_user(request.user, role_id)
-    if role is None:
-        raise Http404("No such role.")
+    role = selectors.usable_role_for_user(user=request.user, role_id=role_id)
     return role, selectors.eligible_role_ids(request.user).get(role.pk, True)
 
 
@@ -229,10 +227,11 @@ def _console_sign_in(request: HtmxHttpRequest, *, role: IamRole, data: QueryDict
 @never_cache
 def role_console(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """The Console button: a POST, so a link or an image cannot start a session."""
-    role = selectors.role_for_user(request.user, role_id)
-    if role is None:
+    try:
+        role = selectors.usable_role_for_user(user=request.user, role_id=role_id)
+    except Http404:
         _deny(request, requested=f"role #{role_id}", reason="no eligible role matches")
-        raise Http404("No such role.")
+        raise
     if selectors.eligible_role_ids(request.user).get(role.pk, True):
         return _cli_only(request, role.arn)
     return _console_sign_in(request, role=role, data=request.POST)
@@ -273,9 +272,8 @@ def role_console_login(request: HtmxHttpRequest, requested: str) -> HttpResponse
         )
     if match.cli_only:
         return _cli_only(request, match.arn)
-    role = selectors.role_for_user(request.user, match.id)
-    if role is None:  # access changed between the two reads
-        raise Http404("No such role.")
+    # 404 when access changed between the two reads
+    role = selectors.usable_role_for_user(user=request.user, role_id=match.id)
     redirect = request.GET.get("redirect", "")
     if redirect:
         try:

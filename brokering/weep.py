@@ -338,8 +338,9 @@ class CliCredentialIssueApi(_WeepApi):
             if _FULL_ROLE_ARN.fullmatch(requested.strip()):
                 return self.refuse(request, status=403, code="903", message=NOT_ELIGIBLE_MESSAGE)
             return self.refuse(request, status=403, code="900", message=NO_MATCH_MESSAGE)
-        role = selectors.role_for_user(user, match.id)
-        if role is None:  # the access index moved between the two reads
+        try:
+            role = selectors.usable_role_for_user(user=user, role_id=match.id)
+        except Http404:  # the access index moved between the two reads
             return self.refuse(request, status=403, code="900", message=NO_MATCH_MESSAGE)
         source_ip, agent = _client(request)
         try:

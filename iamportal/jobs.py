@@ -186,4 +186,8 @@ def schedules_ensure_after_migrate(**kwargs: Any) -> None:
 
 
 def job_statuses() -> list[JobStatus]:
-    return list(JobStatus.objects.order_by(F("name").asc()))
+    """Every job's status, each with `label`: its name as people read it."""
+    statuses = list(JobStatus.objects.order_by(F("name").asc()))
+    for status in statuses:
+        status.label = job_label(status.name)  # type: ignore[attr-defined]
+    return statuses

@@ -21,12 +21,6 @@ class JobStatus(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def label(self) -> str:
-        from iamportal.jobs import job_label
-
-        return job_label(self.name)
-
 
 class ApiToken(models.Model):
     """A personal token for scripts. Only its SHA-256 digest is stored: the token

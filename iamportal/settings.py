@@ -588,6 +588,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # What the services refuse, as an HTTP status and a JSON body.
+    "EXCEPTION_HANDLER": "iamportal.api_errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "iamportal API",

@@ -170,7 +170,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         done = 0
         for pk in queryset.values_list("pk", flat=True):
             try:
-                request_for_user(request.user, pk, for_review=True)
+                request_for_user(user=request.user, pk=pk, for_review=True)
                 action(pk)
             except Http404:
                 self.message_user(request, f"#{pk}: no such request.", level=messages.ERROR)
@@ -223,7 +223,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         shown = []
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                policy_request = request_for_user(request.user, pk, for_review=True)
+                policy_request = request_for_user(user=request.user, pk=pk, for_review=True)
             except Http404:
                 continue
             changes = list(policy_request.changes.all())

@@ -5,7 +5,8 @@ cancel, approve, reject, retry.
 Token or session authentication. The same services as the wizard and the
 review page decide what is acceptable. Every error is JSON with a 4xx status:
 `{"detail": ...}`, and `errors` (field -> messages) when the input itself is
-wrong.
+wrong; the exception handler (`iamportal/api_errors.py`) answers for what the
+services refuse.
 
 Status codes of the actions on a request, in the order they are decided:
 401 without credentials; 404 when the caller may not see the request (the
@@ -35,181 +36,63 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import IamRole
+from iamportal.api_errors import InputInvalid
 from iamportal.parsers import BoundedJSONParser, json_load_bounded
-from iamportal.permissions import can_view_inventory
 from iamportal.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 from requests_app import services
 from requests_app.models import Change, PolicyRequest
 from requests_app.policy.generate import (
-    ACCESS_LEVELS,
-    MAX_ACCESS_KEY_CHARS,
-    MAX_ACCESS_KEYS,
     MAX_INTENTS,
-    MAX_OPTION_CHARS,
-    MAX_OPTIONS,
-    MAX_SERVICE_CHARS,
     Intent,
-    IntentError,
     policy_generate_with_notes,
 )
-from requests_app.policy.limits import ARN_MAX_LENGTH as MAX_ARN_CHARS
 from requests_app.policy.lint import policy_lint
-from requests_app.selectors import request_for_user, requests_filtered, requests_listed
+from requests_app.selectors import (
+    request_for_user,
+    requestable_role_for_user,
+    requests_filtered,
+    requests_listed,
+)
+from requests_app.serializers import (
+    STATUS_HELP,
+    ChangeFindingSerializer,
+    ErrorSerializer,
+    FindingSerializer,
+    IntentSerializer,
+    NoteSerializer,
+    PolicyRequestSerializer,
+    PolicyRequestSummarySerializer,
+)
 
 LIST_LIMIT = 200
 ROLE_MAX_LENGTH = 2048
-_STATUS_HELP = "One of " + ", ".join(PolicyRequest.Status.values) + "."
-
-
-# Every error answer: `detail` always; `errors` when the input is wrong;
-# `field` and `index` when an intent is.
-ErrorSerializer = inline_serializer(
-    "RequestsError",
-    fields={
-        "detail": serializers.CharField(),
-        "errors": serializers.DictField(
-            child=serializers.JSONField(),
-            required=False,
-            help_text="Field name -> what is wrong with it (a list of messages, or for a "
-            "list of objects, the same per position).",
-        ),
-        "field": serializers.CharField(required=False, help_text="The intent field at fault."),
-        "index": serializers.IntegerField(
-            required=False, allow_null=True, help_text="The position of the intent at fault."
-        ),
-        "revision": serializers.CharField(
-            required=False,
-            help_text="The request's current revision, when an approval named another one: "
-            "read the request again and review it.",
-        ),
-    },
-)
 
 
 class _RequestsApi(APIView):
     parser_classes = [BoundedJSONParser]
 
 
-def _rate_limited(user: Any) -> Response | None:
+def _rate_check(request: Request) -> None:
     """429 when the caller has linted, generated or dry-run too often this minute."""
-    try:
-        services.policy_tools_rate_check(user=user)
-    except services.PolicyToolsRateLimited as exc:
-        return Response(
-            {"detail": exc.message},
-            status=status.HTTP_429_TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-    return None
+    services.policy_tools_rate_check(user=cast(User, request.user))
 
 
-def _invalid(errors: dict[str, Any]) -> Response:
-    """A 400 naming the first problem in `detail` and all of them in `errors`."""
-    field, messages = next(iter(errors.items()))
-    first = messages
-    while isinstance(first, list | dict) and first:
-        first = first[0] if isinstance(first, list) else next(iter(first.values()))
-    return Response(
-        {"detail": f"{field}: {first}", "errors": errors}, status=status.HTTP_400_BAD_REQUEST
-    )
-
-
-def _intent_error(exc: IntentError) -> Response:
-    return Response(
-        {
-            "detail": exc.message,
-            "field": exc.field,
-            "index": exc.index,
-            "errors": {exc.field: [exc.message]},
-        },
-        status=status.HTTP_400_BAD_REQUEST,
-    )
-
-
-class IntentSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "Intent"
-
-    service = StrictCharField(
-        max_length=MAX_SERVICE_CHARS,
-        help_text="An IAM service prefix: s3, sqs, sns, rds-db, sts, ses, kms, secretsmanager, "
-        "dynamodb, logs (plain-language access choices), or any other (access levels).",
-    )
-    resource = StrictCharField(
-        max_length=MAX_ARN_CHARS,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="The resource ARN.",
-    )
-    access = serializers.ListField(
-        child=StrictCharField(max_length=MAX_ACCESS_KEY_CHARS),
-        max_length=MAX_ACCESS_KEYS,
-        help_text="Choice keys of the service (e.g. list, read, write, delete for s3), or "
-        f"access levels for other services: {', '.join(k for k, _ in ACCESS_LEVELS)}.",
-    )
-    options = serializers.DictField(
-        child=StrictCharField(max_length=MAX_OPTION_CHARS, allow_blank=True),
-        required=False,
-        default=dict,
-        help_text='Refinements, e.g. {"prefix": "reports/"} for s3.',
-    )
-    include_destructive = StrictBooleanField(
-        required=False, default=False, help_text="Grant destructive actions too."
-    )
-
-    def validate_options(self, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_OPTIONS:
-            raise serializers.ValidationError(f"At most {MAX_OPTIONS} options.")
-        return value
+def _validated(form: serializers.Serializer) -> Any:
+    """The form's data, or a 400 naming what is wrong with it."""
+    if not form.is_valid():
+        raise InputInvalid(form.errors)
+    return form.validated_data
 
 
 def _intents(data: list[dict[str, Any]]) -> list[Intent]:
     return [Intent(**item) for item in data]
-
-
-class NoteSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "PolicyNote"
-
-    kind = serializers.ChoiceField(choices=["destructive", "wildcard-only"])
-    service = serializers.CharField()
-    resource = serializers.CharField()
-    actions = serializers.ListField(child=serializers.CharField())
-    message = serializers.CharField()
-
-
-class FindingSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "LintFinding"
-
-    severity = serializers.ChoiceField(choices=["error", "warning", "info"])
-    code = serializers.CharField()
-    title = serializers.CharField()
-    detail = serializers.CharField()
-    location = serializers.CharField(help_text="A JSON Pointer into the document.")
-
-
-class ChangeFindingSerializer(FindingSerializer):
-    class Meta:
-        ref_name = "RequestFinding"
-
-    change = serializers.IntegerField(
-        help_text="The position of the change it is about, in the request's list of changes."
-    )
-    location = serializers.CharField(
-        allow_blank=True,
-        help_text="A JSON Pointer into the change's document or payload; empty for findings "
-        "about the role as a whole.",
-    )
 
 
 _ACKNOWLEDGEMENT_HELP = (
@@ -270,16 +153,9 @@ class PolicyGenerateApi(_RequestsApi):
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
-        limited = _rate_limited(request.user)
-        if limited is not None:
-            return limited
-        form = self.InputSerializer(data=request.data)
-        if not form.is_valid():
-            return _invalid(form.errors)
-        try:
-            generated = policy_generate_with_notes(_intents(form.validated_data["intents"]))
-        except IntentError as exc:
-            return _intent_error(exc)
+        _rate_check(request)
+        data = _validated(self.InputSerializer(data=request.data))
+        generated = policy_generate_with_notes(_intents(data["intents"]))
         data = {"document": generated.document, "notes": generated.notes, "size": generated.size}
         return Response(self.OutputSerializer(data).data)
 
@@ -319,119 +195,16 @@ class PolicyLintApi(_RequestsApi):
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
-        limited = _rate_limited(request.user)
-        if limited is not None:
-            return limited
-        form = self.InputSerializer(data=request.data)
-        if not form.is_valid():
-            return _invalid(form.errors)
-        document = form.validated_data["document"]
+        _rate_check(request)
+        data = _validated(self.InputSerializer(data=request.data))
+        document = data["document"]
         if not isinstance(document, dict | str):
             # Anything else is linted as the JSON text it is: "not an object".
             document = json.dumps(document)
         findings = policy_lint(
-            document, other_inline_policies_size=form.validated_data["other_inline_policies_size"]
+            document, other_inline_policies_size=data["other_inline_policies_size"]
         )
         return Response(self.OutputSerializer({"findings": findings}).data)
-
-
-class ChangeSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "RequestChange"
-
-    type = serializers.CharField(help_text="What the change does, e.g. inline_policy_put.")
-    target_arn = serializers.CharField()
-    account_id = serializers.CharField(help_text="The account the change is applied in.")
-    status = serializers.CharField(help_text="One of " + ", ".join(Change.Status.values) + ".")
-    automatic = serializers.BooleanField(
-        help_text="Added by iamportal, not the requester: the other half of a cross-account grant."
-    )
-    payload = serializers.JSONField(help_text="What to apply, e.g. the policy name and document.")
-    previous = serializers.JSONField(
-        allow_null=True, help_text="What was there when the request was made."
-    )
-    error = serializers.CharField(allow_blank=True)
-    applied_at = serializers.DateTimeField(allow_null=True)
-
-
-class ApprovalSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "RequestApproval"
-
-    reviewer = serializers.CharField(source="reviewer.username")
-    created_at = serializers.DateTimeField()
-    self_approval = serializers.BooleanField(
-        help_text="An admin approved their own request, as the settings allow."
-    )
-    revision = serializers.CharField(help_text="The revision of the request approved.")
-
-
-class CommentSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "RequestComment"
-
-    author = serializers.CharField(source="author.username")
-    body = serializers.CharField()
-    created_at = serializers.DateTimeField()
-
-
-class EventSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "RequestEvent"
-
-    kind = serializers.CharField()
-    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
-    message = serializers.CharField(allow_blank=True)
-    created_at = serializers.DateTimeField()
-
-
-class PolicyRequestSerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "PolicyRequest"
-
-    id = serializers.IntegerField()
-    status = serializers.CharField(help_text=_STATUS_HELP)
-    requester = serializers.CharField(source="requester.username")
-    role_arn = serializers.CharField()
-    account_id = serializers.CharField(source="account.account_id")
-    justification = serializers.CharField()
-    expires_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    approvals_required = serializers.IntegerField(
-        help_text="Distinct reviewers who must approve before the request is applied."
-    )
-    risk = serializers.CharField(
-        help_text="The highest severity of its findings: error, warning, info or none; empty "
-        "for requests submitted before findings were stored."
-    )
-    findings = ChangeFindingSerializer(many=True)
-    revision = serializers.CharField(
-        help_text="Hash of the changes and the expiry; an approval names the revision it "
-        "approves, and changes whenever the request is edited."
-    )
-    approvals = ApprovalSerializer(many=True, source="approvals.all")
-    changes = ChangeSerializer(many=True, source="changes.all")
-    comments = CommentSerializer(many=True, source="comments.all")
-    events = EventSerializer(many=True, source="events.all")
-
-
-class PolicyRequestSummarySerializer(serializers.Serializer):
-    class Meta:
-        ref_name = "PolicyRequestSummary"
-
-    id = serializers.IntegerField()
-    status = serializers.CharField(help_text=_STATUS_HELP)
-    requester = serializers.CharField(source="requester.username")
-    role_arn = serializers.CharField()
-    account_id = serializers.CharField(source="account.account_id")
-    created_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField(allow_null=True)
-    risk = serializers.CharField(help_text="The highest severity of its findings.")
-    revision = serializers.CharField(
-        help_text="Hash of the changes and the expiry; an approval names the revision it "
-        "approves, and changes whenever the request is edited."
-    )
 
 
 def _detailed(request: PolicyRequest) -> PolicyRequest:
@@ -443,27 +216,11 @@ def _detailed(request: PolicyRequest) -> PolicyRequest:
 
 
 def _role(user: Any, value: str) -> IamRole:
-    """The role named by its id or its ARN, from the inventory; 404 otherwise.
-    Anyone signed in may ask for changes to any role: reviewers decide."""
-    if not can_view_inventory(user):
-        raise Http404("No such role.")
-    roles = IamRole.objects.select_related("account").filter(account__enabled=True)
+    """The role named by its id or its ARN (the requests' access gate)."""
     value = value.strip()
-    role = None
     if value.isdigit():
-        role = roles.filter(pk=int(value)).first()
-    elif value:
-        role = roles.filter(arn=value).first() or roles.filter(arn__iexact=value).first()
-    if role is None:
-        raise Http404("No role in the inventory has this id or ARN.")
-    return role
-
-
-def _role_or_404(user: Any, value: str) -> IamRole | Response:
-    try:
-        return _role(user, value)
-    except Http404 as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        return requestable_role_for_user(user=user, role_id=int(value))
+    return requestable_role_for_user(user=user, arn=value)
 
 
 def _create_responses(preview: type[serializers.Serializer]) -> dict[int, Any]:
@@ -600,41 +357,28 @@ class PolicyRequestCreateApi(_RequestsApi):
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
-        form = self.InputSerializer(data=request.data)
-        if not form.is_valid():
-            return _invalid(form.errors)
-        data = form.validated_data
-        role = _role_or_404(request.user, data["role"])
-        if isinstance(role, Response):
-            return role
+        data = _validated(self.InputSerializer(data=request.data))
+        role = _role(request.user, data["role"])
         if data["dry_run"]:
-            limited = _rate_limited(request.user)
-            if limited is not None:
-                return limited
+            _rate_check(request)
         if "intents" in data:
-            try:
-                document = policy_generate_with_notes(_intents(data["intents"])).document
-            except IntentError as exc:
-                return _intent_error(exc)
+            document = policy_generate_with_notes(_intents(data["intents"])).document
         else:
             document = data["document"]
             if isinstance(document, str):
                 try:
                     document = json_load_bounded(document)
                 except ValueError as exc:
-                    return _invalid({"document": [str(exc)]})
+                    raise InputInvalid({"document": [str(exc)]}) from exc
             if not isinstance(document, dict):
-                return _invalid({"document": ["A policy document is a JSON object."]})
-        try:
-            preview = services.policy_request_preview(
-                role=role,
-                document=document,
-                justification=data["justification"],
-                policy_name=data.get("policy_name") or None,
-                expires_at=data.get("expires_at"),
-            )
-        except services.RequestInvalid as exc:
-            return _invalid({field: [message] for field, message in exc.errors.items()})
+                raise InputInvalid({"document": ["A policy document is a JSON object."]})
+        preview = services.policy_request_preview(
+            role=role,
+            document=document,
+            justification=data["justification"],
+            policy_name=data.get("policy_name") or None,
+            expires_at=data.get("expires_at"),
+        )
         if data["dry_run"]:
             shown = {
                 "dry_run": True,
@@ -649,14 +393,11 @@ class PolicyRequestCreateApi(_RequestsApi):
                 "acknowledgement_required": any(f.severity == "error" for f in preview.findings),
             }
             return Response(self.PreviewSerializer(shown).data)
-        try:
-            created = services.policy_request_submit(
-                requester=cast(User, request.user),
-                preview=preview,
-                findings_acknowledgement=data["findings_acknowledgement"],
-            )
-        except services.RequestInvalid as exc:
-            return _invalid({field: [message] for field, message in exc.errors.items()})
+        created = services.policy_request_submit(
+            requester=cast(User, request.user),
+            preview=preview,
+            findings_acknowledgement=data["findings_acknowledgement"],
+        )
         return Response(
             PolicyRequestSerializer(_detailed(created)).data, status=status.HTTP_201_CREATED
         )
@@ -753,29 +494,19 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
         tags=["requests"],
     )
     def post(self, request: Request) -> Response:
-        form = self.InputSerializer(data=request.data)
-        if not form.is_valid():
-            return _invalid(form.errors)
-        data = form.validated_data
-        role = _role_or_404(request.user, data["role"])
-        if isinstance(role, Response):
-            return role
+        data = _validated(self.InputSerializer(data=request.data))
+        role = _role(request.user, data["role"])
         if data["dry_run"]:
-            limited = _rate_limited(request.user)
-            if limited is not None:
-                return limited
-        try:
-            result = services.policy_request_changes_submit(
-                requester=cast(User, request.user),
-                role=role,
-                changes=[dict(change) for change in data["changes"]],
-                justification=data["justification"],
-                expires_at=data.get("expires_at"),
-                dry_run=data["dry_run"],
-                findings_acknowledgement=data["findings_acknowledgement"],
-            )
-        except services.RequestInvalid as exc:
-            return _invalid({field: [message] for field, message in exc.errors.items()})
+            _rate_check(request)
+        result = services.policy_request_changes_submit(
+            requester=cast(User, request.user),
+            role=role,
+            changes=[dict(change) for change in data["changes"]],
+            justification=data["justification"],
+            expires_at=data.get("expires_at"),
+            dry_run=data["dry_run"],
+            findings_acknowledgement=data["findings_acknowledgement"],
+        )
         if isinstance(result, list):
             findings = services.changes_findings(role=role, specs=result)
             shown = {
@@ -845,7 +576,7 @@ class PolicyRequestListApi(_RequestsApi):
             choices=PolicyRequest.Status.values,
             required=False,
             help_text="Only requests in this status.",
-            error_messages={"invalid_choice": f'"{{input}}" is not a status. {_STATUS_HELP}'},
+            error_messages={"invalid_choice": f'"{{input}}" is not a status. {STATUS_HELP}'},
         )
         account = AccountIdField(
             required=False,
@@ -893,14 +624,12 @@ class PolicyRequestListApi(_RequestsApi):
     )
     def get(self, request: Request) -> Response:
         # A plain dict: an empty value is then a bad value, not a missing one.
-        form = self.FilterSerializer(data=request.query_params.dict())
-        if not form.is_valid():
-            return _invalid(form.errors)
-        filters = form.validated_data
+        filters = _validated(self.FilterSerializer(data=request.query_params.dict()))
         try:
             requests = requests_listed(request.user, everyone=filters["scope"] == "all")
         except PermissionDenied as exc:
-            return Response({"detail": f"{exc} Use scope=mine."}, status=status.HTTP_403_FORBIDDEN)
+            # The API's own hint: what the caller may list instead.
+            raise exceptions.PermissionDenied(f"{exc} Use scope=mine.") from exc
         requests = requests_filtered(
             requests.select_related("requester"),
             status=filters.get("status"),
@@ -932,10 +661,7 @@ class PolicyRequestDetailApi(_RequestsApi):
         tags=["requests"],
     )
     def get(self, request: Request, pk: int) -> Response:
-        try:
-            found = request_for_user(request.user, pk)
-        except Http404:
-            return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
+        found = request_for_user(user=request.user, pk=pk)
         return Response(PolicyRequestSerializer(_detailed(found)).data)
 
 
@@ -950,32 +676,19 @@ def _act(
     form: type[serializers.Serializer] | None = None,
     created: bool = False,
 ) -> Response:
-    """The access gate, the input, then the service: the updated request, or why not."""
-    try:
-        request_for_user(request.user, pk)
-    except Http404:
-        return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
+    """The access gate, the input, then the service: the updated request; why not
+    is the exception handler's answer."""
+    request_for_user(user=request.user, pk=pk)
     user = cast(User, request.user)  # the gate lets only signed-in users through
-    data: dict[str, Any] = {}
-    if form is not None:
-        given = form(data=request.data)
-        if not given.is_valid():
-            return _invalid(given.errors)
-        data = given.validated_data
+    data = _validated(form(data=request.data)) if form is not None else {}
     try:
         perform(user, data)
-    except services.FindingsNotAcknowledged as exc:
-        return _invalid({"findings_acknowledged": [exc.message]})
-    except services.RequestActionRefused as exc:
+    except services.RequestActionRefused:
+        # Deleted since the gate let the caller in: as if it had never been.
         if not PolicyRequest.objects.filter(pk=pk).exists():
-            return Response({"detail": "No such request."}, status=status.HTTP_404_NOT_FOUND)
-        forbidden = isinstance(exc, services.RequestActionForbidden)
-        code = status.HTTP_403_FORBIDDEN if forbidden else status.HTTP_409_CONFLICT
-        body = {"detail": exc.message}
-        if isinstance(exc, services.RequestRevisionStale):
-            body["revision"] = exc.current
-        return Response(body, status=code)
-    updated = request_for_user(user, pk)
+            raise Http404("No such request.") from None
+        raise
+    updated = request_for_user(user=user, pk=pk)
     return Response(
         PolicyRequestSerializer(_detailed(updated)).data,
         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -1,4 +1,5 @@
-"""Reads of permission requests, and the access gate every page and API uses."""
+"""Reads of permission requests, and the access gates every page and API uses:
+which requests a user may see, and which roles a user may ask changes for."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from iamportal.permissions import AnyUser, is_reviewer, is_signed_in
+from accounts.models import IamRole
+from iamportal.permissions import AnyUser, can_view_inventory, is_reviewer, is_signed_in
 from requests_app.models import Change, PolicyRequest
 
 
-def request_for_user(user: AnyUser, pk: int, *, for_review: bool = False) -> PolicyRequest:
+def request_for_user(*, user: AnyUser, pk: int, for_review: bool = False) -> PolicyRequest:
     """The request, when `user` may see it (its requester, or a reviewer); with
     for_review, only when `user` may review it. Anything else is 404."""
     if not is_signed_in(user):
@@ -28,6 +30,27 @@ def request_for_user(user: AnyUser, pk: int, *, for_review: bool = False) -> Pol
     if not reviewer and request.requester_id != user.pk:
         raise Http404("No such request.")
     return request
+
+
+def requestable_role_for_user(
+    *, user: AnyUser, role_id: int | None = None, arn: str = ""
+) -> IamRole:
+    """The role, with its account, that `user` may ask changes for, named by its
+    id or its ARN (the exact ARN, else the same ARN in another case). Anyone
+    signed in may ask for changes to any role of an enabled account: reviewers
+    decide. Anything else is 404. iamportal's own roles are found here; the
+    services refuse changes to them, and the wizard says so at step 1."""
+    if not can_view_inventory(user):
+        raise Http404("No such role.")
+    roles = IamRole.objects.select_related("account").filter(account__enabled=True)
+    role = None
+    if role_id is not None:
+        role = roles.filter(pk=role_id).first()
+    elif arn:
+        role = roles.filter(arn=arn).first() or roles.filter(arn__iexact=arn).first()
+    if role is None:
+        raise Http404("No role in the inventory has this id or ARN.")
+    return role
 
 
 def requests_of(user: AnyUser) -> QuerySet[PolicyRequest]:

@@ -2,8 +2,8 @@
 
 Step 1 picks the role, step 2 collects permissions (by service, from a
 template, or as raw JSON), step 3 reviews the policy and submits it. Every
-step has its own URL. The draft lives in the session, one per role, bounded
-in number and size; nothing reaches the database before "Submit".
+step has its own URL. The draft (`requests_app/wizard.py`) lives in the session,
+one per role; nothing reaches the database before "Submit".
 
 Status codes: a form with errors answers a plain POST with 400 and the whole
 page again, errors shown; it answers an htmx request with 200 and the swapped
@@ -14,8 +14,6 @@ leave the page as it was, the error unseen.
 from __future__ import annotations
 
 import functools
-import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,8 +44,8 @@ from accounts.selectors import (
 )
 from brokering.selectors import eligible_role_ids
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
-from iamportal.parsers import JSON_MAX_DEPTH, json_load_bounded, json_nesting_depth
-from iamportal.permissions import can_view_inventory, is_reviewer
+from iamportal.parsers import JSON_MAX_DEPTH, json_nesting_depth
+from iamportal.permissions import is_reviewer
 from requests_app import services
 from requests_app.changes import ChangeSpec, change_document, change_summary, protected_role_refusal
 from requests_app.crossaccount import cross_account_changes
@@ -63,25 +61,33 @@ from requests_app.forms import (
     RoleSearchForm,
     TemplateValuesForm,
     intent_as_dict,
-    intent_from_dict,
 )
 from requests_app.models import Change, PolicyRequest, PolicyTemplate
 from requests_app.policy.diff import DiffLine, policy_diff
 from requests_app.policy.generate import (
-    IntentError,
-    PolicyNote,
     crud_service_list,
-    policy_generate_with_notes,
 )
 from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
 from requests_app.policy.lint import Finding, policy_lint
-from requests_app.policy.templates import policy_merge
 from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
+    requestable_role_for_user,
     requests_filtered,
     requests_listed,
     requests_of,
+)
+from requests_app.wizard import (
+    EMPTY_POLICY,
+    Draft,
+    DraftPolicy,
+    draft_add,
+    draft_drop,
+    draft_load,
+    draft_policy,
+    draft_save,
+    draft_too_big,
+    policy_text,
 )
 
 ROLE_RESULTS = 20
@@ -93,21 +99,10 @@ RESOURCE_TYPES = {
 }
 RESOURCE_RESULTS = 50
 REQUESTS_PAGE_SIZE = 50
-# The drafts are kept in the session row: a few roles at a time, each with a
-# bounded list of permissions and a bounded size.
-SESSION_KEY = "requests_app.drafts"
-MAX_DRAFTS = 5
-MAX_PERMISSIONS = 20
-DRAFT_MAX_CHARS = 120_000
-EMPTY_POLICY = {"Version": "2012-10-17", "Statement": []}
 
 
 def _invalid_status(request: HtmxHttpRequest) -> int:
     return 200 if request.htmx else 400
-
-
-def _pretty(document: Any) -> str:
-    return json.dumps(document, indent=2, default=str)
 
 
 class _RoleProtected(Exception):
@@ -117,16 +112,9 @@ class _RoleProtected(Exception):
 
 
 def _wizard_role(request: HtmxHttpRequest, role_id: int) -> IamRole:
-    """Anyone signed in may ask for changes to any role of the inventory;
-    reviewers decide. Roles of disabled accounts cannot be changed, nor
-    iamportal's own roles (the wizard step answers with step 1 and why)."""
-    if not can_view_inventory(request.user):
-        raise Http404("No such role.")
-    role = (
-        IamRole.objects.select_related("account").filter(pk=role_id, account__enabled=True).first()
-    )
-    if role is None:
-        raise Http404("No such role.")
+    """The role a wizard step is about (the requests' access gate), except
+    iamportal's own roles: the step answers with step 1 and why."""
+    role = requestable_role_for_user(user=request.user, role_id=role_id)
     if role_protected(role.arn):
         raise _RoleProtected(role)
     return role
@@ -150,126 +138,6 @@ def _protected_role_refused(
             return render(request, "requests_app/request_new.html", context, status=400)
 
     return wrapped
-
-
-# --- the draft ----------------------------------------------------------------------
-
-
-@dataclass
-class Draft:
-    """What the requester put together so far for one role. `permissions` are
-    {"kind": "intent", "label", "intent"} or {"kind": "template", "label",
-    "document"}; `raw` is the JSON the requester edited by hand, which then
-    replaces what the permissions generate."""
-
-    permissions: list[dict[str, Any]] = field(default_factory=list)
-    raw: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"permissions": self.permissions, "raw": self.raw, "touched": time.time()}
-
-
-@dataclass
-class DraftPolicy:
-    document: dict[str, Any] | None
-    text: str
-    notes: list[PolicyNote] = field(default_factory=list)
-    error: str = ""
-    raw: bool = False
-
-
-def _drafts(request: HtmxHttpRequest) -> dict[str, Any]:
-    drafts = request.session.get(SESSION_KEY)
-    return drafts if isinstance(drafts, dict) else {}
-
-
-def _well_formed(permission: object) -> bool:
-    # A draft saved by an older version of these pages is dropped piece by piece.
-    if not isinstance(permission, dict):
-        return False
-    if permission.get("kind") == "intent":
-        return isinstance(permission.get("intent"), dict)
-    return permission.get("kind") == "template" and isinstance(permission.get("document"), dict)
-
-
-def _draft_load(request: HtmxHttpRequest, role: IamRole) -> Draft:
-    data = _drafts(request).get(str(role.pk))
-    if not isinstance(data, dict):
-        return Draft()
-    permissions = [p for p in data.get("permissions") or [] if _well_formed(p)]
-    raw = data.get("raw")
-    return Draft(permissions=permissions, raw=raw if isinstance(raw, str) else None)
-
-
-def _draft_too_big(draft: Draft) -> str:
-    """Why `draft` cannot be kept, or nothing when it can."""
-    if len(draft.permissions) > MAX_PERMISSIONS:
-        return f"A request holds at most {MAX_PERMISSIONS} permissions: submit these first."
-    if len(json.dumps(draft.as_dict())) > DRAFT_MAX_CHARS:
-        return "This request has grown too big: submit what you have, then start another."
-    return ""
-
-
-def _draft_save(request: HtmxHttpRequest, role: IamRole, draft: Draft) -> None:
-    drafts = _drafts(request)
-    drafts[str(role.pk)] = draft.as_dict()
-    if len(drafts) > MAX_DRAFTS:
-        oldest = sorted(drafts, key=lambda key: drafts[key].get("touched", 0))
-        for key in oldest[: len(drafts) - MAX_DRAFTS]:
-            del drafts[key]
-    request.session[SESSION_KEY] = drafts
-
-
-def _draft_drop(request: HtmxHttpRequest, role: IamRole) -> None:
-    drafts = _drafts(request)
-    if drafts.pop(str(role.pk), None) is not None:
-        request.session[SESSION_KEY] = drafts
-
-
-def _draft_policy(draft: Draft) -> DraftPolicy:
-    """The policy the draft makes: the hand-edited JSON, or the generated
-    permissions merged with the filled-in templates."""
-    if draft.raw is not None:
-        try:
-            parsed = json_load_bounded(draft.raw)
-        except ValueError as exc:
-            return DraftPolicy(document=None, text=draft.raw, error=str(exc), raw=True)
-        if not isinstance(parsed, dict):
-            return DraftPolicy(
-                document=None, text=draft.raw, error="A policy is a JSON object.", raw=True
-            )
-        return DraftPolicy(document=parsed, text=draft.raw, raw=True)
-    if not draft.permissions:
-        return DraftPolicy(document=None, text="", error="Add at least one permission.")
-    intents = [intent_from_dict(p["intent"]) for p in draft.permissions if p["kind"] == "intent"]
-    documents = [p["document"] for p in draft.permissions if p["kind"] == "template"]
-    notes: list[PolicyNote] = []
-    if intents:
-        try:
-            generated = policy_generate_with_notes(intents)
-        except IntentError as exc:
-            return DraftPolicy(document=None, text="", error=exc.message)
-        documents.insert(0, generated.document)
-        notes = list(generated.notes)
-    document = policy_merge(documents)
-    return DraftPolicy(document=document, text=_pretty(document), notes=notes)
-
-
-def _draft_add(draft: Draft, permission: dict[str, Any]) -> str:
-    """Add a permission to the draft; returns an error message instead when
-    it is already there, the draft is full, or the permissions together no
-    longer make a policy."""
-
-    def bare(p: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in p.items() if k != "label"}
-
-    if any(bare(p) == bare(permission) for p in draft.permissions):
-        return "This permission is already in the request."
-    candidate = Draft(permissions=[*draft.permissions, permission], raw=draft.raw)
-    error = _draft_too_big(candidate) or _draft_policy(Draft(candidate.permissions)).error
-    if not error:
-        draft.permissions = candidate.permissions
-    return error
 
 
 # --- shown pieces -------------------------------------------------------------------
@@ -399,7 +267,7 @@ def _workspace(
     context = {
         "role": role,
         "draft": draft,
-        "policy": _draft_policy(draft),
+        "policy": draft_policy(draft),
         "permission_form": permission_form,
         "template_form": template_form,
         "templates": PolicyTemplate.objects.filter(enabled=True),
@@ -430,7 +298,7 @@ def _to_permissions(
 @_protected_role_refused
 def request_permissions(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
-    return _workspace(request, role, _draft_load(request, role))
+    return _workspace(request, role, draft_load(session=request.session, role=role))
 
 
 @login_required
@@ -438,18 +306,18 @@ def request_permissions(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 @_protected_role_refused
 def request_permission_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
-    draft = _draft_load(request, role)
+    draft = draft_load(session=request.session, role=role)
     form = PermissionForm(request.POST)
     limited = _rate_limited(request)
     if limited:
         form.add_error(None, limited)
     elif form.is_valid() and form.intent is not None:
         label = form.label()
-        error = _draft_add(
+        error = draft_add(
             draft, {"kind": "intent", "label": label, "intent": intent_as_dict(form.intent)}
         )
         if not error:
-            _draft_save(request, role, draft)
+            draft_save(session=request.session, role=role, draft=draft)
             messages.success(request, f"Added: {label}.")
             return _to_permissions(request, role, draft, service=form.cleaned_data["service"])
         form.add_error(None, error)
@@ -462,15 +330,15 @@ def request_permission_add(request: HtmxHttpRequest, role_id: int) -> HttpRespon
 @_protected_role_refused
 def request_template_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
-    draft = _draft_load(request, role)
+    draft = draft_load(session=request.session, role=role)
     template = _chosentemplate_for(request.POST.get("template", ""))
     form = TemplateValuesForm(request.POST, template=template, defaults=_template_defaults(role))
     if form.is_valid() and template is not None and form.document is not None:
         values = ", ".join(f"{k}={v}" for k, v in form.values().items())
         label = f"{template.name} ({values})" if values else template.name
-        error = _draft_add(draft, {"kind": "template", "label": label, "document": form.document})
+        error = draft_add(draft, {"kind": "template", "label": label, "document": form.document})
         if not error:
-            _draft_save(request, role, draft)
+            draft_save(session=request.session, role=role, draft=draft)
             messages.success(request, f"Added: {label}.")
             return _to_permissions(request, role, draft)
         form.add_error(None, error)
@@ -483,11 +351,11 @@ def request_template_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse
 @_protected_role_refused
 def request_permission_remove(request: HtmxHttpRequest, role_id: int, index: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
-    draft = _draft_load(request, role)
+    draft = draft_load(session=request.session, role=role)
     if not 0 <= index < len(draft.permissions):
         raise Http404("No such permission in this request.")
     removed = draft.permissions.pop(index)
-    _draft_save(request, role, draft)
+    draft_save(session=request.session, role=role, draft=draft)
     messages.info(request, f"Removed: {removed.get('label', 'the permission')}.")
     return _to_permissions(request, role, draft)
 
@@ -518,23 +386,23 @@ def request_resources(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 @_protected_role_refused
 def request_editor(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
-    draft = _draft_load(request, role)
+    draft = draft_load(session=request.session, role=role)
     status = 200
     if request.method == "POST":
         form = RawPolicyForm(request.POST)
         if form.is_valid():
             edited = Draft(permissions=draft.permissions, raw=form.cleaned_data["document"])
-            error = _draft_too_big(edited)
+            error = draft_too_big(edited)
             if not error:
-                _draft_save(request, role, edited)
+                draft_save(session=request.session, role=role, draft=edited)
                 messages.success(request, "Your policy document is saved; review it below.")
                 return redirect("request_review", role_id=role.pk)
             form.add_error("document", error)
         status = _invalid_status(request)
         text = str(request.POST.get("document", ""))
     else:
-        policy = _draft_policy(draft)
-        text = policy.text or _pretty(EMPTY_POLICY)
+        policy = draft_policy(draft)
+        text = policy.text or policy_text(EMPTY_POLICY)
         form = RawPolicyForm(initial={"document": text})
     findings, lint_error = _lint_text(text, role)
     context = {
@@ -570,10 +438,10 @@ def request_editor_lint(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 def request_editor_discard(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """Back to the builder: the hand-edited JSON goes, the permissions stay."""
     role = _wizard_role(request, role_id)
-    draft = _draft_load(request, role)
+    draft = draft_load(session=request.session, role=role)
     if draft.raw is not None:
         draft.raw = None
-        _draft_save(request, role, draft)
+        draft_save(session=request.session, role=role, draft=draft)
         messages.info(request, "Your JSON edits are discarded; the policy is generated again.")
     return redirect("request_permissions", role_id=role.pk)
 
@@ -605,7 +473,7 @@ def _review_context(
         "has_errors": any(f.severity == "error" for f in findings),
         "inline_policies": sorted((role.inline_policies or {}).keys()),
         "preview": preview,
-        "preview_text": _pretty(preview.document) if preview else "",
+        "preview_text": policy_text(preview.document) if preview else "",
         "limit": INLINE_POLICIES_MAX_SIZE,
     }
 
@@ -651,8 +519,8 @@ def _request_errors(form: ReviewForm, errors: dict[str, str]) -> None:
 @_protected_role_refused
 def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role = _wizard_role(request, role_id)
-    draft = _draft_load(request, role)
-    policy = _draft_policy(draft)
+    draft = draft_load(session=request.session, role=role)
+    policy = draft_policy(draft)
     template = template_for(request, "requests_app/request_review.html", "review")
     if request.method == "GET":
         name = services.default_policy_name(role)
@@ -695,7 +563,7 @@ def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
             _request_errors(form, exc.errors)
             context = _review_context(role, policy, form, name, preview)
             return render(request, template, context, status=_invalid_status(request))
-        _draft_drop(request, role)
+        draft_drop(session=request.session, role=role)
         messages.success(request, f"Request #{created.pk} is submitted; reviewers are on it.")
         url = reverse("request_detail", args=[created.pk])
         if request.htmx and not request.htmx.boosted:
@@ -802,7 +670,7 @@ def _change_shown(
         findings=findings,
         linted=linted,
         editable=mine and policy_request.is_open and not change.automatic,
-        edit_text=edit[1] if edit is not None and edited else _pretty(change.payload),
+        edit_text=edit[1] if edit is not None and edited else policy_text(change.payload),
         edit_errors=edit[2] if edit is not None and edited else [],
         uses=uses,
         uses_unlisted=unlisted,
@@ -846,8 +714,6 @@ def _detail(
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
         "extensions": policy_request.extensions.all(),
         "is_reviewer": reviewer,
-        # Someone else's request is reviewers' work: the navigation says so.
-        "nav_section": "request_queue" if reviewer and not mine else "",
         "show_review": reviewer and policy_request.is_open,
         "show_cancel": mine and policy_request.is_open,
         "show_retry": reviewer and policy_request.status == PolicyRequest.Status.FAILED,
@@ -862,14 +728,14 @@ def _detail(
 @login_required
 @require_GET
 def request_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _detail(request, request_for_user(request.user, pk))
+    return _detail(request, request_for_user(user=request.user, pk=pk))
 
 
 @login_required
 @require_POST
 def change_edit(request: HtmxHttpRequest, pk: int, change_id: int) -> HttpResponse:
     """The requester rewrites a change of their pending request."""
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     if not policy_request.changes.filter(pk=change_id).exists():
         raise Http404("No such change.")
     form = ChangeEditForm(request.POST)
@@ -901,7 +767,7 @@ def change_edit(request: HtmxHttpRequest, pk: int, change_id: int) -> HttpRespon
 @require_POST
 def request_extend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Ask to keep temporary access longer."""
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     form = ExtendForm(request.POST)
     if not form.is_valid():
         return _detail(request, policy_request, extend_form=form, status=400)
@@ -945,7 +811,7 @@ def _request_act(
 @login_required
 @require_POST
 def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk, for_review=True)
+    policy_request = request_for_user(user=request.user, pk=pk, for_review=True)
     revision = str(request.POST.get("revision", ""))[: services.REVISION_MAX_LENGTH]
     try:
         approved = services.policy_request_approve(
@@ -976,7 +842,7 @@ def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_reject(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk, for_review=True)
+    policy_request = request_for_user(user=request.user, pk=pk, for_review=True)
     reason = str(request.POST.get("reason", ""))
     return _request_act(
         request,
@@ -989,7 +855,7 @@ def request_reject(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk, for_review=True)
+    policy_request = request_for_user(user=request.user, pk=pk, for_review=True)
     return _request_act(
         request,
         policy_request.pk,
@@ -1001,7 +867,7 @@ def request_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     return _request_act(
         request,
         policy_request.pk,
@@ -1013,7 +879,7 @@ def request_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_comment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    policy_request = request_for_user(request.user, pk)
+    policy_request = request_for_user(user=request.user, pk=pk)
     body = str(request.POST.get("body", ""))
     return _request_act(
         request,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.test import TestCase
 from django.utils import timezone
 
@@ -18,9 +19,9 @@ from brokering.selectors import (
     RoleAmbiguous,
     RoleNotFound,
     eligible_role_ids,
-    role_for_user,
     role_resolve,
     roles_for_user,
+    usable_role_for_user,
     users_for_role,
 )
 from brokering.services import access_rule_delete, access_rule_save
@@ -74,7 +75,8 @@ def test_each_member_of_the_cast_may_use_exactly_their_roles(
 def test_an_anonymous_visitor_may_use_no_role(org: Org) -> None:
     assert roles_for_user(AnonymousUser()) == []
     assert eligible_role_ids(AnonymousUser()) == {}
-    assert role_for_user(AnonymousUser(), org.roles["prod/ReadOnly"].pk) is None
+    with pytest.raises(Http404):
+        usable_role_for_user(user=AnonymousUser(), role_id=org.roles["prod/ReadOnly"].pk)
 
 
 def test_an_inactive_user_may_use_no_role(requester: User, org: Org) -> None:
@@ -106,12 +108,16 @@ def test_the_access_gate_answers_only_for_usable_roles(
     requester: User, outsider: User, org: Org
 ) -> None:
     mine = org.roles["prod/payments-api"]
-    found = role_for_user(requester, mine.pk)
+    found = usable_role_for_user(user=requester, role_id=mine.pk)
     assert found == mine
-    assert found is not None and found.account == org.prod
-    assert role_for_user(requester, org.roles["prod/break-glass"].pk) is None
-    assert role_for_user(outsider, mine.pk) is None
-    assert role_for_user(requester, 999_999) is None
+    assert found.account == org.prod
+    for user, role_id in (
+        (requester, org.roles["prod/break-glass"].pk),
+        (outsider, mine.pk),
+        (requester, 999_999),
+    ):
+        with pytest.raises(Http404):
+            usable_role_for_user(user=user, role_id=role_id)
 
 
 # --- tags ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from requests_app import services
 from requests_app.models import Change, PolicyRequest, PolicyTemplate, RequestEvent
 from requests_app.policy import lint_rules
 from requests_app.policy.generate import Intent, IntentError, policy_generate
-from requests_app.views import MAX_PERMISSIONS, SESSION_KEY
+from requests_app.wizard import MAX_PERMISSIONS, SESSION_KEY
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
