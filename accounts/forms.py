@@ -37,3 +37,16 @@ class ResourceSearchForm(RoleSearchForm):
         choices=[("", "All types"), *CloudResource.Type.choices],
         error_messages={"invalid_choice": "Choose S3, SQS or SNS."},
     )
+
+
+class IdentitySearchForm(RoleSearchForm):
+    kind = forms.ChoiceField(
+        label="Show",
+        required=False,
+        choices=[("", "Users"), ("groups", "Groups")],
+        error_messages={"invalid_choice": "Choose users or groups."},
+    )
+
+    @property
+    def wants_groups(self) -> bool:
+        return self.cleaned_data.get("kind") == "groups"

@@ -109,6 +109,13 @@ def _declared_schedules() -> list[dict[str, Any]]:
             "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
         },
         {
+            # Does nothing unless IAMPORTAL_ORG_ACCOUNT_ID is set.
+            "name": "accounts.organization_sync",
+            "func": "accounts.tasks.organization_sync_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
+        },
+        {
             "name": "accounts.sync_runs_recover",
             "func": "accounts.tasks.sync_runs_recover_task",
             "schedule_type": Schedule.MINUTES,
