@@ -7,7 +7,7 @@ import fnmatch
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -531,10 +531,14 @@ def user_access_keys(*, iam_user: IamUser, now: datetime) -> list[AccessKey]:
 
 
 def _parse_time(text: str) -> datetime | None:
+    """A stored ISO time; one without an offset is UTC, as every time AWS gives."""
     try:
-        return datetime.fromisoformat(text) if text else None
+        parsed = datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def attached_policies(*, items: list[Any]) -> list[AttachedPolicy]:

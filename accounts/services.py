@@ -214,7 +214,8 @@ def _sync_finish(
         fields["status"] = SyncRun.Status.FAILED
     else:
         counts = counts or {}
-        warned = counts.get("unreadable")
+        # Unreadable resources, and listings or access keys that were refused.
+        warned = counts.get("unreadable") or counts.get("warnings")
         fields.update(
             status=SyncRun.Status.WARNINGS if warned else SyncRun.Status.SUCCEEDED,
             counts=counts,
