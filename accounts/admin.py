@@ -10,7 +10,17 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from accounts import services
-from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
+from accounts.models import (
+    AwsAccount,
+    CloudResource,
+    Database,
+    IamGroup,
+    IamRole,
+    IamUser,
+    ManagedPolicy,
+    ServiceControlPolicy,
+    SyncRun,
+)
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
 from iamportal.permissions import can_sync_accounts
 
@@ -194,6 +204,101 @@ class CloudResourceAdmin(InventoryAdmin):
     @admin.display(description="attributes")
     def attributes_pretty(self, resource: CloudResource) -> SafeString:
         return pretty_json(resource.attributes)
+
+
+@admin.register(IamUser)
+class IamUserAdmin(InventoryAdmin):
+    list_display = ["name", "account", "path", "password_last_used_on", "synced_at"]
+    fields = readonly_fields = (
+        "web_page",
+        "arn",
+        "name",
+        "account",
+        "path",
+        "groups",
+        "tags_pretty",
+        "access_keys_pretty",
+        "access_keys_error",
+        "created_in_aws_at",
+        "password_last_used_on",
+        "synced_at",
+    )
+
+    def page_url(self, item: Any) -> str:
+        return reverse(
+            "iam_user_detail",
+            kwargs={"account_id": item.account.account_id, "user_name": item.name},
+        )
+
+    @admin.display(description="access keys")
+    def access_keys_pretty(self, item: IamUser) -> SafeString:
+        return pretty_json(item.access_keys)
+
+
+@admin.register(IamGroup)
+class IamGroupAdmin(InventoryAdmin):
+    list_display = ["name", "account", "path", "synced_at"]
+    fields = readonly_fields = (
+        "web_page",
+        "arn",
+        "name",
+        "account",
+        "path",
+        "members",
+        "synced_at",
+    )
+
+    def page_url(self, item: Any) -> str:
+        return reverse(
+            "group_detail",
+            kwargs={"account_id": item.account.account_id, "group_name": item.name},
+        )
+
+
+@admin.register(Database)
+class DatabaseAdmin(InventoryAdmin):
+    list_display = ["name", "type", "account", "region", "engine", "iam_auth", "synced_at"]
+    list_filter = ["type", "iam_auth", "account"]
+    fields = readonly_fields = (
+        "web_page",
+        "arn",
+        "name",
+        "type",
+        "account",
+        "region",
+        "engine",
+        "engine_version",
+        "endpoint",
+        "port",
+        "iam_auth",
+        "resource_id",
+        "status",
+        "tags_pretty",
+        "synced_at",
+    )
+
+    def page_url(self, item: Any) -> str:
+        return reverse("database_detail", kwargs={"pk": item.pk})
+
+
+@admin.register(ServiceControlPolicy)
+class ServiceControlPolicyAdmin(ReadOnlyAdmin):
+    list_display = ["name", "policy_id", "aws_managed", "synced_at"]
+    search_fields = ["name", "policy_id"]
+    fields = readonly_fields = (
+        "name",
+        "policy_id",
+        "arn",
+        "description",
+        "aws_managed",
+        "document_pretty",
+        "targets",
+        "synced_at",
+    )
+
+    @admin.display(description="document")
+    def document_pretty(self, item: ServiceControlPolicy) -> SafeString:
+        return pretty_json(item.document)
 
 
 @admin.register(SyncRun)

@@ -38,6 +38,13 @@ class Inventory:
     roles: list[Row] = field(default_factory=list)
     policies: list[Row] = field(default_factory=list)
     resources: list[Row] = field(default_factory=list)
+    users: list[Row] = field(default_factory=list)
+    groups: list[Row] = field(default_factory=list)
+    databases: list[Row] = field(default_factory=list)
+    # (database type, region) pairs whose listing failed: their rows are kept.
+    databases_unlisted: set[tuple[str, str]] = field(default_factory=set)
+    # AWS calls made per user for access keys (ListAccessKeys + GetAccessKeyLastUsed).
+    access_key_calls: int = 0
     # Resources that were listed but whose details could not be read: what is
     # known of them (arn, name, type, region) and the error. The write keeps
     # their previous rows instead of deleting them as vanished.
@@ -139,22 +146,37 @@ def _pages(client: Any, operation: str, **params: Any) -> Iterator[dict[str, Any
 
 
 def iam_fetch(
-    session: boto3.Session, account_id: str, checkpoint: Checkpoint = no_checkpoint
+    session: boto3.Session,
+    account_id: str,
+    checkpoint: Checkpoint = no_checkpoint,
+    *,
+    identities: Inventory | None = None,
 ) -> tuple[list[Row], list[Row]]:
-    """Every role and local managed policy. All or nothing: an error on any page
-    raises and fails the account's sync, so no role is ever deleted because
-    a page of details could not be read."""
+    """Every role and local managed policy; with `identities`, also every user
+    and group into it, from the same pages. All or nothing: an error on any
+    page raises and fails the account's sync, so no role is ever deleted
+    because a page of details could not be read."""
     iam = aws.client("iam", session=session)
     listed: dict[str, dict[str, Any]] = {}
     for page in _pages(iam, "list_roles"):
         checkpoint()
         for role in page["Roles"]:
             listed[role["Arn"]] = role
+    listed_users: dict[str, dict[str, Any]] = {}
+    if identities is not None:
+        # Only ListUsers says when a password was last used.
+        for page in _pages(iam, "list_users"):
+            checkpoint()
+            for user in page["Users"]:
+                listed_users[user["Arn"]] = user
     roles: list[Row] = []
     policies: list[Row] = []
-    for page in _pages(
-        iam, "get_account_authorization_details", Filter=["Role", "LocalManagedPolicy"]
-    ):
+    users: list[Row] = []
+    groups: list[Row] = []
+    kinds = ["Role", "LocalManagedPolicy"]
+    if identities is not None:
+        kinds += ["User", "Group"]
+    for page in _pages(iam, "get_account_authorization_details", Filter=kinds):
         checkpoint()
         for detail in page.get("RoleDetailList", []):
             _check_account(detail["Arn"], account_id)
@@ -162,7 +184,113 @@ def iam_fetch(
         for detail in page.get("Policies", []):
             _check_account(detail["Arn"], account_id)
             policies.append(_policy_row(detail))
+        for detail in page.get("UserDetailList", []):
+            _check_account(detail["Arn"], account_id)
+            users.append(user_row(detail, listed_users.get(detail["Arn"])))
+        for detail in page.get("GroupDetailList", []):
+            _check_account(detail["Arn"], account_id)
+            groups.append(group_row(detail))
+    if identities is not None:
+        members: dict[str, list[str]] = {}
+        for user in users:
+            for group_name in user["groups"]:
+                members.setdefault(group_name, []).append(user["name"])
+        for group in groups:
+            group["members"] = sorted(members.get(group["name"], []))
+        identities.users, identities.groups = users, groups
     return roles, policies
+
+
+def _inline(items: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {
+        p["PolicyName"]: policy_document(p["PolicyDocument"])
+        for p in sorted(items or [], key=lambda p: p["PolicyName"])
+    }
+
+
+def _attached(items: list[dict[str, Any]] | None) -> list[dict[str, str]]:
+    return [
+        {"arn": p["PolicyArn"], "name": p["PolicyName"]}
+        for p in sorted(items or [], key=lambda p: p["PolicyArn"])
+    ]
+
+
+def user_row(detail: dict[str, Any], listed: dict[str, Any] | None = None) -> Row:
+    """One user, from a GetAccountAuthorizationDetails entry (plus ListUsers fields).
+    Its access keys are read separately (access_keys_fetch)."""
+    listed = listed or {}
+    boundary = detail.get("PermissionsBoundary") or {}
+    return {
+        "arn": detail["Arn"],
+        "name": detail["UserName"],
+        "user_id": detail.get("UserId", ""),
+        "path": detail.get("Path", "/"),
+        "inline_policies": _inline(detail.get("UserPolicyList")),
+        "managed_policies": _attached(detail.get("AttachedManagedPolicies")),
+        "groups": sorted(detail.get("GroupList") or []),
+        "permissions_boundary_arn": boundary.get("PermissionsBoundaryArn", ""),
+        "tags": _tags(detail.get("Tags")),
+        "created_in_aws_at": detail.get("CreateDate"),
+        "password_last_used_on": _day(listed.get("PasswordLastUsed")),
+        "access_keys": [],
+        "access_keys_error": "",
+    }
+
+
+def group_row(detail: dict[str, Any]) -> Row:
+    return {
+        "arn": detail["Arn"],
+        "name": detail["GroupName"],
+        "group_id": detail.get("GroupId", ""),
+        "path": detail.get("Path", "/"),
+        "inline_policies": _inline(detail.get("GroupPolicyList")),
+        "managed_policies": _attached(detail.get("AttachedManagedPolicies")),
+        "members": [],
+        "tags": {},
+        "created_in_aws_at": detail.get("CreateDate"),
+    }
+
+
+def _aws_text(value: Any) -> str:
+    # GetAccessKeyLastUsed answers "N/A" for a key never used.
+    text = str(value or "")
+    return "" if text == "N/A" else text
+
+
+def access_keys_fetch(
+    session: boto3.Session, inventory: Inventory, checkpoint: Checkpoint = no_checkpoint
+) -> None:
+    """Each user's access keys, their age and last use: one ListAccessKeys per
+    user and one GetAccessKeyLastUsed per key (counted in
+    `inventory.access_key_calls`). A user whose keys cannot be read gets
+    `access_keys_error`, and the write keeps the keys an earlier sync read."""
+    iam = aws.client("iam", session=session)
+    for user in inventory.users:
+        checkpoint()
+        keys: list[Row] = []
+        try:
+            inventory.access_key_calls += 1
+            listed = iam.list_access_keys(UserName=user["name"])["AccessKeyMetadata"]
+            for key in sorted(listed, key=lambda k: k["AccessKeyId"]):
+                inventory.access_key_calls += 1
+                used = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])
+                last = used.get("AccessKeyLastUsed") or {}
+                created = key.get("CreateDate")
+                keys.append(
+                    {
+                        "id": key["AccessKeyId"],
+                        "status": key.get("Status", ""),
+                        "created": created.astimezone(UTC).isoformat() if created else "",
+                        "last_used_on": str(_day(last.get("LastUsedDate")) or ""),
+                        "last_used_service": _aws_text(last.get("ServiceName")),
+                        "last_used_region": _aws_text(last.get("Region")),
+                    }
+                )
+        except READ_ERRORS as exc:
+            user["access_keys_error"] = describe_error(exc)
+            inventory.warnings.append(f"access keys of user {user['name']}: {describe_error(exc)}")
+            continue
+        user["access_keys"] = keys
 
 
 def _optional(call: Any, missing_codes: tuple[str, ...], **params: Any) -> dict[str, Any] | None:
@@ -281,6 +409,208 @@ def sns_fetch(
                     "attributes": {"display_name": attrs.get("DisplayName", "")},
                 }
             )
+
+
+def _listing(
+    inventory: Inventory, *, kind: str, region: str, call: Callable[[], list[Row]]
+) -> list[Row]:
+    """A database listing that fails (AccessDenied while the spoke role lacks
+    the new read permissions, a region without the service...) is a warning
+    that keeps that listing's previous rows, not a failed sync."""
+    try:
+        return call()
+    except READ_ERRORS as exc:
+        inventory.databases_unlisted.add((kind, region))
+        inventory.warnings.append(f"{kind} in {region}: {describe_error(exc)}")
+        return []
+
+
+def rds_fetch(
+    session: boto3.Session,
+    region: str,
+    account_id: str,
+    inventory: Inventory,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> None:
+    """RDS instances and clusters of one region."""
+    rds = aws.client("rds", session=session, region=region)
+
+    def instances() -> list[Row]:
+        rows = []
+        for page in _pages(rds, "describe_db_instances"):
+            checkpoint()
+            for db in page.get("DBInstances", []):
+                _check_account(db["DBInstanceArn"], account_id)
+                endpoint = db.get("Endpoint") or {}
+                rows.append(
+                    {
+                        "arn": db["DBInstanceArn"],
+                        "name": db["DBInstanceIdentifier"],
+                        "type": "rds-instance",
+                        "region": region,
+                        "engine": db.get("Engine", ""),
+                        "engine_version": db.get("EngineVersion", ""),
+                        "endpoint": endpoint.get("Address", ""),
+                        "port": endpoint.get("Port"),
+                        "iam_auth": bool(db.get("IAMDatabaseAuthenticationEnabled")),
+                        "resource_id": db.get("DbiResourceId", ""),
+                        "status": db.get("DBInstanceStatus", ""),
+                        "cluster": db.get("DBClusterIdentifier") or "",
+                        "tags": _tags(db.get("TagList")),
+                    }
+                )
+        return rows
+
+    def clusters() -> list[Row]:
+        rows = []
+        for page in _pages(rds, "describe_db_clusters"):
+            checkpoint()
+            for db in page.get("DBClusters", []):
+                _check_account(db["DBClusterArn"], account_id)
+                rows.append(
+                    {
+                        "arn": db["DBClusterArn"],
+                        "name": db["DBClusterIdentifier"],
+                        "type": "rds-cluster",
+                        "region": region,
+                        "engine": db.get("Engine", ""),
+                        "engine_version": db.get("EngineVersion", ""),
+                        "endpoint": db.get("Endpoint", "") or "",
+                        "port": db.get("Port"),
+                        "iam_auth": bool(db.get("IAMDatabaseAuthenticationEnabled")),
+                        "resource_id": db.get("DbClusterResourceId", ""),
+                        "status": db.get("Status", ""),
+                        "cluster": "",
+                        "tags": _tags(db.get("TagList")),
+                    }
+                )
+        return rows
+
+    inventory.databases += _listing(inventory, kind="rds-instance", region=region, call=instances)
+    inventory.databases += _listing(inventory, kind="rds-cluster", region=region, call=clusters)
+
+
+def redshift_fetch(
+    session: boto3.Session,
+    region: str,
+    account_id: str,
+    inventory: Inventory,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> None:
+    """Redshift clusters of one region. DescribeClusters gives no ARN: it is built
+    from the region, the account and the identifier."""
+    redshift = aws.client("redshift", session=session, region=region)
+    partition = session.get_partition_for_region(region)
+
+    def clusters() -> list[Row]:
+        rows = []
+        for page in _pages(redshift, "describe_clusters"):
+            checkpoint()
+            for db in page.get("Clusters", []):
+                name = db["ClusterIdentifier"]
+                endpoint = db.get("Endpoint") or {}
+                rows.append(
+                    {
+                        "arn": f"arn:{partition}:redshift:{region}:{account_id}:cluster:{name}",
+                        "name": name,
+                        "type": "redshift",
+                        "region": region,
+                        "engine": "redshift",
+                        "engine_version": db.get("ClusterVersion", "") or "",
+                        "endpoint": endpoint.get("Address", ""),
+                        "port": endpoint.get("Port"),
+                        "iam_auth": None,
+                        "resource_id": db.get("ClusterNamespaceArn", "") or "",
+                        "status": db.get("ClusterStatus", ""),
+                        "cluster": "",
+                        "tags": _tags(db.get("Tags")),
+                    }
+                )
+        return rows
+
+    inventory.databases += _listing(inventory, kind="redshift", region=region, call=clusters)
+
+
+# --- the organisation -------------------------------------------------------------
+
+
+@dataclass
+class Organization:
+    nodes: list[Row] = field(default_factory=list)
+    accounts: list[Row] = field(default_factory=list)
+    policies: list[Row] = field(default_factory=list)
+
+
+def organization_fetch(
+    session: boto3.Session, checkpoint: Checkpoint = no_checkpoint
+) -> Organization:
+    """The OU tree, where each account sits, and every service control policy
+    with its targets. All or nothing, like the IAM pages."""
+    org = aws.client("organizations", session=session)
+    found = Organization()
+    pending: list[tuple[str, str]] = []  # (parent id, its path)
+    for page in _pages(org, "list_roots"):
+        for root in page["Roots"]:
+            found.nodes.append(
+                {
+                    "node_id": root["Id"],
+                    "kind": "root",
+                    "arn": root["Arn"],
+                    "name": root["Name"],
+                    "parent_id": "",
+                    "path": root["Name"],
+                }
+            )
+            pending.append((root["Id"], root["Name"]))
+    while pending:
+        parent_id, parent_path = pending.pop(0)
+        checkpoint()
+        for page in _pages(org, "list_organizational_units_for_parent", ParentId=parent_id):
+            for ou in page["OrganizationalUnits"]:
+                path = f"{parent_path} / {ou['Name']}"
+                found.nodes.append(
+                    {
+                        "node_id": ou["Id"],
+                        "kind": "ou",
+                        "arn": ou["Arn"],
+                        "name": ou["Name"],
+                        "parent_id": parent_id,
+                        "path": path,
+                    }
+                )
+                pending.append((ou["Id"], path))
+        for page in _pages(org, "list_accounts_for_parent", ParentId=parent_id):
+            for account in page["Accounts"]:
+                found.accounts.append(
+                    {
+                        "account_id": account["Id"],
+                        "name": account.get("Name", ""),
+                        "email": account.get("Email", ""),
+                        "status": account.get("Status", ""),
+                        "parent_id": parent_id,
+                    }
+                )
+    for page in _pages(org, "list_policies", Filter="SERVICE_CONTROL_POLICY"):
+        for summary in page["Policies"]:
+            checkpoint()
+            policy = org.describe_policy(PolicyId=summary["Id"])["Policy"]
+            targets = [
+                target["TargetId"]
+                for target_page in _pages(org, "list_targets_for_policy", PolicyId=summary["Id"])
+                for target in target_page["Targets"]
+            ]
+            found.policies.append(
+                {
+                    "policy_id": summary["Id"],
+                    "arn": summary["Arn"],
+                    "name": summary["Name"],
+                    "description": summary.get("Description", "") or "",
+                    "aws_managed": bool(summary.get("AwsManaged")),
+                    "document": policy_document(policy.get("Content")) or {},
+                    "targets": sorted(targets),
+                }
+            )
+    return found
 
 
 def describe_error(exc: BaseException) -> str:

@@ -46,3 +46,16 @@ class ResourceSearchForm(RoleSearchForm):
     @property
     def filters(self) -> list[forms.BoundField]:
         return [self["type"], self["account"]]
+
+
+class IdentitySearchForm(RoleSearchForm):
+    kind = forms.ChoiceField(
+        label="Show",
+        required=False,
+        choices=[("", "Users"), ("groups", "Groups")],
+        error_messages={"invalid_choice": "Choose users or groups."},
+    )
+
+    @property
+    def wants_groups(self) -> bool:
+        return self.cleaned_data.get("kind") == "groups"

@@ -227,3 +227,159 @@ class CloudResource(InventoryItem):
 
     class Meta(InventoryItem.Meta):
         indexes = [models.Index(fields=["account", "type", "name"])]
+
+
+class IamUser(InventoryItem):
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="iam_users")
+    user_id = models.CharField(max_length=128, blank=True)
+    path = models.CharField(max_length=512, default="/")
+    inline_policies = models.JSONField(
+        default=dict, blank=True, help_text="Policy name to policy document."
+    )
+    managed_policies = models.JSONField(
+        default=list, blank=True, help_text='[{"arn": ..., "name": ...}] attached to the user.'
+    )
+    groups = models.JSONField(default=list, blank=True, help_text="Names of the user's groups.")
+    permissions_boundary_arn = models.CharField(max_length=2048, blank=True)
+    created_in_aws_at = models.DateTimeField(null=True, blank=True)
+    # Day precision, like a role's last use: a finer time would change the
+    # content hash (and rewrite the row) at every sync of an active user.
+    password_last_used_on = models.DateField(null=True, blank=True)
+    access_keys = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"id", "status", "created", "last_used_on", "last_used_service", '
+        '"last_used_region"}]',
+    )
+    # Set when the latest sync could not read the user's access keys: the row
+    # keeps the keys an earlier sync read.
+    access_keys_error = models.TextField(blank=True)
+
+    class Meta(InventoryItem.Meta):
+        verbose_name = "IAM user"
+        indexes = [models.Index(fields=["account", "name"])]
+
+
+class IamGroup(InventoryItem):
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="iam_groups")
+    group_id = models.CharField(max_length=128, blank=True)
+    path = models.CharField(max_length=512, default="/")
+    inline_policies = models.JSONField(
+        default=dict, blank=True, help_text="Policy name to policy document."
+    )
+    managed_policies = models.JSONField(
+        default=list, blank=True, help_text='[{"arn": ..., "name": ...}] attached to the group.'
+    )
+    members = models.JSONField(default=list, blank=True, help_text="Names of the member users.")
+    created_in_aws_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(InventoryItem.Meta):
+        verbose_name = "IAM group"
+        indexes = [models.Index(fields=["account", "name"])]
+
+
+class Database(InventoryItem):
+    """An RDS instance or cluster, or a Redshift cluster, in one region of an account.
+
+    A model of its own rather than a CloudResource type: databases have no
+    resource policy, and what people look them up for (engine, endpoint, port,
+    whether IAM authentication is on, the resource id an `rds-db:connect`
+    grant names) deserves columns."""
+
+    class Type(models.TextChoices):
+        RDS_INSTANCE = "rds-instance", "RDS instance"
+        RDS_CLUSTER = "rds-cluster", "RDS cluster"
+        REDSHIFT = "redshift", "Redshift cluster"
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="databases")
+    type = models.CharField(max_length=16, choices=Type.choices)
+    region = models.CharField(max_length=32)
+    engine = models.CharField(max_length=64, blank=True)
+    engine_version = models.CharField(max_length=64, blank=True)
+    endpoint = models.CharField(max_length=512, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    # None: the engine has no IAM database authentication to speak of (Redshift
+    # signs in with GetClusterCredentials instead).
+    iam_auth = models.BooleanField(
+        "IAM database authentication", null=True, blank=True, default=None
+    )
+    resource_id = models.CharField(
+        max_length=128, blank=True, help_text="DbiResourceId or DbClusterResourceId."
+    )
+    status = models.CharField(max_length=64, blank=True)
+    cluster = models.CharField(
+        max_length=256, blank=True, help_text="The cluster an instance belongs to."
+    )
+
+    class Meta(InventoryItem.Meta):
+        indexes = [models.Index(fields=["account", "type", "name"])]
+
+
+# --- the organisation, read from its management (or delegated) account ------------
+
+
+class OrgNode(models.Model):
+    """A root or an organisational unit of the AWS Organization."""
+
+    class Kind(models.TextChoices):
+        ROOT = "root"
+        OU = "ou", "Organisational unit"
+
+    node_id = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    arn = models.CharField("ARN", max_length=2048)
+    name = models.CharField(max_length=128)
+    parent_id = models.CharField(max_length=64, blank=True)
+    path = models.CharField(
+        max_length=2048, help_text="Names from the root down, e.g. Root / Workloads / Prod."
+    )
+    content_hash = models.CharField(max_length=64)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name = "organisation unit"
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class OrgAccount(models.Model):
+    """Where an account of the organisation sits (onboarded or not)."""
+
+    account_id = models.CharField(max_length=12, unique=True)
+    name = models.CharField(max_length=128)
+    email = models.CharField(max_length=320, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+    parent_id = models.CharField(max_length=64)
+    content_hash = models.CharField(max_length=64)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "organisation account"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account_id})"
+
+
+class ServiceControlPolicy(models.Model):
+    policy_id = models.CharField(max_length=64, unique=True)
+    arn = models.CharField("ARN", max_length=2048)
+    name = models.CharField(max_length=128)
+    description = models.TextField(blank=True)
+    aws_managed = models.BooleanField(default=False)
+    document = models.JSONField(default=dict, blank=True)
+    targets = models.JSONField(
+        default=list, blank=True, help_text="Ids of the roots, OUs and accounts it is attached to."
+    )
+    content_hash = models.CharField(max_length=64)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "service control policy"
+        verbose_name_plural = "service control policies"
+
+    def __str__(self) -> str:
+        return self.name

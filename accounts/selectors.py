@@ -4,9 +4,10 @@ and the access gates every page and API goes through."""
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +26,19 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
+from accounts.models import (
+    AwsAccount,
+    CloudResource,
+    Database,
+    IamGroup,
+    IamRole,
+    IamUser,
+    ManagedPolicy,
+    OrgAccount,
+    OrgNode,
+    ServiceControlPolicy,
+    SyncRun,
+)
 from iamportal.permissions import AnyUser, can_view_inventory
 
 # Longer search strings are rejected: no ARN is longer, and a huge LIKE pattern is
@@ -410,3 +423,201 @@ def policy_uses(*, policy_arn: str) -> list[PolicyUse]:
         protected = role_protected(role.arn, spoke_names=spokes)
         uses.append(PolicyUse(role=role, attached=attached, boundary=boundary, protected=protected))
     return uses
+
+
+# --- users, groups and databases ------------------------------------------------
+
+
+def iam_user_for_user(*, user: AnyUser, account_id: str, user_name: str) -> IamUser:
+    """The IAM user `user_name` of `account_id` for the portal user `user`, or 404
+    (seen by whoever may see roles)."""
+    if not can_view_inventory(user):
+        raise Http404("No such user.")
+    found = (
+        IamUser.objects.select_related("account")
+        .filter(account__account_id=account_id, name=user_name)
+        .first()
+    )
+    if found is None:
+        raise Http404("No such user.")
+    return found
+
+
+def group_for_user(*, user: AnyUser, account_id: str, group_name: str) -> IamGroup:
+    if not can_view_inventory(user):
+        raise Http404("No such group.")
+    group = (
+        IamGroup.objects.select_related("account")
+        .filter(account__account_id=account_id, name=group_name)
+        .first()
+    )
+    if group is None:
+        raise Http404("No such group.")
+    return group
+
+
+def database_for_user(*, user: AnyUser, pk: int) -> Database:
+    if not can_view_inventory(user):
+        raise Http404("No such database.")
+    database = Database.objects.select_related("account").filter(pk=pk).first()
+    if database is None:
+        raise Http404("No such database.")
+    return database
+
+
+def iam_users_search(*, query: str, account_id: str | None) -> QuerySet[IamUser]:
+    """Users whose ARN contains `query` (any case), ordered by name then account."""
+    _check_query(query)
+    users = IamUser.objects.select_related("account").defer("inline_policies")
+    if query:
+        users = users.filter(arn__icontains=query)
+    if account_id:
+        users = users.filter(account__account_id=account_id)
+    return users.order_by("name", "account__account_id")
+
+
+def groups_search(*, query: str, account_id: str | None) -> QuerySet[IamGroup]:
+    _check_query(query)
+    groups = IamGroup.objects.select_related("account").defer("inline_policies")
+    if query:
+        groups = groups.filter(arn__icontains=query)
+    if account_id:
+        groups = groups.filter(account__account_id=account_id)
+    return groups.order_by("name", "account__account_id")
+
+
+def account_databases(*, account: AwsAccount) -> QuerySet[Database]:
+    return Database.objects.filter(account=account).order_by("region", "type", "name")
+
+
+def group_members(*, group: IamGroup) -> QuerySet[IamUser]:
+    """The member users of `group` that the inventory holds."""
+    return IamUser.objects.filter(account=group.account, name__in=group.members).order_by("name")
+
+
+def user_groups(*, iam_user: IamUser) -> QuerySet[IamGroup]:
+    return IamGroup.objects.filter(account=iam_user.account, name__in=iam_user.groups).order_by(
+        "name"
+    )
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    id: str
+    status: str
+    created: datetime | None
+    age_days: int | None
+    last_used_on: str
+    last_used_service: str
+    last_used_region: str
+
+
+def user_access_keys(*, iam_user: IamUser, now: datetime) -> list[AccessKey]:
+    keys = []
+    for key in iam_user.access_keys or []:
+        created = _parse_time(str(key.get("created", "")))
+        keys.append(
+            AccessKey(
+                id=str(key.get("id", "")),
+                status=str(key.get("status", "")),
+                created=created,
+                age_days=(now - created).days if created else None,
+                last_used_on=str(key.get("last_used_on", "")),
+                last_used_service=str(key.get("last_used_service", "")),
+                last_used_region=str(key.get("last_used_region", "")),
+            )
+        )
+    return keys
+
+
+def _parse_time(text: str) -> datetime | None:
+    """A stored ISO time; one without an offset is UTC, as every time AWS gives."""
+    try:
+        parsed = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def attached_policies(*, items: list[Any]) -> list[AttachedPolicy]:
+    """Managed policies from a `managed_policies` list (of a user or group), with
+    the inventory's page for the customer-managed ones."""
+    attached = [p for p in items or [] if isinstance(p, dict)]
+    arns = [str(p.get("arn", "")) for p in attached]
+    known = dict(ManagedPolicy.objects.filter(arn__in=arns).values_list("arn", "pk"))
+    return [
+        AttachedPolicy(
+            arn=str(p.get("arn", "")),
+            name=str(p.get("name", "")),
+            policy_pk=known.get(str(p.get("arn", ""))),
+        )
+        for p in attached
+    ]
+
+
+# --- the organisation and its guardrails -------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrgPlace:
+    """Where an account sits in the organisation: its OUs from the root down."""
+
+    nodes: list[OrgNode]
+
+    @property
+    def path(self) -> str:
+        return self.nodes[-1].path if self.nodes else ""
+
+
+def account_org_place(*, account: AwsAccount) -> OrgPlace | None:
+    """None when the organisation has not been read, or does not hold the account."""
+    placed = OrgAccount.objects.filter(account_id=account.account_id).first()
+    if placed is None:
+        return None
+    nodes = {node.node_id: node for node in OrgNode.objects.all()}
+    chain: list[OrgNode] = []
+    node_id = placed.parent_id
+    # The depth bound guards against a cycle in stored rows; AWS allows five OU levels.
+    while node_id in nodes and len(chain) < 10:
+        chain.append(nodes[node_id])
+        node_id = nodes[node_id].parent_id
+    return OrgPlace(nodes=list(reversed(chain)))
+
+
+@dataclass(frozen=True)
+class AppliedScp:
+    """A service control policy that applies to an account, and where it is
+    attached: the root, an OU above the account, or the account itself."""
+
+    policy: ServiceControlPolicy
+    attached_to: str
+
+    @property
+    def document(self) -> Any:
+        return self.policy.document
+
+    @property
+    def document_json(self) -> str:
+        return json.dumps(self.policy.document, indent=2, default=str)
+
+
+def scps_for_account(*, account: AwsAccount) -> list[AppliedScp]:
+    """The service control policies in effect for `account`: those attached to
+    the root, to every OU above it and to the account itself, from the root
+    down. An action must be allowed at every level and is denied by a Deny at
+    any level. Empty when the organisation has not been read or does not hold
+    the account."""
+    place = account_org_place(account=account)
+    if place is None:
+        return []
+    levels = [(node.node_id, node.path) for node in place.nodes]
+    levels.append((account.account_id, "this account"))
+    policies = list(ServiceControlPolicy.objects.order_by("name"))
+    applied = []
+    for target_id, label in levels:
+        for policy in policies:
+            if target_id in (policy.targets or []):
+                applied.append(AppliedScp(policy=policy, attached_to=label))
+    return applied

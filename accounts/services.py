@@ -23,9 +23,15 @@ from accounts import enqueue, fetch
 from accounts.models import (
     AwsAccount,
     CloudResource,
+    Database,
+    IamGroup,
     IamRole,
+    IamUser,
     InventoryItem,
     ManagedPolicy,
+    OrgAccount,
+    OrgNode,
+    ServiceControlPolicy,
     SyncRun,
 )
 from iamportal import aws, jobs
@@ -206,7 +212,8 @@ def _sync_finish(
         fields["status"] = SyncRun.Status.FAILED
     else:
         counts = counts or {}
-        warned = counts.get("unreadable")
+        # Unreadable resources, and listings or access keys that were refused.
+        warned = counts.get("unreadable") or counts.get("warnings")
         fields.update(
             status=SyncRun.Status.WARNINGS if warned else SyncRun.Status.SUCCEEDED,
             counts=counts,
@@ -252,15 +259,23 @@ def inventory_fetch(
     progress(5, "Assuming the spoke role")
     session = aws.spoke_session(account)
     inventory = fetch.Inventory()
-    progress(10, "Reading IAM roles and policies")
-    inventory.roles, inventory.policies = fetch.iam_fetch(session, account.account_id, checkpoint)
+    progress(10, "Reading IAM roles, users, groups and policies")
+    inventory.roles, inventory.policies = fetch.iam_fetch(
+        session, account.account_id, checkpoint, identities=inventory
+    )
+    progress(40, "Reading access keys")
+    fetch.access_keys_fetch(session, inventory, checkpoint)
     progress(50, "Reading S3 buckets")
     fetch.s3_fetch(session, inventory, checkpoint)
     regions = account.sync_regions
     for index, region in enumerate(regions):
-        progress(60 + 30 * index // max(len(regions), 1), f"Reading SQS and SNS in {region}")
+        progress(
+            60 + 30 * index // max(len(regions), 1), f"Reading SQS, SNS and databases in {region}"
+        )
         fetch.sqs_fetch(session, region, account.account_id, inventory, checkpoint)
         fetch.sns_fetch(session, region, account.account_id, inventory, checkpoint)
+        fetch.rds_fetch(session, region, account.account_id, inventory, checkpoint)
+        fetch.redshift_fetch(session, region, account.account_id, inventory, checkpoint)
     return inventory
 
 
@@ -419,14 +434,20 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
         resources = _upsert(
             CloudResource, account, inventory.resources, now, unreadable=inventory.unreadable
         )
+        identities = identities_write(account=account, inventory=inventory, now=now)
+        databases = _upsert(Database, account, inventory.databases, now, keep=_unlisted(inventory))
         if roles.written:
             # Role tags grant access and rules match role ARNs.
             access_changed()
-    totals = [roles, policies, resources]
+    totals = [roles, policies, resources, *identities, databases]
     return {
         "roles": len(inventory.roles),
         "policies": len(inventory.policies),
         "resources": len(inventory.resources) + len(inventory.unreadable),
+        "users": len(inventory.users),
+        "groups": len(inventory.groups),
+        "databases": len(inventory.databases),
+        "access_key_calls": inventory.access_key_calls,
         "unreadable": len(inventory.unreadable),
         "created": sum(t.created for t in totals),
         "updated": sum(t.updated for t in totals),
@@ -459,9 +480,12 @@ def _upsert(
     now: datetime,
     *,
     unreadable: list[dict[str, Any]] | None = None,
+    keep: Q | None = None,
 ) -> UpsertResult:
     """`unreadable` (resources only): rows of what is known (arn, name, type,
-    region) plus "error"; never deleted, never overwritten with less."""
+    region) plus "error"; never deleted, never overwritten with less. `keep`:
+    existing rows that are not deleted when missing from `rows` (their listing
+    failed)."""
     result = UpsertResult()
     manager = model._default_manager
     existing: dict[str, tuple[int, str]] = {
@@ -528,6 +552,13 @@ def _upsert(
         manager.bulk_update(to_mark, ["read_error", "read_error_at"], batch_size=BATCH_SIZE)
     if marked & readable:
         manager.filter(pk__in=marked & readable).update(read_error="", read_error_at=None)
+    if existing and keep is not None:
+        kept = set(
+            manager.filter(keep, pk__in=[pk for pk, _ in existing.values()]).values_list(
+                "pk", flat=True
+            )
+        )
+        existing = {arn: found for arn, found in existing.items() if found[0] not in kept}
     if existing:
         manager.filter(pk__in=[pk for pk, _ in existing.values()]).delete()
     result.created, result.updated = len(to_create), len(to_update)
@@ -607,3 +638,89 @@ def role_refresh(*, role: IamRole) -> IamRole | None:
     if grants_changed:
         access_changed()
     return role
+
+
+# --- users, groups and databases ----------------------------------------------------
+
+
+def identities_write(
+    *, account: AwsAccount, inventory: fetch.Inventory, now: datetime
+) -> list[UpsertResult]:
+    """Upsert the users and groups of `account`. A user whose access keys could
+    not be read keeps the keys an earlier sync read, with the error."""
+    unread = [user for user in inventory.users if user["access_keys_error"]]
+    if unread:
+        earlier = dict(
+            IamUser.objects.filter(
+                account=account, arn__in=[user["arn"] for user in unread]
+            ).values_list("arn", "access_keys")
+        )
+        for user in unread:
+            user["access_keys"] = earlier.get(user["arn"]) or []
+    users = _upsert(IamUser, account, inventory.users, now)
+    groups = _upsert(IamGroup, account, inventory.groups, now)
+    return [users, groups]
+
+
+def _unlisted(inventory: fetch.Inventory) -> Q | None:
+    """The database rows whose listing failed in this sync: kept as they are."""
+    keep = Q(pk__in=[])
+    for kind, region in sorted(inventory.databases_unlisted):
+        keep |= Q(type=kind, region=region)
+    return keep if inventory.databases_unlisted else None
+
+
+# --- the organisation ---------------------------------------------------------------
+
+
+def _upsert_keyed(
+    model: type[Any], key: str, rows: list[dict[str, Any]], now: datetime
+) -> UpsertResult:
+    """Like the inventory upsert, for organisation rows, which belong to no
+    account: keyed by `key`, unchanged rows untouched, vanished rows deleted."""
+    result = UpsertResult()
+    manager = model._default_manager
+    existing: dict[str, tuple[int, str]] = {
+        value: (pk, digest) for pk, value, digest in manager.values_list("pk", key, "content_hash")
+    }
+    to_create: list[Any] = []
+    to_update: list[Any] = []
+    for row in rows:
+        digest = content_hash(row)
+        found = existing.pop(row[key], None)
+        if found is None:
+            to_create.append(model(content_hash=digest, synced_at=now, **row))
+        elif found[1] != digest:
+            to_update.append(model(pk=found[0], content_hash=digest, synced_at=now, **row))
+    if to_create:
+        manager.bulk_create(to_create, batch_size=BATCH_SIZE)
+    if to_update:
+        fields = [*rows[0].keys(), "content_hash", "synced_at"]
+        manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
+    if existing:
+        manager.filter(pk__in=[pk for pk, _ in existing.values()]).delete()
+    result.created, result.updated, result.deleted = len(to_create), len(to_update), len(existing)
+    return result
+
+
+def organization_sync() -> dict[str, int] | None:
+    """Read the OU tree, each account's place in it and the service control
+    policies from the account IAMPORTAL_ORG_ACCOUNT_ID names, and store them;
+    None when that setting is empty (the organisation is not read). All or
+    nothing: a failed read raises and keeps what the last sync stored."""
+    if not settings.IAMPORTAL_ORG_ACCOUNT_ID:
+        return None
+    found = fetch.organization_fetch(aws.organization_session())
+    now = timezone.now()
+    with transaction.atomic():
+        totals = [
+            _upsert_keyed(OrgNode, "node_id", found.nodes, now),
+            _upsert_keyed(OrgAccount, "account_id", found.accounts, now),
+            _upsert_keyed(ServiceControlPolicy, "policy_id", found.policies, now),
+        ]
+    return {
+        "units": len(found.nodes),
+        "accounts": len(found.accounts),
+        "policies": len(found.policies),
+        "written": sum(t.written for t in totals),
+    }

@@ -47,3 +47,9 @@ def role_refresh_task(role_id: int) -> None:
         IamRole.objects.filter(pk=role_id).update(refresh_requested_at=None)
         log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
         raise
+
+
+@jobs.tracked("accounts.organization_sync")
+def organization_sync_task() -> dict[str, int] | None:
+    """The schedule: the OU tree and service control policies, when configured."""
+    return services.organization_sync()

@@ -12,13 +12,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts import selectors, services
-from accounts.forms import ResourceSearchForm, RoleSearchForm
-from accounts.models import IamRole
+from accounts.forms import IdentitySearchForm, ResourceSearchForm, RoleSearchForm
+from accounts.models import AwsAccount, IamRole
 from brokering import selectors as brokering_selectors
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
@@ -42,6 +43,23 @@ def _role_access(user: AnyUser, role: IamRole) -> dict[str, Any]:
         access["audience"] = brokering_selectors.users_for_role(role)
         access["issuances"] = brokering_selectors.recent_issuances(role)
     return access
+
+
+def _guardrails(account: AwsAccount) -> dict[str, Any]:
+    return {
+        "org_place": selectors.account_org_place(account=account),
+        "scps": selectors.scps_for_account(account=account),
+    }
+
+
+def _inventory_more(account: AwsAccount) -> dict[str, Any]:
+    """The users, groups and databases an account page shows beyond its sync runs."""
+    return {
+        "iam_user_count": account.iam_users.count(),
+        "iam_group_count": account.iam_groups.count(),
+        "databases": selectors.account_databases(account=account),
+        **_guardrails(account),
+    }
 
 
 @login_required
@@ -75,6 +93,7 @@ def account_detail(request: HtmxHttpRequest, account_id: str) -> HttpResponse:
         "runs": selectors.account_sync_runs(account=account),
         "unreadable": selectors.account_unreadable_resources(account=account),
         "can_sync": can_sync_accounts(request.user),
+        **_inventory_more(account),
     }
     return render(request, template_for(request, "accounts/account_detail.html", "runs"), context)
 
@@ -130,6 +149,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         "attached_policies": selectors.role_attached_policies(role=role),
         "tags": sorted(role.tags.items()),
         "protected": selectors.role_protected(role.arn),
+        **_guardrails(role.account),
         **_role_access(request.user, role),
     }
     return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
@@ -184,3 +204,61 @@ def policy_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "tags": sorted(policy.tags.items()),
     }
     return render(request, "accounts/policy_detail.html", context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def iam_user_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = IdentitySearchForm(request.GET)
+    page = None
+    if form.is_valid():
+        search = selectors.groups_search if form.wants_groups else selectors.iam_users_search
+        found = search(query=form.cleaned_data["q"], account_id=form.account_id)
+        page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page}
+    return render(request, template_for(request, "accounts/iam_user_list.html", "results"), context)
+
+
+@login_required
+@require_GET
+def iam_user_detail(request: HtmxHttpRequest, account_id: str, user_name: str) -> HttpResponse:
+    iam_user = selectors.iam_user_for_user(
+        user=request.user, account_id=account_id, user_name=user_name
+    )
+    context = {
+        "iam_user": iam_user,
+        "inline_policies": [
+            (name, _pretty(document)) for name, document in sorted(iam_user.inline_policies.items())
+        ],
+        "attached_policies": selectors.attached_policies(items=iam_user.managed_policies),
+        "groups": selectors.user_groups(iam_user=iam_user),
+        "access_keys": selectors.user_access_keys(iam_user=iam_user, now=timezone.now()),
+        "tags": sorted(iam_user.tags.items()),
+    }
+    return render(request, "accounts/iam_user_detail.html", context)
+
+
+@login_required
+@require_GET
+def group_detail(request: HtmxHttpRequest, account_id: str, group_name: str) -> HttpResponse:
+    group = selectors.group_for_user(
+        user=request.user, account_id=account_id, group_name=group_name
+    )
+    context = {
+        "group": group,
+        "inline_policies": [
+            (name, _pretty(document)) for name, document in sorted(group.inline_policies.items())
+        ],
+        "attached_policies": selectors.attached_policies(items=group.managed_policies),
+        "members": selectors.group_members(group=group),
+    }
+    return render(request, "accounts/group_detail.html", context)
+
+
+@login_required
+@require_GET
+def database_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    database = selectors.database_for_user(user=request.user, pk=pk)
+    context = {"database": database, "tags": sorted(database.tags.items())}
+    return render(request, "accounts/database_detail.html", context)

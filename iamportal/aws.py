@@ -162,6 +162,25 @@ def spoke_session(account: AwsAccount) -> boto3.Session:
     return session
 
 
+def organization_session() -> boto3.Session:
+    """The session that reads the AWS Organization: the role IAMPORTAL_ORG_ROLE_NAME
+    in the account IAMPORTAL_ORG_ACCOUNT_ID, or the hub itself when no role is named."""
+    name = settings.IAMPORTAL_ORG_ROLE_NAME
+    if not name:
+        return hub_session()
+    credentials = client("sts").assume_role(
+        RoleArn=role_arn(settings.IAMPORTAL_ORG_ACCOUNT_ID, name),
+        RoleSessionName=SPOKE_SESSION_NAME,
+        DurationSeconds=SPOKE_SESSION_SECONDS,
+    )["Credentials"]
+    return new_session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=default_region(),
+    )
+
+
 def forget_sessions() -> None:
     """Drop every cached session (tests, and after the endpoint changes)."""
     global _hub

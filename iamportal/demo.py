@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
 
@@ -61,6 +62,9 @@ SPOKE_READ_POLICY = _doc(
             "iam:ListRolePolicies",
             "iam:GetRolePolicy",
             "iam:ListAttachedRolePolicies",
+            "iam:ListUsers",
+            "iam:ListAccessKeys",
+            "iam:GetAccessKeyLastUsed",
             "s3:ListAllMyBuckets",
             "s3:GetBucketLocation",
             "s3:GetBucketPolicy",
@@ -71,6 +75,9 @@ SPOKE_READ_POLICY = _doc(
             "sns:ListTopics",
             "sns:GetTopicAttributes",
             "sns:ListTagsForResource",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+            "redshift:DescribeClusters",
         ],
         "*",
     )
@@ -87,6 +94,11 @@ class DemoAccount:
     buckets: list[str] = field(default_factory=list)
     queues: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
+    # What the embedded AWS could not do, and what the demo did instead.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def resource_count(self) -> int:
@@ -328,6 +340,112 @@ def _account_seed(session: boto3.Session, env: str, account_id: str, demo: DemoA
         sqs.create_queue(QueueName=queue, Attributes=attributes, tags={"env": env})
         demo.queues.append(queue)
 
+    _identities_seed(iam, policy_arns, demo)
+    if env == "prod":
+        _databases_seed(session, demo)
+
+
+# Users and groups every demo account has: (name, path, groups, with an access key).
+DEMO_IAM_USERS = (
+    ("deploy-bot", "/automation/", ["deployers"], True),
+    ("legacy-reporting", "/", ["readers"], True),
+    ("jane.doe", "/people/", ["readers", "deployers"], False),
+)
+DEMO_IAM_GROUPS: dict[str, dict[str, Any]] = {
+    "deployers": {"managed": [], "inline": _doc(_allow(["ecs:UpdateService"], "*"))},
+    "readers": {"managed": ["acme-reports-read"], "inline": None},
+}
+
+
+def _identities_seed(iam: Any, policy_arns: dict[str, str], demo: DemoAccount) -> None:
+    # A policy of their own, so the roles' policies keep their attachment counts.
+    policy_arns["acme-reports-read"] = iam.create_policy(
+        PolicyName="acme-reports-read",
+        Path="/acme/",
+        PolicyDocument=_doc(_allow(["s3:GetObject"], "arn:aws:s3:::acme-*-audit-logs/*")),
+    )["Policy"]["Arn"]
+    demo.policies.append("acme-reports-read")
+    for name, spec in DEMO_IAM_GROUPS.items():
+        iam.create_group(GroupName=name)
+        for managed in spec["managed"]:
+            iam.attach_group_policy(GroupName=name, PolicyArn=policy_arns[managed])
+        if spec["inline"]:
+            iam.put_group_policy(GroupName=name, PolicyName=name, PolicyDocument=spec["inline"])
+        demo.groups.append(name)
+    for name, path, groups, with_key in DEMO_IAM_USERS:
+        iam.create_user(UserName=name, Path=path, Tags=[{"Key": "owner", "Value": "platform"}])
+        for group in groups:
+            iam.add_user_to_group(GroupName=group, UserName=name)
+        if with_key:
+            iam.create_access_key(UserName=name)
+        demo.users.append(name)
+
+
+# Two databases with IAM authentication in the production account.
+DEMO_DATABASES = (("payments-db", "postgres", 5432), ("reporting-db", "mysql", 3306))
+
+
+def _databases_seed(session: boto3.Session, demo: DemoAccount) -> None:
+    rds = aws.client("rds", session=session)
+    try:
+        for name, engine, port in DEMO_DATABASES:
+            rds.create_db_instance(
+                DBInstanceIdentifier=name,
+                Engine=engine,
+                DBInstanceClass="db.t3.micro",
+                AllocatedStorage=20,
+                Port=port,
+                MasterUsername="admin_user",
+                MasterUserPassword=secrets.token_urlsafe(16),
+                EnableIAMDatabaseAuthentication=True,
+                Tags=[{"Key": "owner", "Value": "payments"}],
+            )
+            demo.databases.append(name)
+    except (ClientError, NotImplementedError) as exc:
+        demo.notes.append(f"the embedded AWS could not create RDS instances ({exc}): no databases")
+
+
+def _guardrails_seed(org: Any, accounts: list[DemoAccount]) -> None:
+    """An OU tree (Root / Workloads / Prod and NonProd) holding the demo accounts,
+    with one service control policy on Workloads. Without the Organizations
+    calls in the embedded AWS, the accounts stay under the root."""
+    try:
+        root_id = org.list_roots()["Roots"][0]["Id"]
+        workloads = org.create_organizational_unit(ParentId=root_id, Name="Workloads")
+        workloads_id = workloads["OrganizationalUnit"]["Id"]
+        units = {
+            name: org.create_organizational_unit(ParentId=workloads_id, Name=name)[
+                "OrganizationalUnit"
+            ]["Id"]
+            for name in ("Prod", "NonProd")
+        }
+        for demo in accounts:
+            unit = units["Prod" if demo.environment == "prod" else "NonProd"]
+            org.move_account(
+                AccountId=demo.account_id, SourceParentId=root_id, DestinationParentId=unit
+            )
+        policy = org.create_policy(
+            Name="deny-leaving-and-root",
+            Description="Accounts stay in the organisation; nobody works as the root user.",
+            Type="SERVICE_CONTROL_POLICY",
+            Content=_doc(
+                {"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"},
+                {
+                    "Effect": "Deny",
+                    "Action": "*",
+                    "Resource": "*",
+                    "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}},
+                },
+            ),
+        )["Policy"]["PolicySummary"]
+        org.attach_policy(PolicyId=policy["Id"], TargetId=workloads_id)
+    except (ClientError, NotImplementedError) as exc:
+        for demo in accounts:
+            demo.notes.append(
+                f"the embedded AWS could not build the OU tree ({exc}): the account stays "
+                "under the root"
+            )
+
 
 def account_id_seed(name: str) -> int:
     """A stable number for an account name (Python's hash() changes every run)."""
@@ -351,6 +469,7 @@ def organisation_seed() -> list[DemoAccount]:
         demo = DemoAccount(account_id=status["AccountId"], environment=env, name=name)
         _account_seed(account_session(demo.account_id), env, demo.account_id, demo)
         accounts.append(demo)
+    _guardrails_seed(org, accounts)
     return accounts
 
 

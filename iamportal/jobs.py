@@ -35,6 +35,7 @@ JOB_LABELS = {
     "accounts.sync_all": "Inventory sync (every account)",
     "accounts.sync_runs_recover": "Recover stalled syncs",
     "accounts.role_refresh": "Role refresh",
+    "accounts.organization_sync": "Organisation and guardrails sync",
     "brokering.cli_challenges_prune": "Prune CLI sign-in challenges",
     "requests_app.apply": "Apply approved changes",
     "requests_app.expire": "Expire grants",
@@ -138,6 +139,13 @@ def _declared_schedules() -> list[dict[str, Any]]:
         {
             "name": "accounts.sync_all",
             "func": "accounts.tasks.accounts_sync_all_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
+        },
+        {
+            # Does nothing unless IAMPORTAL_ORG_ACCOUNT_ID is set.
+            "name": "accounts.organization_sync",
+            "func": "accounts.tasks.organization_sync_task",
             "schedule_type": Schedule.MINUTES,
             "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
         },

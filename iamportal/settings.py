@@ -271,6 +271,16 @@ IAMPORTAL_REGIONS = env_list("IAMPORTAL_REGIONS", AWS_REGION)
 for _region in IAMPORTAL_REGIONS:
     if not _region.replace("-", "").isalnum():
         raise ImproperlyConfigured(f"IAMPORTAL_REGIONS has an invalid region name {_region!r}")
+# The organisation's OU tree and service control policies are read from this
+# account (the management account, or a delegated administrator). Empty: off.
+IAMPORTAL_ORG_ACCOUNT_ID = env_str("IAMPORTAL_ORG_ACCOUNT_ID")
+if IAMPORTAL_ORG_ACCOUNT_ID and not (
+    len(IAMPORTAL_ORG_ACCOUNT_ID) == 12 and IAMPORTAL_ORG_ACCOUNT_ID.isdigit()
+):
+    raise ImproperlyConfigured("IAMPORTAL_ORG_ACCOUNT_ID must be a 12-digit AWS account id")
+# The role iamportal assumes in that account to read it. Empty: the hub identity
+# reads it directly (iamportal runs in that account).
+IAMPORTAL_ORG_ROLE_NAME = env_str("IAMPORTAL_ORG_ROLE_NAME")
 IAMPORTAL_SYNC_INTERVAL_MINUTES = env_int("IAMPORTAL_SYNC_INTERVAL_MINUTES", 30, minimum=1)
 IAMPORTAL_SYNC_HISTORY_DAYS = env_int("IAMPORTAL_SYNC_HISTORY_DAYS", 30, minimum=1)
 # One account's sync fails once it has run this long (checked between AWS calls),

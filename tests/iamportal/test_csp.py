@@ -19,7 +19,17 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from accounts.models import CloudResource, ManagedPolicy, SyncRun
+from accounts.models import (
+    CloudResource,
+    Database,
+    IamGroup,
+    IamUser,
+    ManagedPolicy,
+    OrgAccount,
+    OrgNode,
+    ServiceControlPolicy,
+    SyncRun,
+)
 from brokering import cli_auth
 from requests_app.models import PolicyRequest
 from tests.conftest import client_for
@@ -210,6 +220,46 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
         ),
     )
     yield "policy_detail", a.get(reverse("policy_detail", args=[policy.pk]))
+    synced = {"content_hash": "x", "synced_at": timezone.now()}
+    iam_user = IamUser.objects.create(
+        account=account,
+        arn=f"arn:aws:iam::{account.account_id}:user/deploy-bot",
+        name="deploy-bot",
+        groups=["deployers"],
+        access_keys=[{"id": "AKIAEXAMPLE", "status": "Active", "created": "2026-01-01T00:00:00"}],
+        **synced,
+    )
+    group = IamGroup.objects.create(
+        account=account,
+        arn=f"arn:aws:iam::{account.account_id}:group/deployers",
+        name="deployers",
+        members=["deploy-bot"],
+        **synced,
+    )
+    database = Database.objects.create(
+        account=account,
+        arn=f"arn:aws:rds:us-east-1:{account.account_id}:db:payments-db",
+        name="payments-db",
+        type="rds-instance",
+        region="us-east-1",
+        iam_auth=True,
+        **synced,
+    )
+    OrgNode.objects.create(node_id="r-1", kind="root", arn="r", name="Root", path="Root", **synced)
+    OrgAccount.objects.create(account_id=account.account_id, name="p", parent_id="r-1", **synced)
+    ServiceControlPolicy.objects.create(
+        policy_id="p-1", arn="p", name="deny", document={"Statement": []}, targets=["r-1"], **synced
+    )
+    yield "iam_user_list", a.get(reverse("iam_user_list"), {"q": "deploy"})
+    yield "iam_user_list", a.get(reverse("iam_user_list"), {"kind": "groups"})
+    yield (
+        "iam_user_detail",
+        a.get(reverse("iam_user_detail", args=[account.account_id, iam_user.name])),
+    )
+    yield "group_detail", a.get(reverse("group_detail", args=[account.account_id, group.name]))
+    yield "database_detail", a.get(reverse("database_detail", args=[database.pk]))
+    yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
+    yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
     yield "request_list", a.get(reverse("request_list"))
     yield "request_detail", a.get(reverse("request_detail", args=[pending.pk]))
     yield "request_detail", r.get(reverse("request_detail", args=[pending.pk]))

@@ -53,6 +53,53 @@ def test_demo_account_ids_come_from_the_account_name() -> None:
     assert demo.account_id_seed("acme-prod") != demo.account_id_seed("acme-dev")
 
 
+def test_the_demo_organisation_has_users_groups_databases_and_an_ou_tree_with_an_scp() -> None:
+    org = demo.organisation_seed()
+    prod = org[0]
+    assert prod.notes == []
+    assert len(prod.users) >= 3 and len(prod.groups) >= 2
+    rds = aws.client("rds", session=demo.account_session(prod.account_id))
+    instances = rds.describe_db_instances()["DBInstances"]
+    assert len(instances) == 2
+    assert all(db["IAMDatabaseAuthenticationEnabled"] for db in instances)
+    organizations = aws.client("organizations")
+    root = organizations.list_roots()["Roots"][0]["Id"]
+    [workloads] = organizations.list_organizational_units_for_parent(ParentId=root)[
+        "OrganizationalUnits"
+    ]
+    custom = [
+        p
+        for p in organizations.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if not p["AwsManaged"]
+    ]
+    assert len(custom) == 1
+    targets = organizations.list_targets_for_policy(PolicyId=custom[0]["Id"])["Targets"]
+    assert [t["TargetId"] for t in targets] == [workloads["Id"]]
+
+
+def test_the_demo_says_so_and_carries_on_when_the_embedded_aws_lacks_an_api(
+    monkeypatch: Any,
+) -> None:
+    real = aws.client
+
+    def without_ous(service: str, **kwargs: Any) -> Any:
+        client = real(service, **kwargs)
+        if service == "organizations":
+
+            def missing(**kw: Any) -> None:
+                raise NotImplementedError("CreateOrganizationalUnit")
+
+            client.meta.events.register(
+                "before-call.organizations.CreateOrganizationalUnit", missing
+            )
+        return client
+
+    monkeypatch.setattr(aws, "client", without_ous)
+    org = demo.organisation_seed()
+    assert all("could not build the OU tree" in " ".join(a.notes) for a in org)
+    assert all(a.roles for a in org)
+
+
 def test_the_demo_refuses_to_seed_anything_but_the_embedded_aws(monkeypatch: Any) -> None:
     monkeypatch.setattr(demo, "HUB_ACCOUNT_ID", "999988887777")
     with pytest.raises(RuntimeError, match="only against the embedded AWS"):

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django_q.conf import Conf
 
-from accounts.services import account_sync_request
+from accounts.services import account_sync_request, organization_sync
 from iamportal import demo, processes
 
 
@@ -86,7 +86,10 @@ class Command(BaseCommand):
             self.stdout.write("Migrating the demo database...")
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write("Seeding the demo organisation in the embedded AWS...")
-            accounts = demo.accounts_onboard(demo.organisation_seed())
+            seeded = demo.organisation_seed()
+            for note in sorted({note for d in seeded for note in d.notes}):
+                self.stdout.write(f"  note: {note}")
+            accounts = demo.accounts_onboard(seeded)
             password = demo.users_create(os.environ.get("DEMO_PASSWORD") or None)
             demo.policy_templates_seed()
             self.stdout.write("Running the first sync...")
@@ -96,6 +99,8 @@ class Command(BaseCommand):
                 run = account_sync_request(account=account)
                 run.refresh_from_db()
                 self.stdout.write(f"  {account}: {run.status} {run.counts or run.error}")
+            organisation = organization_sync()
+            self.stdout.write(f"  organisation: {organisation or 'not read'}")
             Conf.SYNC = False
             logging.getLogger("django-q").setLevel(logging.INFO)
             connections.close_all()
