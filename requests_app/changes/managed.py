@@ -354,11 +354,11 @@ def _protected_uses_live(
 # --- the types ---------------------------------------------------------------------------
 
 
-def _create_document(change: Change) -> tuple[Any, Any] | None:
+def _create_before_after(change: Change) -> tuple[Any, Any] | None:
     return None, payload_of(change).get("document")
 
 
-def _version_document_diff(change: Change) -> tuple[Any, Any] | None:
+def _version_before_after(change: Change) -> tuple[Any, Any] | None:
     return change.previous, payload_of(change).get("document")
 
 
@@ -377,7 +377,7 @@ MANAGED_POLICY_CREATE = ChangeType(
     apply=_managed_create_apply,
     revert=_managed_create_revert,
     guard=role_guard,
-    document=_create_document,
+    document=_create_before_after,
     summary=_create_summary,
     slots=document_slots,
     noun="policy",
@@ -391,7 +391,7 @@ MANAGED_POLICY_VERSION = ChangeType(
     apply=_managed_version_apply,
     revert=_managed_version_revert,
     guard=_version_guard,
-    document=_version_document_diff,
+    document=_version_before_after,
     summary=_version_summary,
     slots=document_slots,
     noun="policy",

@@ -183,7 +183,7 @@ def principal_policy_payload(
                 "payload.statements",
                 f"Sids starting with {AUTOMATIC_SID_PREFIX} are iamportal's own: use another.",
             )
-        document = merged(previous, statements)
+        document = _merged(previous, statements)
         normalised = {"statements": statements}
         where = "payload.statements"
     size = json_size(document)
@@ -203,11 +203,11 @@ def principal_policy_after(*, previous: Any, payload: dict[str, Any]) -> Any:
     """The trust or resource policy once a change with `payload` is applied to
     `previous`: the new document, or `previous` with the statements merged in."""
     if "statements" in payload:
-        return merged(previous, dicts(payload.get("statements")))
+        return _merged(previous, dicts(payload.get("statements")))
     return payload.get("document")
 
 
-def merged(current: Any, statements: list[dict[str, Any]]) -> dict[str, Any]:
+def _merged(current: Any, statements: list[dict[str, Any]]) -> dict[str, Any]:
     """`current` with `statements` in it: a statement with the Sid of one of them is
     replaced in place, the others are appended; everything else is kept."""
     document = copy.deepcopy(current) if isinstance(current, dict) else {}
@@ -222,7 +222,7 @@ def merged(current: Any, statements: list[dict[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def without(current: Any, removed: Callable[[Any], bool]) -> tuple[dict[str, Any] | None, bool]:
+def _without(current: Any, removed: Callable[[Any], bool]) -> tuple[dict[str, Any] | None, bool]:
     """(`current` without the statements `removed` picks, or None when none is
     left; whether anything was removed)."""
     if not isinstance(current, dict):
@@ -238,13 +238,13 @@ def without(current: Any, removed: Callable[[Any], bool]) -> tuple[dict[str, Any
     return document, True
 
 
-def with_sid(sids: set[str]) -> Callable[[Any], bool]:
+def _with_sid(sids: set[str]) -> Callable[[Any], bool]:
     return lambda statement: isinstance(statement, dict) and statement.get("Sid") in sids
 
 
-def one_of(applied: list[Any]) -> Callable[[Any], bool]:
+def _one_of(applied: list[Any]) -> Callable[[Any], bool]:
     sids = {str(s["Sid"]) for s in applied if isinstance(s, dict) and s.get("Sid")}
-    return lambda statement: statement in applied or with_sid(sids)(statement)
+    return lambda statement: statement in applied or _with_sid(sids)(statement)
 
 
 def principal_document(change: Change) -> tuple[Any, Any] | None:
@@ -288,6 +288,10 @@ def policy_summary(payload: dict[str, Any], what: str) -> str:
 
 @dataclass(frozen=True)
 class PolicySlot:
+    """Where a trust or resource policy lives in AWS: how to read, write and
+    remove it. (Not the `slots` of a change type, which name what two requests
+    must not both set.)"""
+
     read: Callable[[], dict[str, Any] | None]
     write: Callable[[dict[str, Any]], None]
     # What "no policy" means for the service: deleted, or the closest to it.
@@ -303,21 +307,24 @@ def as_document(raw: Any) -> dict[str, Any] | None:
 
 
 def policy_apply(slot: PolicySlot, change: Change) -> dict[str, Any]:
+    """Apply a trust or resource policy change to the policy `slot` reaches."""
     payload = payload_of(change)
     if "statements" in payload:
         # Read from AWS now, not from the inventory: edits made since the request
         # was submitted stay.
-        slot.write(merged(slot.read(), payload["statements"]))
+        slot.write(_merged(slot.read(), payload["statements"]))
     else:
         slot.write(payload["document"])
     return {}
 
 
 def policy_revert(slot: PolicySlot, change: Change) -> None:
+    """Take a trust or resource policy change away again: the merged statements,
+    or the replaced document."""
     payload = payload_of(change)
     if "statements" in payload:
         sids = {str(s.get("Sid")) for s in dicts(payload["statements"])}
-        remaining, removed = without(slot.read(), with_sid(sids))
+        remaining, removed = _without(slot.read(), _with_sid(sids))
     elif isinstance(change.previous, dict):
         slot.write(change.previous)
         return
@@ -327,7 +334,7 @@ def policy_revert(slot: PolicySlot, change: Change) -> None:
     else:
         # Nothing to go back to: take out what the apply put in, keep the rest.
         applied = statements_of(payload.get("document"))
-        remaining, removed = without(slot.read(), one_of(applied))
+        remaining, removed = _without(slot.read(), _one_of(applied))
     if not removed:
         return
     if remaining is None:
