@@ -47,7 +47,13 @@ from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.parsers import JSON_MAX_DEPTH, json_nesting_depth
 from iamportal.permissions import is_reviewer
 from requests_app import services
-from requests_app.changes import ChangeSpec, change_document, change_summary, protected_role_refusal
+from requests_app.changes import (
+    ChangeSpec,
+    change_document,
+    change_summary,
+    change_type,
+    protected_role_refusal,
+)
 from requests_app.crossaccount import cross_account_changes
 from requests_app.findings import ChangeFinding, request_findings
 from requests_app.forms import (
@@ -608,14 +614,6 @@ class ChangeShown:
         return [use for use in self.uses if use.boundary]
 
 
-# Changes whose document is an identity policy, which the linter understands.
-LINTED_TYPES = {
-    Change.Type.INLINE_POLICY_PUT,
-    Change.Type.MANAGED_POLICY_CREATE,
-    Change.Type.MANAGED_POLICY_VERSION,
-}
-
-
 def _stored_finding(stored: dict[str, Any]) -> Any:
     return ChangeFinding(
         change=int(stored.get("change") or 0),
@@ -651,7 +649,7 @@ def _change_shown(
         payload = change.payload if isinstance(change.payload, dict) else {}
         name = str(payload.get("policy_name", "")) or change.target_arn.rsplit("/", 1)[-1]
         diff = policy_diff(before, after, name=name)
-        if not linted and change.type in LINTED_TYPES and isinstance(after, dict):
+        if not linted and change_type(change.type).linted and isinstance(after, dict):
             findings = _lint(after, policy_request.role, payload.get("policy_name"))
             linted = True
     edited = edit is not None and edit[0] == change.pk

@@ -5,7 +5,7 @@
 - `apply`: making an approved request's changes in AWS;
 - `expiry`: temporary access, extended or taken away;
 - `recovery`: the sweep that hands lost or abandoned work to the broker again;
-- `leases`, `common`, `change_types`: what those share.
+- `leases`, `common`: what those share.
 
 Callers use this package (`services.policy_request_approve(...)`); every public
 name is re-exported here."""
@@ -15,7 +15,6 @@ from __future__ import annotations
 from requests_app.policy.limits import compact_size, inline_policies_size
 from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
 from requests_app.services.apply import APPLICABLE, policy_request_apply
-from requests_app.services.change_types import ROLE_CHANGE_TYPES
 from requests_app.services.common import (
     OPEN_STATUSES,
     REASON_MAX_LENGTH,
@@ -73,7 +72,6 @@ __all__ = [
     "REVISION_MAX_LENGTH",
     "REVISION_MISSING_MESSAGE",
     "REVISION_STALE_MESSAGE",
-    "ROLE_CHANGE_TYPES",
     "FindingsNotAcknowledged",
     "PolicyToolsRateLimited",
     "RequestActionForbidden",

@@ -12,8 +12,7 @@ from django.utils import timezone
 
 from iamportal.permissions import is_admin, is_reviewer
 from requests_app import enqueue
-from requests_app.changes import ChangeInvalid, ChangeSpec, change_validate
-from requests_app.crossaccount import cross_account_changes
+from requests_app.changes import ChangeInvalid, ChangeSpec, change_validate, cross_account_changes
 from requests_app.findings import findings_errors, findings_risk, request_findings
 from requests_app.models import Approval, Change, Comment, PolicyRequest, RequestEvent
 from requests_app.revision import revision_short

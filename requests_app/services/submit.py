@@ -18,17 +18,18 @@ from iamportal.ratelimit import rate_limit_hit, retry_after_seconds
 from requests_app.changes import (
     ChangeInvalid,
     ChangeSpec,
+    change_slots,
+    change_type,
     change_validate,
+    cross_account_changes,
     protected_role_refusal,
     role_protected,
 )
-from requests_app.crossaccount import cross_account_changes
 from requests_app.findings import findings_errors, findings_risk, request_findings
 from requests_app.models import Change, PolicyRequest, RequestEvent
 from requests_app.policy.limits import compact_size, inline_policies_size
 from requests_app.policy.lint import policy_lint
 from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
-from requests_app.services.change_types import ROLE_CHANGE_TYPES, _slot_noun, _slots
 from requests_app.services.common import (
     OPEN_STATUSES,
     REASON_MAX_LENGTH,
@@ -276,7 +277,7 @@ def changes_validate(*, role: IamRole, changes: Any) -> list[ChangeSpec]:
             for key, message in exc.errors.items():
                 errors[f"{where}.{key}"] = message
             continue
-        if spec.type in ROLE_CHANGE_TYPES and spec.target_arn != role.arn:
+        if change_type(spec.type).targets_role and spec.target_arn != role.arn:
             errors[f"{where}.target_arn"] = (
                 f"This change is about a role: it must name the request's role {role.arn}."
             )
@@ -346,7 +347,7 @@ def _overlap_error(
     one expiring would undo the other, or restore what the other replaced."""
     wanted: set[tuple[str, str, str]] = set()
     for spec in specs:
-        wanted |= _slots(spec.type, spec.target_arn, spec.payload)
+        wanted |= change_slots(type=spec.type, target_arn=spec.target_arn, payload=spec.payload)
     if not wanted:
         return None
     others = Change.objects.filter(
@@ -360,10 +361,12 @@ def _overlap_error(
             continue
         if other.expires_at is None and other.status == PolicyRequest.Status.APPLIED:
             continue  # permanent and done: part of what a temporary change restores
-        if wanted & _slots(change.type, change.target_arn, change.payload):
+        if wanted & change_slots(
+            type=change.type, target_arn=change.target_arn, payload=change.payload
+        ):
             return (
                 f"Request #{other.pk} ({other.status}) changes the same "
-                f"{_slot_noun(change.type)}"
+                f"{change_type(change.type).noun}"
                 + (f" until {other.expires_at:%Y-%m-%d %H:%M} UTC" if other.expires_at else "")
                 + ". Wait for it to finish (or expire), or ask to extend it, so that "
                 "removing one never undoes the other."

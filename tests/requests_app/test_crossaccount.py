@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole
-from requests_app.crossaccount import cross_account_changes, statement_sid
+from requests_app.changes import cross_account_changes, statement_sid
 
 pytestmark = pytest.mark.django_db
 
