@@ -52,9 +52,9 @@ from requests_app.changes import (
     change_document,
     change_summary,
     change_type,
+    cross_account_changes,
     protected_role_refusal,
 )
-from requests_app.crossaccount import cross_account_changes
 from requests_app.findings import ChangeFinding, request_findings
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
