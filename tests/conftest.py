@@ -1,4 +1,5 @@
-"""The shared cast and the embedded AWS every test runs against.
+"""The shared cast, the embedded AWS every test runs against, and the fixtures
+several test packages share. Builders the tests share are in tests/factories.py.
 
 No test may reach a real network: fake AWS credentials, no AWS config files,
 and moto intercepting every boto3 call.
@@ -6,17 +7,29 @@ and moto intercepting every boto3 call.
 
 from __future__ import annotations
 
+import copy
+import json
+import logging
+import logging.config
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from moto import mock_aws
 
+from brokering import federation_demo
 from iamportal import aws
-from iamportal.auth import user_groups_sync
+from tests.factories import Federation, Inventory, forget_admin_sessions, inventory, make_user
+
+# Re-exported: test_templates still imports it from here.
+from tests.factories import client_for as client_for
 
 os.environ.update(
     {
@@ -30,8 +43,6 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
-
-PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -54,6 +65,7 @@ def embedded_aws(settings: Any) -> Iterator[None]:
     with mock_aws():
         yield
     aws.forget_sessions()
+    forget_admin_sessions()
 
 
 @pytest.fixture(autouse=True)
@@ -81,15 +93,6 @@ def run_tasks_inline(monkeypatch: pytest.MonkeyPatch) -> None:
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
-
-
-def make_user(username: str, *groups: str, **extra: object) -> User:
-    """A user whose groups went through the same sync as a real sign-in."""
-    user = User.objects.create_user(
-        username=username, email=f"{username}@example.com", password=PASSWORD, **extra
-    )
-    user_groups_sync(user=user, group_names=groups)
-    return user
 
 
 @pytest.fixture
@@ -122,7 +125,87 @@ def anonymous() -> Client:
     return Client()
 
 
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+# --- shared data -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def inv(db: None) -> Inventory:
+    """The wizard's small inventory (database only): see tests.factories.inventory."""
+    return inventory()
+
+
+# --- stand-ins on loopback -----------------------------------------------------------------
+
+
+@pytest.fixture
+def federation(settings: Any) -> Iterator[Federation]:
+    """The AWS federation endpoint, played on loopback: it answers getSigninToken
+    with a token from the demo stand-in, which checks the session credentials
+    against the embedded AWS."""
+    state = Federation(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append(("GET", self.path))
+            self._answer(405, {"error": "getSigninToken is a POST"})
+
+        def do_POST(self) -> None:
+            state.requests.append(("POST", self.path))
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            if state.fail or form.get("Action") != ["getSigninToken"]:
+                self._answer(500, {"error": "unavailable"})
+                return
+            session = form["Session"][0]
+            state.sessions.append(json.loads(session))
+            try:
+                self._answer(200, {"SigninToken": federation_demo.signin_token(session)})
+            except federation_demo.InvalidSession as exc:
+                self._answer(400, {"error": str(exc)})
+
+        def _answer(self, status: int, body: dict[str, str]) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/federation"
+    settings.IAMPORTAL_FEDERATION_URL = state.url
+    settings.IAMPORTAL_DEMO_FEDERATION = True
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+# --- the log ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def log_output(settings: Any, request: pytest.FixtureRequest) -> Iterator[StringIO]:
+    """Everything the configured handlers write at LOG_LEVEL=DEBUG with DEBUG on
+    (the root console handler, and runserver's request lines through
+    django.server), in one buffer. Parametrized indirectly with True, the
+    libraries iamportal keeps quiet log at DEBUG too."""
+    settings.DEBUG = True
+    config = copy.deepcopy(settings.LOGGING)
+    config["root"]["level"] = "DEBUG"
+    config["loggers"]["django"]["level"] = "DEBUG"
+    if getattr(request, "param", False):
+        for name in ("botocore", "urllib3"):
+            config["loggers"][name]["level"] = "DEBUG"
+    logging.config.dictConfig(config)
+    stream = StringIO()
+    for handler in logging.getLogger().handlers + logging.getLogger("django.server").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
+    yield stream
+    logging.config.dictConfig(settings.LOGGING)

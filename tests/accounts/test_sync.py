@@ -151,7 +151,7 @@ def _deny_assume_role_into(account_id: str) -> None:
 def test_an_account_whose_spoke_role_fails_fails_alone(
     accounts: list[AwsAccount], admin_user: Any
 ) -> None:
-    from tests.conftest import client_for
+    from tests.factories import client_for
 
     broken = accounts[1]
     _deny_assume_role_into(broken.account_id)

@@ -20,7 +20,7 @@ from accounts import services, tasks
 from accounts.models import AwsAccount, CloudResource, IamRole, SyncRun
 from iamportal import aws, checks, demo
 from iamportal.models import JobStatus
-from tests.conftest import client_for
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
 

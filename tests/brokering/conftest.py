@@ -8,8 +8,6 @@ its tag). rita (reviewer) and oscar (outsider) may use none of these; admin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
@@ -17,19 +15,7 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole
 from brokering.models import AccessRule
 from brokering.services import access_rule_save
-
-PROD = "111111111111"
-DEV = "222222222222"
-
-
-@dataclass
-class Org:
-    prod: AwsAccount
-    dev: AwsAccount
-    roles: dict[str, IamRole]
-
-    def arn(self, key: str) -> str:
-        return self.roles[key].arn
+from tests.factories import DEV, PROD, Org
 
 
 def _role(account: AwsAccount, name: str, tags: dict[str, str], path: str = "/") -> IamRole:

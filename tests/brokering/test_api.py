@@ -12,7 +12,7 @@ from django.test import Client
 from brokering.models import CredentialIssuance
 from iamportal import aws
 from iamportal.services import api_token_create
-from tests.brokering.conftest import Org
+from tests.factories import Org
 
 pytestmark = pytest.mark.django_db
 

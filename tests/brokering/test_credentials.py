@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from brokering import services
 from brokering.models import CredentialIssuance
 from iamportal import aws
-from tests.brokering.conftest import Org
+from tests.factories import Org
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from accounts.models import CloudResource, IamRole, ManagedPolicy
 from brokering.cli_auth import cli_token_issue
 from brokering.models import CredentialIssuance
 from iamportal import aws
-from tests.brokering.conftest import DEV, PROD, Org
+from tests.factories import DEV, PROD, Org
 
 pytestmark = pytest.mark.django_db
 

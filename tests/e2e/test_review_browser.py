@@ -22,7 +22,7 @@ from django_q.worker import worker
 
 from accounts.models import AwsAccount
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -18,8 +18,7 @@ from accounts.selectors import role_protected
 from accounts.services import account_add, inventory_fetch, inventory_write
 from requests_app import services
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import client_for
-from tests.requests_app.conftest import ECS_TRUST, admin_iam
+from tests.factories import ECS_TRUST, admin_iam, client_for
 
 pytestmark = pytest.mark.django_db
 
