@@ -1,8 +1,10 @@
-"""The shared cast, the embedded AWS every test runs against, and the fixtures
-several test packages share. Builders the tests share are in tests/factories.py.
+"""The shared cast, the embedded AWS a test gets when it touches AWS, and the
+fixtures several test packages share.
 
 No test may reach a real network: fake AWS credentials, no AWS config files,
-and moto intercepting every boto3 call.
+and every boto3 call answered by moto. moto starts at a test's first AWS call
+(and stops when the test ends), so the many tests that never touch AWS do not
+pay for it. Builders the tests share are in tests/factories.py.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from botocore.client import BaseClient
 from django.contrib.auth.models import User
 from django.test import Client
 from moto import mock_aws
@@ -45,25 +48,63 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
+class _EmbeddedAws:
+    """moto, started by the first AWS call of a test (from any thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mock: Any = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._mock is None:
+                mock = mock_aws()
+                mock.start()
+                self._mock = mock
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._mock is not None:
+                self._mock.stop()
+                self._mock = None
+
+
+_embedded_aws = _EmbeddedAws()
+_make_api_call = BaseClient._make_api_call
+
+
+def _call_the_embedded_aws(self: BaseClient, operation_name: str, api_params: Any) -> Any:
+    _embedded_aws.start()
+    return _make_api_call(self, operation_name, api_params)
+
+
+# Every boto3 call of the test run, whoever makes it, goes to moto.
+BaseClient._make_api_call = _call_the_embedded_aws
+
+
 @pytest.fixture(autouse=True, scope="session")
-def fast_password_hasher() -> Iterator[None]:
+def suite_settings() -> Iterator[None]:
     """Test passwords need no protection against guessing: hashing each with the
-    production work factor would dominate the suite's run time."""
+    production work factor would dominate the suite's run time. AWS is the
+    embedded one, in one region, whatever the environment says."""
     from django.test import override_settings
 
-    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        AWS_ENDPOINT_URL=None,
+        AWS_REGION="us-east-1",
+        IAMPORTAL_REGIONS=["us-east-1"],
+    ):
         yield
 
 
 @pytest.fixture(autouse=True)
-def embedded_aws(settings: Any) -> Iterator[None]:
-    """Every test gets an empty moto AWS and no cached sessions."""
-    settings.AWS_ENDPOINT_URL = None
-    settings.AWS_REGION = "us-east-1"
-    settings.IAMPORTAL_REGIONS = ["us-east-1"]
+def embedded_aws() -> Iterator[None]:
+    """Each test starts with no cached sessions; if it touched AWS, the embedded
+    AWS it got is thrown away after it."""
     aws.forget_sessions()
-    with mock_aws():
-        yield
+    yield
+    _embedded_aws.stop()
     aws.forget_sessions()
     forget_admin_sessions()
 
