@@ -8,6 +8,8 @@ its tag). rita (reviewer) and oscar (outsider) may use none of these; admin
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
@@ -57,3 +59,13 @@ def org(db: None) -> Org:
         rule=AccessRule(group=admins, role_pattern=f"arn:aws:iam::{PROD}:role/break-*")
     )
     return Org(prod=prod, dev=dev, roles=roles)
+
+
+@pytest.fixture
+def rate_clock_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credential rate limit reads a clock that does not move during the test,
+    so its Retry-After is exact however long the requests before it took."""
+    from brokering import services
+
+    stopped = timezone.now()
+    monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: stopped))

@@ -284,6 +284,7 @@ def test_the_console_button_answers_404_for_a_role_the_user_may_not_use(
     assert audit(outsider)[0][1] == "denied"
 
 
+@pytest.mark.usefixtures("rate_clock_stopped")
 def test_it_answers_429_with_retry_after_when_the_user_asks_too_often(
     requester: User, org: Org, federation: Federation, settings: Any
 ) -> None:

@@ -236,6 +236,7 @@ def test_aws_refusing_is_902_and_audited_as_failed(requester: User, org: Org) ->
     assert (failed.kind, failed.outcome) == ("cli", "failed")
 
 
+@pytest.mark.usefixtures("rate_clock_stopped")
 def test_too_many_requests_is_429_with_retry_after(
     requester: User, org: Org, settings: Any
 ) -> None:
