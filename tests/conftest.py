@@ -175,6 +175,18 @@ def inv(db: None) -> Inventory:
     return inventory()
 
 
+@pytest.fixture
+def assume_calls() -> list[dict[str, Any]]:
+    """The parameters of every AssumeRole the hub makes during the test."""
+    calls: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **kwargs: Any) -> None:
+        calls.append(dict(params))
+
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", record)
+    return calls
+
+
 # --- stand-ins on loopback -----------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,14 +26,22 @@ from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AwsAccount, CloudResource, IamRole
-from accounts.services import account_add
+from accounts.models import AwsAccount, CloudResource, IamRole, SyncRun
+from accounts.services import (
+    account_add,
+    account_sync_request,
+    inventory_fetch,
+    inventory_write,
+)
 from iamportal import aws, demo
 from iamportal.auth import user_groups_sync
 from iamportal.services import api_token_create
 from requests_app import services
 from requests_app.models import PolicyRequest, PolicyTemplate
 from requests_app.revision import revision_of_request
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 # --- users ---------------------------------------------------------------------------
 
@@ -129,6 +137,19 @@ def role_in(account: AwsAccount, name: str, *, in_aws: bool = True) -> IamRole:
         content_hash="x",
         synced_at=timezone.now(),
     )
+
+
+def synced(account: AwsAccount) -> None:
+    """The account's inventory as a sync would leave it (without a sync run)."""
+    inventory_write(account=account, inventory=inventory_fetch(account))
+
+
+def sync(account: AwsAccount) -> SyncRun:
+    """Ask for a sync of the account and run it, as a worker would at commit."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        run = account_sync_request(account=account)
+    run.refresh_from_db()
+    return run
 
 
 def policy_in_aws(role: IamRole, name: str) -> Any:
@@ -404,3 +425,14 @@ class Served(Client):
         handler.requestline = f"{line} HTTP/1.1"
         handler.log_request(response.status_code, len(response.content))
         return response
+
+
+# --- the browser tests ----------------------------------------------------------------------
+
+
+def settled(page: Page) -> None:
+    """htmx wires up swapped-in content when it settles: act on it only then."""
+    page.wait_for_function(
+        "() => !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )

@@ -17,17 +17,6 @@ from tests.factories import Org
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def assume_calls() -> list[dict[str, Any]]:
-    calls: list[dict[str, Any]] = []
-
-    def record(params: dict[str, Any], **kwargs: Any) -> None:
-        calls.append(dict(params))
-
-    aws.on_hub_call("provide-client-params.sts.AssumeRole", record)
-    return calls
-
-
 def issue(user: User, org: Org, **kwargs: Any) -> services.IssuedCredentials:
     return services.credentials_issue(
         user=user, role=org.roles["prod/payments-api"], kind="cli", source_ip="10.0.0.9", **kwargs

@@ -11,12 +11,12 @@ import pytest
 from django.contrib.auth.models import User
 
 from accounts.models import AwsAccount, IamRole
-from accounts.services import account_add, inventory_fetch, inventory_write
+from accounts.services import account_add
 from iamportal import aws, demo
 from requests_app import changes
 from requests_app.changes import ChangeInvalid, ChangeRefused, ChangeSpec
 from requests_app.models import Change, PolicyRequest
-from tests.factories import admin_client
+from tests.factories import admin_client, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -57,10 +57,6 @@ def member(name: str, *, regions: list[str] | None = None) -> AwsAccount:
     account_id = status["CreateAccountStatus"]["AccountId"]
     demo.spoke_role_create(admin_client(account_id, "iam"))
     return account_add(account_id=account_id, name=name, regions=regions)
-
-
-def synced(account: AwsAccount) -> None:
-    inventory_write(account=account, inventory=inventory_fetch(account))
 
 
 @pytest.fixture
