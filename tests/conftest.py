@@ -1,22 +1,35 @@
-"""The shared cast and the embedded AWS every test runs against.
+"""The shared cast, the embedded AWS a test gets when it touches AWS, and the
+fixtures several test packages share.
 
 No test may reach a real network: fake AWS credentials, no AWS config files,
-and moto intercepting every boto3 call.
+and every boto3 call answered by moto. moto starts at a test's first AWS call
+(and stops when the test ends), so the many tests that never touch AWS do not
+pay for it. Builders the tests share are in tests/factories.py.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import logging
+import logging.config
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
+from botocore.client import BaseClient
 from django.contrib.auth.models import User
 from django.test import Client
 from moto import mock_aws
 
+from brokering import federation_demo
 from iamportal import aws
-from iamportal.auth import user_groups_sync
+from tests.factories import Federation, Inventory, forget_admin_sessions, inventory, make_user
 
 os.environ.update(
     {
@@ -31,29 +44,66 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-PASSWORD = "correct-horse-battery-staple"
+
+class _EmbeddedAws:
+    """moto, started by the first AWS call of a test (from any thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mock: Any = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._mock is None:
+                mock = mock_aws()
+                mock.start()
+                self._mock = mock
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._mock is not None:
+                self._mock.stop()
+                self._mock = None
+
+
+_embedded_aws = _EmbeddedAws()
+_make_api_call = BaseClient._make_api_call
+
+
+def _call_the_embedded_aws(self: BaseClient, operation_name: str, api_params: Any) -> Any:
+    _embedded_aws.start()
+    return _make_api_call(self, operation_name, api_params)
+
+
+# Every boto3 call of the test run, whoever makes it, goes to moto.
+BaseClient._make_api_call = _call_the_embedded_aws
 
 
 @pytest.fixture(autouse=True, scope="session")
-def fast_password_hasher() -> Iterator[None]:
+def suite_settings() -> Iterator[None]:
     """Test passwords need no protection against guessing: hashing each with the
-    production work factor would dominate the suite's run time."""
+    production work factor would dominate the suite's run time. AWS is the
+    embedded one, in one region, whatever the environment says."""
     from django.test import override_settings
 
-    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        AWS_ENDPOINT_URL=None,
+        AWS_REGION="us-east-1",
+        IAMPORTAL_REGIONS=["us-east-1"],
+    ):
         yield
 
 
 @pytest.fixture(autouse=True)
-def embedded_aws(settings: Any) -> Iterator[None]:
-    """Every test gets an empty moto AWS and no cached sessions."""
-    settings.AWS_ENDPOINT_URL = None
-    settings.AWS_REGION = "us-east-1"
-    settings.IAMPORTAL_REGIONS = ["us-east-1"]
+def embedded_aws() -> Iterator[None]:
+    """Each test starts with no cached sessions; if it touched AWS, the embedded
+    AWS it got is thrown away after it."""
     aws.forget_sessions()
-    with mock_aws():
-        yield
+    yield
+    _embedded_aws.stop()
     aws.forget_sessions()
+    forget_admin_sessions()
 
 
 @pytest.fixture(autouse=True)
@@ -81,15 +131,6 @@ def run_tasks_inline(monkeypatch: pytest.MonkeyPatch) -> None:
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
-
-
-def make_user(username: str, *groups: str, **extra: object) -> User:
-    """A user whose groups went through the same sync as a real sign-in."""
-    user = User.objects.create_user(
-        username=username, email=f"{username}@example.com", password=PASSWORD, **extra
-    )
-    user_groups_sync(user=user, group_names=groups)
-    return user
 
 
 @pytest.fixture
@@ -122,7 +163,99 @@ def anonymous() -> Client:
     return Client()
 
 
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+# --- shared data -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def inv(db: None) -> Inventory:
+    """The wizard's small inventory (database only): see tests.factories.inventory."""
+    return inventory()
+
+
+@pytest.fixture
+def assume_calls() -> list[dict[str, Any]]:
+    """The parameters of every AssumeRole the hub makes during the test."""
+    calls: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **kwargs: Any) -> None:
+        calls.append(dict(params))
+
+    aws.on_hub_call("provide-client-params.sts.AssumeRole", record)
+    return calls
+
+
+# --- stand-ins on loopback -----------------------------------------------------------------
+
+
+@pytest.fixture
+def federation(settings: Any) -> Iterator[Federation]:
+    """The AWS federation endpoint, played on loopback: it answers getSigninToken
+    with a token from the demo stand-in, which checks the session credentials
+    against the embedded AWS."""
+    state = Federation(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append(("GET", self.path))
+            self._answer(405, {"error": "getSigninToken is a POST"})
+
+        def do_POST(self) -> None:
+            state.requests.append(("POST", self.path))
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            if state.fail or form.get("Action") != ["getSigninToken"]:
+                self._answer(500, {"error": "unavailable"})
+                return
+            session = form["Session"][0]
+            state.sessions.append(json.loads(session))
+            try:
+                self._answer(200, {"SigninToken": federation_demo.signin_token(session)})
+            except federation_demo.InvalidSession as exc:
+                self._answer(400, {"error": str(exc)})
+
+        def _answer(self, status: int, body: dict[str, str]) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/federation"
+    settings.IAMPORTAL_FEDERATION_URL = state.url
+    settings.IAMPORTAL_DEMO_FEDERATION = True
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+# --- the log ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def log_output(settings: Any, request: pytest.FixtureRequest) -> Iterator[StringIO]:
+    """Everything the configured handlers write at LOG_LEVEL=DEBUG with DEBUG on
+    (the root console handler, and runserver's request lines through
+    django.server), in one buffer. Parametrized indirectly with True, the
+    libraries iamportal keeps quiet log at DEBUG too."""
+    settings.DEBUG = True
+    config = copy.deepcopy(settings.LOGGING)
+    config["root"]["level"] = "DEBUG"
+    config["loggers"]["django"]["level"] = "DEBUG"
+    if getattr(request, "param", False):
+        for name in ("botocore", "urllib3"):
+            config["loggers"][name]["level"] = "DEBUG"
+    logging.config.dictConfig(config)
+    stream = StringIO()
+    for handler in logging.getLogger().handlers + logging.getLogger("django.server").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
+    yield stream
+    logging.config.dictConfig(settings.LOGGING)

@@ -35,12 +35,8 @@ from schemathesis.core.failures import FailureGroup
 from accounts.models import IamRole
 from iamportal.services import api_token_create
 from iamportal.wsgi import application
-from requests_app import services
 from requests_app.models import Change, PolicyRequest
-
-# The fixture that plays the AWS federation endpoint on loopback.
-from tests.brokering.test_console import federation as federation
-from tests.requests_app.test_wizard import EVENTS_POLICY, inventory
+from tests.factories import EVENTS_POLICY, inventory, submitted
 
 SCHEMA_URL = "/api/schema/?format=json"
 MAX_EXAMPLES = int(os.environ.get("IAMPORTAL_FUZZ_EXAMPLES", "5"))
@@ -80,10 +76,9 @@ class World:
 
 
 def _submitted(user: User, role: IamRole) -> PolicyRequest:
-    preview = services.policy_request_preview(
-        role=role, document=EVENTS_POLICY, justification="Settlement events."
+    return submitted(
+        user, role, policy_name=None, document=EVENTS_POLICY, justification="Settlement events."
     )
-    return services.policy_request_submit(requester=user, preview=preview)
 
 
 @pytest.fixture

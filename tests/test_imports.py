@@ -224,3 +224,23 @@ def test_work_is_queued_under_the_task_paths_workers_run(
     [path] = queued
     assert path.startswith(module.split(".")[0] + ".tasks.")
     assert callable(import_string(path))
+
+
+# What a test may import from tests/: the builders and the shared policy cases.
+TEST_HELPER_MODULES = {"tests.factories", "tests.policy.cases"}
+
+
+def test_tests_import_helpers_only_from_the_factories_and_the_shared_cases() -> None:
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("tests.") and name not in TEST_HELPER_MODULES:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert found == []

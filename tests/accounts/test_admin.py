@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
 from iamportal.models import JobStatus
-from tests.conftest import client_for
+from tests.factories import client_for
 
 
 @pytest.fixture

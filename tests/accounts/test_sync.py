@@ -11,6 +11,7 @@ from django.test import TestCase
 from accounts import services
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
 from iamportal import aws, demo
+from tests.factories import sync
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +24,6 @@ def org() -> list[demo.DemoAccount]:
 @pytest.fixture
 def accounts(org: list[demo.DemoAccount]) -> list[AwsAccount]:
     return demo.accounts_onboard(org)
-
-
-def sync(account: AwsAccount) -> SyncRun:
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        run = services.account_sync_request(account=account)
-    run.refresh_from_db()
-    return run
 
 
 def test_it_syncs_every_role_policy_and_resource_of_the_demo_organisation(
@@ -151,7 +145,7 @@ def _deny_assume_role_into(account_id: str) -> None:
 def test_an_account_whose_spoke_role_fails_fails_alone(
     accounts: list[AwsAccount], admin_user: Any
 ) -> None:
-    from tests.conftest import client_for
+    from tests.factories import client_for
 
     broken = accounts[1]
     _deny_assume_role_into(broken.account_id)

@@ -4,18 +4,16 @@ writer at a time, so the race cannot happen there.)"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from accounts import services
 from accounts.models import AwsAccount, IamRole, SyncRun
 from iamportal import demo
+from tests.factories import race
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -23,27 +21,6 @@ pytestmark = [
         connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"
     ),
 ]
-
-
-def race(*actions: Callable[[], Any]) -> list[Any]:
-    barrier = threading.Barrier(len(actions))
-    results: list[Any] = [None] * len(actions)
-
-    def run(i: int, action: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[i] = action()
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_two_tasks_redelivered_for_a_dead_worker_s_run_take_it_over_once(

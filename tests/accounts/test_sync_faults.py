@@ -20,7 +20,7 @@ from accounts import services, tasks
 from accounts.models import AwsAccount, CloudResource, IamRole, SyncRun
 from iamportal import aws, checks, demo
 from iamportal.models import JobStatus
-from tests.conftest import client_for
+from tests.factories import client_for, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -35,13 +35,6 @@ def accounts() -> list[AwsAccount]:
 @pytest.fixture
 def prod(accounts: list[AwsAccount]) -> AwsAccount:
     return accounts[0]
-
-
-def sync(account: AwsAccount) -> SyncRun:
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        run = services.account_sync_request(account=account)
-    run.refresh_from_db()
-    return run
 
 
 def on_spoke_call(account: AwsAccount, event: str, handler: Callable[..., None]) -> None:

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD, client_for
 
 TRUST_POLICY = {
     "Version": "2012-10-17",

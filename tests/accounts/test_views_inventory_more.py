@@ -21,7 +21,7 @@ from accounts.models import (
     OrgNode,
     ServiceControlPolicy,
 )
-from tests.conftest import client_for
+from tests.factories import client_for
 
 DENY_LEAVING = {
     "Version": "2012-10-17",

@@ -8,7 +8,7 @@ its tag). rita (reviewer) and oscar (outsider) may use none of these; admin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group
@@ -17,19 +17,7 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole
 from brokering.models import AccessRule
 from brokering.services import access_rule_save
-
-PROD = "111111111111"
-DEV = "222222222222"
-
-
-@dataclass
-class Org:
-    prod: AwsAccount
-    dev: AwsAccount
-    roles: dict[str, IamRole]
-
-    def arn(self, key: str) -> str:
-        return self.roles[key].arn
+from tests.factories import DEV, PROD, Org
 
 
 def _role(account: AwsAccount, name: str, tags: dict[str, str], path: str = "/") -> IamRole:
@@ -71,3 +59,13 @@ def org(db: None) -> Org:
         rule=AccessRule(group=admins, role_pattern=f"arn:aws:iam::{PROD}:role/break-*")
     )
     return Org(prod=prod, dev=dev, roles=roles)
+
+
+@pytest.fixture
+def rate_clock_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credential rate limit reads a clock that does not move during the test,
+    so its Retry-After is exact however long the requests before it took."""
+    from brokering import services
+
+    stopped = timezone.now()
+    monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: stopped))

@@ -11,7 +11,7 @@ from django.db.models import F
 
 from brokering import eligibility, selectors
 from iamportal.models import Revision
-from tests.brokering.conftest import Org
+from tests.factories import Org
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def test_a_deleted_users_rule_is_not_inherited_by_a_new_account_with_that_email(
 ) -> None:
     from brokering.models import AccessRule
     from brokering.services import access_rule_save
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     bob = make_user("bob")
     access_rule_save(rule=AccessRule(user=bob, role_pattern=org.arn("prod/break-glass")))
@@ -75,7 +75,7 @@ def test_a_deleted_groups_rule_is_not_inherited_by_a_recreated_group(org: Org) -
     from brokering.models import AccessRule
     from brokering.services import access_rule_save
     from iamportal.auth import user_groups_sync
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     oncall = Group.objects.create(name="oncall")
     access_rule_save(rule=AccessRule(group=oncall, role_pattern=org.arn("prod/break-glass")))
@@ -90,7 +90,7 @@ def test_a_deleted_groups_rule_is_not_inherited_by_a_recreated_group(org: Org) -
 def test_a_users_rule_follows_the_user_not_the_email(org: Org) -> None:
     from brokering.models import AccessRule
     from brokering.services import access_rule_save
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     bob = make_user("bob")
     access_rule_save(rule=AccessRule(user=bob, role_pattern=org.arn("prod/break-glass")))

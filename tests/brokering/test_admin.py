@@ -13,8 +13,7 @@ from django.utils import timezone
 from brokering.models import AccessRule, CliChallenge, CredentialIssuance
 from brokering.selectors import roles_for_user
 from brokering.services import access_rule_save, credentials_issue
-from tests.brokering.conftest import Org
-from tests.conftest import client_for
+from tests.factories import Org, client_for
 
 RULES = "admin:brokering_accessrule_changelist"
 ADD_RULE = "admin:brokering_accessrule_add"

@@ -12,7 +12,7 @@ from django.test import Client
 from brokering.models import CredentialIssuance
 from iamportal import aws
 from iamportal.services import api_token_create
-from tests.brokering.conftest import Org
+from tests.factories import Org
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,7 @@ def test_bad_input_is_a_400(requester: User, org: Org, body: dict[str, Any]) -> 
     assert "role" in response.json()
 
 
+@pytest.mark.usefixtures("rate_clock_stopped")
 def test_the_rate_limit_answers_429_with_retry_after(
     requester: User, org: Org, settings: Any
 ) -> None:

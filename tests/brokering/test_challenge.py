@@ -18,8 +18,7 @@ from django.utils import timezone
 
 from brokering import cli_auth
 from brokering.models import CliChallenge
-from tests.brokering.conftest import Org
-from tests.conftest import client_for
+from tests.factories import Org, client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -22,8 +22,7 @@ from brokering.cli_auth import (
 )
 from iamportal.models import ExternalIdentity
 from iamportal.services import api_token_create
-from tests.brokering.conftest import Org
-from tests.conftest import client_for
+from tests.factories import Org, client_for
 
 pytestmark = pytest.mark.django_db
 

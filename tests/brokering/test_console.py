@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,11 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import IamRole
-from brokering import federation_demo
 from brokering.eligibility import access_changed
 from brokering.models import CredentialIssuance
-from tests.brokering.conftest import Org
-from tests.conftest import client_for as signed_in
+from tests.factories import Federation, Org
+from tests.factories import client_for as signed_in
 
 
 def client_for(user: User) -> Client:
@@ -41,61 +36,6 @@ def client_for(user: User) -> Client:
 # The per-response CSRF token (header for htmx, hidden field for the logout form).
 CSRF_TOKEN = re.compile(r'("X-CSRFToken": "|name="csrfmiddlewaretoken" value=")[^"]*"')
 HOME = "https://us-east-1.console.aws.amazon.com/console/home?region=us-east-1"
-
-
-@dataclass
-class Federation:
-    url: str
-    sessions: list[dict[str, str]] = field(default_factory=list)
-    # Every request's method and URL, as a proxy or an access log would see them.
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    fail: bool = False
-
-
-@pytest.fixture
-def federation(settings: Any) -> Iterator[Federation]:
-    state = Federation(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.requests.append(("GET", self.path))
-            self._answer(405, {"error": "getSigninToken is a POST"})
-
-        def do_POST(self) -> None:
-            state.requests.append(("POST", self.path))
-            length = int(self.headers.get("Content-Length", "0"))
-            form = parse_qs(self.rfile.read(length).decode())
-            if state.fail or form.get("Action") != ["getSigninToken"]:
-                self._answer(500, {"error": "unavailable"})
-                return
-            session = form["Session"][0]
-            state.sessions.append(json.loads(session))
-            try:
-                self._answer(200, {"SigninToken": federation_demo.signin_token(session)})
-            except federation_demo.InvalidSession as exc:
-                self._answer(400, {"error": str(exc)})
-
-        def _answer(self, status: int, body: dict[str, str]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/federation"
-    settings.IAMPORTAL_FEDERATION_URL = state.url
-    settings.IAMPORTAL_DEMO_FEDERATION = True
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def login_query(response: Any, federation: Federation) -> dict[str, str]:
@@ -344,6 +284,7 @@ def test_the_console_button_answers_404_for_a_role_the_user_may_not_use(
     assert audit(outsider)[0][1] == "denied"
 
 
+@pytest.mark.usefixtures("rate_clock_stopped")
 def test_it_answers_429_with_retry_after_when_the_user_asks_too_often(
     requester: User, org: Org, federation: Federation, settings: Any
 ) -> None:
@@ -458,7 +399,7 @@ def test_the_demo_federation_endpoint_refuses_a_forged_token(
 
 def test_a_console_link_from_another_site_asks_before_signing_in(requester: Any, org: Any) -> None:
     from brokering.models import CredentialIssuance
-    from tests.conftest import client_for
+    from tests.factories import client_for
 
     response = client_for(requester).get(
         f"/role/{org.arn('prod/payments-api')}", HTTP_SEC_FETCH_SITE="cross-site"

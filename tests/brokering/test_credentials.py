@@ -12,20 +12,9 @@ from django.contrib.auth.models import User
 from brokering import services
 from brokering.models import CredentialIssuance
 from iamportal import aws
-from tests.brokering.conftest import Org
+from tests.factories import Org
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def assume_calls() -> list[dict[str, Any]]:
-    calls: list[dict[str, Any]] = []
-
-    def record(params: dict[str, Any], **kwargs: Any) -> None:
-        calls.append(dict(params))
-
-    aws.on_hub_call("provide-client-params.sts.AssumeRole", record)
-    return calls
 
 
 def issue(user: User, org: Org, **kwargs: Any) -> services.IssuedCredentials:

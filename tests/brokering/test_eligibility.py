@@ -27,7 +27,7 @@ from brokering.selectors import (
 from brokering.services import access_rule_delete, access_rule_save
 from iamportal import aws, demo
 from iamportal.auth import user_groups_sync
-from tests.brokering.conftest import Org
+from tests.factories import Org
 
 
 def role_keys(org: Org, user: User | AnonymousUser, **options: Any) -> dict[str, bool]:

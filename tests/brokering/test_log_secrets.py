@@ -9,11 +9,7 @@ request) goes to one buffer, which must contain none of the secrets seen."""
 
 from __future__ import annotations
 
-import copy
-import logging
-import logging.config
 import re
-from collections.abc import Iterator
 from io import StringIO
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,58 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from django.contrib.auth.models import User
-from django.core.servers.basehttp import WSGIRequestHandler
-from django.test import Client
 from django.urls import reverse
 
 from brokering import services
 from iamportal.log_filters import REDACTED, redact
-from tests.brokering.conftest import Org
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD, Org, Served
 
 pytestmark = pytest.mark.django_db
 
 LAPTOP = "192.0.2.10"
-
-
-class Served(Client):
-    """A browser or CLI whose every request runserver would log as a request line."""
-
-    def request(self, **request: Any) -> Any:
-        response = super().request(**request)
-        query = request.get("QUERY_STRING", "")
-        line = f"{request['REQUEST_METHOD']} {request['PATH_INFO']}{'?' + query if query else ''}"
-        handler = WSGIRequestHandler.__new__(WSGIRequestHandler)
-        handler.request = None  # type: ignore[assignment]
-        handler.client_address = ("127.0.0.1", 0)
-        handler.requestline = f"{line} HTTP/1.1"
-        handler.log_request(response.status_code, len(response.content))
-        return response
-
-
-def configure(settings: Any, *, everything: bool) -> StringIO:
-    """The configured logging at LOG_LEVEL=DEBUG, written to a buffer; with
-    `everything`, the libraries iamportal keeps quiet log at DEBUG too."""
-    config = copy.deepcopy(settings.LOGGING)
-    config["root"]["level"] = "DEBUG"
-    config["loggers"]["django"]["level"] = "DEBUG"
-    if everything:
-        for name in ("botocore", "urllib3"):
-            config["loggers"][name]["level"] = "DEBUG"
-    logging.config.dictConfig(config)
-    stream = StringIO()
-    for handler in logging.getLogger().handlers + logging.getLogger("django.server").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(stream)
-    return stream
-
-
-@pytest.fixture
-def log_output(settings: Any, request: pytest.FixtureRequest) -> Iterator[StringIO]:
-    settings.DEBUG = True
-    stream = configure(settings, everything=getattr(request, "param", False))
-    yield stream
-    logging.config.dictConfig(settings.LOGGING)
 
 
 @pytest.fixture

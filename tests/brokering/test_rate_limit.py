@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from brokering import services
 from brokering.models import CredentialIssuance, CredentialRateWindow
-from tests.brokering.conftest import Org
-from tests.conftest import make_user
+from tests.factories import Org, make_user
 
 pytestmark = pytest.mark.django_db
 

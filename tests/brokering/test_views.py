@@ -13,8 +13,7 @@ from django.urls import reverse
 
 from brokering.models import CredentialIssuance
 from brokering.services import credentials_issue
-from tests.brokering.conftest import Org
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD, Org, client_for
 
 HTMX = {"HX-Request": "true"}
 ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")

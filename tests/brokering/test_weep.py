@@ -21,7 +21,7 @@ from brokering.cli_auth import cli_token_issue
 from brokering.models import CredentialIssuance
 from brokering.weep import CliCredentialIssueApi, CliRoleDetailListApi
 from iamportal import aws
-from tests.brokering.conftest import DEV, PROD, Org
+from tests.factories import DEV, PROD, Org
 
 pytestmark = pytest.mark.django_db
 
@@ -247,6 +247,7 @@ def test_aws_refusing_is_902_and_audited_as_failed(requester: User, org: Org) ->
     assert (failed.kind, failed.outcome) == ("cli", "failed")
 
 
+@pytest.mark.usefixtures("rate_clock_stopped")
 def test_too_many_requests_is_429_with_retry_after(
     requester: User, org: Org, settings: Any
 ) -> None:

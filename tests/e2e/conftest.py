@@ -59,7 +59,7 @@ def organisation(transactional_db: None) -> list[AwsAccount]:
     from accounts.models import SyncRun
     from accounts.services import account_sync_request
     from iamportal import demo
-    from tests.conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     accounts = demo.accounts_onboard(demo.organisation_seed())
     demo.users_create(PASSWORD)

@@ -22,10 +22,11 @@ from django_q.worker import worker
 
 from accounts.models import AwsAccount
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+from tests.factories import settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -73,14 +74,6 @@ def worker_run() -> list[Task]:
 
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def settled(page: Page) -> None:
-    """htmx wires up swapped-in content when it settles: act on it only then."""
-    page.wait_for_function(
-        "() => !document.querySelector("
-        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
-    )
 
 
 def signed_in(browser: Browser, live_server: Any, username: str) -> Page:

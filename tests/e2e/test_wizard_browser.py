@@ -11,23 +11,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+from tests.factories import settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "wizard"
 BUCKET = "acme-prod-payments-data"
-
-
-def settled(page: Page) -> None:
-    """htmx wires up swapped-in content when it settles: act on it only then."""
-    page.wait_for_function(
-        "() => !document.querySelector("
-        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
-    )
 
 
 def shot(page: Page, name: str) -> None:

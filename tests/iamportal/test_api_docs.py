@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from tests.conftest import client_for
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
 

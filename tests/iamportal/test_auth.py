@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from iamportal import auth
 from iamportal.models import ExternalIdentity, LoginFailure
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -12,17 +12,6 @@ from iamportal import aws
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def assume_calls() -> list[dict[str, Any]]:
-    calls: list[dict[str, Any]] = []
-
-    def record(params: dict[str, Any], **kwargs: Any) -> None:
-        calls.append(dict(params))
-
-    aws.on_hub_call("provide-client-params.sts.AssumeRole", record)
-    return calls
-
-
 def test_spoke_credentials_are_reused_until_near_expiry(assume_calls: list[dict[str, Any]]) -> None:
     account = AwsAccount.objects.create(account_id="111122223333", name="prod")
     first = aws.spoke_session(account)

@@ -32,9 +32,7 @@ from accounts.models import (
 )
 from brokering import cli_auth
 from requests_app.models import PolicyRequest
-from tests.conftest import client_for
-from tests.requests_app.test_review import submitted
-from tests.requests_app.test_wizard import BUCKET_ARN, Inventory, inventory
+from tests.factories import BUCKET_ARN, Inventory, client_for, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -97,11 +95,6 @@ def strict_policy(settings: Any) -> None:
     policy = {key: list(value) for key, value in settings.CONTENT_SECURITY_POLICY.items()}
     policy["form-action"] = ["'self'"]
     settings.CONTENT_SECURITY_POLICY = policy
-
-
-@pytest.fixture
-def inv(db: None) -> Inventory:
-    return inventory()
 
 
 @pytest.fixture

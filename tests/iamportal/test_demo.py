@@ -11,6 +11,7 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 
 from iamportal import aws, demo
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -136,8 +137,6 @@ def test_the_demo_web_server_serves_static_files_with_debug_off() -> None:
 
 def test_the_demo_shows_iamportals_own_404_page(settings: Any, client: Any) -> None:
     settings.DEBUG = False  # as `make demo` runs it
-    from tests.conftest import make_user
-
     client.force_login(make_user("visitor"))
 
     response = client.get("/acme-prod/bookmark-that-moved/")

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from brokering import services
-from tests.conftest import client_for
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
 

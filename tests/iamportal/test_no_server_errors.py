@@ -13,9 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from requests_app.models import PolicyRequest
-from tests.conftest import client_for
-from tests.requests_app.test_review import submitted
-from tests.requests_app.test_wizard import inventory
+from tests.factories import client_for, inventory, submitted
 
 pytestmark = pytest.mark.django_db
 

@@ -8,13 +8,11 @@ provider as a subject, come back to /oidc/callback/ with the code.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from hashlib import sha256
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import httpx
-import oidc_provider_mock
 import pytest
 import requests
 from django.contrib.auth.models import User
@@ -26,73 +24,22 @@ from mozilla_django_oidc.utils import base64_url_encode
 
 from iamportal.models import ExternalIdentity
 from iamportal.oidc import OidcBackend, claims_merge, forget_provider_metadata, id_token_check
-from tests.conftest import PASSWORD, client_for, make_user
+from tests.factories import (
+    OIDC_CLIENT_ID as CLIENT_ID,
+)
+from tests.factories import (
+    PASSWORD,
+    at_provider,
+    back_at_iamportal,
+    client_for,
+    dana_at_provider,
+    make_user,
+    sign_in_at_provider,
+    start_sign_in,
+)
 
-CLIENT_ID = "iamportal"
+pytestmark = pytest.mark.usefixtures("sso")
 FAILURE_URL = "/login/failed/"
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[str]:
-    with oidc_provider_mock.run_server_in_thread() as server:
-        yield f"http://localhost:{server.server_port}"
-
-
-@pytest.fixture(autouse=True)
-def sso(settings: Any, provider: str, db: None) -> Iterator[None]:
-    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
-    settings.OIDC_RP_CLIENT_SECRET = "client-secret-for-tests"
-    settings.OIDC_OP_DISCOVERY_URL = f"{provider}/.well-known/openid-configuration"
-    settings.OIDC_GROUPS_CLAIM = "groups"
-    settings.OIDC_REQUIRE_VERIFIED_EMAIL = True
-    settings.IAMPORTAL_REVIEWER_GROUPS = ["security-reviewers"]
-    settings.AUTHENTICATION_BACKENDS = [
-        "iamportal.auth.LocalPasswordBackend",
-        "iamportal.oidc.OidcBackend",
-    ]
-    forget_provider_metadata()
-    yield
-    forget_provider_metadata()
-
-
-def at_provider(provider: str, sub: str, **claims: Any) -> None:
-    """Create or replace the subject's account at the provider."""
-    httpx.put(f"{provider}/users/{sub}", json=claims).raise_for_status()
-
-
-def dana_at_provider(provider: str, *groups: str, **claims: Any) -> None:
-    at_provider(
-        provider,
-        "dana",
-        **{
-            "email": "Dana@Example.com",
-            "email_verified": True,
-            "given_name": "Dana",
-            "family_name": "Scully",
-            "groups": list(groups),
-            **claims,
-        },
-    )
-
-
-def sign_in_at_provider(authorization_url: str, **form: str) -> str:
-    """What the provider's sign-in form does; returns where it sends the browser."""
-    answer = httpx.post(authorization_url, data=form, follow_redirects=False)
-    assert answer.status_code == 302, answer.text
-    return answer.headers["location"]
-
-
-def back_at_iamportal(client: Client, url: str) -> HttpResponseBase:
-    parts = urlsplit(url)
-    assert parts.path == reverse("oidc_authentication_callback")
-    response: HttpResponseBase = client.get(f"{parts.path}?{parts.query}")
-    return response
-
-
-def start_sign_in(client: Client) -> str:
-    response = client.get(reverse("oidc_authentication_init"))
-    assert response.status_code == 302
-    return str(response["Location"])
 
 
 def sign_in(client: Client, sub: str = "dana") -> HttpResponseBase:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole, SyncRun
 from iamportal import jobs
 from iamportal.models import JobStatus
-from tests.conftest import client_for
+from tests.factories import client_for
 
 TOKEN = "scrape-me-0123456789"
 

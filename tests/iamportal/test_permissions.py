@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser, User
 
 from iamportal import permissions
 from iamportal.auth import user_groups_sync
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def test_group_sync_bounds_what_an_identity_source_sends(requester: User) -> Non
 def test_only_reviewers_see_the_review_queue_in_the_navigation(
     reviewer: User, requester: User
 ) -> None:
-    from tests.conftest import client_for
+    from tests.factories import client_for
 
     assert 'href="/requests/review/"' in client_for(reviewer).get("/").content.decode()
     assert 'href="/requests/review/"' not in client_for(requester).get("/").content.decode()

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from iamportal.models import ApiToken
-from tests.conftest import client_for
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,6 @@ safely, and merging filled-in templates into one policy."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -17,25 +16,7 @@ from requests_app.policy.templates import (
     template_placeholders,
     template_render,
 )
-
-READ_BUCKET = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadObjects",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": "arn:aws:s3:::{{bucket}}/{{ prefix }}*",
-            }
-        ],
-    }
-)
-PARAMETERS = [
-    {"name": "bucket", "label": "Bucket name", "example": "acme-data"},
-    {"name": "prefix", "label": "Key prefix", "default": "reports/"},
-]
-
+from tests.policy.cases import PARAMETERS, READ_BUCKET
 
 # --- placeholders and parameters ----------------------------------------------------
 

@@ -18,14 +18,16 @@ from accounts.models import AwsAccount, CloudResource, IamRole
 from iamportal import aws, demo
 from requests_app import services, tasks
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import client_for, make_user
-from tests.requests_app.conftest import account_create, admin_iam
-from tests.requests_app.test_review import (
+from tests.factories import (
     READ_INVOICES,
+    account_create,
     approve,
+    client_for,
     flashed,
+    inline_names,
     kinds,
     policy_in_aws,
+    requiring_two,
     submitted,
 )
 
@@ -35,22 +37,6 @@ pytestmark = pytest.mark.django_db
 def sweep() -> int:
     with TestCase.captureOnCommitCallbacks(execute=True):
         return tasks.policy_requests_expiry_sweep_task()
-
-
-@pytest.fixture
-def second_reviewer() -> User:
-    return make_user("sam", "security-reviewers")
-
-
-def inline_names(role: IamRole) -> list[str]:
-    iam = admin_iam(role.account.account_id)
-    return list(iam.list_role_policies(RoleName=role.name)["PolicyNames"])
-
-
-def requiring_two(role: IamRole) -> IamRole:
-    AwsAccount.objects.filter(pk=role.account_id).update(approvals_required=2)
-    role.account.refresh_from_db()
-    return role
 
 
 # --- several approvals ----------------------------------------------------------------

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 
 from accounts.models import AwsAccount, IamRole
-from accounts.services import account_add, inventory_fetch, inventory_write
+from accounts.services import account_add
 from iamportal import aws, demo
 from requests_app import changes
 from requests_app.changes import ChangeInvalid, ChangeRefused, ChangeSpec
 from requests_app.models import Change, PolicyRequest
+from tests.factories import admin_client, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -55,30 +55,8 @@ def member(name: str, *, regions: list[str] | None = None) -> AwsAccount:
     org = aws.client("organizations")
     status = org.create_account(Email=f"{name}@example.com", AccountName=name)
     account_id = status["CreateAccountStatus"]["AccountId"]
-    demo.spoke_role_create(admin(account_id, "iam"))
+    demo.spoke_role_create(admin_client(account_id, "iam"))
     return account_add(account_id=account_id, name=name, regions=regions)
-
-
-_admin_sessions: dict[str, Any] = {}
-
-
-@pytest.fixture(autouse=True)
-def fresh_admin_sessions() -> Iterator[None]:
-    _admin_sessions.clear()
-    yield
-    _admin_sessions.clear()
-
-
-def admin(account_id: str, service: str, region: str | None = None) -> Any:
-    """A client with an administrator of the account: how tests look at AWS."""
-    # One session per account: a new session loads every service model again.
-    if account_id not in _admin_sessions:
-        _admin_sessions[account_id] = demo.account_session(account_id)
-    return aws.client(service, session=_admin_sessions[account_id], region=region)
-
-
-def synced(account: AwsAccount) -> None:
-    inventory_write(account=account, inventory=inventory_fetch(account))
 
 
 @pytest.fixture
@@ -95,18 +73,18 @@ def other(account: AwsAccount) -> AwsAccount:
 
 @pytest.fixture
 def role(account: AwsAccount) -> IamRole:
-    iam = admin(account.account_id, "iam")
+    iam = admin_client(account.account_id, "iam")
     iam.create_role(RoleName="payments-api", AssumeRolePolicyDocument=json.dumps(ECS_TRUST))
     synced(account)
     return IamRole.objects.get(name="payments-api")
 
 
 def iam_of(role: IamRole) -> Any:
-    return admin(role.account.account_id, "iam")
+    return admin_client(role.account.account_id, "iam")
 
 
 def customer_policy(account: AwsAccount, name: str, document: dict[str, Any]) -> str:
-    iam = admin(account.account_id, "iam")
+    iam = admin_client(account.account_id, "iam")
     return str(
         iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
     )
@@ -314,9 +292,9 @@ def test_it_never_raises_anything_but_change_invalid_on_any_json(
     iam.tag_role(RoleName=role.name, Tags=[{"Key": "team", "Value": "payments"}])
     iam.put_role_policy(RoleName=role.name, PolicyName="p", PolicyDocument=json.dumps(SEND_JOBS))
     iam.put_role_permissions_boundary(RoleName=role.name, PermissionsBoundary=policy_arn)
-    admin(other.account_id, "s3").create_bucket(Bucket="acme-lake")
-    admin(other.account_id, "sqs").create_queue(QueueName="invoices")
-    topic = admin(other.account_id, "sns").create_topic(Name="events")["TopicArn"]
+    admin_client(other.account_id, "s3").create_bucket(Bucket="acme-lake")
+    admin_client(other.account_id, "sqs").create_queue(QueueName="invoices")
+    topic = admin_client(other.account_id, "sns").create_topic(Name="events")["TopicArn"]
     queue = f"arn:aws:sqs:us-east-1:{other.account_id}:invoices"
     synced(role.account)
     synced(other)
@@ -832,7 +810,7 @@ def test_a_boundary_delete_needs_a_boundary_and_is_reverted_by_putting_it_back(
 
 def versions_of(account: AwsAccount, arn: str) -> dict[str, tuple[bool, Any]]:
     """Version id -> (is default, document)."""
-    iam = admin(account.account_id, "iam")
+    iam = admin_client(account.account_id, "iam")
     found = {}
     for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
         document = iam.get_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
@@ -875,7 +853,7 @@ def test_a_managed_policy_is_created_recreated_and_deleted_with_its_versions(
     arn = f"arn:aws:iam::{account.account_id}:policy/teams/jobs-send"
     change = applied(T.MANAGED_POLICY_CREATE, arn, {"document": SEND_JOBS}, requester)
     assert change.outcome == {"policy_arn": arn, "version_id": "v1"}
-    iam = admin(account.account_id, "iam")
+    iam = admin_client(account.account_id, "iam")
     assert iam.get_policy(PolicyArn=arn)["Policy"]["Path"] == "/teams/"
     apply(change)
     iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(READ_INVOICES))
@@ -944,7 +922,7 @@ def test_a_managed_policy_version_becomes_the_default_and_revert_restores_the_ol
 
 def test_it_prunes_the_oldest_version_when_five_exist(account: AwsAccount, requester: User) -> None:
     arn = customer_policy(account, "jobs-send", SEND_JOBS)
-    iam = admin(account.account_id, "iam")
+    iam = admin_client(account.account_id, "iam")
     older = [
         allow("sqs:SendMessage", resource=f"arn:aws:sqs:us-east-1:1:q{n}") for n in (2, 3, 4, 5)
     ]
@@ -976,7 +954,7 @@ def test_reverting_a_version_no_longer_the_default_leaves_the_newer_default(
     arn = customer_policy(account, "jobs-send", SEND_JOBS)
     synced(account)
     change = applied(T.MANAGED_POLICY_VERSION, arn, {"document": READ_INVOICES}, requester)
-    iam = admin(account.account_id, "iam")
+    iam = admin_client(account.account_id, "iam")
     iam.create_policy_version(
         PolicyArn=arn, PolicyDocument=json.dumps(READ_REPORTS), SetAsDefault=True
     )
@@ -998,7 +976,7 @@ def lake_statement(role_arn: str, sid: str = "PaymentsRead") -> dict[str, Any]:
 
 
 def bucket_policy(account: AwsAccount) -> Any:
-    s3 = admin(account.account_id, "s3")
+    s3 = admin_client(account.account_id, "s3")
     try:
         return json.loads(s3.get_bucket_policy(Bucket="acme-lake")["Policy"])
     except s3.exceptions.ClientError as exc:
@@ -1008,7 +986,7 @@ def bucket_policy(account: AwsAccount) -> Any:
 
 @pytest.fixture
 def lake(other: AwsAccount) -> str:
-    admin(other.account_id, "s3").create_bucket(Bucket="acme-lake")
+    admin_client(other.account_id, "s3").create_bucket(Bucket="acme-lake")
     synced(other)
     return "arn:aws:s3:::acme-lake"
 
@@ -1062,7 +1040,7 @@ def test_a_bucket_policy_merge_keeps_others_statements_and_revert_removes_only_i
         requester,
     )
     theirs = lake_statement(aws.role_arn(other.account_id, "etl"), sid="EtlRead")
-    admin(other.account_id, "s3").put_bucket_policy(
+    admin_client(other.account_id, "s3").put_bucket_policy(
         Bucket="acme-lake",
         Policy=json.dumps({"Version": "2012-10-17", "Statement": [theirs]}),
     )
@@ -1093,7 +1071,9 @@ def test_a_bucket_policy_document_replaces_and_revert_restores_the_one_before(
     role: IamRole, other: AwsAccount, lake: str, requester: User
 ) -> None:
     before = {"Version": "2012-10-17", "Statement": [lake_statement(role.arn, sid="Old")]}
-    admin(other.account_id, "s3").put_bucket_policy(Bucket="acme-lake", Policy=json.dumps(before))
+    admin_client(other.account_id, "s3").put_bucket_policy(
+        Bucket="acme-lake", Policy=json.dumps(before)
+    )
     synced(other)
     document = {"Version": "2012-10-17", "Statement": [lake_statement(role.arn)]}
     change = applied(T.RESOURCE_POLICY_PUT, lake, {"document": document}, requester)
@@ -1125,7 +1105,7 @@ def queue_statement(role_arn: str, queue_arn: str) -> dict[str, Any]:
 def test_a_queue_policy_merge_is_applied_and_reverted_in_the_queues_account(
     role: IamRole, other: AwsAccount, requester: User
 ) -> None:
-    sqs = admin(other.account_id, "sqs")
+    sqs = admin_client(other.account_id, "sqs")
     url = sqs.create_queue(QueueName="invoices")["QueueUrl"]
     synced(other)
     arn = f"arn:aws:sqs:us-east-1:{other.account_id}:invoices"
@@ -1147,7 +1127,7 @@ def test_a_queue_policy_merge_is_applied_and_reverted_in_the_queues_account(
 def test_a_topic_policy_merge_keeps_the_topics_default_statement_in_its_region(
     role: IamRole, other: AwsAccount, requester: User
 ) -> None:
-    sns = admin(other.account_id, "sns", region=OTHER_REGION)
+    sns = admin_client(other.account_id, "sns", region=OTHER_REGION)
     arn = sns.create_topic(Name="payments-events")["TopicArn"]
     synced(other)
     statement = {
@@ -1173,7 +1153,7 @@ def test_a_topic_policy_merge_keeps_the_topics_default_statement_in_its_region(
 def test_reverting_a_topic_policy_document_with_none_before_leaves_only_the_owner(
     role: IamRole, other: AwsAccount, requester: User
 ) -> None:
-    sns = admin(other.account_id, "sns")
+    sns = admin_client(other.account_id, "sns")
     arn = sns.create_topic(Name="payments-events")["TopicArn"]
     synced(other)
     # As if the inventory had read no policy: a topic always has one in AWS.
@@ -1210,7 +1190,7 @@ def test_reverting_a_topic_policy_document_with_none_before_leaves_only_the_owne
 def test_a_topic_policy_may_be_larger_than_a_bucket_policy(
     role: IamRole, other: AwsAccount
 ) -> None:
-    sns = admin(other.account_id, "sns")
+    sns = admin_client(other.account_id, "sns")
     arn = sns.create_topic(Name="payments-events")["TopicArn"]
     synced(other)
     statement = {

@@ -4,21 +4,17 @@ race cannot happen there; these tests run in CI, on PostgreSQL.)"""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection, connections
+from django.db import connection
 
 from accounts.models import AwsAccount, IamRole
 from requests_app import services, tasks
 from requests_app.models import Approval, PolicyRequest
 from requests_app.services import review
-from tests.conftest import make_user
-from tests.requests_app.test_review import READ_INVOICES, kinds, policy_in_aws, submitted
+from tests.factories import READ_INVOICES, kinds, make_user, policy_in_aws, race, submitted
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -39,29 +35,6 @@ def widened_window(monkeypatch: pytest.MonkeyPatch) -> None:
         return checked(request, reviewer)
 
     monkeypatch.setattr(review, "_self_approval", slow)
-
-
-def race(*actions: Callable[[], Any]) -> list[Any]:
-    """Run the actions in threads released at the same moment; each result is the
-    return value or the exception raised."""
-    barrier = threading.Barrier(len(actions))
-    results: list[Any] = [None] * len(actions)
-
-    def run(i: int, action: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            results[i] = action()
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def reviewers(n: int) -> list[User]:

@@ -13,7 +13,7 @@ from requests_app import services
 from requests_app.changes import ChangeSpec
 from requests_app.findings import ChangeFinding, findings_risk, request_findings
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 

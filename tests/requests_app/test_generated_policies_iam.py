@@ -11,7 +11,7 @@ import pytest
 
 from iamportal import aws
 from requests_app.policy.generate import Intent, policy_generate
-from tests.policy.test_generate import ALL_CASES, CRUD_LEVELS, CRUD_RESOURCES, assert_well_formed
+from tests.policy.cases import ALL_CASES, CRUD_LEVELS, CRUD_RESOURCES, assert_well_formed
 
 ROLE = "wizard-target"
 

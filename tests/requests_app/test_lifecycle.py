@@ -16,10 +16,9 @@ from django.test import TestCase
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
-from iamportal import aws, demo
 from requests_app import services, tasks
 from requests_app.models import Change, PolicyRequest
-from tests.requests_app.conftest import admin_iam
+from tests.factories import admin_client, admin_iam, inline_names
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +31,6 @@ ALLOW_LIST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b"}],
 }
-
-
-def admin(service: str, account: AwsAccount) -> Any:
-    return aws.client(service, session=demo.account_session(account.account_id))
 
 
 def inventory_role(role: IamRole) -> None:
@@ -71,11 +66,6 @@ class Case:
 
 def nothing(role: IamRole, other: AwsAccount) -> None:
     pass
-
-
-def inline_names(role: IamRole) -> list[str]:
-    iam = admin_iam(role.account.account_id)
-    return list(iam.list_role_policies(RoleName=role.name)["PolicyNames"])
 
 
 def attached(role: IamRole) -> list[str]:
@@ -154,7 +144,7 @@ def policy_exists(role: IamRole, name: str) -> bool:
 
 
 def bucket(role: IamRole, other: AwsAccount) -> None:
-    admin("s3", other).create_bucket(Bucket="acme-exports")
+    admin_client(other.account_id, "s3").create_bucket(Bucket="acme-exports")
     CloudResource.objects.create(
         account=other,
         arn="arn:aws:s3:::acme-exports",
@@ -167,7 +157,7 @@ def bucket(role: IamRole, other: AwsAccount) -> None:
 
 
 def bucket_policy(other: AwsAccount) -> dict[str, Any] | None:
-    s3 = admin("s3", other)
+    s3 = admin_client(other.account_id, "s3")
     try:
         return dict(json.loads(s3.get_bucket_policy(Bucket="acme-exports")["Policy"]))
     except s3.exceptions.ClientError:
@@ -187,7 +177,7 @@ def inventory_resource(other: AwsAccount, arn: str, kind: CloudResource.Type) ->
 
 
 def queue(role: IamRole, other: AwsAccount) -> None:
-    admin("sqs", other).create_queue(QueueName="exports")
+    admin_client(other.account_id, "sqs").create_queue(QueueName="exports")
     inventory_resource(other, queue_arn(other), CloudResource.Type.SQS)
 
 
@@ -196,7 +186,7 @@ def queue_arn(other: AwsAccount) -> str:
 
 
 def queue_policy(other: AwsAccount) -> dict[str, Any] | None:
-    sqs = admin("sqs", other)
+    sqs = admin_client(other.account_id, "sqs")
     url = sqs.get_queue_url(QueueName="exports")["QueueUrl"]
     text = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
     policy = text.get("Attributes", {}).get("Policy")
@@ -204,7 +194,7 @@ def queue_policy(other: AwsAccount) -> dict[str, Any] | None:
 
 
 def topic(role: IamRole, other: AwsAccount) -> None:
-    admin("sns", other).create_topic(Name="exports")
+    admin_client(other.account_id, "sns").create_topic(Name="exports")
     inventory_resource(other, topic_arn(other), CloudResource.Type.SNS)
 
 
@@ -213,7 +203,9 @@ def topic_arn(other: AwsAccount) -> str:
 
 
 def topic_policy(other: AwsAccount) -> dict[str, Any]:
-    attributes = admin("sns", other).get_topic_attributes(TopicArn=topic_arn(other))
+    attributes = admin_client(other.account_id, "sns").get_topic_attributes(
+        TopicArn=topic_arn(other)
+    )
     return dict(json.loads(attributes["Attributes"]["Policy"]))
 
 

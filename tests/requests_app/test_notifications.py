@@ -20,7 +20,7 @@ from accounts.models import AwsAccount, IamRole
 from requests_app import notifications, tasks
 from requests_app.models import Approval, Change, Comment, Notification, PolicyRequest, RequestEvent
 from requests_app.notifications import request_notify, site_url
-from tests.conftest import make_user
+from tests.factories import html_of, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -91,13 +91,6 @@ def only_message() -> EmailMultiAlternatives:
     message = mail.outbox[0]
     assert isinstance(message, EmailMultiAlternatives)
     return message
-
-
-def html_of(message: EmailMessage) -> str:
-    assert isinstance(message, EmailMultiAlternatives)
-    [(content, mimetype)] = message.alternatives
-    assert mimetype == "text/html"
-    return str(content)
 
 
 def url_of(request: PolicyRequest) -> str:

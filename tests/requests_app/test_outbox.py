@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole
 from requests_app import enqueue, notifications, services, tasks
 from requests_app.models import Notification, PolicyRequest
-from tests.conftest import client_for
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
 

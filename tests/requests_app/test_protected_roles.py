@@ -15,11 +15,10 @@ from django.urls import reverse
 
 from accounts.models import AwsAccount, IamRole
 from accounts.selectors import role_protected
-from accounts.services import account_add, inventory_fetch, inventory_write
+from accounts.services import account_add
 from requests_app import services
 from requests_app.models import Change, PolicyRequest
-from tests.conftest import client_for
-from tests.requests_app.conftest import ECS_TRUST, admin_iam
+from tests.factories import ECS_TRUST, admin_iam, client_for, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +44,6 @@ READ_INVOICES = {
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acme-invoices/*"}
     ],
 }
-
-
-def synced(account: AwsAccount) -> None:
-    inventory_write(account=account, inventory=inventory_fetch(account))
 
 
 def iam(account: AwsAccount) -> Any:

@@ -17,20 +17,21 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount
 from iamportal.parsers import BODY_MAX_BYTES
-from iamportal.services import api_token_create
 from requests_app import services
 from requests_app.models import Change, PolicyRequest, RequestEvent
 from requests_app.revision import revision_of_request
-from tests.requests_app.conftest import account_create, admin_iam, role_in
-from tests.requests_app.test_review import policy_in_aws
-from tests.requests_app.test_review import submitted as submitted_for
-from tests.requests_app.test_wizard import (
+from tests.factories import (
     BUCKET_ARN,
     EVENTS_POLICY,
     QUEUE_ARN,
     Inventory,
-    inventory,
+    account_create,
+    admin_iam,
+    api_client,
+    policy_in_aws,
+    role_in,
 )
+from tests.factories import submitted as submitted_for
 
 pytestmark = pytest.mark.django_db
 
@@ -39,16 +40,6 @@ LINT = "/api/v1/policies/lint"
 REQUESTS = "/api/v1/requests"
 READ_BUCKET = {"service": "s3", "resource": BUCKET_ARN, "access": ["list", "read"]}
 ACTIONS = ("comment", "cancel", "approve", "reject", "retry")
-
-
-@pytest.fixture
-def inv(db: None) -> Inventory:
-    return inventory()
-
-
-def api_client(user: User) -> Client:
-    _, raw = api_token_create(user=user, name="script", expires_in_days=1)
-    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 
 @pytest.fixture
@@ -313,7 +304,7 @@ def test_an_intent_error_on_submit_names_the_field(alice: Client, inv: Inventory
 def test_a_policy_too_big_with_the_roles_other_policies_is_a_400(
     alice: Client, inv: Inventory
 ) -> None:
-    from tests.requests_app.test_wizard import big_policy
+    from tests.factories import big_policy
 
     inv.api.inline_policies = {"archive": big_policy(9_900)}
     inv.api.save(update_fields=["inline_policies"])
@@ -469,7 +460,7 @@ def test_who_may_act_on_a_request(
 
 
 def test_a_teammate_cannot_see_or_act_on_a_request(inv: Inventory, requester: User) -> None:
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     theirs = submitted(requester, inv)
     teammate = api_client(make_user("bob", "team-payments"))

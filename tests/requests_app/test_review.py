@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.contrib.messages import get_messages
 from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
@@ -18,65 +17,27 @@ from accounts.models import AwsAccount, IamRole
 from iamportal.models import JobStatus
 from requests_app import services, tasks
 from requests_app.models import Change, Comment, PolicyRequest, RequestEvent
-from requests_app.revision import revision_of_request
-from tests.conftest import client_for
-from tests.requests_app.conftest import ECS_TRUST, admin_iam, role_in
+from tests.factories import (
+    ECS_TRUST,
+    OTHER_DOCUMENT,
+    READ_INVOICES,
+    admin_action,
+    admin_iam,
+    approve,
+    client_for,
+    flashed,
+    kinds,
+    policy_in_aws,
+    role_in,
+    submitted,
+)
 
 pytestmark = pytest.mark.django_db
-
-READ_INVOICES = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Sid": "ReadInvoices",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": ["arn:aws:s3:::acme-invoices/*"],
-        }
-    ],
-}
-OTHER_DOCUMENT = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"}],
-}
-
-
-def submitted(user: User, role: IamRole, *, policy_name: str = "invoices-read") -> PolicyRequest:
-    preview = services.policy_request_preview(
-        role=role,
-        document=READ_INVOICES,
-        justification="Monthly invoice export.",
-        policy_name=policy_name,
-    )
-    return services.policy_request_submit(requester=user, preview=preview)
-
-
-def policy_in_aws(role: IamRole, name: str) -> Any:
-    iam = admin_iam(role.account.account_id)
-    return iam.get_role_policy(RoleName=role.name, PolicyName=name)["PolicyDocument"]
-
-
-def approve(request: PolicyRequest, reviewer: User) -> PolicyRequest:
-    """Approve the request as it is now, as a reviewer who just read it."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        services.policy_request_approve(
-            request_id=request.pk, reviewer=reviewer, revision=revision_of_request(request.pk)
-        )
-    request.refresh_from_db()
-    return request
 
 
 def post(client: Client, name: str, request: PolicyRequest, **data: str) -> Any:
     with TestCase.captureOnCommitCallbacks(execute=True):
         return client.post(reverse(name, args=[request.pk]), data)
-
-
-def flashed(response: Any) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def kinds(request: PolicyRequest) -> list[str]:
-    return list(request.events.values_list("kind", flat=True))
 
 
 # --- approve and apply ----------------------------------------------------------------
@@ -201,12 +162,6 @@ def test_it_rejects_self_approval_on_the_page(reviewer: User, role: IamRole) -> 
     request.refresh_from_db()
     assert request.status == PolicyRequest.Status.PENDING
     assert kinds(request) == ["submitted"]
-
-
-def admin_action(user: User, action: str, *requests: PolicyRequest, **extra: str) -> Any:
-    data = {"action": action, "_selected_action": [str(r.pk) for r in requests], **extra}
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return client_for(user).post(reverse("admin:requests_app_policyrequest_changelist"), data)
 
 
 def admin_approve(user: User, *requests: PolicyRequest) -> Any:

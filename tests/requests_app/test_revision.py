@@ -17,21 +17,22 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AwsAccount, IamRole
-from iamportal.services import api_token_create
+from accounts.models import IamRole
 from requests_app import services
 from requests_app.models import Approval, Change, PolicyRequest, RequestEvent
 from requests_app.revision import revision_compute, revision_of_request
-from tests.conftest import client_for, make_user
-from tests.requests_app.conftest import admin_iam
-from tests.requests_app.test_notifications import html_of
-from tests.requests_app.test_review import (
+from tests.factories import (
     READ_INVOICES,
     admin_action,
+    api_client,
     approve,
+    client_for,
     flashed,
+    html_of,
+    inline_names,
     kinds,
     policy_in_aws,
+    requiring_two,
     submitted,
 )
 
@@ -45,24 +46,8 @@ STALE = "The request changed since you opened it: review the new version."
 INTERFACES = ["page", "api", "admin"]
 
 
-@pytest.fixture
-def second_reviewer() -> User:
-    return make_user("sam", "security-reviewers")
-
-
-def inline_names(role: IamRole) -> list[str]:
-    iam = admin_iam(role.account.account_id)
-    return list(iam.list_role_policies(RoleName=role.name)["PolicyNames"])
-
-
 def nothing_in_aws(role: IamRole) -> bool:
     return inline_names(role) == []
-
-
-def requiring_two(role: IamRole) -> IamRole:
-    AwsAccount.objects.filter(pk=role.account_id).update(approvals_required=2)
-    role.account.refresh_from_db()
-    return role
 
 
 def edit_to_everything(requester: User, request: PolicyRequest) -> None:
@@ -79,13 +64,6 @@ def edit_to_everything(requester: User, request: PolicyRequest) -> None:
             reverse("change_edit", args=[request.pk, change.pk]), body
         )
     assert response.status_code == 302
-
-
-def api_client(user: User) -> Any:
-    from django.test import Client
-
-    _, raw = api_token_create(user=user, name="script", expires_in_days=1)
-    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 
 def api_approve(user: User, request: PolicyRequest, body: dict[str, Any]) -> Any:

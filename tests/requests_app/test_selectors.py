@@ -14,7 +14,7 @@ from accounts.models import AwsAccount, IamRole
 from requests_app import services
 from requests_app.models import PolicyRequest
 from requests_app.selectors import request_for_user, requestable_role_for_user
-from tests.conftest import client_for
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -18,9 +18,8 @@ from requests_app.policy.templates import (
     template_check,
     template_render,
 )
-from tests.conftest import client_for
-from tests.policy.test_templates import PARAMETERS, READ_BUCKET
-from tests.requests_app.test_wizard import EVENTS_POLICY, Inventory, inventory
+from tests.factories import EVENTS_POLICY, Inventory, client_for, inventory
+from tests.policy.cases import PARAMETERS, READ_BUCKET
 
 
 def test_the_demo_templates_pass_the_admin_checks(db: None) -> None:

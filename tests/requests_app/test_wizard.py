@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,89 +16,26 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AwsAccount, CloudResource, IamRole
+from accounts.models import AwsAccount, IamRole
 from requests_app import services
 from requests_app.models import Change, PolicyRequest, PolicyTemplate, RequestEvent
 from requests_app.policy import lint_rules
 from requests_app.policy.generate import Intent, IntentError, policy_generate
 from requests_app.wizard import MAX_PERMISSIONS, SESSION_KEY
-from tests.conftest import client_for
+from tests.factories import (
+    BUCKET,
+    BUCKET_ARN,
+    EVENTS_POLICY,
+    PROD,
+    QUEUE_ARN,
+    Inventory,
+    big_policy,
+    client_for,
+)
 
 pytestmark = pytest.mark.django_db
 
 HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
-PROD = "111111111111"
-BUCKET = "acme-prod-payments-data"
-BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
-QUEUE_ARN = f"arn:aws:sqs:us-east-1:{PROD}:payments-events"
-EVENTS_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": QUEUE_ARN}],
-}
-
-
-@dataclass
-class Inventory:
-    account: AwsAccount
-    api: IamRole  # alice may use it (team-payments)
-    readonly: IamRole  # nobody may use it
-    template: PolicyTemplate
-
-
-def inventory() -> Inventory:
-    account = AwsAccount.objects.create(account_id=PROD, name="acme-prod", environment="prod")
-    now = timezone.now()
-
-    def role(name: str, path: str = "/", **extra: Any) -> IamRole:
-        return IamRole.objects.create(
-            account=account,
-            arn=f"arn:aws:iam::{PROD}:role{path}{name}",
-            name=name,
-            path=path,
-            content_hash="x",
-            synced_at=now,
-            **extra,
-        )
-
-    api = role(
-        "payments-api",
-        "/service/",
-        inline_policies={"payments-events": EVENTS_POLICY},
-        tags={"iamportal-authorized": "team-payments"},
-    )
-    readonly = role("ReadOnly")
-    for type_, name, arn in (
-        ("s3", BUCKET, BUCKET_ARN),
-        ("s3", "acme-prod-audit-logs", "arn:aws:s3:::acme-prod-audit-logs"),
-        ("sqs", "payments-events", QUEUE_ARN),
-        ("sns", "payments-alerts", f"arn:aws:sns:us-east-1:{PROD}:payments-alerts"),
-    ):
-        CloudResource.objects.create(
-            account=account, arn=arn, name=name, type=type_, content_hash="x", synced_at=now
-        )
-    template = PolicyTemplate.objects.create(
-        name="Read objects in a bucket",
-        parameters=[{"name": "bucket", "label": "Bucket name"}],
-        document=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "ReadObjects",
-                        "Effect": "Allow",
-                        "Action": "s3:GetObject",
-                        "Resource": "arn:aws:s3:::{{bucket}}/*",
-                    }
-                ],
-            }
-        ),
-    )
-    return Inventory(account=account, api=api, readonly=readonly, template=template)
-
-
-@pytest.fixture
-def inv(db: None) -> Inventory:
-    return inventory()
 
 
 @pytest.fixture
@@ -618,22 +554,6 @@ def test_review_without_permissions_says_to_add_some(alice: Client, inv: Invento
     assert response.status_code == 400
     assert "Add at least one permission" in text(response)
     assert nothing_created()
-
-
-def big_policy(size: int) -> dict[str, Any]:
-    """A valid policy of about `size` compact characters."""
-    statements: list[dict[str, Any]] = []
-    n = 0
-    while len(json.dumps(statements, separators=(",", ":"))) < size - 60:
-        statements.append(
-            {
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::acme-archive-{n:05}/*",
-            }
-        )
-        n += 1
-    return {"Version": "2012-10-17", "Statement": statements}
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,12 @@ from accounts.models import IamRole
 from iamportal import aws
 from requests_app import enqueue, services, tasks
 from requests_app.models import Change, Notification, PolicyRequest
-from tests.requests_app.conftest import admin_iam
-from tests.requests_app.test_review import (
+from tests.factories import (
     OTHER_DOCUMENT,
     READ_INVOICES,
+    admin_iam,
     approve,
+    inline_names,
     kinds,
     policy_in_aws,
     submitted,
@@ -377,11 +378,6 @@ def temporary_applied(requester: User, reviewer: User, role: IamRole) -> PolicyR
     assert request.status == PolicyRequest.Status.APPLIED
     PolicyRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now())
     return request
-
-
-def inline_names(role: IamRole) -> list[str]:
-    iam = admin_iam(role.account.account_id)
-    return list(iam.list_role_policies(RoleName=role.name)["PolicyNames"])
 
 
 def test_an_expiry_whose_worker_died_is_taken_over(
