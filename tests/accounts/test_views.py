@@ -455,6 +455,47 @@ def test_it_rejects_an_unknown_account_filter_with_a_message(requester: User, ro
     assert "There is no such account." in response.content.decode()
 
 
+def test_a_role_search_without_a_match_says_so_with_the_query_and_a_way_back(
+    requester: User, roles: None
+) -> None:
+    response = client_for(requester).get(reverse("role_list"), {"q": "<b>zebra</b>"})
+    html = response.content.decode()
+    assert "No role matches “&lt;b&gt;zebra&lt;/b&gt;”." in html
+    assert "<b>zebra</b>" not in html
+    assert f'<a href="{reverse("role_list")}">Show all roles</a>' in html
+    assert "<table" not in html
+
+
+def test_an_htmx_role_search_without_a_match_says_so_in_the_region(
+    requester: User, roles: None
+) -> None:
+    response = client_for(requester).get(
+        reverse("role_list"), {"q": "zebra"}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="results"')
+    assert "No role matches “zebra”." in html
+    assert "Show all roles" in html
+
+
+def test_a_role_filter_without_a_match_names_the_filters(
+    requester: User, payments: AwsAccount, analytics: AwsAccount
+) -> None:
+    make_role(payments, "payments-only")
+    client = client_for(requester)
+    html = client.get(reverse("role_list"), {"account": analytics.account_id}).content.decode()
+    assert "No role matches these filters." in html
+    html = client.get(
+        reverse("role_list"), {"q": "payments", "account": analytics.account_id}
+    ).content.decode()
+    assert "No role matches “payments” with these filters." in html
+
+
+def test_an_empty_inventory_says_what_fills_it(requester: User) -> None:
+    html = client_for(requester).get(reverse("role_list")).content.decode()
+    assert "There are no roles in the inventory yet" in html
+
+
 def test_it_pages_roles_fifty_at_a_time_by_name(requester: User, payments: AwsAccount) -> None:
     IamRole.objects.bulk_create(
         IamRole(
@@ -587,6 +628,19 @@ def test_it_answers_htmx_resource_searches_with_the_results_only(
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="results"')
     assert "invoices" in html
+
+
+def test_a_resource_search_without_a_match_says_so_in_the_page_and_the_region(
+    requester: User, payments: AwsAccount
+) -> None:
+    make_resource(payments, "invoices")
+    client = client_for(requester)
+    for headers in ({}, {"HX-Request": "true"}):
+        html = client.get(reverse("resource_list"), {"q": "x&y"}, headers=headers).content.decode()
+        assert "No resource matches “x&amp;y”." in html
+        assert f'<a href="{reverse("resource_list")}">Show all resources</a>' in html
+    html = client.get(reverse("resource_list"), {"q": "invoices", "type": "sqs"}).content.decode()
+    assert "No resource matches “invoices” with these filters." in html
 
 
 def test_it_rejects_a_too_long_resource_search_with_a_message(requester: User) -> None:

@@ -222,6 +222,20 @@ def test_it_answers_htmx_searches_with_the_results_only(
     assert "deploy-bot" in body
 
 
+def test_a_user_or_group_search_without_a_match_says_so(
+    requester: User, inventory: dict[str, Any]
+) -> None:
+    client = client_for(requester)
+    for headers in ({}, {"HX-Request": "true"}):
+        html = client.get(reverse("iam_user_list"), {"q": "nobody"}, headers=headers)
+        body = html.content.decode()
+        assert "No user matches “nobody”." in body
+        assert f'<a href="{reverse("iam_user_list")}">Show all users</a>' in body
+    body = client.get(reverse("iam_user_list"), {"q": "nobody", "kind": "groups"}).content.decode()
+    assert "No group matches “nobody”." in body
+    assert f'<a href="{reverse("iam_user_list")}?kind=groups">Show all groups</a>' in body
+
+
 def test_it_rejects_bad_search_input_with_a_message(
     requester: User, inventory: dict[str, Any]
 ) -> None:
