@@ -127,6 +127,12 @@ class PolicyRequest(models.Model):
     def is_open(self) -> bool:
         return self.status == self.Status.PENDING
 
+    @property
+    def in_progress(self) -> bool:
+        """A background job has it (applying, or removing expired access): what
+        the request's page shows changes without anyone doing anything."""
+        return self.status in (self.Status.APPROVED, self.Status.APPLYING, self.Status.EXPIRING)
+
 
 class Change(models.Model):
     class Type(models.TextChoices):

@@ -675,6 +675,24 @@ def _change_shown(
     )
 
 
+def _status_context(policy_request: PolicyRequest, changes: list[Change]) -> dict[str, Any]:
+    """What the request's status region shows: the facts about the request that
+    a background job changes, and how far its changes got."""
+    approvals = list(policy_request.approvals.select_related("reviewer"))
+    # Of exactly the rows shown: the approve form carries it, and the service
+    # refuses it if the request changed in the meantime.
+    revision = revision_compute(changes, policy_request.expires_at)
+    return {
+        "policy_request": policy_request,
+        "approvals": approvals,
+        "revision": revision,
+        "revision_short": revision_short(revision),
+        "extensions": policy_request.extensions.all(),
+        "change_states": changes,
+        "changes_applied": sum(1 for c in changes if c.status == Change.Status.APPLIED),
+    }
+
+
 def _detail(
     request: HtmxHttpRequest,
     policy_request: PolicyRequest,
@@ -687,30 +705,23 @@ def _detail(
     # Which forms to show; the services decide whether the action is allowed.
     reviewer = is_reviewer(request.user)
     mine = policy_request.requester_id == request.user.pk
-    approvals = list(policy_request.approvals.select_related("reviewer"))
     changes = list(policy_request.changes.all())
-    # Of exactly the rows shown: the approve form carries it, and the service
-    # refuses it if the request changed in the meantime.
-    revision = revision_compute(changes, policy_request.expires_at)
+    facts = _status_context(policy_request, changes)
     can_extend = (
         mine
         and policy_request.status == PolicyRequest.Status.APPLIED
         and policy_request.expires_at is not None
     )
     context = {
-        "policy_request": policy_request,
+        **facts,
         "changes": [
             _change_shown(policy_request, c, position=position, mine=mine, edit=edit)
             for position, c in enumerate(changes)
         ],
         "approve_error": approve_error,
         "error_findings": policy_request.risk == PolicyRequest.Risk.ERROR,
-        "revision": revision,
-        "revision_short": revision_short(revision),
         "events": policy_request.events.select_related("actor"),
-        "approvals": approvals,
-        "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
-        "extensions": policy_request.extensions.all(),
+        "approved_by_me": any(a.reviewer_id == request.user.pk for a in facts["approvals"]),
         "is_reviewer": reviewer,
         "show_review": reviewer and policy_request.is_open,
         "show_cancel": mine and policy_request.is_open,
@@ -725,8 +736,17 @@ def _detail(
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def request_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _detail(request, request_for_user(user=request.user, pk=pk))
+    """The request. While a background job applies it (or removes expired access)
+    its status region polls this page, which answers htmx with the region alone;
+    the region stops polling once the request is no longer in progress."""
+    policy_request = request_for_user(user=request.user, pk=pk)
+    if region_only(request):
+        context = {**_status_context(policy_request, list(policy_request.changes.all()))}
+        context["polled"] = True
+        return render(request, "requests_app/request_detail.html#status", context)
+    return _detail(request, policy_request)
 
 
 @login_required
