@@ -1,9 +1,11 @@
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from iamportal import permissions
 from requests_app.models import PolicyRequest
+from requests_app.selectors import requests_awaiting_review
 
 # The navigation's sections and the pages (URL names) in each. Any other page of
 # a request ("request_...") is in Requests; pages not listed mark no section.
@@ -53,7 +55,15 @@ def _section(request: HttpRequest) -> str:
 def navigation(request: HttpRequest) -> dict[str, Any]:
     """What the navigation bar offers this user, decided by the permission module,
     and the section of the page it is on."""
+    can_review = permissions.is_reviewer(request.user)
     return {
-        "nav_can_review": permissions.is_reviewer(request.user),
+        "nav_can_review": can_review,
+        # Counted only when a page shows the navigation (not for htmx regions),
+        # and only for reviewers: one COUNT.
+        "nav_review_waiting": (
+            SimpleLazyObject(lambda: requests_awaiting_review(request.user).count())
+            if can_review
+            else 0
+        ),
         "nav_section": _section(request),
     }

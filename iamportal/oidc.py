@@ -42,6 +42,7 @@ from mozilla_django_oidc.views import (
 )
 
 from iamportal.auth import sso_user_role_sync
+from iamportal.landing import landing_url
 from iamportal.models import ExternalIdentity
 from iamportal.services import IdentityRefused, external_identity_sign_in
 
@@ -448,6 +449,12 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
         request.session.pop(FAILURE_SESSION_KEY, None)
         response: HttpResponse = super().get(request)
         return response
+
+    @property
+    def success_url(self) -> str:
+        # The library checked the address it kept in the session when sign-in began.
+        requested = self.request.session.get("oidc_login_next") or ""
+        return landing_url(user=self.request.user, requested=str(requested))
 
     def login_failure(self) -> HttpResponse:
         request = self.request

@@ -24,6 +24,7 @@ from django_q.models import OrmQ
 from accounts.selectors import account_sync_metrics
 from iamportal import jobs, permissions, selectors, services
 from iamportal.forms import ApiTokenCreateForm, LocalLoginForm
+from iamportal.landing import landing_url
 from iamportal.permissions import can_read_metrics
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,9 @@ class LoginView(auth_views.LoginView):
 
     form_class = LocalLoginForm
     redirect_authenticated_user = True
+
+    def get_success_url(self) -> str:
+        return landing_url(user=self.request.user, requested=self.get_redirect_url())
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

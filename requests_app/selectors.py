@@ -70,6 +70,18 @@ def requests_listed(user: AnyUser, *, everyone: bool = False) -> QuerySet[Policy
     return PolicyRequest.objects.select_related("account")
 
 
+def requests_awaiting_review(user: AnyUser) -> QuerySet[PolicyRequest]:
+    """The pending requests waiting for `user`: someone else's, which they have
+    not approved yet. Nothing for anyone but reviewers."""
+    if not is_reviewer(user):
+        return PolicyRequest.objects.none()
+    return (
+        PolicyRequest.objects.filter(status=PolicyRequest.Status.PENDING)
+        .exclude(requester_id=user.pk)
+        .exclude(approvals__reviewer_id=user.pk)
+    )
+
+
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
