@@ -4,14 +4,19 @@ they type."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import IamRole
+from requests_app import services
 from requests_app.models import Change, PolicyRequest
-from tests.factories import approve, client_for, submitted
+from tests.factories import approve, client_for, flashed, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +121,57 @@ def test_the_polled_status_goes_through_the_access_gate(
     response = anonymous.get(url, headers=HTMX)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+# --- what they type, and its limit -------------------------------------------------------
+
+
+def counter_for(page: str, field_id: str) -> str:
+    """The counter under the field with that id: its limit, as the page says it."""
+    marker = f'data-counter-for="{field_id}"'
+    assert marker in page, field_id
+    return page.split(marker, 1)[1].split(">", 1)[1].split("<", 1)[0]
+
+
+def test_the_comment_field_says_its_limit_before_it_is_reached(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = submitted(requester, role)
+    page = client_for(reviewer).get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert f'maxlength="{services.COMMENT_MAX_LENGTH}"' in page
+    assert counter_for(page, "comment-body") == "Up to 5,000 characters"
+    assert f'data-limit="{services.COMMENT_MAX_LENGTH}"' in page
+    # The counting is a static file: the Content-Security-Policy allows no inline script.
+    assert '<script src="/static/counter.js" defer></script>' in page
+
+
+def test_the_justification_fields_say_their_limit(requester: User, role: IamRole) -> None:
+    client = client_for(requester)
+    client.post(
+        reverse("request_permission_add", args=[role.pk]),
+        {"service": "s3", "resource": "arn:aws:s3:::acme-invoices", "access": ["read"]},
+    )
+    page = client.get(reverse("request_review", args=[role.pk])).content.decode()
+    assert f'maxlength="{services.JUSTIFICATION_MAX_LENGTH}"' in page
+    assert counter_for(page, "id_justification") == "Up to 5,000 characters"
+    # Asking to extend temporary access is justified too.
+    request = in_state(submitted(requester, role), "applied")
+    PolicyRequest.objects.filter(pk=request.pk).update(
+        expires_at=timezone.now() + timedelta(days=1)
+    )
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert counter_for(page, "id_justification") == "Up to 5,000 characters"
+
+
+def test_the_server_still_refuses_a_comment_over_the_limit(requester: User, role: IamRole) -> None:
+    request = submitted(requester, role)
+    response = client_for(requester).post(
+        reverse("request_comment", args=[request.pk]),
+        {"body": "x" * (services.COMMENT_MAX_LENGTH + 1)},
+    )
+    assert any("5,000" in m or "5000" in m for m in flashed(response))
+    assert not request.comments.exists()
+
+
+def test_the_counter_script_is_served_from_static_files() -> None:
+    assert finders.find("counter.js") is not None
