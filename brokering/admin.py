@@ -5,21 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from accounts.models import IamRole
 from brokering import services
-from brokering.eligibility import pattern_matches
+from brokering.eligibility import roles_matching
 from brokering.models import AccessRule, CliChallenge, CredentialIssuance
+from brokering.selectors import access_rule_preview
 from iamportal import permissions
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin
 
-# The change form lists this many of the roles a rule matches.
+# The change form lists this many of the roles a rule matches; its preview, more.
 MATCHES_SHOWN = 20
+PREVIEW_SHOWN = 100
 
 PATTERN_HELP = (
     "A rule lets a group, or one user, use every role whose ARN matches its pattern: "
@@ -27,21 +33,23 @@ PATTERN_HELP = (
     "character, for example arn:aws:iam::123456789012:role/payments-* (one account) or "
     "arn:aws:iam::*:role/ReadOnly (every account). Case does not matter. Tags on the "
     "roles grant access too; a user may use a role when any tag or enabled rule says so, "
-    "and gets a console session unless every grant is CLI only. Changes apply at once."
+    "and gets a console session unless every grant is CLI only. Changes apply at once, "
+    "and so does an expiry: from its moment the rule grants nothing. Preview lists the "
+    "roles the pattern matches before you save."
 )
-
-
-def _matching_arns(pattern: str) -> list[str]:
-    return [
-        arn
-        for arn in IamRole.objects.order_by("arn").values_list("arn", flat=True)
-        if pattern_matches(pattern, arn)
-    ]
 
 
 @admin.register(AccessRule)
 class AccessRuleAdmin(AdminsManageAdmin):
-    list_display = ["subject", "role_pattern", "cli_only", "enabled", "description", "updated_at"]
+    list_display = [
+        "subject",
+        "role_pattern",
+        "cli_only",
+        "enabled",
+        "expires_at",
+        "description",
+        "updated_at",
+    ]
     list_filter = ["enabled", "cli_only"]
     search_fields = ["role_pattern", "description", "group__name", "user__email"]
     list_select_related = ["group", "user"]
@@ -52,7 +60,15 @@ class AccessRuleAdmin(AdminsManageAdmin):
             None,
             {
                 "description": PATTERN_HELP,
-                "fields": ["group", "user", "role_pattern", "cli_only", "description", "enabled"],
+                "fields": [
+                    "group",
+                    "user",
+                    "role_pattern",
+                    "cli_only",
+                    "description",
+                    "enabled",
+                    "expires_at",
+                ],
             },
         ),
         ("Effect", {"fields": ["matching_roles", "created_at", "updated_at"]}),
@@ -70,7 +86,7 @@ class AccessRuleAdmin(AdminsManageAdmin):
     def matching_roles(self, rule: AccessRule) -> SafeString | str:
         if not rule.role_pattern:
             return "-"
-        arns = _matching_arns(rule.role_pattern)
+        arns = roles_matching(rule.role_pattern)
         count = f"{len(arns)} role{'' if len(arns) == 1 else 's'}"
         if not arns:
             return f"{count}: no synced role matches this pattern."
@@ -78,6 +94,71 @@ class AccessRuleAdmin(AdminsManageAdmin):
         shown = ((arn,) for arn in arns[:MATCHES_SHOWN])
         items = format_html_join("", '<li class="mono">{}</li>', shown)
         return format_html("{}<ul>{}</ul>{}", count, items, f"and {more} more" if more > 0 else "")
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "POST" and "_preview" in request.POST:
+            return self._preview_view(request, object_id, form_url, extra_context)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _preview_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None,
+        form_url: str,
+        extra_context: dict[str, Any] | None,
+    ) -> HttpResponse:
+        """The change form again, as filled in, with the roles the rule would
+        match listed under it. Nothing is saved."""
+        obj = self.get_object(request, unquote(object_id)) if object_id else None
+        if object_id and obj is None:
+            raise Http404("No such access rule.")
+        add = obj is None
+        allowed = (
+            self.has_add_permission(request) if add else self.has_change_permission(request, obj)
+        )
+        if not allowed:
+            raise PermissionDenied
+        fieldsets = self.get_fieldsets(request, obj)
+        form_class = self.get_form(
+            request, obj, change=not add, fields=flatten_fieldsets(fieldsets)
+        )
+        form = form_class(request.POST, request.FILES, instance=obj)
+        form.is_valid()  # its errors show, as on a save
+        admin_form = helpers.AdminForm(
+            form,
+            list(fieldsets),  # type: ignore[arg-type]
+            self.get_prepopulated_fields(request, obj) if add else {},
+            self.get_readonly_fields(request, obj),
+            model_admin=self,
+        )
+        pattern = str(request.POST.get("role_pattern", ""))[:2048]
+        expires_at = form.cleaned_data.get("expires_at") if hasattr(form, "cleaned_data") else None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{'Add' if add else 'Change'} access rule: preview",
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": object_id,
+            "original": obj,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preview": access_rule_preview(pattern=pattern, limit=PREVIEW_SHOWN),
+            "preview_pattern": pattern,
+            "preview_expired": expires_at is not None and expires_at <= timezone.now(),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(
+            request, context, add=add, change=not add, obj=obj, form_url=form_url
+        )
 
     def save_model(self, request: HttpRequest, obj: AccessRule, form: Any, change: bool) -> None:
         services.access_rule_save(rule=obj)

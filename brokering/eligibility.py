@@ -4,7 +4,10 @@ The index maps each principal ("g:<group>" or "u:<email>") to the roles it may
 use and whether only from the command line. Building it reads every tagged role
 and matches every rule pattern against every role ARN, so it is built once and
 kept in process memory until the "access" revision moves: a sync that changed
-roles and every rule change bump it (see `access_changed`).
+roles and every rule change bump it (see `access_changed`). A rule past its
+expiry grants nothing from that moment: the index leaves it out and knows the
+next expiry among the rules it holds, and is rebuilt once that has passed,
+without waiting for a bump.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Min, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import IamRole
 from accounts.services import ACCESS_REVISION, access_changed
@@ -83,6 +88,11 @@ class AccessIndex:
     grants: dict[str, dict[int, bool]] = field(default_factory=dict)
     checked_at: float = 0.0
     local_bumps: int = 0
+    # The earliest expiry among the rules in the index: past it, the index is stale.
+    expires_next: datetime | None = None
+
+    def is_stale(self, now: datetime) -> bool:
+        return self.expires_next is not None and self.expires_next <= now
 
 
 _lock = threading.Lock()
@@ -109,11 +119,9 @@ def _build(revision: int) -> AccessIndex:
                 if value.strip():
                     _grant(grants, tag_principal(value), role_id, cli_only)
 
-    rules = list(
-        AccessRule.objects.filter(enabled=True).only(
-            "role_pattern", "cli_only", "group_id", "user_id"
-        )
-    )
+    now = timezone.now()
+    in_force = rules_in_force(now)
+    rules = list(in_force.only("role_pattern", "cli_only", "group_id", "user_id"))
     if rules:
         arns = [(pk, arn.lower()) for pk, arn in IamRole.objects.values_list("pk", "arn")]
         by_arn = {arn: pk for pk, arn in arns}
@@ -133,7 +141,25 @@ def _build(revision: int) -> AccessIndex:
             for role_id, arn in arns:
                 if matcher(arn) is not None:
                     _grant(grants, principal, role_id, rule.cli_only)
-    return AccessIndex(revision=revision, grants=dict(grants))
+    expires_next = in_force.aggregate(first=Min("expires_at"))["first"]
+    return AccessIndex(revision=revision, grants=dict(grants), expires_next=expires_next)
+
+
+def rules_in_force(now: datetime) -> QuerySet[AccessRule]:
+    """The rules that grant something at `now`: enabled and not expired."""
+    return AccessRule.objects.filter(enabled=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+def roles_matching(pattern: str) -> list[str]:
+    """The ARNs of the synced roles a rule's pattern matches, in order: the same
+    test the index makes."""
+    return [
+        arn
+        for arn in IamRole.objects.order_by("arn").values_list("arn", flat=True)
+        if pattern_matches(pattern, arn)
+    ]
 
 
 def access_index() -> AccessIndex:
@@ -142,6 +168,7 @@ def access_index() -> AccessIndex:
     within FRESHNESS_SECONDS, at the cost of one primary-key read per check."""
     global _index
     now = time.monotonic()
+    wall = timezone.now()
     bumps = local_bumps(REVISION)
     with _lock:
         current = _index
@@ -149,10 +176,11 @@ def access_index() -> AccessIndex:
             current is not None
             and current.local_bumps == bumps
             and now - current.checked_at < FRESHNESS_SECONDS
+            and not current.is_stale(wall)
         ):
             return current
     revision = revision_get(REVISION)
-    if current is not None and current.revision == revision:
+    if current is not None and current.revision == revision and not current.is_stale(wall):
         current.checked_at, current.local_bumps = now, bumps
         return current
     index = _build(revision)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -36,6 +36,12 @@ class AccessRule(models.Model):
     )
     description = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(
+        "expires",
+        null=True,
+        blank=True,
+        help_text="Optional. From this moment (UTC) the rule grants nothing; empty: never.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -53,6 +59,9 @@ class AccessRule(models.Model):
     def __str__(self) -> str:
         subject = f"group {self.group}" if self.group_id else f"user {self.user}"
         return f"{subject} → {self.role_pattern}{' (CLI only)' if self.cli_only else ''}"
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class CredentialIssuance(models.Model):

@@ -213,6 +213,25 @@ def users_for_role(role: IamRole) -> RoleAudience:
     return RoleAudience(groups=sorted(groups.items()), users=sorted(users.items()))
 
 
+@dataclass(frozen=True)
+class RulePreview:
+    """The synced roles an access rule's pattern matches: how many, and the first ones."""
+
+    total: int
+    arns: list[str]
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.arns)
+
+
+def access_rule_preview(*, pattern: str, limit: int) -> RulePreview:
+    """What a rule with this pattern would grant, before it is saved: the same
+    matching as the access index."""
+    arns = eligibility.roles_matching(pattern) if pattern.strip() else []
+    return RulePreview(total=len(arns), arns=arns[:limit])
+
+
 def recent_issuances(role: IamRole, *, limit: int = 20) -> list[CredentialIssuance]:
     return list(
         CredentialIssuance.objects.filter(role_arn=role.arn).order_by("-requested_at")[:limit]

@@ -289,3 +289,112 @@ def test_reviewers_do_not_see_cli_challenges(reviewer: User, challenge: CliChall
     assert client.get(reverse(CHALLENGES)).status_code == 403
     assert client.get(change_url(challenge)).status_code == 403
     assert reverse(CHALLENGES) not in client.get(reverse("admin:index")).content.decode()
+
+
+# --- previewing a rule, and its expiry ----------------------------------------------------
+
+
+def test_an_admin_previews_the_roles_a_new_rule_would_match_before_saving(
+    admin_user: User, outsider: User, org: Org
+) -> None:
+    response = client_for(admin_user).post(
+        reverse(ADD_RULE),
+        rule_form(user=outsider.pk, role_pattern="arn:aws:iam::*:role/readonly", _preview="1"),
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Preview: roles this rule would match (not saved)" in page
+    assert "2 roles match “arn:aws:iam::*:role/readonly”" in page
+    assert f'<li class="mono">{org.arn("dev/ReadOnly")}</li>' in page
+    assert f'<li class="mono">{org.arn("prod/ReadOnly")}</li>' in page
+    assert 'value="arn:aws:iam::*:role/readonly"' in page  # the form comes back as filled in
+    assert not AccessRule.objects.filter(user=outsider).exists()
+    assert my_role_arns(outsider) == set()
+
+
+def test_the_preview_lists_at_most_its_cap_with_the_total(
+    admin_user: User, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brokering import admin as brokering_admin
+
+    monkeypatch.setattr(brokering_admin, "PREVIEW_SHOWN", 2)
+    page = (
+        client_for(admin_user)
+        .post(reverse(ADD_RULE), rule_form(group="", role_pattern="arn:aws:iam::*", _preview="1"))
+        .content.decode()
+    )
+    preview = page.split('id="rule-preview"', 1)[1].split("</fieldset>", 1)[0]
+    assert "7 roles match “arn:aws:iam::*”; the first 2 are listed." in preview
+    assert preview.count('<li class="mono">arn:aws:iam::') == 2
+    assert "and 5 more." in preview
+
+
+def test_previewing_a_change_saves_nothing(admin_user: User, org: Org) -> None:
+    rule = AccessRule.objects.get()
+    response = client_for(admin_user).post(
+        change_url(rule),
+        rule_form(group=rule.group_id, role_pattern="arn:aws:iam::*:role/nothing-*", _preview="1"),
+    )
+    assert response.status_code == 200
+    assert "No synced role matches “arn:aws:iam::*:role/nothing-*”." in response.content.decode()
+    rule.refresh_from_db()
+    assert rule.role_pattern.endswith("role/break-*")
+
+
+def test_the_preview_warns_of_an_expiry_already_passed(
+    admin_user: User, outsider: User, org: Org
+) -> None:
+    page = (
+        client_for(admin_user)
+        .post(
+            reverse(ADD_RULE),
+            rule_form(
+                user=outsider.pk,
+                role_pattern=org.arn("prod/break-glass"),
+                expires_at_0="2020-01-01",
+                expires_at_1="00:00:00",
+                _preview="1",
+            ),
+        )
+        .content.decode()
+    )
+    assert "This rule's expiry has passed: saved like this, it grants nothing." in page
+
+
+@pytest.mark.parametrize("who", ["requester", "reviewer", "outsider"])
+def test_only_admins_preview_rules(who: str, request: pytest.FixtureRequest, org: Org) -> None:
+    user = request.getfixturevalue(who)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    response = client_for(user).post(
+        reverse(ADD_RULE), rule_form(group="", role_pattern="arn:aws:iam::*", _preview="1")
+    )
+    assert response.status_code in (302, 403)
+    assert "would match" not in response.content.decode()
+
+
+def test_an_admin_sets_an_expiry_and_the_rule_stops_granting_at_it(
+    admin_user: User, outsider: User, org: Org
+) -> None:
+    arn = org.arn("prod/break-glass")
+    client = client_for(admin_user)
+    later = timezone.now() + timedelta(days=1)
+    response = client.post(
+        reverse(ADD_RULE),
+        rule_form(
+            user=outsider.pk,
+            role_pattern=arn,
+            expires_at_0=later.strftime("%Y-%m-%d"),
+            expires_at_1=later.strftime("%H:%M:%S"),
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    rule = AccessRule.objects.get(user=outsider)
+    assert rule.expires_at is not None
+    assert arn in my_role_arns(outsider)
+    listing = client.get(reverse(RULES)).content.decode()
+    assert later.strftime("%Y") in listing
+
+    rule.expires_at = timezone.now() - timedelta(seconds=1)
+    access_rule_save(rule=rule)
+    assert arn not in my_role_arns(User.objects.get(pk=outsider.pk))
