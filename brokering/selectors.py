@@ -4,7 +4,9 @@ not exist."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from django.contrib.auth.models import Group, User
 from django.db.models import Max
@@ -99,26 +101,36 @@ class RoleNotFound(Exception):
     """No eligible role matches (Weep code 900)."""
 
 
-class RoleAmbiguous(Exception):
-    """Several eligible roles match (Weep code 901)."""
+class HasArn(Protocol):
+    @property
+    def arn(self) -> str: ...
 
-    def __init__(self, matches: list[EligibleRole]) -> None:
+
+R = TypeVar("R", bound=HasArn)
+
+
+class RoleAmbiguous(Exception):
+    """Several roles match (Weep code 901); `detail` says so to a person."""
+
+    def __init__(
+        self,
+        matches: Sequence[HasArn],
+        *,
+        detail: str = "Several of your roles match; name one exactly.",
+    ) -> None:
         super().__init__(f"{len(matches)} roles match")
         self.matches = matches
+        self.detail = detail
 
 
-def role_resolve(user: AnyUser, requested: str, *, include_cli_only: bool = True) -> EligibleRole:
-    """Resolve what a user typed the way Weep does: a case-insensitive exact ARN
-    among the user's eligible roles wins; otherwise a unique case-insensitive
-    substring of an eligible ARN. Roles the user may not use are never
-    considered, so nothing about them leaks."""
+def role_pick(requested: str, roles: Sequence[R]) -> R:
+    """Weep's rule for what a user typed, among `roles`: a case-insensitive exact
+    ARN wins; otherwise the one role whose ARN contains it, ignoring case (a
+    name, a path and name, an account id and name...). RoleAmbiguous when
+    several do, RoleNotFound when none does."""
     wanted = requested.strip().lower()
     if not wanted:
         raise RoleNotFound(requested)
-    exact = _exact_arn_match(user, requested.strip(), include_cli_only=include_cli_only)
-    if exact is not None:
-        return exact
-    roles = roles_for_user(user, include_cli_only=include_cli_only)
     for role in roles:
         if role.arn.lower() == wanted:
             return role
@@ -128,6 +140,18 @@ def role_resolve(user: AnyUser, requested: str, *, include_cli_only: bool = True
     if matches:
         raise RoleAmbiguous(matches)
     raise RoleNotFound(requested)
+
+
+def role_resolve(user: AnyUser, requested: str, *, include_cli_only: bool = True) -> EligibleRole:
+    """Resolve what a user typed the way Weep does (`role_pick`) among the user's
+    eligible roles. Roles the user may not use are never considered, so nothing
+    about them leaks."""
+    if not requested.strip():
+        raise RoleNotFound(requested)
+    exact = _exact_arn_match(user, requested.strip(), include_cli_only=include_cli_only)
+    if exact is not None:
+        return exact
+    return role_pick(requested, roles_for_user(user, include_cli_only=include_cli_only))
 
 
 def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> EligibleRole | None:

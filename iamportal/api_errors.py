@@ -88,7 +88,7 @@ def _answer(exc: Exception) -> Response | None:
         return _detail(str(exc), status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, brokering_selectors.RoleAmbiguous):
         return _detail(
-            "Several of your roles match; name one exactly.",
+            exc.detail,
             status.HTTP_409_CONFLICT,
             matches=[role.arn for role in exc.matches],
         )

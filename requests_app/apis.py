@@ -43,6 +43,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import IamRole
+from brokering.serializers import AmbiguousSerializer
 from iamportal.api_errors import InputInvalid
 from iamportal.parsers import BoundedJSONParser, json_load_bounded
 from iamportal.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
@@ -56,7 +57,7 @@ from requests_app.policy.generate import (
 from requests_app.policy.lint import policy_lint
 from requests_app.selectors import (
     request_for_user,
-    requestable_role_for_user,
+    requestable_role_resolve,
     requests_filtered,
     requests_listed,
 )
@@ -73,6 +74,10 @@ from requests_app.serializers import (
 
 LIST_LIMIT = 200
 ROLE_MAX_LENGTH = 2048
+ROLE_HELP = (
+    "The role: its ARN, its iamportal id, or a part of its ARN such as its name, when "
+    "only one role has it (as for credentials); several answer 409 with the `matches`."
+)
 
 
 class _RequestsApi(APIView):
@@ -216,11 +221,9 @@ def _detailed(request: PolicyRequest) -> PolicyRequest:
 
 
 def _role(user: Any, value: str) -> IamRole:
-    """The role named by its id or its ARN (the requests' access gate)."""
-    value = value.strip()
-    if value.isdigit():
-        return requestable_role_for_user(user=user, role_id=int(value))
-    return requestable_role_for_user(user=user, arn=value)
+    """The role named by its id, its ARN or a unique part of it (the requests'
+    access gate decides)."""
+    return requestable_role_resolve(user=user, requested=value)
 
 
 def _create_responses(preview: type[serializers.Serializer]) -> dict[int, Any]:
@@ -235,6 +238,9 @@ def _create_responses(preview: type[serializers.Serializer]) -> dict[int, Any]:
         ),
         401: ErrorSerializer,
         404: OpenApiResponse(ErrorSerializer, description="No such role in the inventory."),
+        409: OpenApiResponse(
+            AmbiguousSerializer, description="Several roles match the name; `matches` lists them."
+        ),
         413: ErrorSerializer,
         429: OpenApiResponse(ErrorSerializer, description="Too many dry runs this minute."),
     }
@@ -245,9 +251,7 @@ class PolicyRequestCreateApi(_RequestsApi):
         class Meta:
             ref_name = "PolicyRequestCreateInput"
 
-        role = StrictCharField(
-            max_length=ROLE_MAX_LENGTH, help_text="The role's ARN, or its iamportal id."
-        )
+        role = StrictCharField(max_length=ROLE_MAX_LENGTH, help_text=ROLE_HELP)
         document = serializers.JSONField(
             required=False, help_text="The policy document (an object, or a string holding one)."
         )
@@ -423,9 +427,7 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
             )
             payload = serializers.JSONField(help_text="What to do; its shape depends on the type.")
 
-        role = StrictCharField(
-            max_length=ROLE_MAX_LENGTH, help_text="The role's ARN, or its iamportal id."
-        )
+        role = StrictCharField(max_length=ROLE_MAX_LENGTH, help_text=ROLE_HELP)
         changes = serializers.ListField(
             child=ChangeInputSerializer(), min_length=1, max_length=services.MAX_CHANGES
         )

@@ -10,8 +10,12 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.models import IamRole
+from brokering.selectors import RoleAmbiguous, RoleNotFound, role_pick
 from iamportal.permissions import AnyUser, can_view_inventory, is_reviewer, is_signed_in
 from requests_app.models import Change, PolicyRequest
+
+# An ambiguous role name lists at most this many of the roles it matches.
+ROLE_MATCHES_MAX = 20
 
 
 def request_for_user(*, user: AnyUser, pk: int, for_review: bool = False) -> PolicyRequest:
@@ -51,6 +55,40 @@ def requestable_role_for_user(
     if role is None:
         raise Http404("No role in the inventory has this id or ARN.")
     return role
+
+
+def requestable_role_resolve(*, user: AnyUser, requested: str) -> IamRole:
+    """The role a request names, the way the credentials API resolves one
+    (`role_pick`): its iamportal id, its ARN in any case, or a part of its ARN
+    (such as its name) that only one role of an enabled account has. Several:
+    RoleAmbiguous, with up to ROLE_MATCHES_MAX of them. The gate,
+    `requestable_role_for_user`, decides on the role found; none is 404."""
+    value = requested.strip()
+    if value.isdigit():
+        return requestable_role_for_user(user=user, role_id=int(value))
+    if not value:
+        raise Http404("No role in the inventory has this id or ARN.")
+    try:
+        return requestable_role_for_user(user=user, arn=value)
+    except Http404 as exc:
+        not_found = exc
+    if not can_view_inventory(user):
+        raise not_found
+    candidates = list(
+        IamRole.objects.filter(account__enabled=True, arn__icontains=value)
+        .only("pk", "arn")
+        .order_by("arn")[: ROLE_MATCHES_MAX + 1]
+    )
+    try:
+        found = role_pick(value, candidates)
+    except RoleNotFound:
+        raise not_found from None
+    except RoleAmbiguous as exc:
+        raise RoleAmbiguous(
+            exc.matches[:ROLE_MATCHES_MAX],
+            detail="Several roles match; name one by its ARN.",
+        ) from None
+    return requestable_role_for_user(user=user, role_id=found.pk)
 
 
 def requests_of(user: AnyUser) -> QuerySet[PolicyRequest]:

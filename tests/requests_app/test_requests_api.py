@@ -265,6 +265,82 @@ def test_an_unknown_role_is_404(alice: Client, inv: Inventory) -> None:
     assert nothing_created()
 
 
+# --- naming the role as the credentials API does ----------------------------------------
+
+
+def _another_role(inv: Inventory, name: str, *, account: AwsAccount | None = None) -> Any:
+    owner = account or inv.account
+    return inv.api.__class__.objects.create(
+        account=owner,
+        arn=f"arn:aws:iam::{owner.account_id}:role/{name}",
+        name=name,
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+
+
+def test_a_request_names_its_role_by_a_unique_part_of_its_arn(
+    alice: Client, inv: Inventory
+) -> None:
+    for named in ("payments-api", "PAYMENTS-API", "service/payments", inv.api.arn.upper()):
+        response = post(alice, REQUESTS, submit_body(inv, role=named, dry_run=True))
+        assert response.status_code == 200, (named, response.json())
+        assert response.json()["role_arn"] == inv.api.arn
+    response = post(alice, REQUESTS, submit_body(inv, role="payments-api"))
+    assert response.status_code == 201
+    assert PolicyRequest.objects.get().role_arn == inv.api.arn
+
+
+def test_an_ambiguous_role_name_is_a_409_listing_the_matches_and_creates_nothing(
+    alice: Client, inv: Inventory
+) -> None:
+    other = _another_role(inv, "payments-api-canary")
+    response = post(alice, REQUESTS, submit_body(inv, role="payments-api"))
+    assert response.status_code == 409
+    body = response.json()
+    assert set(body["matches"]) == {inv.api.arn, other.arn}
+    assert "name one by its ARN" in body["detail"]
+    assert nothing_created()
+    # The whole ARN still names exactly one.
+    assert post(alice, REQUESTS, submit_body(inv, role=inv.api.arn)).status_code == 201
+
+
+def test_a_role_name_of_a_disabled_account_matches_nothing(alice: Client, inv: Inventory) -> None:
+    hidden = AwsAccount.objects.create(
+        account_id="333333333333", name="acme-archive", enabled=False
+    )
+    _another_role(inv, "archive-reader", account=hidden)
+    response = post(alice, REQUESTS, submit_body(inv, role="archive-reader"))
+    assert response.status_code == 404
+    assert nothing_created()
+
+
+@pytest.mark.parametrize("who", ["requester", "reviewer", "admin_user", "outsider"])
+def test_every_signed_in_member_names_a_role_the_same_way(
+    who: str, request: pytest.FixtureRequest, inv: Inventory
+) -> None:
+    """Anyone signed in may ask for changes to any role: reviewers decide."""
+    client = api_client(request.getfixturevalue(who))
+    response = post(client, REQUESTS, submit_body(inv, role="payments-api", dry_run=True))
+    assert response.status_code == 200
+    assert response.json()["role_arn"] == inv.api.arn
+
+
+def test_the_anonymous_cannot_resolve_a_role_name(inv: Inventory) -> None:
+    anonymous = Client()
+    response = post(anonymous, REQUESTS, submit_body(inv, role="payments-api", dry_run=True))
+    assert response.status_code == 401
+    assert "payments-api" not in response.content.decode()
+
+
+def test_the_schema_documents_the_409_for_an_ambiguous_role(alice: Client) -> None:
+    schema = alice.get("/api/schema/", {"format": "json"}).json()
+    operation = schema["paths"]["/api/v1/requests"]["post"]
+    assert "409" in operation["responses"]
+    role = schema["components"]["schemas"]["PolicyRequestCreateInput"]["properties"]["role"]
+    assert "its name" in role["description"]
+
+
 @pytest.mark.parametrize(
     ("extra", "field", "message"),
     [
