@@ -320,11 +320,17 @@ def test_environment_credentials_are_shown_once_and_never_stored(
     html = response.content.decode()
     assert ("<html" in html) is not htmx
     exports = dict(re.findall(r"export (AWS_[A-Z_]+)=(\S+)", html))
-    assert set(exports) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+    assert set(exports) == {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+    }
+    assert exports["AWS_REGION"] == "us-east-1"
     assert "They expire at" in html
 
     issuance = CredentialIssuance.objects.get()
-    assert (issuance.user, issuance.kind, issuance.outcome) == (requester, "cli", "issued")
+    assert (issuance.user, issuance.kind, issuance.outcome) == (requester, "web", "issued")
     assert issuance.role_arn == role.arn
     assert issuance.expiration is not None
     assert issuance.expiration.strftime("%Y-%m-%d %H:%M") in html
