@@ -13,7 +13,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    QueryDict,
+)
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -129,7 +136,10 @@ def my_roles(request: HtmxHttpRequest) -> HttpResponse:
 def my_cli_sign_in(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Approve or refuse a pending CLI sign-in from My roles, as its own page does."""
     challenge = selectors.cli_challenge_for_user(user=request.user, pk=pk)
-    if request.POST.get("action") == "refuse":
+    action = request.POST.get("action")
+    if action not in ("approve", "refuse"):
+        return HttpResponseBadRequest("Choose Approve or This was not me.")
+    if action == "refuse":
         cli_auth.cli_challenge_refuse(challenge=challenge)
         messages.success(
             request,

@@ -164,3 +164,16 @@ def test_answering_takes_a_post_with_a_csrf_token(requester: User) -> None:
 
     challenge.refresh_from_db()
     assert challenge.status == CliChallenge.Status.PENDING
+
+
+@pytest.mark.parametrize("data", [{}, {"action": "maybe"}], ids=["none", "unknown"])
+def test_an_answer_that_is_neither_approve_nor_refuse_is_400(
+    requester: User, data: dict[str, str]
+) -> None:
+    challenge = ask("alice")
+
+    response = client_for(requester).post(reverse("my_cli_sign_in", args=[challenge.pk]), data)
+
+    assert response.status_code == 400
+    challenge.refresh_from_db()
+    assert challenge.status == CliChallenge.Status.PENDING
