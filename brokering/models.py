@@ -72,6 +72,8 @@ class CredentialIssuance(models.Model):
         CLI = "cli", "CLI (Weep)"
         CONSOLE = "console", "Console"
         API = "api", "API"
+        # The "Environment variables" button on a role's CLI page.
+        WEB = "web", "Web (environment variables)"
 
     class Outcome(models.TextChoices):
         ISSUED = "issued"

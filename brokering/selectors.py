@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from django.contrib.auth.models import Group, User
-from django.db.models import Max
+from django.db.models import Max, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import IamRole
 from brokering import eligibility
-from brokering.models import CredentialIssuance
+from brokering.models import CliChallenge, CredentialIssuance
 from iamportal.permissions import AnyUser, is_signed_in, user_groups
 
 
@@ -271,3 +272,38 @@ def recently_used_role_arns(user: User, *, limit: int = 50) -> dict[str, object]
         .order_by("-last")[:limit]
     )
     return {row["role_arn"]: row["last"] for row in rows}
+
+
+def issuances_for_user(user: User) -> QuerySet[CredentialIssuance]:
+    """The user's own credential issuances and console sign-ins, newest first:
+    granted, refused and failed alike."""
+    return CredentialIssuance.objects.filter(user=user).order_by("-requested_at", "-id")
+
+
+def _challenges_of(user: User) -> Q:
+    """Challenges asked for this user: by user name or email, any case, as
+    cli_auth.challenge_is_for decides."""
+    names = Q(requested_user__iexact=user.get_username())
+    if user.email.strip():
+        names |= Q(requested_user__iexact=user.email.strip())
+    return names
+
+
+def pending_cli_challenges_for_user(user: User) -> list[CliChallenge]:
+    """CLI sign-ins waiting for this user's approval, oldest first (the first to expire)."""
+    return list(
+        CliChallenge.objects.filter(
+            _challenges_of(user),
+            status=CliChallenge.Status.PENDING,
+            expires_at__gt=timezone.now(),
+        ).order_by("created_at", "id")
+    )
+
+
+def cli_challenge_for_user(*, user: User, pk: int) -> CliChallenge:
+    """The access gate for answering a CLI sign-in from My roles: one asked for
+    this user, in any state; anyone else's is 404."""
+    try:
+        return CliChallenge.objects.filter(_challenges_of(user)).get(pk=pk)
+    except CliChallenge.DoesNotExist:
+        raise Http404("No such sign-in request.") from None

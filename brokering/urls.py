@@ -11,6 +11,9 @@ urlpatterns = [
         name="my_role_credentials",
     ),
     path("my-roles/<int:role_id>/console/", views.role_console, name="role_console"),
+    path("my-roles/cli-sign-ins/<int:pk>/", views.my_cli_sign_in, name="my_cli_sign_in"),
+    path("me/activity/", views.my_activity, name="my_activity"),
+    path("weep/", views.weep_setup, name="weep_setup"),
     # What `weep console <role>` opens: a role name, an ARN or a part of one.
     path("role/<path:requested>", views.role_console_login, name="role_console_login"),
     path("demo-federation/", federation_demo.federation, name="demo_federation"),

@@ -10,23 +10,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    QueryDict,
+)
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.models import IamRole
-from brokering import selectors, services
+from brokering import cli_auth, selectors, services
 from brokering.forms import REDIRECT_MAX_LENGTH, ConsoleSignInForm, MyRolesSearchForm
-from brokering.models import CredentialIssuance
+from brokering.models import CliChallenge, CredentialIssuance
 from brokering.selectors import EligibleRole
+from iamportal.aws import default_region
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.net import client_ip
 
 # How many recently used roles head the list.
 RECENT_LIMIT = 5
+# Rows a page of My activity shows.
+ACTIVITY_PAGE_SIZE = 50
 # No role ARN is longer.
 REQUESTED_MAX_LENGTH = 2048
 CONSOLE = CredentialIssuance.Kind.CONSOLE
@@ -78,6 +90,22 @@ def _grouped(roles: list[EligibleRole], recent: dict[str, object]) -> list[RoleG
     return groups + list(accounts.values())
 
 
+@dataclass(frozen=True)
+class PendingSignIn:
+    challenge: CliChallenge
+    other_address: bool
+
+
+def _pending_sign_ins(request: HtmxHttpRequest) -> list[PendingSignIn]:
+    source_ip, _ = _client(request)
+    return [
+        PendingSignIn(
+            challenge, not cli_auth.same_address(source_ip or "", challenge.requesting_ip)
+        )
+        for challenge in selectors.pending_cli_challenges_for_user(request.user)
+    ]
+
+
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
@@ -96,8 +124,49 @@ def my_roles(request: HtmxHttpRequest) -> HttpResponse:
         "groups": _grouped(shown, recent),
         "auth_tag": settings.IAMPORTAL_AUTH_TAG,
         "auth_cli_tag": settings.IAMPORTAL_AUTH_CLI_TAG,
+        # The search swaps only the role list: the sign-ins are read for the whole page.
+        "pending_sign_ins": [] if region_only(request) else _pending_sign_ins(request),
+        "token_hours": settings.IAMPORTAL_CLI_TOKEN_HOURS,
     }
     return render(request, template_for(request, "brokering/my_roles.html", "roles"), context)
+
+
+@login_required
+@require_POST
+def my_cli_sign_in(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Approve or refuse a pending CLI sign-in from My roles, as its own page does."""
+    challenge = selectors.cli_challenge_for_user(user=request.user, pk=pk)
+    action = request.POST.get("action")
+    if action not in ("approve", "refuse"):
+        return HttpResponseBadRequest("Choose Approve or This was not me.")
+    if action == "refuse":
+        cli_auth.cli_challenge_refuse(challenge=challenge)
+        messages.success(
+            request,
+            f"Refused the sign-in from {challenge.requesting_ip}: that terminal gets nothing.",
+        )
+    elif cli_auth.cli_challenge_approve(challenge=challenge, user=request.user):
+        messages.success(
+            request,
+            f"Approved the sign-in from {challenge.requesting_ip}. Return to your terminal: "
+            "weep continues on its own.",
+        )
+    else:
+        messages.error(
+            request, "That sign-in request has expired or was already answered: run weep again."
+        )
+    return redirect("my_roles")
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def my_activity(request: HtmxHttpRequest) -> HttpResponse:
+    """The user's own credentials and console sign-ins, newest first."""
+    issuances = selectors.issuances_for_user(request.user)
+    page = Paginator(issuances, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page}
+    return render(request, template_for(request, "brokering/my_activity.html", "results"), context)
 
 
 def _usable_role(request: HtmxHttpRequest, role_id: int) -> tuple[IamRole, bool]:
@@ -111,8 +180,20 @@ def _usable_role(request: HtmxHttpRequest, role_id: int) -> tuple[IamRole, bool]
 @vary_on_headers("HX-Request")
 def my_role_cli(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     role, cli_only = _usable_role(request, role_id)
-    context = {"role": role, "cli_only": cli_only}
+    context = {"role": role, "cli_only": cli_only, "region": default_region()}
     return render(request, template_for(request, "brokering/role_cli.html", "snippets"), context)
+
+
+@login_required
+@require_GET
+def weep_setup(request: HtmxHttpRequest) -> HttpResponse:
+    """How to install Weep and point it at this iamportal, with the user's own name."""
+    context = {
+        "site_url": request.build_absolute_uri("/").rstrip("/"),
+        "weep_user": request.user.email or request.user.get_username(),
+        "token_hours": settings.IAMPORTAL_CLI_TOKEN_HOURS,
+    }
+    return render(request, "brokering/weep_setup.html", context)
 
 
 @login_required
@@ -122,13 +203,13 @@ def my_role_credentials(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     """Credentials for the shell, shown once: never cached, never stored."""
     role, cli_only = _usable_role(request, role_id)
     source_ip, agent = _client(request)
-    context: dict[str, object] = {"role": role, "cli_only": cli_only}
+    context: dict[str, object] = {"role": role, "cli_only": cli_only, "region": default_region()}
     status, retry_after = 200, 0
     try:
         context["credentials"] = services.credentials_issue(
             user=request.user,
             role=role,
-            kind=CredentialIssuance.Kind.CLI,
+            kind=CredentialIssuance.Kind.WEB,
             source_ip=source_ip,
             user_agent=agent,
         )

@@ -13,6 +13,8 @@ _SECTIONS = {
     "my_roles": "my_roles",
     "my_role_cli": "my_roles",
     "my_role_credentials": "my_roles",
+    "my_activity": "my_roles",
+    "weep_setup": "my_roles",
     "dashboard": "dashboard",
     "account_list": "accounts",
     "account_detail": "accounts",

@@ -319,12 +319,18 @@ def test_environment_credentials_are_shown_once_and_never_stored(
     assert "private" in response["Cache-Control"]
     html = response.content.decode()
     assert ("<html" in html) is not htmx
-    exports = dict(re.findall(r"export (AWS_[A-Z_]+)=(\S+)", html))
-    assert set(exports) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+    exports = dict(re.findall(r"export (AWS_[A-Z_]+)=([^\s<]+)", html))
+    assert set(exports) == {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+    }
+    assert exports["AWS_REGION"] == "us-east-1"
     assert "They expire at" in html
 
     issuance = CredentialIssuance.objects.get()
-    assert (issuance.user, issuance.kind, issuance.outcome) == (requester, "cli", "issued")
+    assert (issuance.user, issuance.kind, issuance.outcome) == (requester, "web", "issued")
     assert issuance.role_arn == role.arn
     assert issuance.expiration is not None
     assert issuance.expiration.strftime("%Y-%m-%d %H:%M") in html

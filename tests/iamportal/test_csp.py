@@ -196,6 +196,12 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "role_console_login", a.get(reverse("role_console_login", args=["payments"]))
     yield "cli_challenge_validate", a.get(reverse("cli_challenge_validate", args=[challenge.token]))
     yield "cli_challenge_validate", a.get(reverse("cli_challenge_validate", args=["unknown"]))
+    yield "my_activity", a.get(reverse("my_activity"))
+    yield "weep_setup", a.get(reverse("weep_setup"))
+    yield (
+        "my_cli_sign_in",
+        a.post(reverse("my_cli_sign_in", args=[challenge.pk]), {"action": "refuse"}, follow=True),
+    )
     yield (
         "demo_federation",
         anonymous.get(reverse("demo_federation"), {"Action": "login", "SigninToken": "forged"}),
