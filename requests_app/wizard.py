@@ -50,6 +50,14 @@ class Draft:
         return {"permissions": self.permissions, "raw": self.raw, "touched": time.time()}
 
 
+def policy_empty(document: Any) -> bool:
+    """Whether a policy document grants nothing because it has no statement."""
+    if not isinstance(document, dict):
+        return False
+    statements = document.get("Statement")
+    return statements is None or statements == [] or statements == {}
+
+
 @dataclass
 class DraftPolicy:
     document: dict[str, Any] | None
@@ -57,6 +65,10 @@ class DraftPolicy:
     notes: list[PolicyNote] = field(default_factory=list)
     error: str = ""
     raw: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return policy_empty(self.document)
 
 
 def _drafts(session: SessionBase) -> dict[str, Any]:

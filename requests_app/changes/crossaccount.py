@@ -199,9 +199,9 @@ def _statements(sid: str, role_arn: str, grant: _Grant) -> list[dict[str, Any]]:
     of `grant` under their conditions: resources granted the same actions under
     the same condition share a statement, nothing else does."""
     shapes: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for (condition, resource), actions in grant.pairs.items():
-        shapes.setdefault((condition, tuple(sorted(actions))), []).append(resource)
-    statements = []
+    for (condition, resource), granted in grant.pairs.items():
+        shapes.setdefault((condition, tuple(sorted(granted))), []).append(resource)
+    statements: list[dict[str, Any]] = []
     for (condition, actions), resources in sorted(
         shapes.items(), key=lambda item: (sorted(item[1]), item[0][1], item[0][0])
     ):

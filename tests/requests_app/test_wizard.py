@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AwsAccount, IamRole
+from accounts.models import AwsAccount, CloudResource, IamRole
 from requests_app import services
 from requests_app.models import Change, PolicyRequest, PolicyTemplate, RequestEvent
 from requests_app.policy import lint_rules
@@ -699,3 +699,165 @@ def test_every_code_that_blocks_a_submission_is_one_the_linter_reports() -> None
     assert set(lint_rules.RULES) >= services.BLOCKING_LINT_CODES
     for code in services.BLOCKING_LINT_CODES:
         assert lint_rules.RULES[code][0] == "error", code
+
+
+# --- step 3: what the review shows --------------------------------------------------
+
+DATA = "222222222222"
+SHARED_BUCKET = "acme-data-reports"
+SHARED_BUCKET_ARN = f"arn:aws:s3:::{SHARED_BUCKET}"
+SHARED_BUCKET_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "DenyInsecure",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": f"{SHARED_BUCKET_ARN}/*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
+
+
+def shared_bucket() -> None:
+    """A bucket with a policy in another account iamportal manages."""
+    data = AwsAccount.objects.create(account_id=DATA, name="acme-data")
+    CloudResource.objects.create(
+        account=data,
+        arn=SHARED_BUCKET_ARN,
+        name=SHARED_BUCKET,
+        type="s3",
+        policy=SHARED_BUCKET_POLICY,
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+
+
+def prefix_grant() -> dict[str, Any]:
+    return read_objects(resource=SHARED_BUCKET_ARN, opt_prefix="reports/2026/")
+
+
+def cross_account_section(response: Any) -> str:
+    body = response.content.decode()
+    match = re.search(r'<section class="cross-account".*?</section>', body, flags=re.S)
+    assert match, "no cross-account section"
+    return text(type("R", (), {"content": match.group(0).encode()})())
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_review_shows_the_cross_account_change_in_full_with_its_diff_before_submit(
+    alice: Client, inv: Inventory, headers: dict[str, Any]
+) -> None:
+    shared_bucket()
+    assert add(alice, inv.api, prefix_grant()).status_code == 302
+    response = alice.get(url("request_review", inv.api), **headers)
+    assert response.status_code == 200
+    assert is_fragment(response) == bool(headers)
+    [shown] = response.context["cross_account"]
+    assert shown.spec.target_arn == SHARED_BUCKET_ARN
+    section = cross_account_section(response)
+    assert "Also changed in other accounts" in section
+    assert f"{SHARED_BUCKET} is in acme-data ({DATA}): its bucket policy must also allow" in section
+    assert f"Add 2 statements to the bucket policy of {SHARED_BUCKET}, allowing {inv.api.arn}" in (
+        section
+    )
+    # The diff against the bucket's policy now: the existing statement stays, ours is added.
+    added = [line.text for line in shown.diff if line.kind == "add"]
+    removed = [line for line in shown.diff if line.kind == "del"]
+    assert any('"s3:prefix"' in line for line in added)
+    assert any(f'"{SHARED_BUCKET_ARN}/reports/2026/*"' in line for line in added)
+    assert any(f'"AWS": "{inv.api.arn}"' in line for line in added)
+    # Nothing of the bucket's own statement goes.
+    assert removed == []
+    assert any(line.kind == "file" and "(current)" in line.text for line in shown.diff)
+    assert f'+ "AWS": "{inv.api.arn}"' in section
+    # The same with a dry run, which shows the changes it would file.
+    dry = review(alice, inv.api, "dry_run", headers=headers)
+    assert dry.status_code == 200
+    assert [c.spec.target_arn for c in dry.context["cross_account"]] == [SHARED_BUCKET_ARN]
+    assert '"s3:prefix"' in cross_account_section(dry)
+    assert nothing_created()
+    # What is shown is what is filed.
+    review(alice, inv.api)
+    automatic = Change.objects.get(automatic=True)
+    statements = automatic.payload["statements"]
+    assert [{k: v for k, v in s.items() if k != "Sid"} for s in statements] == [
+        {k: v for k, v in s.items() if k != "Sid"} for s in shown.spec.payload["statements"]
+    ]
+
+
+def test_review_without_a_cross_account_grant_has_no_such_section(
+    alice: Client, inv: Inventory
+) -> None:
+    add(alice, inv.api, read_objects())
+    response = alice.get(url("request_review", inv.api))
+    assert response.context["cross_account"] == []
+    assert "Also changed in other accounts" not in text(response)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_review_shows_the_policy_once_as_a_diff_with_the_json_behind_a_toggle(
+    alice: Client, inv: Inventory, headers: dict[str, Any]
+) -> None:
+    add(alice, inv.api, read_objects())
+    for response in (
+        alice.get(url("request_review", inv.api), **headers),
+        review(alice, inv.api, "dry_run", headers=headers),
+    ):
+        assert response.status_code == 200
+        body = response.content.decode()
+        # The diff, once.
+        assert body.count('<pre class="diff"') == 1
+        # The JSON, once, inside a <details> that works without JavaScript.
+        assert body.count("s3:GetObjectAttributes") == 2  # the diff line and the JSON
+        details = re.search(
+            r'<details class="policy-json" id="policy-json">(.*?)</details>', body, re.S
+        )
+        assert details is not None
+        assert "<summary>The policy as JSON</summary>" in details.group(1)
+        assert "s3:GetObjectAttributes" in details.group(1)
+        assert body.count('<pre class="policy"') == 1
+
+
+def test_the_review_of_a_policy_without_statements_says_so(alice: Client, inv: Inventory) -> None:
+    empty = {"Version": "2012-10-17", "Statement": []}
+    alice.post(url("request_editor", inv.api), {"document": json.dumps(empty)})
+    step_two = text(alice.get(url("request_permissions", inv.api), **HTMX))
+    assert "The policy has no statements" in step_two
+    for response in (
+        alice.get(url("request_review", inv.api)),
+        alice.get(url("request_review", inv.api), **HTMX),
+    ):
+        assert "The policy has no statements" in text(response)
+    add_back = alice.post(url("request_editor_discard", inv.api))
+    assert add_back.status_code == 302
+    add(alice, inv.api, read_objects())
+    assert "The policy has no statements" not in text(alice.get(url("request_review", inv.api)))
+    assert "The policy has no statements" not in text(
+        alice.get(url("request_permissions", inv.api))
+    )
+
+
+def test_a_template_shows_its_example_next_to_its_help(alice: Client, inv: Inventory) -> None:
+    PolicyTemplate.objects.filter(pk=inv.template.pk).update(
+        parameters=[
+            {
+                "name": "bucket",
+                "label": "Bucket name",
+                "help": "The bucket your service reads.",
+                "example": "acme-prod-reports",
+            }
+        ]
+    )
+    for headers in ({}, HTMX):
+        page = text(
+            alice.get(url("request_permissions", inv.api), {"template": inv.template.pk}, **headers)
+        )
+        assert "The bucket your service reads. For example acme-prod-reports" in page
+
+
+def test_the_s3_prefix_shows_its_example_next_to_its_help(alice: Client, inv: Inventory) -> None:
+    page = text(alice.get(url("request_permissions", inv.api), {"service": "s3"}, **HTMX))
+    assert "Empty means the whole bucket. For example reports/2026/" in page
