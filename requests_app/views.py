@@ -565,14 +565,14 @@ def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     policy = draft_policy(draft)
     template = template_for(request, "requests_app/request_review.html", "review")
     if request.method == "GET":
-        name = services.default_policy_name(role)
+        name = services.default_policy_name(role, document=policy.document)
         form = ReviewForm(initial={"policy_name": name, "expiry": ""})
         return render(request, template, _review_context(role, policy, form, name))
 
     form = ReviewForm(request.POST)
     valid = form.is_valid()
     name = (form.cleaned_data.get("policy_name") or "").strip() if valid else ""
-    name = name or services.default_policy_name(role)
+    name = name or services.default_policy_name(role, document=policy.document)
     preview = None
     dry_run = request.POST.get("action") != "submit"
     limited = _rate_limited(request) if dry_run and valid else ""

@@ -21,6 +21,7 @@ from requests_app import services
 from requests_app.models import Change, PolicyRequest, PolicyTemplate, RequestEvent
 from requests_app.policy import lint_rules
 from requests_app.policy.generate import Intent, IntentError, policy_generate
+from requests_app.policy.names import POLICY_NAME
 from requests_app.wizard import MAX_PERMISSIONS, SESSION_KEY
 from tests.factories import (
     BUCKET,
@@ -525,7 +526,8 @@ def test_review_shows_the_policy_the_diff_the_findings_and_a_default_name(
     response = alice.get(url("request_review", inv.api))
     assert response.status_code == 200
     page = text(response)
-    name = services.default_policy_name(inv.api)
+    name = services.default_policy_name(inv.api, document=response.context["policy"].document)
+    assert name == f"iamportal-s3-read-{BUCKET}"
     assert response.context["form"].initial["policy_name"] == name
     assert f"A new inline policy {name} is added" in page
     assert "payments-events" in page  # the role's current inline policy
@@ -613,7 +615,8 @@ def test_a_dry_run_shows_exactly_what_would_be_requested_and_creates_nothing(
     assert response.status_code == 200
     preview = response.context["preview"]
     assert preview.role == inv.api
-    assert preview.policy_name == services.default_policy_name(inv.api)
+    assert preview.policy_name == services.default_policy_name(inv.api, document=preview.document)
+    assert preview.policy_name == f"iamportal-s3-read-{BUCKET}"
     assert preview.document["Statement"][1]["Action"][0] == "s3:GetObject"
     expected = timezone.now() + timedelta(days=7)
     assert abs((preview.expires_at - expected).total_seconds()) < 60
@@ -861,3 +864,51 @@ def test_a_template_shows_its_example_next_to_its_help(alice: Client, inv: Inven
 def test_the_s3_prefix_shows_its_example_next_to_its_help(alice: Client, inv: Inventory) -> None:
     page = text(alice.get(url("request_permissions", inv.api), {"service": "s3"}, **HTMX))
     assert "Empty means the whole bucket. For example reports/2026/" in page
+
+
+# --- step 3: the default policy name -----------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_the_default_policy_name_says_what_it_grants_and_is_unique_on_the_role(
+    alice: Client, inv: Inventory, requester: User, headers: dict[str, Any]
+) -> None:
+    add(alice, inv.api, {"service": "sqs", "resource": QUEUE_ARN, "access": ["send"]})
+    first = alice.get(url("request_review", inv.api), **headers)
+    assert first.context["form"].initial["policy_name"] == "iamportal-sqs-write-payments-events"
+    assert "A new inline policy iamportal-sqs-write-payments-events is added" in text(first)
+    # Taken on the role (ignoring case): -2.
+    IamRole.objects.filter(pk=inv.api.pk).update(
+        inline_policies={
+            "payments-events": EVENTS_POLICY,
+            "IAMPORTAL-SQS-WRITE-PAYMENTS-EVENTS": {},
+        }
+    )
+    second = alice.get(url("request_review", inv.api), **headers)
+    assert second.context["form"].initial["policy_name"] == "iamportal-sqs-write-payments-events-2"
+    # Taken by an open request too: -3. An empty name field takes the default as well.
+    submitted = review(alice, inv.api, headers=headers, policy_name="")
+    assert submitted.status_code == (200 if headers else 302)
+    filed = Change.objects.get(request__requester=requester)
+    assert filed.payload["policy_name"] == "iamportal-sqs-write-payments-events-2"
+    add(alice, inv.api, {"service": "sqs", "resource": QUEUE_ARN, "access": ["send"]})
+    third = alice.get(url("request_review", inv.api), **headers)
+    assert third.context["form"].initial["policy_name"] == "iamportal-sqs-write-payments-events-3"
+    dry = review(alice, inv.api, "dry_run", headers=headers, policy_name="")
+    assert dry.context["preview"].policy_name == "iamportal-sqs-write-payments-events-3"
+
+
+def test_a_default_policy_name_keeps_to_iams_rules(alice: Client, inv: Inventory) -> None:
+    long_bucket = "b" * 63
+    resources = [f"arn:aws:s3:::{long_bucket}-{n}" for n in range(3)]
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": [f"{r}/*" for r in resources]}
+        ],
+    }
+    alice.post(url("request_editor", inv.api), {"document": json.dumps(document)})
+    name = alice.get(url("request_review", inv.api)).context["form"].initial["policy_name"]
+    assert name == f"iamportal-s3-read-{long_bucket}-0-and-2-more"
+    assert POLICY_NAME.fullmatch(name)
+    assert len(name) <= 128
