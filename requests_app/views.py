@@ -93,6 +93,7 @@ from requests_app.wizard import (
     draft_policy,
     draft_save,
     draft_too_big,
+    inventory_warnings,
     policy_text,
 )
 
@@ -270,10 +271,12 @@ def _workspace(
         template_form = TemplateValuesForm(template=template, defaults=_template_defaults(role))
     spec = permission_form.spec
     typeahead = spec is not None and spec.key in RESOURCE_TYPES
+    policy = draft_policy(draft)
     context = {
         "role": role,
         "draft": draft,
-        "policy": draft_policy(draft),
+        "policy": policy,
+        "inventory_warnings": inventory_warnings(policy.document),
         "permission_form": permission_form,
         "template_form": template_form,
         "templates": PolicyTemplate.objects.filter(enabled=True),
@@ -508,6 +511,7 @@ def _review_context(
         # Shown in full before submitting: what iamportal adds in the other accounts.
         "cross_account": _cross_account_shown(automatic),
         "policy": policy,
+        "inventory_warnings": inventory_warnings(policy.document),
         "form": form,
         "policy_name": policy_name,
         "diff": policy_diff(previous, policy.document, name=policy_name) if policy.document else [],

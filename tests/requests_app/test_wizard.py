@@ -912,3 +912,85 @@ def test_a_default_policy_name_keeps_to_iams_rules(alice: Client, inv: Inventory
     assert name == f"iamportal-s3-read-{long_bucket}-0-and-2-more"
     assert POLICY_NAME.fullmatch(name)
     assert len(name) <= 128
+
+
+# --- resources the inventory does not hold ------------------------------------------
+
+
+def warnings_shown(response: Any) -> str:
+    body = response.content.decode()
+    match = re.search(r'<div class="inventory-warnings".*?</div>', body, flags=re.S)
+    return text(type("R", (), {"content": match.group(0).encode()})()) if match else ""
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_a_bucket_not_in_the_inventory_is_a_warning_where_it_is_entered_and_on_review(
+    alice: Client, inv: Inventory, headers: dict[str, Any]
+) -> None:
+    missing = "arn:aws:s3:::acme-prod-payments-dta"
+    added = add(alice, inv.api, read_objects(resource=missing), **headers)
+    # A warning, not an error: the permission is added.
+    assert added.status_code == (200 if headers else 302)
+    assert len(draft_permissions(alice, inv.api)) == 1
+    step_two = added if headers else alice.get(added["Location"])
+    shown = warnings_shown(step_two)
+    assert "The bucket acme-prod-payments-dta is not in the inventory" in shown
+    assert "you may still submit" in shown
+    on_review = alice.get(url("request_review", inv.api), **headers)
+    assert "The bucket acme-prod-payments-dta is not in the inventory" in warnings_shown(on_review)
+    # One warning for the bucket, though the policy names it and its objects.
+    assert [w.arn for w in on_review.context["inventory_warnings"]] == [missing]
+    submitted = review(alice, inv.api, headers=headers)
+    assert submitted.status_code == (200 if headers else 302)
+    assert PolicyRequest.objects.count() == 1
+
+
+def test_resources_in_the_inventory_get_no_warning(alice: Client, inv: Inventory) -> None:
+    add(alice, inv.api, read_objects())
+    add(alice, inv.api, {"service": "sqs", "resource": QUEUE_ARN, "access": ["send"]})
+    assert warnings_shown(alice.get(url("request_permissions", inv.api))) == ""
+    response = alice.get(url("request_review", inv.api))
+    assert response.context["inventory_warnings"] == []
+    assert "Not in the inventory" not in text(response)
+
+
+def test_queues_roles_and_accounts_outside_the_inventory_are_warnings(
+    alice: Client, inv: Inventory
+) -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": f"arn:aws:sqs:us-east-1:{PROD}:payments-evnts",
+            },
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": [f"arn:aws:iam::{PROD}:role/deployer", inv.readonly.arn],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": [
+                    "arn:aws:lambda:us-east-1:999999999999:function:partner",
+                    f"arn:aws:lambda:us-east-1:{PROD}:function:settle",
+                    f"arn:aws:sqs:us-east-1:{PROD}:*",
+                ],
+            },
+        ],
+    }
+    alice.post(url("request_editor", inv.api), {"document": json.dumps(document)})
+    for page in (
+        alice.get(url("request_permissions", inv.api), **HTMX),
+        alice.get(url("request_review", inv.api)),
+    ):
+        shown = warnings_shown(page)
+        assert f"arn:aws:sqs:us-east-1:{PROD}:payments-evnts is not in the inventory" in shown
+        assert f"arn:aws:iam::{PROD}:role/deployer is not in the inventory" in shown
+        assert "in account 999999999999, which iamportal does not manage" in shown
+        # Known roles, wildcards and resources the inventory never holds are not judged.
+        assert inv.readonly.arn not in shown
+        assert "function:settle" not in shown
+        assert f"{PROD}:*" not in shown
