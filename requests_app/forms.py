@@ -90,6 +90,12 @@ def _option_field(name: str) -> str:
     return f"opt_{name}"
 
 
+def _help_with_example(help_text: str, example: str) -> str:
+    """A field's help, then its example: the example stays visible when there is help."""
+    shown = f"For example {example}" if example else ""
+    return " ".join(part for part in (help_text.strip(), shown) if part)
+
+
 class PermissionForm(_Form):
     """One permission: a service, one resource and the access wanted on it. The
     fields after `service` depend on the service chosen."""
@@ -152,7 +158,7 @@ class PermissionForm(_Form):
                     label=option.label,
                     required=False,
                     max_length=option.max_length,
-                    help_text=option.help or f"For example {option.example}",
+                    help_text=_help_with_example(option.help, option.example),
                 )
         else:
             access.choices = list(ACCESS_LEVELS)
@@ -310,8 +316,7 @@ class TemplateValuesForm(_Form):
                 label=parameter.label,
                 required=False,
                 max_length=256,
-                help_text=parameter.help
-                or (f"For example {parameter.example}" if parameter.example else ""),
+                help_text=_help_with_example(parameter.help, parameter.example),
                 initial=parameter.default or defaults.get(parameter.name, ""),
             )
 

@@ -93,6 +93,7 @@ from requests_app.wizard import (
     draft_policy,
     draft_save,
     draft_too_big,
+    inventory_warnings,
     policy_text,
 )
 
@@ -270,10 +271,12 @@ def _workspace(
         template_form = TemplateValuesForm(template=template, defaults=_template_defaults(role))
     spec = permission_form.spec
     typeahead = spec is not None and spec.key in RESOURCE_TYPES
+    policy = draft_policy(draft)
     context = {
         "role": role,
         "draft": draft,
-        "policy": draft_policy(draft),
+        "policy": policy,
+        "inventory_warnings": inventory_warnings(policy.document),
         "permission_form": permission_form,
         "template_form": template_form,
         "templates": PolicyTemplate.objects.filter(enabled=True),
@@ -455,6 +458,39 @@ def request_editor_discard(request: HtmxHttpRequest, role_id: int) -> HttpRespon
 # --- step 3: review and submit ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CrossAccountShown:
+    """A change iamportal adds in another account, as the review step shows it
+    before Submit: what it is, and its diff against the policy there now."""
+
+    spec: ChangeSpec
+    summary: str
+    diff: list[DiffLine]
+    text: str
+
+
+def _cross_account_shown(specs: list[ChangeSpec]) -> list[CrossAccountShown]:
+    shown = []
+    for spec in specs:
+        # Not saved: the registry describes it exactly as it will the stored change.
+        change = Change(
+            type=spec.type,
+            target_arn=spec.target_arn,
+            account_id=spec.account_id,
+            payload=spec.payload,
+            previous=spec.previous,
+            automatic=spec.automatic,
+            note=spec.note,
+        )
+        documents = change_document(change)
+        name = spec.target_arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+        diff = policy_diff(documents[0], documents[1], name=name) if documents else []
+        shown.append(
+            CrossAccountShown(spec, change_summary(change), diff, policy_text(spec.payload))
+        )
+    return shown
+
+
 def _review_context(
     role: IamRole,
     policy: DraftPolicy,
@@ -464,13 +500,18 @@ def _review_context(
 ) -> dict[str, Any]:
     previous = (role.inline_policies or {}).get(policy_name)
     findings = _draft_findings(role, policy, policy_name, preview)
+    if preview is not None:
+        automatic = preview.automatic
+    elif policy.document:
+        automatic = cross_account_changes(role=role, document=policy.document)
+    else:
+        automatic = []
     return {
         "role": role,
-        # Shown before submitting: what iamportal adds in the other accounts.
-        "cross_account": (
-            cross_account_changes(role=role, document=policy.document) if policy.document else []
-        ),
+        # Shown in full before submitting: what iamportal adds in the other accounts.
+        "cross_account": _cross_account_shown(automatic),
         "policy": policy,
+        "inventory_warnings": inventory_warnings(policy.document),
         "form": form,
         "policy_name": policy_name,
         "diff": policy_diff(previous, policy.document, name=policy_name) if policy.document else [],
@@ -479,7 +520,6 @@ def _review_context(
         "has_errors": any(f.severity == "error" for f in findings),
         "inline_policies": sorted((role.inline_policies or {}).keys()),
         "preview": preview,
-        "preview_text": policy_text(preview.document) if preview else "",
         "limit": INLINE_POLICIES_MAX_SIZE,
     }
 
@@ -529,14 +569,14 @@ def request_review(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
     policy = draft_policy(draft)
     template = template_for(request, "requests_app/request_review.html", "review")
     if request.method == "GET":
-        name = services.default_policy_name(role)
+        name = services.default_policy_name(role, document=policy.document)
         form = ReviewForm(initial={"policy_name": name, "expiry": ""})
         return render(request, template, _review_context(role, policy, form, name))
 
     form = ReviewForm(request.POST)
     valid = form.is_valid()
     name = (form.cleaned_data.get("policy_name") or "").strip() if valid else ""
-    name = name or services.default_policy_name(role)
+    name = name or services.default_policy_name(role, document=policy.document)
     preview = None
     dry_run = request.POST.get("action") != "submit"
     limited = _rate_limited(request) if dry_run and valid else ""

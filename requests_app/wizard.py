@@ -10,15 +10,17 @@ hand, and the policy it makes.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from accounts.models import IamRole
+from accounts.models import AwsAccount, CloudResource, IamRole
 from iamportal.parsers import json_load_bounded
 from requests_app.forms import intent_from_dict
+from requests_app.policy.arns import ARN_PARTS, QUEUE_OR_TOPIC_ARN, ROLE_ARN
 from requests_app.policy.generate import IntentError, PolicyNote, policy_generate_with_notes
 from requests_app.policy.templates import policy_merge
 
@@ -50,6 +52,14 @@ class Draft:
         return {"permissions": self.permissions, "raw": self.raw, "touched": time.time()}
 
 
+def policy_empty(document: Any) -> bool:
+    """Whether a policy document grants nothing because it has no statement."""
+    if not isinstance(document, dict):
+        return False
+    statements = document.get("Statement")
+    return statements is None or statements == [] or statements == {}
+
+
 @dataclass
 class DraftPolicy:
     document: dict[str, Any] | None
@@ -57,6 +67,10 @@ class DraftPolicy:
     notes: list[PolicyNote] = field(default_factory=list)
     error: str = ""
     raw: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return policy_empty(self.document)
 
 
 def _drafts(session: SessionBase) -> dict[str, Any]:
@@ -151,3 +165,107 @@ def draft_add(draft: Draft, permission: dict[str, Any]) -> str:
     if not error:
         draft.permissions = candidate.permissions
     return error
+
+
+# Resources checked against the inventory per policy: a policy at IAM's size
+# limit names far fewer.
+RESOURCES_CHECKED_MAX = 200
+_WILDCARD = ("*", "?", "${")
+
+
+@dataclass(frozen=True)
+class InventoryWarning:
+    """A resource the policy names that the inventory does not hold: maybe a
+    typo, maybe created since the last sync. A warning, never a refusal."""
+
+    arn: str
+    message: str
+
+
+def _named_resources(document: Any) -> list[str]:
+    if not isinstance(document, dict):
+        return []
+    statements = document.get("Statement")
+    if isinstance(statements, dict):
+        statements = [statements]
+    found: dict[str, None] = {}
+    for statement in statements if isinstance(statements, list) else []:
+        if not isinstance(statement, dict):
+            continue
+        resources = statement.get("Resource")
+        for resource in [resources] if isinstance(resources, str) else resources or []:
+            if isinstance(resource, str):
+                found.setdefault(resource, None)
+    return list(found)[:RESOURCES_CHECKED_MAX]
+
+
+def _exact(match: re.Match[str]) -> bool:
+    """Whether an ARN names its resource exactly: for a bucket, its name (object
+    keys may hold wildcards); for anything else, the whole ARN."""
+    if match.group("service") == "s3":
+        named = match.group("resource").split("/", 1)[0]
+    else:
+        named = match.group(0)
+    return not any(wildcard in named for wildcard in _WILDCARD)
+
+
+def inventory_warnings(document: Any) -> list[InventoryWarning]:
+    """The resources `document` names exactly that the inventory does not know:
+    buckets, queues, topics and roles it would hold, and ARNs in accounts
+    iamportal does not manage. Wildcards and other services' resources, which
+    the inventory does not hold, are not judged."""
+    parsed = [(arn, ARN_PARTS.fullmatch(arn)) for arn in _named_resources(document)]
+    arns = [(arn, match) for arn, match in parsed if match is not None and _exact(match)]
+    if not arns:
+        return []
+    accounts = {match.group("account") for _, match in arns if match.group("account")}
+    managed = set(
+        AwsAccount.objects.filter(account_id__in=accounts, enabled=True).values_list(
+            "account_id", flat=True
+        )
+    )
+    buckets = {
+        arn: arn.split(":", 5)[5].split("/", 1)[0] for arn, m in arns if m["service"] == "s3"
+    }
+    known_buckets = set(
+        CloudResource.objects.filter(
+            type=CloudResource.Type.S3, name__in=set(buckets.values()), account__enabled=True
+        ).values_list("name", flat=True)
+    )
+    queues_and_topics = [arn for arn, _ in arns if QUEUE_OR_TOPIC_ARN.fullmatch(arn)]
+    roles = [arn for arn, _ in arns if ROLE_ARN.fullmatch(arn)]
+    known = set(
+        CloudResource.objects.filter(arn__in=queues_and_topics).values_list("arn", flat=True)
+    ) | set(IamRole.objects.filter(arn__in=roles).values_list("arn", flat=True))
+    warnings = []
+    warned: set[str] = set()
+    for arn, match in arns:
+        account = match.group("account")
+        if account.isdigit() and len(account) == 12 and account not in managed:
+            warnings.append(
+                InventoryWarning(
+                    arn,
+                    f"{arn} is in account {account}, which iamportal does not manage: "
+                    "check the account id.",
+                )
+            )
+        elif arn in buckets and buckets[arn] not in known_buckets:
+            if buckets[arn] in warned:
+                continue  # the bucket and its objects: one warning
+            warned.add(buckets[arn])
+            warnings.append(
+                InventoryWarning(
+                    arn,
+                    f"The bucket {buckets[arn]} is not in the inventory: check its name, "
+                    "or it may be newer than the last sync.",
+                )
+            )
+        elif (arn in queues_and_topics or arn in roles) and arn not in known:
+            warnings.append(
+                InventoryWarning(
+                    arn,
+                    f"{arn} is not in the inventory: check the ARN, or it may be newer "
+                    "than the last sync.",
+                )
+            )
+    return warnings

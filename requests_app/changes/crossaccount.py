@@ -7,14 +7,22 @@ must allow the role too. When B is an account iamportal manages, the request
 carries that change as well, added automatically, so one approval grants
 access that works.
 
-Each added statement has a Sid derived from the requesting role's ARN alone:
-a later request for the same role and resource replaces it (changes are
-merged by Sid when applied), and removing temporary access removes exactly it.
+The added statements are exactly as narrow as the identity policy: each
+action only on the resources the role's statements grant it on, under the
+same Condition (an `s3:prefix` on `s3:ListBucket` stays), and an S3 action
+only on the kind of ARN it acts on (bucket-level actions on the bucket's ARN,
+object actions on object ARNs such as `bucket/prefix*`).
+
+Each added statement has a Sid derived from the requesting role's ARN (and
+its position, when a policy needs several): a later request for the same
+role and resource replaces it (changes are merged by Sid when applied), and
+removing temporary access removes exactly it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +34,7 @@ from accounts.selectors import role_protected
 from requests_app.changes.base import ChangeSpec
 from requests_app.changes.principal import AUTOMATIC_SID_PREFIX
 from requests_app.models import Change
+from requests_app.policy.reference import expand
 
 SID_PREFIX = AUTOMATIC_SID_PREFIX
 _SID_DIGEST_CHARS = 16
@@ -70,8 +79,8 @@ class _Target:
 @dataclass
 class _Grant:
     target: _Target
-    actions: set[str] = field(default_factory=set)
-    resources: set[str] = field(default_factory=set)
+    # (condition as canonical JSON, resource) -> actions granted on it under it.
+    pairs: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
 
 def cross_account_changes(*, role: IamRole, document: dict[str, Any]) -> list[ChangeSpec]:
@@ -144,7 +153,7 @@ def cross_account_changes(*, role: IamRole, document: dict[str, Any]) -> list[Ch
                 ),
                 target_arn=arn,
                 account_id=account.account_id,
-                payload={"statements": [_statement(sid, role.arn, grant)]},
+                payload={"statements": _statements(sid, role.arn, grant)},
                 previous=previous,
                 automatic=True,
                 note=(
@@ -160,18 +169,21 @@ def _grants(document: Any, *, partition: str) -> dict[str, _Grant]:
     """What `document` allows on each single bucket, queue, topic or role,
     by the ARN of that bucket, queue, topic or role."""
     grants: dict[str, _Grant] = {}
-    for actions, resources in _allow_statements(document):
+    for actions, resources, condition in _allow_statements(document):
         for resource in resources:
             target = _target(resource, partition)
             if target is None:
                 continue
-            applying = [action for action in actions if _applies(action, target.kind)]
+            applying = [
+                action
+                for action in actions
+                if _applies(action, target.kind) and _acts_on(action, target, resource)
+            ]
             if not applying:
                 continue
             grant = grants.setdefault(target.arn, _Grant(target=target))
-            grant.actions.update(applying)
-            if target.kind != _KIND_ROLE:
-                grant.resources.add(resource)
+            where = resource if target.kind != _KIND_ROLE else ""
+            grant.pairs.setdefault((condition, where), set()).update(applying)
     return grants
 
 
@@ -182,20 +194,34 @@ def statement_sid(role_arn: str) -> str:
     return f"{SID_PREFIX}{digest}"
 
 
-def _statement(sid: str, role_arn: str, grant: _Grant) -> dict[str, Any]:
-    statement: dict[str, Any] = {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Principal": {"AWS": role_arn},
-        "Action": sorted(grant.actions),
-    }
-    if grant.target.kind != _KIND_ROLE:
-        statement["Resource"] = sorted(grant.resources)
-    return statement
+def _statements(sid: str, role_arn: str, grant: _Grant) -> list[dict[str, Any]]:
+    """The statements that allow the role exactly the (action, resource) pairs
+    of `grant` under their conditions: resources granted the same actions under
+    the same condition share a statement, nothing else does."""
+    shapes: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (condition, resource), granted in grant.pairs.items():
+        shapes.setdefault((condition, tuple(sorted(granted))), []).append(resource)
+    statements: list[dict[str, Any]] = []
+    for (condition, actions), resources in sorted(
+        shapes.items(), key=lambda item: (sorted(item[1]), item[0][1], item[0][0])
+    ):
+        statement: dict[str, Any] = {
+            "Sid": sid if not statements else f"{sid}S{len(statements) + 1}",
+            "Effect": "Allow",
+            "Principal": {"AWS": role_arn},
+            "Action": list(actions),
+        }
+        if grant.target.kind != _KIND_ROLE:
+            statement["Resource"] = sorted(resources)
+        if condition:
+            statement["Condition"] = json.loads(condition)
+        statements.append(statement)
+    return statements
 
 
-def _allow_statements(document: Any) -> Iterator[tuple[list[str], list[str]]]:
-    """(actions, resources) of each Allow statement naming both explicitly."""
+def _allow_statements(document: Any) -> Iterator[tuple[list[str], list[str], str]]:
+    """(actions, resources, condition as canonical JSON or "") of each Allow
+    statement naming actions and resources explicitly."""
     if not isinstance(document, dict):
         return
     statements = document.get("Statement")
@@ -210,10 +236,13 @@ def _allow_statements(document: Any) -> Iterator[tuple[list[str], list[str]]]:
         # cannot be derived from them without widening it.
         if "NotAction" in statement or "NotResource" in statement:
             continue
+        condition = statement.get("Condition")
+        if condition is not None and not isinstance(condition, dict):
+            continue  # IAM refuses it; guessing its meaning could widen the grant
         actions = _strings(statement.get("Action"))
         resources = _strings(statement.get("Resource"))
         if actions and resources:
-            yield actions, resources
+            yield actions, resources, json.dumps(condition, sort_keys=True) if condition else ""
 
 
 def _strings(value: Any) -> list[str]:
@@ -259,6 +288,19 @@ def _target(resource: str, partition: str) -> _Target | None:
             return None
         return _Target(_KIND_ROLE, resource, rest.rsplit("/", 1)[-1], account)
     return None
+
+
+def _acts_on(action: str, target: _Target, resource: str) -> bool:
+    """Whether an S3 `action` acts on the kind of ARN `resource` is: a bucket
+    (no key) or an object (a key or key prefix). Anything else, and an action
+    the IAM reference does not know, is kept as the identity policy writes it."""
+    if target.kind != _KIND_S3:
+        return True
+    known = expand(action)
+    if not known:
+        return True
+    wanted = "object" if "/" in resource.split(":", 5)[5] else "bucket"
+    return any(kind.name == wanted for found in known for kind in found.resource_types)
 
 
 def _applies(action: str, kind: str) -> bool:

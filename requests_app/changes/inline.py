@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import boto3
@@ -26,14 +25,14 @@ from requests_app.changes.common import (
     tolerating,
 )
 from requests_app.models import Change
+from requests_app.policy.names import POLICY_NAME
 
 # ASCII only: \w and \d would otherwise accept letters and digits IAM refuses.
-_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 
 
 def _policy_name(payload: dict[str, Any]) -> str:
     name = payload.get("policy_name")
-    if not isinstance(name, str) or not _POLICY_NAME.fullmatch(name):
+    if not isinstance(name, str) or not POLICY_NAME.fullmatch(name):
         invalid(
             "payload.policy_name",
             "A policy name is 1-128 letters, digits or +=,.@_- characters.",

@@ -3,7 +3,6 @@ general form of any change types, validation, findings and creation."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from requests_app.models import Change, PolicyRequest, RequestEvent
 from requests_app.policy.limits import compact_size, inline_policies_size
 from requests_app.policy.lint import policy_lint
 from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
+from requests_app.policy.names import POLICY_NAME, POLICY_NAME_MAX_LENGTH, policy_name_describe
 from requests_app.services.common import (
     OPEN_STATUSES,
     REASON_MAX_LENGTH,
@@ -43,9 +43,6 @@ JUSTIFICATION_MAX_LENGTH = 5000
 
 
 MAX_EXPIRY = timedelta(days=90)
-
-
-_POLICY_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 
 
 class PolicyToolsRateLimited(Exception):
@@ -105,13 +102,15 @@ class RequestPreview:
         return [inline, *self.automatic]
 
 
-def default_policy_name(role: IamRole) -> str:
-    """A name no inline policy of the role has, nor one an open request would
-    add: two requests of the same day must not overwrite each other's policy."""
-    stamp = timezone.now().strftime("%Y%m%d")
-    taken = set(role.inline_policies or {})
+def default_policy_name(role: IamRole, *, document: dict[str, Any] | None = None) -> str:
+    """A name that says what `document` grants (`iamportal-s3-read-acme-reports`)
+    and that no inline policy of the role has, nor one an open request would
+    add: two requests must not overwrite each other's policy. A name taken
+    gets -2, -3 ... (IAM compares names ignoring case, and so does this)."""
+    base = policy_name_describe(document)
+    taken = {name.lower() for name in role.inline_policies or {}}
     taken |= {
-        str(payload.get("policy_name"))
+        str(payload.get("policy_name")).lower()
         for payload in Change.objects.filter(
             target_arn=role.arn,
             type=Change.Type.INLINE_POLICY_PUT,
@@ -120,10 +119,12 @@ def default_policy_name(role: IamRole) -> str:
         if isinstance(payload, dict)
     }
     for n in range(1, 1000):
-        name = f"iamportal-{stamp}-{n}"
-        if name not in taken:
+        suffix = f"-{n}" if n > 1 else ""
+        name = base[: POLICY_NAME_MAX_LENGTH - len(suffix)].rstrip("-") + suffix
+        if name.lower() not in taken:
             return name
-    return f"iamportal-{stamp}-{timezone.now():%H%M%S}"
+    stamp = f"-{timezone.now():%Y%m%d%H%M%S}"
+    return base[: POLICY_NAME_MAX_LENGTH - len(stamp)].rstrip("-") + stamp
 
 
 def _role_errors(role: IamRole) -> dict[str, str]:
@@ -166,8 +167,8 @@ def policy_request_preview(
     """Validate a request and describe what it would create. Raises RequestInvalid."""
     justification = (justification or "").strip()
     errors = _role_errors(role) | _justification_errors(justification) | _expiry_errors(expires_at)
-    name = (policy_name or "").strip() or default_policy_name(role)
-    if not _POLICY_NAME.match(name):
+    name = (policy_name or "").strip() or default_policy_name(role, document=document)
+    if not POLICY_NAME.fullmatch(name):
         errors["policy_name"] = "A policy name is 1-128 letters, digits or +=,.@_- characters."
     others = {k: v for k, v in (role.inline_policies or {}).items() if k != name}
     findings = policy_lint(document, other_inline_policies_size=inline_policies_size(others))

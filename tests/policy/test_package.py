@@ -17,6 +17,7 @@ MODULES = (
     "limits",
     "lint",
     "lint_rules",
+    "names",
     "permission_map",
     "reference",
     "templates",

@@ -3,6 +3,7 @@ added to a request when its policy reaches into another managed account."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole
 from requests_app.changes import cross_account_changes, statement_sid
+from requests_app.policy.generate import Intent, policy_generate
 
 pytestmark = pytest.mark.django_db
 
@@ -95,9 +97,73 @@ def test_object_arns_target_their_bucket_and_keep_the_resources_as_written(
         allow(["s3:ListBucket"], BUCKET_ARN),
     )
     assert change.target_arn == BUCKET_ARN
-    [statement] = change.payload["statements"]
-    assert statement["Action"] == ["s3:GetObject", "s3:ListBucket"]
-    assert statement["Resource"] == [BUCKET_ARN, f"{BUCKET_ARN}/exports/2026-*"]
+    # One statement per shape: ListBucket never reaches objects, GetObject never the bucket.
+    listing, reading = change.payload["statements"]
+    assert (listing["Action"], listing["Resource"]) == (["s3:ListBucket"], [BUCKET_ARN])
+    assert (reading["Action"], reading["Resource"]) == (
+        ["s3:GetObject"],
+        [f"{BUCKET_ARN}/exports/2026-*"],
+    )
+    assert listing["Sid"] == statement_sid(ROLE_ARN)
+    assert reading["Sid"] == statement_sid(ROLE_ARN) + "S2"
+
+
+def _pairs(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """Every (action, resource, condition) a list of statements allows."""
+    return {
+        (action, resource, json.dumps(statement.get("Condition"), sort_keys=True))
+        for statement in statements
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+        for resource in (
+            [statement["Resource"]]
+            if isinstance(statement["Resource"], str)
+            else statement["Resource"]
+        )
+    }
+
+
+def test_the_bucket_side_of_a_prefix_grant_is_exactly_as_narrow_as_the_roles_side(
+    role: IamRole, bucket: CloudResource
+) -> None:
+    intent = Intent(
+        service="s3",
+        resource=BUCKET_ARN,
+        access=("list", "read", "write"),
+        options={"prefix": "reports/2026/"},
+    )
+    document = policy_generate([intent])
+    [change] = cross_account_changes(role=role, document=document)
+    role_side = _pairs(document["Statement"])
+    bucket_side = _pairs(change.payload["statements"])
+    assert bucket_side == role_side
+    by_action = {action: (resource, condition) for action, resource, condition in bucket_side}
+    prefix = json.dumps({"StringLike": {"s3:prefix": ["reports/2026/*"]}}, sort_keys=True)
+    assert by_action["s3:ListBucket"] == (BUCKET_ARN, prefix)
+    for action in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"):
+        assert by_action[action] == (f"{BUCKET_ARN}/reports/2026/*", "null")
+    for statement in change.payload["statements"]:
+        assert statement["Principal"] == {"AWS": ROLE_ARN}
+
+
+def test_actions_named_on_both_arns_reach_only_the_arn_they_act_on(
+    role: IamRole, bucket: CloudResource
+) -> None:
+    [change] = changes(
+        role,
+        allow(["s3:GetObject", "s3:ListBucket"], [BUCKET_ARN, f"{BUCKET_ARN}/in/*"]),
+    )
+    assert _pairs(change.payload["statements"]) == {
+        ("s3:ListBucket", BUCKET_ARN, "null"),
+        ("s3:GetObject", f"{BUCKET_ARN}/in/*", "null"),
+    }
+
+
+def test_a_statement_with_a_condition_that_is_not_an_object_adds_nothing(
+    role: IamRole, bucket: CloudResource
+) -> None:
+    assert changes(role, allow("s3:ListBucket", BUCKET_ARN, Condition="yes")) == []
 
 
 def test_a_queue_and_a_topic_get_their_own_policy_changes_in_arn_order(

@@ -249,7 +249,8 @@ def test_a_dry_run_answers_the_preview_and_creates_nothing(alice: Client, inv: I
     body = response.json()
     assert body["dry_run"] is True
     assert body["role_arn"] == inv.api.arn
-    assert body["policy_name"] == services.default_policy_name(inv.api)
+    assert body["policy_name"] == services.default_policy_name(inv.api, document=body["document"])
+    assert body["policy_name"].startswith("iamportal-s3-read-")
     assert body["document"]["Statement"][1]["Action"][0] == "s3:GetObject"
     assert body["previous"] is None
     assert body["inline_size_after"] > 0

@@ -16,11 +16,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AwsAccount, IamRole
+from accounts.models import AwsAccount, CloudResource, IamRole
 from requests_app import services
 from requests_app.models import Change, PolicyRequest, PolicyTemplate, RequestEvent
 from requests_app.policy import lint_rules
 from requests_app.policy.generate import Intent, IntentError, policy_generate
+from requests_app.policy.names import POLICY_NAME
 from requests_app.wizard import MAX_PERMISSIONS, SESSION_KEY
 from tests.factories import (
     BUCKET,
@@ -525,7 +526,8 @@ def test_review_shows_the_policy_the_diff_the_findings_and_a_default_name(
     response = alice.get(url("request_review", inv.api))
     assert response.status_code == 200
     page = text(response)
-    name = services.default_policy_name(inv.api)
+    name = services.default_policy_name(inv.api, document=response.context["policy"].document)
+    assert name == f"iamportal-s3-read-{BUCKET}"
     assert response.context["form"].initial["policy_name"] == name
     assert f"A new inline policy {name} is added" in page
     assert "payments-events" in page  # the role's current inline policy
@@ -613,7 +615,8 @@ def test_a_dry_run_shows_exactly_what_would_be_requested_and_creates_nothing(
     assert response.status_code == 200
     preview = response.context["preview"]
     assert preview.role == inv.api
-    assert preview.policy_name == services.default_policy_name(inv.api)
+    assert preview.policy_name == services.default_policy_name(inv.api, document=preview.document)
+    assert preview.policy_name == f"iamportal-s3-read-{BUCKET}"
     assert preview.document["Statement"][1]["Action"][0] == "s3:GetObject"
     expected = timezone.now() + timedelta(days=7)
     assert abs((preview.expires_at - expected).total_seconds()) < 60
@@ -699,3 +702,295 @@ def test_every_code_that_blocks_a_submission_is_one_the_linter_reports() -> None
     assert set(lint_rules.RULES) >= services.BLOCKING_LINT_CODES
     for code in services.BLOCKING_LINT_CODES:
         assert lint_rules.RULES[code][0] == "error", code
+
+
+# --- step 3: what the review shows --------------------------------------------------
+
+DATA = "222222222222"
+SHARED_BUCKET = "acme-data-reports"
+SHARED_BUCKET_ARN = f"arn:aws:s3:::{SHARED_BUCKET}"
+SHARED_BUCKET_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "DenyInsecure",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": f"{SHARED_BUCKET_ARN}/*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
+
+
+def shared_bucket() -> None:
+    """A bucket with a policy in another account iamportal manages."""
+    data = AwsAccount.objects.create(account_id=DATA, name="acme-data")
+    CloudResource.objects.create(
+        account=data,
+        arn=SHARED_BUCKET_ARN,
+        name=SHARED_BUCKET,
+        type="s3",
+        policy=SHARED_BUCKET_POLICY,
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+
+
+def prefix_grant() -> dict[str, Any]:
+    return read_objects(resource=SHARED_BUCKET_ARN, opt_prefix="reports/2026/")
+
+
+def cross_account_section(response: Any) -> str:
+    body = response.content.decode()
+    match = re.search(r'<section class="cross-account".*?</section>', body, flags=re.S)
+    assert match, "no cross-account section"
+    return text(type("R", (), {"content": match.group(0).encode()})())
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_review_shows_the_cross_account_change_in_full_with_its_diff_before_submit(
+    alice: Client, inv: Inventory, headers: dict[str, Any]
+) -> None:
+    shared_bucket()
+    assert add(alice, inv.api, prefix_grant()).status_code == 302
+    response = alice.get(url("request_review", inv.api), **headers)
+    assert response.status_code == 200
+    assert is_fragment(response) == bool(headers)
+    [shown] = response.context["cross_account"]
+    assert shown.spec.target_arn == SHARED_BUCKET_ARN
+    section = cross_account_section(response)
+    assert "Also changed in other accounts" in section
+    assert f"{SHARED_BUCKET} is in acme-data ({DATA}): its bucket policy must also allow" in section
+    assert f"Add 2 statements to the bucket policy of {SHARED_BUCKET}, allowing {inv.api.arn}" in (
+        section
+    )
+    # The diff against the bucket's policy now: the existing statement stays, ours is added.
+    added = [line.text for line in shown.diff if line.kind == "add"]
+    removed = [line for line in shown.diff if line.kind == "del"]
+    assert any('"s3:prefix"' in line for line in added)
+    assert any(f'"{SHARED_BUCKET_ARN}/reports/2026/*"' in line for line in added)
+    assert any(f'"AWS": "{inv.api.arn}"' in line for line in added)
+    # Nothing of the bucket's own statement goes.
+    assert removed == []
+    assert any(line.kind == "file" and "(current)" in line.text for line in shown.diff)
+    assert f'+ "AWS": "{inv.api.arn}"' in section
+    # The same with a dry run, which shows the changes it would file.
+    dry = review(alice, inv.api, "dry_run", headers=headers)
+    assert dry.status_code == 200
+    assert [c.spec.target_arn for c in dry.context["cross_account"]] == [SHARED_BUCKET_ARN]
+    assert '"s3:prefix"' in cross_account_section(dry)
+    assert nothing_created()
+    # What is shown is what is filed.
+    review(alice, inv.api)
+    automatic = Change.objects.get(automatic=True)
+    statements = automatic.payload["statements"]
+    assert [{k: v for k, v in s.items() if k != "Sid"} for s in statements] == [
+        {k: v for k, v in s.items() if k != "Sid"} for s in shown.spec.payload["statements"]
+    ]
+
+
+def test_review_without_a_cross_account_grant_has_no_such_section(
+    alice: Client, inv: Inventory
+) -> None:
+    add(alice, inv.api, read_objects())
+    response = alice.get(url("request_review", inv.api))
+    assert response.context["cross_account"] == []
+    assert "Also changed in other accounts" not in text(response)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_review_shows_the_policy_once_as_a_diff_with_the_json_behind_a_toggle(
+    alice: Client, inv: Inventory, headers: dict[str, Any]
+) -> None:
+    add(alice, inv.api, read_objects())
+    for response in (
+        alice.get(url("request_review", inv.api), **headers),
+        review(alice, inv.api, "dry_run", headers=headers),
+    ):
+        assert response.status_code == 200
+        body = response.content.decode()
+        # The diff, once.
+        assert body.count('<pre class="diff"') == 1
+        # The JSON, once, inside a <details> that works without JavaScript.
+        assert body.count("s3:GetObjectAttributes") == 2  # the diff line and the JSON
+        details = re.search(
+            r'<details class="policy-json" id="policy-json">(.*?)</details>', body, re.S
+        )
+        assert details is not None
+        assert "<summary>The policy as JSON</summary>" in details.group(1)
+        assert "s3:GetObjectAttributes" in details.group(1)
+        assert body.count('<pre class="policy"') == 1
+
+
+def test_the_review_of_a_policy_without_statements_says_so(alice: Client, inv: Inventory) -> None:
+    empty = {"Version": "2012-10-17", "Statement": []}
+    alice.post(url("request_editor", inv.api), {"document": json.dumps(empty)})
+    step_two = text(alice.get(url("request_permissions", inv.api), **HTMX))
+    assert "The policy has no statements" in step_two
+    for response in (
+        alice.get(url("request_review", inv.api)),
+        alice.get(url("request_review", inv.api), **HTMX),
+    ):
+        assert "The policy has no statements" in text(response)
+    add_back = alice.post(url("request_editor_discard", inv.api))
+    assert add_back.status_code == 302
+    add(alice, inv.api, read_objects())
+    assert "The policy has no statements" not in text(alice.get(url("request_review", inv.api)))
+    assert "The policy has no statements" not in text(
+        alice.get(url("request_permissions", inv.api))
+    )
+
+
+def test_a_template_shows_its_example_next_to_its_help(alice: Client, inv: Inventory) -> None:
+    PolicyTemplate.objects.filter(pk=inv.template.pk).update(
+        parameters=[
+            {
+                "name": "bucket",
+                "label": "Bucket name",
+                "help": "The bucket your service reads.",
+                "example": "acme-prod-reports",
+            }
+        ]
+    )
+    for headers in ({}, HTMX):
+        page = text(
+            alice.get(url("request_permissions", inv.api), {"template": inv.template.pk}, **headers)
+        )
+        assert "The bucket your service reads. For example acme-prod-reports" in page
+
+
+def test_the_s3_prefix_shows_its_example_next_to_its_help(alice: Client, inv: Inventory) -> None:
+    page = text(alice.get(url("request_permissions", inv.api), {"service": "s3"}, **HTMX))
+    assert "Empty means the whole bucket. For example reports/2026/" in page
+
+
+# --- step 3: the default policy name -----------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_the_default_policy_name_says_what_it_grants_and_is_unique_on_the_role(
+    alice: Client, inv: Inventory, requester: User, headers: dict[str, Any]
+) -> None:
+    add(alice, inv.api, {"service": "sqs", "resource": QUEUE_ARN, "access": ["send"]})
+    first = alice.get(url("request_review", inv.api), **headers)
+    assert first.context["form"].initial["policy_name"] == "iamportal-sqs-write-payments-events"
+    assert "A new inline policy iamportal-sqs-write-payments-events is added" in text(first)
+    # Taken on the role (ignoring case): -2.
+    IamRole.objects.filter(pk=inv.api.pk).update(
+        inline_policies={
+            "payments-events": EVENTS_POLICY,
+            "IAMPORTAL-SQS-WRITE-PAYMENTS-EVENTS": {},
+        }
+    )
+    second = alice.get(url("request_review", inv.api), **headers)
+    assert second.context["form"].initial["policy_name"] == "iamportal-sqs-write-payments-events-2"
+    # Taken by an open request too: -3. An empty name field takes the default as well.
+    submitted = review(alice, inv.api, headers=headers, policy_name="")
+    assert submitted.status_code == (200 if headers else 302)
+    filed = Change.objects.get(request__requester=requester)
+    assert filed.payload["policy_name"] == "iamportal-sqs-write-payments-events-2"
+    add(alice, inv.api, {"service": "sqs", "resource": QUEUE_ARN, "access": ["send"]})
+    third = alice.get(url("request_review", inv.api), **headers)
+    assert third.context["form"].initial["policy_name"] == "iamportal-sqs-write-payments-events-3"
+    dry = review(alice, inv.api, "dry_run", headers=headers, policy_name="")
+    assert dry.context["preview"].policy_name == "iamportal-sqs-write-payments-events-3"
+
+
+def test_a_default_policy_name_keeps_to_iams_rules(alice: Client, inv: Inventory) -> None:
+    long_bucket = "b" * 63
+    resources = [f"arn:aws:s3:::{long_bucket}-{n}" for n in range(3)]
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": [f"{r}/*" for r in resources]}
+        ],
+    }
+    alice.post(url("request_editor", inv.api), {"document": json.dumps(document)})
+    name = alice.get(url("request_review", inv.api)).context["form"].initial["policy_name"]
+    assert name == f"iamportal-s3-read-{long_bucket}-0-and-2-more"
+    assert POLICY_NAME.fullmatch(name)
+    assert len(name) <= 128
+
+
+# --- resources the inventory does not hold ------------------------------------------
+
+
+def warnings_shown(response: Any) -> str:
+    body = response.content.decode()
+    match = re.search(r'<div class="inventory-warnings".*?</div>', body, flags=re.S)
+    return text(type("R", (), {"content": match.group(0).encode()})()) if match else ""
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX])
+def test_a_bucket_not_in_the_inventory_is_a_warning_where_it_is_entered_and_on_review(
+    alice: Client, inv: Inventory, headers: dict[str, Any]
+) -> None:
+    missing = "arn:aws:s3:::acme-prod-payments-dta"
+    added = add(alice, inv.api, read_objects(resource=missing), **headers)
+    # A warning, not an error: the permission is added.
+    assert added.status_code == (200 if headers else 302)
+    assert len(draft_permissions(alice, inv.api)) == 1
+    step_two = added if headers else alice.get(added["Location"])
+    shown = warnings_shown(step_two)
+    assert "The bucket acme-prod-payments-dta is not in the inventory" in shown
+    assert "you may still submit" in shown
+    on_review = alice.get(url("request_review", inv.api), **headers)
+    assert "The bucket acme-prod-payments-dta is not in the inventory" in warnings_shown(on_review)
+    # One warning for the bucket, though the policy names it and its objects.
+    assert [w.arn for w in on_review.context["inventory_warnings"]] == [missing]
+    submitted = review(alice, inv.api, headers=headers)
+    assert submitted.status_code == (200 if headers else 302)
+    assert PolicyRequest.objects.count() == 1
+
+
+def test_resources_in_the_inventory_get_no_warning(alice: Client, inv: Inventory) -> None:
+    add(alice, inv.api, read_objects())
+    add(alice, inv.api, {"service": "sqs", "resource": QUEUE_ARN, "access": ["send"]})
+    assert warnings_shown(alice.get(url("request_permissions", inv.api))) == ""
+    response = alice.get(url("request_review", inv.api))
+    assert response.context["inventory_warnings"] == []
+    assert "Not in the inventory" not in text(response)
+
+
+def test_queues_roles_and_accounts_outside_the_inventory_are_warnings(
+    alice: Client, inv: Inventory
+) -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": f"arn:aws:sqs:us-east-1:{PROD}:payments-evnts",
+            },
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": [f"arn:aws:iam::{PROD}:role/deployer", inv.readonly.arn],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": [
+                    "arn:aws:lambda:us-east-1:999999999999:function:partner",
+                    f"arn:aws:lambda:us-east-1:{PROD}:function:settle",
+                    f"arn:aws:sqs:us-east-1:{PROD}:*",
+                ],
+            },
+        ],
+    }
+    alice.post(url("request_editor", inv.api), {"document": json.dumps(document)})
+    for page in (
+        alice.get(url("request_permissions", inv.api), **HTMX),
+        alice.get(url("request_review", inv.api)),
+    ):
+        shown = warnings_shown(page)
+        assert f"arn:aws:sqs:us-east-1:{PROD}:payments-evnts is not in the inventory" in shown
+        assert f"arn:aws:iam::{PROD}:role/deployer is not in the inventory" in shown
+        assert "in account 999999999999, which iamportal does not manage" in shown
+        # Known roles, wildcards and resources the inventory never holds are not judged.
+        assert inv.readonly.arn not in shown
+        assert "function:settle" not in shown
+        assert f"{PROD}:*" not in shown
