@@ -213,7 +213,7 @@ def test_each_role_has_a_console_button_unless_it_is_cli_only(requester: User, o
     batch = org.roles["prod/payments-batch"].pk
     assert f'action="{reverse("role_console", args=[batch])}"' not in html
     assert html.count(">CLI only</span>") == 1
-    assert html.count("<summary") == 4
+    assert html.count('<details class="cli"') == 4
     assert f'href="{reverse("my_role_cli", args=[batch])}"' in html
     assert f'hx-get="{reverse("my_role_cli", args=[batch])}"' in html
 
