@@ -340,6 +340,7 @@ def _approvals(request: PolicyRequest, actor: User | None) -> dict[str, Any]:
     )
     if actor is None and approvals:
         actor = approvals[position - 1].reviewer
+    automatic = next((a.policy_name for a in approvals if a.automatic), "")
     # Approvals recorded only as events count as one complete approval.
     complete = not approvals or position >= required
     return {
@@ -348,6 +349,7 @@ def _approvals(request: PolicyRequest, actor: User | None) -> dict[str, Any]:
         "approvals_required": required,
         "approvals_missing": max(required - position, 0),
         "fully_approved": complete,
+        "automatic_policy": automatic,
     }
 
 

@@ -710,6 +710,9 @@ def _detail(
         "events": policy_request.events.select_related("actor"),
         "approvals": approvals,
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in approvals),
+        "approve_refusal": (
+            services.approval_groups_refusal(policy_request, request.user) if reviewer else None
+        ),
         "extensions": policy_request.extensions.all(),
         "is_reviewer": reviewer,
         "show_review": reviewer and policy_request.is_open,
@@ -825,7 +828,7 @@ def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         # A stale revision: the page it comes back to shows the new version.
         messages.error(request, exc.message)
         return redirect("request_detail", pk=pk)
-    given = approved.approvals.count()
+    given = approved.approvals.filter(revision=approved.revision).count()
     if approved.status == PolicyRequest.Status.PENDING:
         messages.success(
             request,

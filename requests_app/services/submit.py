@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import AwsAccount, IamRole
+from accounts.models import IamRole
 from iamportal.ratelimit import rate_limit_hit, retry_after_seconds
 from requests_app.changes import (
     ChangeInvalid,
@@ -30,6 +30,7 @@ from requests_app.models import Change, PolicyRequest, RequestEvent
 from requests_app.policy.limits import compact_size, inline_policies_size
 from requests_app.policy.lint import policy_lint
 from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
+from requests_app.services.approval import _approval_requirement_decide
 from requests_app.services.common import (
     OPEN_STATUSES,
     REASON_MAX_LENGTH,
@@ -374,15 +375,6 @@ def _overlap_error(
     return None
 
 
-def _approvals_required(specs: list[ChangeSpec]) -> int:
-    """The highest requirement of the accounts the changes touch."""
-    ids = {spec.account_id for spec in specs}
-    needed = AwsAccount.objects.filter(account_id__in=ids).values_list(
-        "approvals_required", flat=True
-    )
-    return max([1, *needed])
-
-
 def _statements_of_request(payload: dict[str, Any], request_id: int) -> dict[str, Any]:
     """Statements iamportal adds to another account's policy get the request's
     number in their Sid: each grant is then removed on its own, and one request's
@@ -442,7 +434,6 @@ def _request_create(
             justification=justification,
             expires_at=expires_at,
             extends=extends,
-            approvals_required=_approvals_required(specs),
             risk=findings_risk(findings),
             findings=findings,
         )
@@ -463,4 +454,5 @@ def _request_create(
             },
         )
         _notify("submitted", request.pk, actor=requester)
+        _approval_requirement_decide(request)
     return request
