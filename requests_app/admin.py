@@ -84,6 +84,8 @@ class ApprovalPolicyForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         kind = cleaned.get("request_kind")
+        if cleaned.get("change_types") is None and "change_types" not in self.errors:
+            cleaned["change_types"] = []
         types = cleaned.get("change_types")
         known = {t.value for t in Change.Type}
         if "change_types" in self.errors:

@@ -433,3 +433,14 @@ def test_the_admin_refuses_unknown_change_types(admin_user: User) -> None:
     assert response.status_code == 200
     assert "Unknown change types: inline_policy_putt" in response.content.decode()
     assert not ApprovalPolicy.objects.exists()
+
+
+def test_the_admin_saves_a_policy_with_the_change_types_left_empty(admin_user: User) -> None:
+    response = client_for(admin_user).post(
+        reverse("admin:requests_app_approvalpolicy_add"),
+        {"name": "anything", "order": "1", "request_kind": "", "approvals_required": "1"},
+    )
+    assert response.status_code == 302
+    created = ApprovalPolicy.objects.get(name="anything")
+    assert created.change_types == []
+    assert ApprovalPolicyChange.objects.get().actor == admin_user
