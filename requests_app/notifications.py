@@ -354,7 +354,8 @@ def _approvals(request: PolicyRequest, actor: User | None) -> dict[str, Any]:
 
 
 def _approver_ids(request: PolicyRequest) -> set[int]:
-    ids = set(Approval.objects.filter(request=request).values_list("reviewer_id", flat=True))
+    approvals = Approval.objects.filter(request=request, reviewer__isnull=False)
+    ids = set(approvals.values_list("reviewer_id", flat=True))
     ids |= _event_actor_ids(request, [RequestEvent.Kind.APPROVED])
     return ids
 

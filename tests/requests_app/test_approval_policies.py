@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core import mail
 from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
@@ -271,6 +272,10 @@ def test_read_only_access_to_non_production_for_up_to_8_hours_is_automatic(
     assert event.actor is None
     assert "read-only non-prod" in event.message
     assert kinds(request)[:3] == ["submitted", "approved", "applying"]
+    told = [m.body for m in mail.outbox if requester.email in m.to]
+    assert any(
+        'Approval policy "read-only non-prod" approved your request' in body for body in told
+    )
     page = client_for(requester).get(reverse("request_detail", args=[request.pk])).content
     assert "Approved automatically, without a reviewer." in page.decode()
     assert "read-only non-prod" in page.decode()
