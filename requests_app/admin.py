@@ -20,6 +20,8 @@ from requests_app import services
 from requests_app.changes import change_document, change_summary
 from requests_app.models import (
     Approval,
+    ApprovalPolicy,
+    ApprovalPolicyChange,
     Change,
     Comment,
     Notification,
@@ -60,6 +62,137 @@ class PolicyTemplateAdmin(AdminsManageAdmin):
     search_fields = ["name", "description"]
 
 
+class ApprovalPolicyForm(forms.ModelForm):
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "name",
+            "order",
+            "enabled",
+            "accounts",
+            "role_arn_pattern",
+            "role_tag",
+            "request_kind",
+            "change_types",
+            "max_duration",
+            "max_severity",
+            "automatic",
+            "reviewer_groups",
+            "approvals_required",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        kind = cleaned.get("request_kind")
+        if cleaned.get("change_types") is None and "change_types" not in self.errors:
+            cleaned["change_types"] = []
+        types = cleaned.get("change_types")
+        known = {t.value for t in Change.Type}
+        if "change_types" in self.errors:
+            return cleaned
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            self.add_error("change_types", 'A list of change types, e.g. ["tags_put"].')
+        elif kind == ApprovalPolicy.Kind.CHANGE_TYPES and not types:
+            self.add_error("change_types", "List the change types this policy is for.")
+        elif kind != ApprovalPolicy.Kind.CHANGE_TYPES and types:
+            self.add_error(
+                "change_types", 'Change types count only with "Only the change types listed".'
+            )
+        elif unknown := sorted(set(types) - known):
+            self.add_error(
+                "change_types",
+                f"Unknown change types: {', '.join(unknown)[:200]}. "
+                f"Known: {', '.join(sorted(known))}.",
+            )
+        duration = cleaned.get("max_duration")
+        if duration is not None and duration.total_seconds() <= 0:
+            self.add_error("max_duration", "A maximum duration is longer than zero.")
+        if cleaned.get("automatic") and cleaned.get("reviewer_groups"):
+            self.add_error(
+                "reviewer_groups", "An automatic policy needs no reviewers: leave the groups empty."
+            )
+        return cleaned
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(AdminsManageAdmin):
+    """Every save and delete goes through the services, which record who changed
+    what, before and after."""
+
+    form = ApprovalPolicyForm
+    list_display = [
+        "order",
+        "name",
+        "enabled",
+        "request_kind",
+        "max_duration",
+        "max_severity",
+        "automatic",
+        "approvals_required",
+        "updated_at",
+    ]
+    list_display_links = ["name"]
+    list_filter = ["enabled", "automatic", "request_kind"]
+    search_fields = ["name", "role_arn_pattern", "role_tag"]
+    filter_horizontal = ["accounts", "reviewer_groups"]
+
+    def save_model(
+        self, request: HttpRequest, obj: ApprovalPolicy, form: Any, change: bool
+    ) -> None:
+        services.approval_policy_save(
+            policy=obj,
+            actor=cast(User, request.user),
+            accounts=form.cleaned_data.get("accounts") or [],
+            reviewer_groups=form.cleaned_data.get("reviewer_groups") or [],
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # The service already set the accounts and groups, within its audit.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request: HttpRequest, obj: ApprovalPolicy) -> None:
+        services.approval_policy_delete(policy=obj, actor=cast(User, request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApprovalPolicy]) -> None:
+        for policy in queryset:
+            services.approval_policy_delete(policy=policy, actor=cast(User, request.user))
+
+
+@admin.register(ApprovalPolicyChange)
+class ApprovalPolicyChangeAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "policy_name", "action", "actor"]
+    list_filter = ["action", "created_at"]
+    search_fields = ["policy_name", "actor__username"]
+    list_select_related = ["actor"]
+    fields = [
+        "created_at",
+        "policy_name",
+        "policy",
+        "action",
+        "actor",
+        "before_pretty",
+        "after_pretty",
+    ]
+    readonly_fields = [
+        "created_at",
+        "policy_name",
+        "policy",
+        "action",
+        "actor",
+        "before_pretty",
+        "after_pretty",
+    ]
+
+    @admin.display(description="before")
+    def before_pretty(self, obj: ApprovalPolicyChange) -> SafeString:
+        return pretty_json(obj.before)
+
+    @admin.display(description="after")
+    def after_pretty(self, obj: ApprovalPolicyChange) -> SafeString:
+        return pretty_json(obj.after)
+
+
 def _request_link(request: PolicyRequest) -> SafeString:
     url = reverse("admin:requests_app_policyrequest_change", args=[request.pk])
     return format_html('<a href="{}">#{}</a>', url, request.pk)
@@ -89,8 +222,15 @@ class _ReadOnlyInline(admin.TabularInline):
 
 class ApprovalInline(_ReadOnlyInline):
     model = Approval
-    fields = ["reviewer", "self_approval", "revision", "created_at"]
-    readonly_fields = ["reviewer", "self_approval", "revision", "created_at"]
+    fields = ["reviewer", "automatic", "policy_name", "self_approval", "revision", "created_at"]
+    readonly_fields = [
+        "reviewer",
+        "automatic",
+        "policy_name",
+        "self_approval",
+        "revision",
+        "created_at",
+    ]
 
 
 class CommentInline(_ReadOnlyInline):
@@ -134,6 +274,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "justification",
         "expires_at",
         "approvals_shown",
+        "approval_policy_shown",
         "revision_shown",
         "created_at",
         "updated_at",
@@ -147,6 +288,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "status",
         "risk",
         "approvals_shown",
+        "approval_policy_shown",
         "revision_shown",
         "changes_diff",
         "created_at",
@@ -271,6 +413,11 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         return f"{given} of {obj.approvals_required}"
 
     @admin.display(description="Revision")
+    @admin.display(description="approval policy")
+    def approval_policy_shown(self, obj: PolicyRequest) -> str:
+        requirement = obj.approval_requirement or {}
+        return str(requirement.get("reason") or "Submitted before approval policies.")
+
     def revision_shown(self, obj: PolicyRequest) -> SafeString:
         return format_html('<code title="{}">{}</code>', obj.revision, revision_short(obj.revision))
 

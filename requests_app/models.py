@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -71,6 +72,18 @@ class PolicyRequest(models.Model):
         help_text="Distinct reviewers who must approve: the highest of the accounts it changes.",
     )
     expiry_reminded_at = models.DateTimeField(null=True, blank=True)
+    # The approval policy that decided who approves the request (none: the
+    # accounts' rule), and a snapshot of what it required and why it matched,
+    # taken at submit and after each edit: a later change to the policy never
+    # changes what a pending request needs.
+    approval_policy = models.ForeignKey(
+        "ApprovalPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requests",
+    )
+    approval_requirement = models.JSONField(default=dict, blank=True)
 
     class Risk(models.TextChoices):
         ERROR = "error"
@@ -188,13 +201,19 @@ class Change(models.Model):
 
 
 class Approval(models.Model):
-    """One reviewer's approval; a request needs `approvals_required` distinct ones."""
+    """One reviewer's approval; a request needs `approvals_required` distinct ones.
+    An automatic approval has no reviewer: it names the approval policy that
+    allowed it."""
 
     request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="approvals")
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     self_approval = models.BooleanField(default=False)
+    automatic = models.BooleanField(default=False)
+    policy_name = models.CharField(
+        max_length=100, blank=True, help_text="The approval policy that approved it automatically."
+    )
     # The request's revision the reviewer saw and approved; apply needs every
     # approval to carry the current one.
     revision = models.CharField(max_length=64, blank=True, editable=False)
@@ -210,6 +229,124 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"approval of #{self.request_id}"
+
+
+class ApprovalPolicy(models.Model):
+    """Who approves which requests, defined by admins. Policies are tried in
+    order and the first whose every condition holds decides; a request no
+    policy matches needs the approvals its accounts require."""
+
+    class Kind(models.TextChoices):
+        ANY = "", "Any request"
+        ACCESS = "access", "Access to a role"
+        PERMISSION = "permission", "Permission change (no access to a role)"
+        CHANGE_TYPES = "change_types", "Only the change types listed"
+
+    class Severity(models.TextChoices):
+        ANY = "", "Any"
+        NONE = "none", "No findings"
+        INFO = "info", "Info at most"
+        WARNING = "warning", "Warning at most"
+        ERROR = "error", "Error at most"
+
+    name = models.CharField(max_length=100, unique=True)
+    order = models.IntegerField(default=100, help_text="Lower first; the first match decides.")
+    enabled = models.BooleanField(default=True)
+    accounts = models.ManyToManyField(
+        "accounts.AwsAccount",
+        blank=True,
+        related_name="+",
+        help_text="Matches when every account the request changes is one of these. None: all.",
+    )
+    role_arn_pattern = models.CharField(
+        "role ARN pattern",
+        max_length=2048,
+        blank=True,
+        help_text="Shell pattern, ignoring case, on the role's ARN "
+        "(arn:aws:iam::*:role/ReadOnly*), or on its name (or path and name, with a /) "
+        "when it does not start with arn:.",
+    )
+    role_tag = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="key=value (or key alone) the role must carry, e.g. "
+        "iamportal-approvers=group:payments-leads. Keys and values ignore case.",
+    )
+    request_kind = models.CharField(
+        max_length=16, choices=Kind.choices, blank=True, default=Kind.ANY
+    )
+    change_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='With "Only the change types listed": every change of the request is one of '
+        'these types, e.g. ["inline_policy_put", "tags_put"].',
+    )
+    max_duration = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Only temporary requests lasting at most this long (e.g. 8:00:00); permanent "
+        "ones never match. Empty: any duration.",
+    )
+    max_severity = models.CharField(
+        max_length=8,
+        choices=Severity.choices,
+        blank=True,
+        default=Severity.ANY,
+        help_text="Only requests whose highest finding is at most this severe.",
+    )
+    automatic = models.BooleanField(
+        default=False,
+        help_text="Approve matching requests without a reviewer. Never for requests with "
+        "error findings: those go on to the next policy.",
+    )
+    reviewer_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="+",
+        help_text="Reviewers in one of these groups may approve. None: any reviewer.",
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="Distinct reviewers who must approve (ignored when automatic).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        verbose_name_plural = "approval policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApprovalPolicyChange(models.Model):
+    """The audit of approval policies: who created, changed or deleted one, when,
+    and what it was before and after. Written only by the services."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        CHANGED = "changed"
+        DELETED = "deleted"
+
+    policy = models.ForeignKey(
+        ApprovalPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="history"
+    )
+    policy_name = models.CharField(max_length=100)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.policy_name} {self.action}"
 
 
 class Comment(models.Model):

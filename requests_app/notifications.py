@@ -340,6 +340,7 @@ def _approvals(request: PolicyRequest, actor: User | None) -> dict[str, Any]:
     )
     if actor is None and approvals:
         actor = approvals[position - 1].reviewer
+    automatic = next((a.policy_name for a in approvals if a.automatic), "")
     # Approvals recorded only as events count as one complete approval.
     complete = not approvals or position >= required
     return {
@@ -348,11 +349,13 @@ def _approvals(request: PolicyRequest, actor: User | None) -> dict[str, Any]:
         "approvals_required": required,
         "approvals_missing": max(required - position, 0),
         "fully_approved": complete,
+        "automatic_policy": automatic,
     }
 
 
 def _approver_ids(request: PolicyRequest) -> set[int]:
-    ids = set(Approval.objects.filter(request=request).values_list("reviewer_id", flat=True))
+    approvals = Approval.objects.filter(request=request, reviewer__isnull=False)
+    ids = set(approvals.values_list("reviewer_id", flat=True))
     ids |= _event_actor_ids(request, [RequestEvent.Kind.APPROVED])
     return ids
 

@@ -144,8 +144,17 @@ class ApprovalSerializer(serializers.Serializer):
     class Meta:
         ref_name = "RequestApproval"
 
-    reviewer = serializers.CharField(source="reviewer.username")
+    reviewer = serializers.CharField(
+        source="reviewer.username",
+        allow_null=True,
+        default=None,
+        help_text="Null for an automatic approval.",
+    )
     created_at = serializers.DateTimeField()
+    automatic = serializers.BooleanField(
+        help_text="Approved automatically by the approval policy named in `policy`."
+    )
+    policy = serializers.CharField(source="policy_name", allow_blank=True)
     self_approval = serializers.BooleanField(
         help_text="An admin approved their own request, as the settings allow."
     )
@@ -171,6 +180,26 @@ class EventSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class ApprovalRequirementSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "ApprovalRequirement"
+
+    policy = serializers.CharField(
+        allow_null=True,
+        default=None,
+        help_text="The approval policy that applies; null: none "
+        "matched and the accounts' rule applies.",
+    )
+    reason = serializers.CharField(default="", help_text="Why it applies.")
+    automatic = serializers.BooleanField(default=False)
+    reviewer_groups = serializers.ListField(
+        child=serializers.CharField(),
+        default=list,
+        help_text="Reviewers in one of these groups may approve; empty: any reviewer.",
+    )
+    approvals_required = serializers.IntegerField(default=1)
+
+
 class PolicyRequestSerializer(serializers.Serializer):
     class Meta:
         ref_name = "PolicyRequest"
@@ -186,6 +215,11 @@ class PolicyRequestSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     approvals_required = serializers.IntegerField(
         help_text="Distinct reviewers who must approve before the request is applied."
+    )
+    approval_policy = ApprovalRequirementSerializer(
+        source="approval_requirement",
+        help_text="Which approval policy applies and why, as decided at submit or at the last "
+        "edit; empty for requests submitted before approval policies.",
     )
     risk = serializers.CharField(
         help_text="The highest severity of its findings: error, warning, info or none; empty "

@@ -762,6 +762,9 @@ def _detail(
         "error_findings": policy_request.risk == PolicyRequest.Risk.ERROR,
         "events": policy_request.events.select_related("actor"),
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in facts["approvals"]),
+        "approve_refusal": (
+            services.approval_groups_refusal(policy_request, request.user) if reviewer else None
+        ),
         "is_reviewer": reviewer,
         "show_review": reviewer and policy_request.is_open,
         "show_cancel": mine and policy_request.is_open,
@@ -885,7 +888,7 @@ def request_approve(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         # A stale revision: the page it comes back to shows the new version.
         messages.error(request, exc.message)
         return redirect("request_detail", pk=pk)
-    given = approved.approvals.count()
+    given = approved.approvals.filter(revision=approved.revision).count()
     if approved.status == PolicyRequest.Status.PENDING:
         messages.success(
             request,

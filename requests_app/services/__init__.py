@@ -4,6 +4,7 @@
 - `review`: approve, reject, cancel, comment, edit, retry;
 - `apply`: making an approved request's changes in AWS;
 - `expiry`: temporary access, extended or taken away;
+- `approval`: approval policies, the requirement stored on a request, automatic approval;
 - `recovery`: the sweep that hands lost or abandoned work to the broker again;
 - `leases`, `common`: what those share.
 
@@ -15,6 +16,17 @@ from __future__ import annotations
 from requests_app.policy.limits import compact_size, inline_policies_size
 from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
 from requests_app.services.apply import APPLICABLE, policy_request_apply
+from requests_app.services.approval import (
+    ACCESS_CHANGE_TYPE,
+    RequestFacts,
+    approval_groups_refusal,
+    approval_policy_delete,
+    approval_policy_reasons,
+    approval_policy_save,
+    approval_requirement_for,
+    approvals_counted,
+    request_facts,
+)
 from requests_app.services.common import (
     OPEN_STATUSES,
     REASON_MAX_LENGTH,
@@ -60,6 +72,7 @@ from requests_app.services.submit import (
 )
 
 __all__ = [
+    "ACCESS_CHANGE_TYPE",
     "APPLICABLE",
     "BLOCKING_LINT_CODES",
     "COMMENT_MAX_LENGTH",
@@ -76,10 +89,17 @@ __all__ = [
     "PolicyToolsRateLimited",
     "RequestActionForbidden",
     "RequestActionRefused",
+    "RequestFacts",
     "RequestInvalid",
     "RequestPreview",
     "RequestRevisionStale",
     "WorkLeaseLost",
+    "approval_groups_refusal",
+    "approval_policy_delete",
+    "approval_policy_reasons",
+    "approval_policy_save",
+    "approval_requirement_for",
+    "approvals_counted",
     "change_edit",
     "changes_findings",
     "changes_validate",
@@ -99,5 +119,6 @@ __all__ = [
     "policy_request_submit",
     "policy_requests_due_to_expire",
     "policy_tools_rate_check",
+    "request_facts",
     "requests_work_recover",
 ]

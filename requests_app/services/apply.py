@@ -17,6 +17,7 @@ from iamportal import aws
 from requests_app.changes import ChangeRefused, change_apply, change_guard, change_revert
 from requests_app.models import Change, PolicyRequest, RequestEvent
 from requests_app.revision import revision_short
+from requests_app.services.approval import approvals_counted
 from requests_app.services.common import (
     RequestActionRefused,
     _event,
@@ -128,11 +129,12 @@ def _approvals_hold(request_id: int, lease: _WorkLease) -> bool:
         if request.status != lease.status or request.lease_owner != lease.owner:
             return False
         current = _revision_refresh(request_id)
-        approvals = list(request.approvals.values_list("reviewer_id", "revision"))
-        valid = {reviewer for reviewer, revision in approvals if revision == current}
-        if len(valid) == len(approvals) and len(valid) >= request.approvals_required:
+        stale_found = request.approvals.exclude(revision=current).exists()
+        counted, met = approvals_counted(request, current)
+        if met and not stale_found:
             return True
         stale = _approvals_stale_withdraw(request_id, current)
+        groups = (request.approval_requirement or {}).get("reviewer_groups") or []
         lease.release(to_status=PolicyRequest.Status.PENDING)
         reason = _withdrawn_text(stale, current) + " " if stale else ""
         _event(
@@ -141,10 +143,11 @@ def _approvals_hold(request_id: int, lease: _WorkLease) -> bool:
             actor=None,
             message=(
                 f"Not applied: {reason}It is pending again and needs "
-                f"{request.approvals_required} approval(s) of revision {revision_short(current)}; "
-                f"it has {len(valid)}."
+                f"{request.approvals_required} approval(s) of revision {revision_short(current)}"
+                + (f" from members of {', '.join(groups)}" if groups else "")
+                + f"; it has {counted}."
             ),
-            data={"reviewers": stale, "revision": current, "approvals": len(valid)},
+            data={"reviewers": stale, "revision": current, "approvals": counted},
         )
     log.warning("request #%s was not applied: its approvals are not for its content", request_id)
     return False

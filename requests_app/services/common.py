@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 
-from requests_app import notifications
+from requests_app import enqueue, notifications
 from requests_app.models import PolicyRequest, RequestEvent
 from requests_app.revision import revision_of_request
 
@@ -113,3 +114,10 @@ def _notify(
         actor_id=actor.pk if actor is not None else None,
         comment_id=comment_id,
     )
+
+
+def _apply_enqueue(request_id: int) -> None:
+    """Hand the apply to the broker once the caller's transaction commits; the
+    sweep hands it over again if no worker picks it up."""
+    PolicyRequest.objects.filter(pk=request_id).update(enqueued_at=timezone.now(), attempts=1)
+    transaction.on_commit(lambda: enqueue.policy_request_apply(request_id))

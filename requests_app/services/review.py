@@ -8,19 +8,23 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
 
 from iamportal.permissions import is_admin, is_reviewer
-from requests_app import enqueue
 from requests_app.changes import ChangeInvalid, ChangeSpec, change_validate, cross_account_changes
 from requests_app.findings import findings_errors, findings_risk, request_findings
 from requests_app.models import Approval, Change, Comment, PolicyRequest, RequestEvent
 from requests_app.revision import revision_short
+from requests_app.services.approval import (
+    _approval_requirement_decide,
+    _refuse_unless_allowed_group,
+    approvals_counted,
+)
 from requests_app.services.common import (
     REASON_MAX_LENGTH,
     RequestActionForbidden,
     RequestActionRefused,
     RequestInvalid,
+    _apply_enqueue,
     _event,
     _notify,
     _refuse_unless_claimed,
@@ -29,7 +33,6 @@ from requests_app.services.common import (
 )
 from requests_app.services.submit import (
     _acknowledgement,
-    _approvals_required,
     _change_row,
     _overlap_error,
 )
@@ -77,13 +80,6 @@ def _self_approval(request: PolicyRequest, reviewer: User) -> bool:
     raise RequestActionForbidden("Nobody approves their own request: another reviewer must.")
 
 
-def _apply_enqueue(request_id: int) -> None:
-    """Hand the apply to the broker once the caller's transaction commits; the
-    sweep hands it over again if no worker picks it up."""
-    PolicyRequest.objects.filter(pk=request_id).update(enqueued_at=timezone.now(), attempts=1)
-    transaction.on_commit(lambda: enqueue.policy_request_apply(request_id))
-
-
 def policy_request_approve(
     *, request_id: int, reviewer: User, revision: str, findings_acknowledged: bool = False
 ) -> PolicyRequest:
@@ -108,6 +104,7 @@ def policy_request_approve(
                 f"Request #{request_id} is {request.status}: only pending requests can be approved."
             )
         self_approval = _self_approval(request, reviewer)
+        _refuse_unless_allowed_group(request, reviewer)
         # From the rows, not the stored field: what will be applied is what counts.
         current = _revision_refresh(request_id)
         if not revision:
@@ -132,9 +129,8 @@ def policy_request_approve(
         Approval.objects.create(
             request=request, reviewer=reviewer, self_approval=self_approval, revision=current
         )
-        given = request.approvals.count()
+        given, complete = approvals_counted(request, current)
         needed = request.approvals_required
-        complete = given >= needed
         _event(
             request_id,
             RequestEvent.Kind.APPROVED,
@@ -190,7 +186,10 @@ def _approvals_stale_withdraw(request_id: int, current: str) -> list[str]:
     """Drop the approvals given for another revision than `current` (the content
     changed by some path that did not withdraw them); returns their reviewers."""
     stale = Approval.objects.filter(request_id=request_id).exclude(revision=current)
-    reviewers = list(stale.values_list("reviewer__username", flat=True))
+    reviewers = [
+        name or "the automatic approval"
+        for name in stale.values_list("reviewer__username", flat=True)
+    ]
     if reviewers:
         stale.delete()
     return reviewers
@@ -332,6 +331,8 @@ def change_edit(
             },
         )
         _notify("edited", request.pk, actor=editor)
+        # The content changed: the policy that decides may be another one now.
+        _approval_requirement_decide(request)
     return change
 
 
@@ -365,13 +366,6 @@ def _automatic_changes_renew(request: PolicyRequest) -> None:
         _change_row(request, position, spec, renumber=True)
         for position, spec in enumerate(specs, start=last)
     )
-    required = _approvals_required(
-        [
-            *specs,
-            *(ChangeSpec(c.type, c.target_arn, c.account_id, {}) for c in request.changes.all()),
-        ]
-    )
-    PolicyRequest.objects.filter(pk=request.pk).update(approvals_required=required)
     _revision_refresh(request.pk)
 
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import AwsAccount, IamRole
+from accounts.models import IamRole
 from iamportal.ratelimit import rate_limit_hit, retry_after_seconds
 from requests_app.changes import (
     ChangeInvalid,
@@ -30,6 +30,7 @@ from requests_app.policy.limits import compact_size, inline_policies_size
 from requests_app.policy.lint import policy_lint
 from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
 from requests_app.policy.names import POLICY_NAME, POLICY_NAME_MAX_LENGTH, policy_name_describe
+from requests_app.services.approval import _approval_requirement_decide
 from requests_app.services.common import (
     OPEN_STATUSES,
     REASON_MAX_LENGTH,
@@ -375,15 +376,6 @@ def _overlap_error(
     return None
 
 
-def _approvals_required(specs: list[ChangeSpec]) -> int:
-    """The highest requirement of the accounts the changes touch."""
-    ids = {spec.account_id for spec in specs}
-    needed = AwsAccount.objects.filter(account_id__in=ids).values_list(
-        "approvals_required", flat=True
-    )
-    return max([1, *needed])
-
-
 def _statements_of_request(payload: dict[str, Any], request_id: int) -> dict[str, Any]:
     """Statements iamportal adds to another account's policy get the request's
     number in their Sid: each grant is then removed on its own, and one request's
@@ -443,7 +435,6 @@ def _request_create(
             justification=justification,
             expires_at=expires_at,
             extends=extends,
-            approvals_required=_approvals_required(specs),
             risk=findings_risk(findings),
             findings=findings,
         )
@@ -464,4 +455,5 @@ def _request_create(
             },
         )
         _notify("submitted", request.pk, actor=requester)
+        _approval_requirement_decide(request)
     return request
