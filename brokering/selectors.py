@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group, User
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.http import Http404
 
 from accounts.models import IamRole
 from brokering import eligibility
-from brokering.models import CredentialIssuance
+from brokering.models import CredentialIssuance, SessionRevocation
 from iamportal.permissions import AnyUser, is_signed_in, user_groups
 
 
@@ -228,3 +228,20 @@ def recently_used_role_arns(user: User, *, limit: int = 50) -> dict[str, object]
         .order_by("-last")[:limit]
     )
     return {row["role_arn"]: row["last"] for row in rows}
+
+
+def user_named(name: str) -> User | None:
+    """The iamportal user whose user name or email address is `name` (either
+    case); None when there is none, or several share that address."""
+    name = name.strip()
+    users = list(User.objects.filter(Q(username__iexact=name) | Q(email__iexact=name))[:2])
+    exact = [u for u in users if u.get_username().lower() == name.lower()]
+    if exact:
+        return exact[0]
+    return users[0] if len(users) == 1 else None
+
+
+def role_revocations(role: IamRole, *, limit: int = 20) -> list[SessionRevocation]:
+    """The latest revocations of sessions on `role`, newest first."""
+    rows = SessionRevocation.objects.filter(role_arn=role.arn).select_related("user", "actor")
+    return list(rows.order_by("-created_at", "-id")[:limit])

@@ -26,32 +26,12 @@ from brokering.services import (
     session_revocations_sweep,
     user_deactivate,
 )
-from iamportal import aws
-from tests.factories import account_create, admin_iam, big_policy, inline_names, make_user, role_in
+from tests.factories import admin_iam, big_policy, inline_names, make_user, role_in
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
 T1 = datetime(2026, 12, 5, 9, 0, 0, tzinfo=UTC)
 T2 = datetime(2026, 12, 5, 10, 30, 0, 250000, tzinfo=UTC)
-
-
-@pytest.fixture
-def account() -> AwsAccount:
-    aws.client("organizations").create_organization(FeatureSet="ALL")
-    return account_create("acme-prod", environment="prod")
-
-
-@pytest.fixture
-def role(account: AwsAccount) -> IamRole:
-    role = role_in(account, "payments-api")
-    role.max_session_duration = 7200
-    role.save(update_fields=["max_session_duration"])
-    return role
-
-
-@pytest.fixture
-def alice(db: None) -> User:
-    return make_user("alice", "team-payments")
 
 
 @pytest.fixture
@@ -90,9 +70,9 @@ def deny_of(session_name: str, time: str) -> dict[str, Any]:
 
 
 def test_it_puts_a_deny_of_the_users_older_sessions_on_the_role(
-    role: IamRole, alice: User, reviewer: User
+    role: IamRole, requester: User, reviewer: User
 ) -> None:
-    revocation = revoke(role, alice, T1, actor=reviewer)
+    revocation = revoke(role, requester, T1, actor=reviewer)
 
     assert revocation.status == SessionRevocation.Status.APPLIED
     assert revocation.session_name == "alice@example.com"
@@ -104,26 +84,26 @@ def test_it_puts_a_deny_of_the_users_older_sessions_on_the_role(
 
 
 def test_the_deny_stays_as_long_as_the_longest_session_iamportal_may_have_issued(
-    role: IamRole, alice: User, settings: Any
+    role: IamRole, requester: User, settings: Any
 ) -> None:
     settings.IAMPORTAL_CREDENTIAL_DURATION_SECONDS = 3600
 
-    revocation = revoke(role, alice, timezone.now())
+    revocation = revoke(role, requester, timezone.now())
 
     window = revocation.remove_after - revocation.issued_before
     # The role's 2 hours, longer than iamportal's 1 hour, with a margin for clocks.
     assert timedelta(hours=2) < window <= timedelta(hours=2, minutes=10)
 
 
-def test_the_time_is_rounded_up_to_the_second(role: IamRole, alice: User) -> None:
-    revoke(role, alice, T2)
+def test_the_time_is_rounded_up_to_the_second(role: IamRole, requester: User) -> None:
+    revoke(role, requester, T2)
 
     time = denies(role)["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
     assert time == "2026-12-05T10:30:01Z"
 
 
-def test_two_users_get_a_statement_each(role: IamRole, alice: User, bob: User) -> None:
-    revoke(role, alice, T1)
+def test_two_users_get_a_statement_each(role: IamRole, requester: User, bob: User) -> None:
+    revoke(role, requester, T1)
     revoke(role, bob, T2)
 
     assert denies(role)["Statement"] == [
@@ -134,10 +114,10 @@ def test_two_users_get_a_statement_each(role: IamRole, alice: User, bob: User) -
 
 
 def test_a_later_revocation_moves_the_users_time_forward_and_never_back(
-    role: IamRole, alice: User
+    role: IamRole, requester: User
 ) -> None:
-    revoke(role, alice, T1)
-    revoke(role, alice, T2)
+    revoke(role, requester, T1)
+    revoke(role, requester, T2)
     assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T10:30:01Z")]
 
     # An earlier one (applied late) leaves the later time in force.
@@ -145,7 +125,7 @@ def test_a_later_revocation_moves_the_users_time_forward_and_never_back(
         role=role,
         account=role.account,
         role_arn=role.arn,
-        user=alice,
+        user=requester,
         session_name="alice@example.com",
         issued_before=T1 - timedelta(hours=1),
         remove_after=T1,
@@ -154,27 +134,27 @@ def test_a_later_revocation_moves_the_users_time_forward_and_never_back(
     assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T10:30:01Z")]
 
 
-def test_it_keeps_the_roles_other_inline_policies(role: IamRole, alice: User) -> None:
+def test_it_keeps_the_roles_other_inline_policies(role: IamRole, requester: User) -> None:
     iam = admin_iam(role.account.account_id)
     iam.put_role_policy(
         RoleName=role.name, PolicyName="read", PolicyDocument=json.dumps(big_policy(500))
     )
 
-    revoke(role, alice, T1)
+    revoke(role, requester, T1)
 
     assert sorted(inline_names(role)) == sorted(["read", REVOKED_SESSIONS_POLICY])
 
 
-def test_revoking_again_is_the_same_revocation(role: IamRole, alice: User) -> None:
-    first = revoke(role, alice, T2)
-    again = revoke(role, alice, T1)
+def test_revoking_again_is_the_same_revocation(role: IamRole, requester: User) -> None:
+    first = revoke(role, requester, T2)
+    again = revoke(role, requester, T1)
 
     assert again.pk == first.pk
     assert SessionRevocation.objects.count() == 1
 
 
-def test_a_redelivered_task_does_nothing(role: IamRole, alice: User) -> None:
-    revocation = revoke(role, alice, T1)
+def test_a_redelivered_task_does_nothing(role: IamRole, requester: User) -> None:
+    revocation = revoke(role, requester, T1)
     before = denies(role)
 
     assert session_revocation_apply(revocation_id=revocation.pk) == "skipped"
@@ -184,9 +164,9 @@ def test_a_redelivered_task_does_nothing(role: IamRole, alice: User) -> None:
 
 
 def test_the_deny_is_lifted_when_every_session_it_denies_has_expired(
-    role: IamRole, alice: User, bob: User
+    role: IamRole, requester: User, bob: User
 ) -> None:
-    first = revoke(role, alice, T1)
+    first = revoke(role, requester, T1)
     second = revoke(role, bob, T2)
 
     assert session_revocations_lift(now=first.remove_after + timedelta(seconds=1)) == 1
@@ -202,17 +182,17 @@ def test_the_deny_is_lifted_when_every_session_it_denies_has_expired(
 
 
 def test_a_users_deny_stays_while_a_later_revocation_of_them_is_in_force(
-    role: IamRole, alice: User
+    role: IamRole, requester: User
 ) -> None:
-    first = revoke(role, alice, T1)
-    revoke(role, alice, T2)
+    first = revoke(role, requester, T1)
+    revoke(role, requester, T2)
 
     assert session_revocations_lift(now=first.remove_after + timedelta(seconds=1)) == 1
     assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T10:30:01Z")]
 
 
-def test_lifting_a_policy_deleted_by_hand_is_harmless(role: IamRole, alice: User) -> None:
-    revocation = revoke(role, alice, T1)
+def test_lifting_a_policy_deleted_by_hand_is_harmless(role: IamRole, requester: User) -> None:
+    revocation = revoke(role, requester, T1)
     admin_iam(role.account.account_id).delete_role_policy(
         RoleName=role.name, PolicyName=REVOKED_SESSIONS_POLICY
     )
@@ -221,11 +201,11 @@ def test_lifting_a_policy_deleted_by_hand_is_harmless(role: IamRole, alice: User
 
 
 def test_the_sweep_applies_a_revocation_whose_task_was_lost(
-    role: IamRole, alice: User, settings: Any
+    role: IamRole, requester: User, settings: Any
 ) -> None:
     with TestCase.captureOnCommitCallbacks(execute=False):  # the task never ran
         revocation = role_sessions_revoke(
-            role=role, user=alice, issued_before=T1, actor=None, reason="x"
+            role=role, user=requester, issued_before=T1, actor=None, reason="x"
         )
     assert inline_names(role) == []
     late = timezone.now() - timedelta(seconds=settings.IAMPORTAL_WORK_REQUEUE_SECONDS + 1)
@@ -241,10 +221,10 @@ def test_the_sweep_applies_a_revocation_whose_task_was_lost(
     assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T09:00:00Z")]
 
 
-def test_the_sweep_takes_over_from_a_worker_that_died(role: IamRole, alice: User) -> None:
+def test_the_sweep_takes_over_from_a_worker_that_died(role: IamRole, requester: User) -> None:
     with TestCase.captureOnCommitCallbacks(execute=False):
         revocation = role_sessions_revoke(
-            role=role, user=alice, issued_before=T1, actor=None, reason="x"
+            role=role, user=requester, issued_before=T1, actor=None, reason="x"
         )
     # A worker claimed it, then died before putting anything; its lease has expired.
     now = timezone.now()
@@ -264,10 +244,12 @@ def test_the_sweep_takes_over_from_a_worker_that_died(role: IamRole, alice: User
     assert revocation.lease_owner == ""
 
 
-def test_the_sweep_gives_up_after_the_attempts(role: IamRole, alice: User, settings: Any) -> None:
+def test_the_sweep_gives_up_after_the_attempts(
+    role: IamRole, requester: User, settings: Any
+) -> None:
     with TestCase.captureOnCommitCallbacks(execute=False):
         revocation = role_sessions_revoke(
-            role=role, user=alice, issued_before=T1, actor=None, reason="x"
+            role=role, user=requester, issued_before=T1, actor=None, reason="x"
         )
     now = timezone.now()
     SessionRevocation.objects.filter(pk=revocation.pk).update(
@@ -284,13 +266,13 @@ def test_the_sweep_gives_up_after_the_attempts(role: IamRole, alice: User, setti
 
 
 def test_a_deny_that_would_not_fit_fails_clearly_and_puts_nothing(
-    role: IamRole, alice: User
+    role: IamRole, requester: User
 ) -> None:
     admin_iam(role.account.account_id).put_role_policy(
         RoleName=role.name, PolicyName="big", PolicyDocument=json.dumps(big_policy(10_100))
     )
 
-    revocation = revoke(role, alice, T1)
+    revocation = revoke(role, requester, T1)
 
     assert revocation.status == SessionRevocation.Status.FAILED
     assert "over IAM's 10240" in revocation.last_error
@@ -298,7 +280,7 @@ def test_a_deny_that_would_not_fit_fails_clearly_and_puts_nothing(
     assert inline_names(role) == ["big"]
 
 
-def test_it_refuses_iamportals_own_roles(account: AwsAccount, alice: User) -> None:
+def test_it_refuses_iamportals_own_roles(account: AwsAccount, requester: User) -> None:
     spoke = IamRole.objects.create(
         account=account,
         arn=account.spoke_role_arn,
@@ -308,14 +290,14 @@ def test_it_refuses_iamportals_own_roles(account: AwsAccount, alice: User) -> No
     )
 
     with pytest.raises(RevocationRefused, match="lock iamportal out"):
-        role_sessions_revoke(role=spoke, user=alice, issued_before=T1, actor=None, reason="x")
+        role_sessions_revoke(role=spoke, user=requester, issued_before=T1, actor=None, reason="x")
     assert not SessionRevocation.objects.exists()
 
 
-def test_a_grant_ending_revokes_the_sessions_it_gave(role: IamRole, alice: User) -> None:
+def test_a_grant_ending_revokes_the_sessions_it_gave(role: IamRole, requester: User) -> None:
     before = timezone.now()
     with TestCase.captureOnCommitCallbacks(execute=True):
-        revocation = grant_ended(user=alice, role=role)
+        revocation = grant_ended(user=requester, role=role)
 
     assert revocation is not None
     revocation.refresh_from_db()
@@ -336,19 +318,19 @@ def _issued(user: User, role_arn: str, *, ago: timedelta, kind: str = "cli") -> 
 
 
 def test_disabling_a_user_revokes_on_every_role_they_used_lately(
-    account: AwsAccount, role: IamRole, alice: User, admin_user: User
+    account: AwsAccount, role: IamRole, requester: User, admin_user: User
 ) -> None:
     console_role = role_in(account, "web-frontend")
     old_role = role_in(account, "archive")
-    _issued(alice, role.arn, ago=timedelta(hours=1))
-    _issued(alice, console_role.arn, ago=timedelta(hours=3), kind="console")
-    _issued(alice, old_role.arn, ago=timedelta(hours=13))
+    _issued(requester, role.arn, ago=timedelta(hours=1))
+    _issued(requester, console_role.arn, ago=timedelta(hours=3), kind="console")
+    _issued(requester, old_role.arn, ago=timedelta(hours=13))
 
     with TestCase.captureOnCommitCallbacks(execute=True):
-        revocations = user_deactivate(user=alice, actor=admin_user)
+        revocations = user_deactivate(user=requester, actor=admin_user)
 
-    alice.refresh_from_db()
-    assert not alice.is_active
+    requester.refresh_from_db()
+    assert not requester.is_active
     assert sorted(r.role_arn for r in revocations) == sorted([role.arn, console_role.arn])
     assert denies(role)["Statement"][0]["Condition"]["StringLike"] == {
         "aws:userid": "*:alice@example.com"
@@ -359,18 +341,18 @@ def test_disabling_a_user_revokes_on_every_role_they_used_lately(
 
 
 def test_the_apply_survives_a_passing_aws_error(
-    role: IamRole, alice: User, monkeypatch: pytest.MonkeyPatch
+    role: IamRole, requester: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from botocore.exceptions import ClientError
 
     def throttled(*args: Any, **kwargs: Any) -> Any:
         error = {"Error": {"Code": "Throttling", "Message": "slow down"}}
-        raise ClientError(error, "PutRolePolicy")  # type: ignore[arg-type]
+        raise ClientError(error, "PutRolePolicy")
 
     write = services._revoked_policy_write
     monkeypatch.setattr(services, "_revoked_policy_write", throttled)
     with pytest.raises(ClientError), TestCase.captureOnCommitCallbacks(execute=True):
-        role_sessions_revoke(role=role, user=alice, issued_before=T1, actor=None, reason="x")
+        role_sessions_revoke(role=role, user=requester, issued_before=T1, actor=None, reason="x")
 
     revocation = SessionRevocation.objects.get()
     assert revocation.status == SessionRevocation.Status.PENDING
