@@ -1,14 +1,18 @@
-"""Django admin for who may use which role, and the issuance audit log."""
+"""Django admin for who may use which role, the issuance audit log, the revoked
+sessions, and disabling a user (which ends their sessions)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
+from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +22,7 @@ from django.utils.safestring import SafeString
 from accounts.models import IamRole
 from brokering import services
 from brokering.eligibility import roles_matching
-from brokering.models import AccessRule, CliChallenge, CredentialIssuance
+from brokering.models import AccessRule, CliChallenge, CredentialIssuance, SessionRevocation
 from brokering.selectors import access_rule_preview
 from iamportal import permissions
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin
@@ -238,3 +242,83 @@ class CliChallengeAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return permissions.is_admin(request.user)
+
+
+@admin.register(SessionRevocation)
+class SessionRevocationAdmin(ReadOnlyAdmin):
+    """Sessions ended on a role: the Deny iamportal put there, until it is lifted."""
+
+    list_display = [
+        "created_at",
+        "session_name",
+        "role_arn",
+        "issued_before",
+        "status",
+        "remove_after",
+        "actor",
+    ]
+    list_filter = ["status"]
+    search_fields = ["session_name", "role_arn", "user__email", "reason"]
+    list_select_related = ["actor"]
+    fields = readonly_fields = (
+        "role_arn",
+        "user",
+        "session_name",
+        "issued_before",
+        "remove_after",
+        "actor",
+        "reason",
+        "status",
+        "last_error",
+        "attempts",
+        "lease_owner",
+        "lease_expires_at",
+        "enqueued_at",
+        "created_at",
+        "applied_at",
+        "removed_at",
+    )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_reviewer(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return permissions.is_reviewer(request.user)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserDisablingAdmin(UserAdmin):
+    """Django's user admin, where disabling a user (the action, or clearing
+    "Active") also ends the sessions iamportal gave them."""
+
+    actions = ["deactivate"]
+
+    def has_deactivate_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    @admin.action(description="Disable and end their AWS sessions", permissions=["deactivate"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        ended = 0
+        for user in queryset:
+            ended += len(services.user_deactivate(user=user, actor=request.user))  # type: ignore[arg-type]
+        self.message_user(
+            request,
+            f"Disabled {len(queryset)} user(s); ending their sessions on {ended} role(s).",
+            messages.SUCCESS,
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: User, form: ModelForm[User], change: bool
+    ) -> None:
+        was_active = bool(change and form.initial.get("is_active"))
+        super().save_model(request, obj, form, change)
+        if was_active and not obj.is_active:
+            revocations = services.user_deactivate(user=obj, actor=request.user)  # type: ignore[arg-type]
+            self.message_user(
+                request,
+                f"Ending the sessions of {obj.get_username()} on {len(revocations)} role(s).",
+                messages.SUCCESS,
+            )

@@ -30,3 +30,22 @@ class ConsoleSignInForm(forms.Form):
             "max_length": f"The redirect can be at most {REDIRECT_MAX_LENGTH} characters."
         },
     )
+
+
+class RevokeSessionsForm(forms.Form):
+    """Whose sessions to end on a role, and why (kept with the revocation)."""
+
+    user = forms.CharField(
+        label="User",
+        max_length=254,
+        help_text="Their user name or email address in iamportal.",
+        error_messages={"required": "Name the user whose sessions to end."},
+    )
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={
+            "required": "Say why: it is kept with the revocation.",
+            "max_length": "The reason can be at most 500 characters.",
+        },
+    )

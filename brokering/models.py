@@ -160,3 +160,61 @@ class CliChallenge(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class SessionRevocation(models.Model):
+    """Ends the sessions a user already holds on a role: a Deny, in an inline
+    policy iamportal owns on the role, of every session named for the user and
+    issued before `issued_before`. Applied by a task (with a lease, as every
+    background job); removed by a sweep after `remove_after`, when every session
+    issued before that time has expired anyway."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPLIED = "applied"
+        FAILED = "failed"
+        REMOVED = "removed"
+
+    role = models.ForeignKey(
+        "accounts.IamRole", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    account = models.ForeignKey(
+        "accounts.AwsAccount", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    role_arn = models.CharField("role ARN", max_length=2048)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    session_name = models.CharField(max_length=64)
+    issued_before = models.DateTimeField()
+    remove_after = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times its task was handed to the broker."
+    )
+    lease_owner = models.CharField(max_length=200, blank=True, help_text="host:pid:claim")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "remove_after"]),
+            models.Index(fields=["role_arn", "session_name"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"sessions of {self.session_name} on {self.role_arn} ({self.status})"

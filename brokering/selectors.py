@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import IamRole
 from brokering import eligibility
-from brokering.models import CliChallenge, CredentialIssuance
+from brokering.models import CliChallenge, CredentialIssuance, SessionRevocation
 from iamportal.permissions import AnyUser, is_signed_in, user_groups
 
 
@@ -307,3 +307,20 @@ def cli_challenge_for_user(*, user: User, pk: int) -> CliChallenge:
         return CliChallenge.objects.filter(_challenges_of(user)).get(pk=pk)
     except CliChallenge.DoesNotExist:
         raise Http404("No such sign-in request.") from None
+
+
+def user_named(name: str) -> User | None:
+    """The iamportal user whose user name or email address is `name` (either
+    case); None when there is none, or several share that address."""
+    name = name.strip()
+    users = list(User.objects.filter(Q(username__iexact=name) | Q(email__iexact=name))[:2])
+    exact = [u for u in users if u.get_username().lower() == name.lower()]
+    if exact:
+        return exact[0]
+    return users[0] if len(users) == 1 else None
+
+
+def role_revocations(role: IamRole, *, limit: int = 20) -> list[SessionRevocation]:
+    """The latest revocations of sessions on `role`, newest first."""
+    rows = SessionRevocation.objects.filter(role_arn=role.arn).select_related("user", "actor")
+    return list(rows.order_by("-created_at", "-id")[:limit])

@@ -3,6 +3,7 @@ the issuance audit. Secrets pass through here and are never stored or logged."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -17,14 +18,23 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from accounts.fetch import describe_error
-from accounts.models import IamRole
-from brokering import eligibility
-from brokering.models import AccessRule, CliChallenge, CredentialIssuance, CredentialRateWindow
-from iamportal import aws
+from accounts.fetch import describe_error, policy_document
+from accounts.models import AwsAccount, IamRole
+from accounts.selectors import role_protected
+from brokering import eligibility, enqueue
+from brokering.models import (
+    AccessRule,
+    CliChallenge,
+    CredentialIssuance,
+    CredentialRateWindow,
+    SessionRevocation,
+)
+from iamportal import aws, jobs
+from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE, compact_size, inline_policies_size
 
 log = logging.getLogger(__name__)
 
@@ -369,3 +379,400 @@ def cli_challenges_prune(*, older_than: timedelta = timedelta(days=1)) -> int:
     """Forget CLI login challenges that expired long ago; anyone may create one."""
     deleted, _ = CliChallenge.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
     return deleted
+
+
+# --- ending sessions already issued ---------------------------------------------------------
+
+REVOKED_SESSIONS_POLICY = "iamportal-revoked-sessions"
+"""The inline policy iamportal owns on a role whose sessions it has revoked."""
+# AWS's longest role session (12 h): how far back the audit is read when a user is disabled.
+LONGEST_SESSION = timedelta(hours=12)
+# Clocks differ a little between iamportal and AWS: a deny stays this much longer.
+_CLOCK_MARGIN = timedelta(minutes=5)
+_USERID = "aws:userid"
+_ISSUED = "aws:TokenIssueTime"
+
+
+class RevocationRefused(ValueError):
+    """A revocation iamportal will not make (on one of its own roles)."""
+
+
+def revocation_window(role: IamRole) -> timedelta:
+    """How long a session of `role` may live: the longest iamportal may have issued
+    (the role's maximum session duration, iamportal's own credential duration, and
+    an hour, the default, whichever is longest; console sessions are made from the
+    same credentials), with a margin for clocks."""
+    seconds = max(
+        role.max_session_duration or 3600,
+        credential_duration(role),
+        settings.IAMPORTAL_CREDENTIAL_DURATION_SECONDS,
+        3600,
+    )
+    return timedelta(seconds=seconds) + _CLOCK_MARGIN
+
+
+def _token_time(moment: datetime) -> str:
+    """`moment` as IAM's date condition reads it, rounded up to the second so that
+    every session issued before `moment` falls before it."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def revoked_sessions_statement(*, session_name: str, issued_before: datetime) -> dict[str, Any]:
+    """The Deny of every session named `session_name` issued before `issued_before`.
+    A role session's aws:userid is "<role id>:<session name>"; session names hold
+    no wildcard or colon, so the pattern matches that session name only."""
+    return {
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {
+            "StringLike": {_USERID: f"*:{session_name}"},
+            "DateLessThan": {_ISSUED: _token_time(issued_before)},
+        },
+    }
+
+
+def _statement_session(statement: Any) -> str | None:
+    """The session name a statement of the revoked-sessions policy denies."""
+    try:
+        pattern = statement["Condition"]["StringLike"][_USERID]
+    except (KeyError, TypeError):
+        return None
+    return pattern[2:] if isinstance(pattern, str) and pattern.startswith("*:") else None
+
+
+def _statement_time(statement: dict[str, Any]) -> str:
+    return str(statement.get("Condition", {}).get("DateLessThan", {}).get(_ISSUED, ""))
+
+
+def revoked_sessions_merge(
+    statements: list[Any], *, session_name: str, issued_before: datetime
+) -> list[Any]:
+    """`statements` with one Deny for `session_name`, at the later of its time and
+    `issued_before`: a revocation never moves an earlier, wider one back."""
+    new = revoked_sessions_statement(session_name=session_name, issued_before=issued_before)
+    merged: list[Any] = []
+    for statement in statements:
+        if _statement_session(statement) == session_name:
+            if _statement_time(statement) > _statement_time(new):  # ISO times sort as text
+                new = statement
+            continue
+        merged.append(statement)
+    return [*merged, new]
+
+
+def role_sessions_revoke(
+    *,
+    role: IamRole,
+    user: User,
+    issued_before: datetime,
+    actor: User | None,
+    reason: str,
+) -> SessionRevocation:
+    """End every session `user` holds on `role` that was issued before
+    `issued_before` (credentials, Weep, console), at once: recorded here, put on
+    the role by a task after the commit. Idempotent: when a revocation of this
+    user on this role as late or later is pending or in force, that one is
+    returned and nothing new is made. Raises RevocationRefused on iamportal's own
+    roles: denying the spoke role's sessions would lock iamportal out."""
+    if role_protected(role.arn):
+        raise RevocationRefused(
+            f"Role {role.name} is one of iamportal's own roles: its sessions cannot be "
+            "revoked from iamportal (that would lock iamportal out of the account)."
+        )
+    session_name = session_name_for(user)
+    in_force = SessionRevocation.objects.filter(
+        role_arn=role.arn,
+        session_name=session_name,
+        issued_before__gte=issued_before,
+        status__in=[SessionRevocation.Status.PENDING, SessionRevocation.Status.APPLIED],
+    ).first()
+    if in_force is not None:
+        return in_force
+    now = timezone.now()
+    with transaction.atomic():
+        revocation = SessionRevocation.objects.create(
+            role=role,
+            account=role.account,
+            role_arn=role.arn,
+            user=user,
+            session_name=session_name,
+            issued_before=issued_before,
+            remove_after=max(issued_before, now) + revocation_window(role),
+            actor=actor,
+            reason=reason[:500],
+            attempts=1,
+            enqueued_at=now,
+        )
+        transaction.on_commit(lambda: enqueue.session_revocation_apply(revocation.pk))
+    log.info(
+        "revoking sessions of %s on %s issued before %s (revocation %s)",
+        session_name,
+        role.arn,
+        _token_time(issued_before),
+        revocation.pk,
+    )
+    return revocation
+
+
+def grant_ended(*, user: User, role: IamRole) -> SessionRevocation | None:
+    """A grant of `role` to `user` expired or was revoked: end the sessions it
+    gave. None for iamportal's own roles, which no grant gives."""
+    try:
+        return role_sessions_revoke(
+            role=role,
+            user=user,
+            issued_before=timezone.now(),
+            actor=None,
+            reason="Access grant ended",
+        )
+    except RevocationRefused as exc:
+        log.warning("grant of %s to %s ended: %s", role.arn, user.get_username(), exc)
+        return None
+
+
+def user_deactivate(*, user: User, actor: User | None, reason: str = "") -> list[SessionRevocation]:
+    """Disable `user` and end the sessions iamportal gave them: a revocation on
+    every role they got credentials or a console session for within the longest
+    session AWS allows (from the issuance audit)."""
+    now = timezone.now()
+    if user.is_active:
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+    arns = set(
+        CredentialIssuance.objects.filter(
+            user=user,
+            outcome=CredentialIssuance.Outcome.ISSUED,
+            requested_at__gte=now - LONGEST_SESSION,
+        ).values_list("role_arn", flat=True)
+    )
+    revocations = []
+    for role in IamRole.objects.select_related("account").filter(arn__in=arns).order_by("arn"):
+        try:
+            revocations.append(
+                role_sessions_revoke(
+                    role=role,
+                    user=user,
+                    issued_before=now,
+                    actor=actor,
+                    reason=reason or "User disabled",
+                )
+            )
+        except RevocationRefused as exc:
+            log.warning("disabling %s: %s", user.get_username(), exc)
+    return revocations
+
+
+def _lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.IAMPORTAL_WORK_LEASE_SECONDS)
+
+
+def _revoked_policy_read(iam: Any, role_name: str) -> list[Any]:
+    try:
+        answer = iam.get_role_policy(RoleName=role_name, PolicyName=REVOKED_SESSIONS_POLICY)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            return []
+        raise
+    document = policy_document(answer["PolicyDocument"])
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _other_inline_size(iam: Any, role_name: str) -> int:
+    """The size of the role's other inline policies, live, as IAM counts it."""
+    names = iam.list_role_policies(RoleName=role_name).get("PolicyNames", [])
+    documents = {
+        name: policy_document(
+            iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        )
+        for name in names
+        if name != REVOKED_SESSIONS_POLICY
+    }
+    return inline_policies_size(documents)
+
+
+def _revoked_policy_write(iam: Any, role_name: str, statements: list[Any]) -> None:
+    if not statements:
+        try:
+            iam.delete_role_policy(RoleName=role_name, PolicyName=REVOKED_SESSIONS_POLICY)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+        return
+    document = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_role_policy(
+        RoleName=role_name,
+        PolicyName=REVOKED_SESSIONS_POLICY,
+        PolicyDocument=json.dumps(document, separators=(",", ":")),
+    )
+
+
+class _RevocationImpossible(Exception):
+    """Retrying would not help: the denies no longer fit in the role's inline
+    policy quota, or the account is gone."""
+
+
+def _account_locked(account: AwsAccount) -> None:
+    """Serialise the writes of the revoked-sessions policies of one account: each
+    reads a policy, changes it and puts it back."""
+    AwsAccount.objects.select_for_update().filter(pk=account.pk).first()
+
+
+def session_revocation_apply(*, revocation_id: int) -> str:
+    """Put a revocation's Deny on its role, through the account's spoke role.
+
+    The row is claimed first (a lease): a second delivery of the task, or one for
+    a revocation already in force, does nothing; putting the same Deny twice
+    changes nothing either. When the denies would no longer fit in the role's
+    inline policy quota (10,240 characters for all of them), the revocation fails
+    with that said on it, and nothing is put: the operator ends the sessions in
+    AWS (the role's "Revoke active sessions") or waits for older denies to be
+    lifted. A temporary failure is recorded and left for the sweep to retry."""
+    now = timezone.now()
+    owner = jobs.worker_id()
+    lapsed = Q(lease_expires_at=None) | Q(lease_expires_at__lt=now)
+    claimed = SessionRevocation.objects.filter(
+        lapsed, pk=revocation_id, status=SessionRevocation.Status.PENDING
+    ).update(lease_owner=owner, heartbeat_at=now, lease_expires_at=_lease_until(now))
+    if not claimed:
+        return "skipped"
+    revocation = SessionRevocation.objects.select_related("account").get(pk=revocation_id)
+    held = SessionRevocation.objects.filter(
+        pk=revocation_id, status=SessionRevocation.Status.PENDING, lease_owner=owner
+    )
+    done = {"lease_owner": "", "heartbeat_at": None, "lease_expires_at": None}
+    role_name = revocation.role_arn.rsplit("/", 1)[-1]
+    try:
+        if revocation.account is None:
+            raise _RevocationImpossible("The role's account is no longer onboarded.")
+        iam = aws.client("iam", session=aws.spoke_session(revocation.account))
+        with transaction.atomic():
+            _account_locked(revocation.account)
+            statements = revoked_sessions_merge(
+                _revoked_policy_read(iam, role_name),
+                session_name=revocation.session_name,
+                issued_before=revocation.issued_before,
+            )
+            size = _other_inline_size(iam, role_name) + compact_size(
+                {"Version": "2012-10-17", "Statement": statements}
+            )
+            if size > INLINE_POLICIES_MAX_SIZE:
+                raise _RevocationImpossible(
+                    f"The denies of {len(statements)} users would make the role's inline "
+                    f"policies {size} characters, over IAM's {INLINE_POLICIES_MAX_SIZE}: "
+                    "nothing was put. End the role's sessions in AWS instead (IAM, the role, "
+                    "Revoke active sessions)."
+                )
+            _revoked_policy_write(iam, role_name, statements)
+    except _RevocationImpossible as exc:
+        held.update(status=SessionRevocation.Status.FAILED, last_error=str(exc), **done)
+        log.warning("revocation %s failed: %s", revocation_id, exc)
+        return "failed"
+    except (ClientError, BotoCoreError) as exc:
+        error = describe_error(exc)
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+            "NoSuchEntity",
+            "LimitExceeded",
+        ):
+            held.update(status=SessionRevocation.Status.FAILED, last_error=error[:2000], **done)
+            log.warning("revocation %s failed: %s", revocation_id, error)
+            return "failed"
+        # Left pending with its lease expired: the sweep hands it over again.
+        held.update(last_error=error[:2000], lease_owner="", lease_expires_at=timezone.now())
+        raise
+    held.update(
+        status=SessionRevocation.Status.APPLIED, applied_at=timezone.now(), last_error="", **done
+    )
+    return "applied"
+
+
+def session_revocations_sweep() -> dict[str, int]:
+    """The sweep (every minute): revocations whose task was lost or whose worker
+    died go to the broker again (failed after IAMPORTAL_APPLY_MAX_ATTEMPTS), and
+    denies whose sessions have all expired are lifted."""
+    now = timezone.now()
+    outcome = {"requeued": 0, "failed": 0, "lifted": 0}
+    requeue = now - timedelta(seconds=settings.IAMPORTAL_WORK_REQUEUE_SECONDS)
+    pending = SessionRevocation.objects.filter(status=SessionRevocation.Status.PENDING)
+    # A worker died (its lease expired since the last hand-over), or a hand-over
+    # was lost too (still not taken after the requeue delay).
+    died = Q(lease_expires_at__lt=now) & (
+        Q(enqueued_at__lt=F("lease_expires_at")) | Q(enqueued_at__lt=requeue)
+    )
+    lost = Q(lease_expires_at=None) & (Q(enqueued_at=None) | Q(enqueued_at__lt=requeue))
+    for pk in pending.filter(died | lost).order_by("pk").values_list("pk", flat=True)[:1000]:
+        with transaction.atomic():
+            row = (
+                SessionRevocation.objects.select_for_update(skip_locked=True)
+                .filter(died | lost, pk=pk, status=SessionRevocation.Status.PENDING)
+                .first()
+            )
+            if row is None:
+                continue
+            if row.attempts >= settings.IAMPORTAL_APPLY_MAX_ATTEMPTS:
+                cause = row.last_error or "no worker finished it"
+                SessionRevocation.objects.filter(pk=pk).update(
+                    status=SessionRevocation.Status.FAILED,
+                    last_error=f"Gave up after {row.attempts} attempts: {cause}"[:2000],
+                    lease_owner="",
+                    lease_expires_at=None,
+                )
+                outcome["failed"] += 1
+                continue
+            SessionRevocation.objects.filter(pk=pk).update(
+                attempts=F("attempts") + 1, enqueued_at=now
+            )
+            transaction.on_commit(functools.partial(enqueue.session_revocation_apply, pk))
+            outcome["requeued"] += 1
+    outcome["lifted"] = session_revocations_lift(now=now)
+    return outcome
+
+
+def session_revocations_lift(*, now: datetime | None = None) -> int:
+    """Remove the denies whose every session has expired (`remove_after` passed),
+    role by role, and the revoked-sessions policy when none is left. A user's
+    Deny stays while another revocation of them on the role is pending or in
+    force. Returns the revocations lifted; running it again changes nothing."""
+    now = now or timezone.now()
+    due = SessionRevocation.objects.filter(
+        status=SessionRevocation.Status.APPLIED, remove_after__lte=now
+    )
+    lifted = 0
+    for account_id, role_arn in due.values_list("account_id", "role_arn").distinct():
+        try:
+            lifted += _role_denies_lift(account_id=account_id, role_arn=role_arn, now=now)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not lift denies on %s: %s", role_arn, describe_error(exc))
+    return lifted
+
+
+def _role_denies_lift(*, account_id: int | None, role_arn: str, now: datetime) -> int:
+    rows = SessionRevocation.objects.filter(role_arn=role_arn)
+    due = rows.filter(status=SessionRevocation.Status.APPLIED, remove_after__lte=now)
+    account = AwsAccount.objects.filter(pk=account_id).first() if account_id else None
+    if account is None:  # offboarded: nothing iamportal can reach, or needs to
+        return due.update(status=SessionRevocation.Status.REMOVED, removed_at=now)
+    still = set(
+        rows.filter(
+            status__in=[SessionRevocation.Status.PENDING, SessionRevocation.Status.APPLIED],
+            remove_after__gt=now,
+        ).values_list("session_name", flat=True)
+    )
+    lifting = set(due.values_list("session_name", flat=True)) - still
+    iam = aws.client("iam", session=aws.spoke_session(account))
+    role_name = role_arn.rsplit("/", 1)[-1]
+    with transaction.atomic():
+        _account_locked(account)
+        statements = _revoked_policy_read(iam, role_name)
+        kept = [s for s in statements if _statement_session(s) not in lifting]
+        if len(kept) != len(statements) or not kept:
+            try:
+                _revoked_policy_write(iam, role_name, kept)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                    raise
+        return due.update(status=SessionRevocation.Status.REMOVED, removed_at=now)

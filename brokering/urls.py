@@ -16,5 +16,10 @@ urlpatterns = [
     path("weep/", views.weep_setup, name="weep_setup"),
     # What `weep console <role>` opens: a role name, an ARN or a part of one.
     path("role/<path:requested>", views.role_console_login, name="role_console_login"),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/revoke-sessions/",
+        views.role_sessions_revoke,
+        name="role_sessions_revoke",
+    ),
     path("demo-federation/", federation_demo.federation, name="demo_federation"),
 ]

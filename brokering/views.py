@@ -22,18 +22,26 @@ from django.http import (
     QueryDict,
 )
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from accounts import selectors as accounts_selectors
 from accounts.models import IamRole
 from brokering import cli_auth, selectors, services
-from brokering.forms import REDIRECT_MAX_LENGTH, ConsoleSignInForm, MyRolesSearchForm
+from brokering.forms import (
+    REDIRECT_MAX_LENGTH,
+    ConsoleSignInForm,
+    MyRolesSearchForm,
+    RevokeSessionsForm,
+)
 from brokering.models import CliChallenge, CredentialIssuance
 from brokering.selectors import EligibleRole
 from iamportal.aws import default_region
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.net import client_ip
+from iamportal.permissions import is_reviewer
 
 # How many recently used roles head the list.
 RECENT_LIMIT = 5
@@ -377,3 +385,55 @@ def role_console_login(request: HtmxHttpRequest, requested: str) -> HttpResponse
         }
         return render(request, "brokering/console_chooser.html", context)
     return _console_sign_in(request, role=role, data=request.GET)
+
+
+# --- ending sessions already issued ------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def role_sessions_revoke(request: HttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    """Reviewers and admins end a user's sessions on a role; for anyone else
+    the page does not exist."""
+    role = accounts_selectors.role_for_user(
+        user=request.user, account_id=account_id, role_name=role_name
+    )
+    if not is_reviewer(request.user):
+        raise Http404("No such page.")
+    protected = accounts_selectors.role_protected(role.arn)
+    form = RevokeSessionsForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if protected:
+            form.add_error(
+                None, "This is one of iamportal's own roles: its sessions cannot be revoked."
+            )
+        elif form.is_valid():
+            user = selectors.user_named(form.cleaned_data["user"])
+            if user is None:
+                form.add_error("user", "No single iamportal user has this user name or email.")
+            else:
+                services.role_sessions_revoke(
+                    role=role,
+                    user=user,
+                    issued_before=timezone.now(),
+                    actor=request.user,  # type: ignore[arg-type]
+                    reason=form.cleaned_data["reason"],
+                )
+                messages.success(
+                    request,
+                    f"The sessions of {user.email or user.get_username()} on {role.name} "
+                    "are being ended.",
+                )
+                return redirect(
+                    "role_sessions_revoke", account_id=role.account.account_id, role_name=role.name
+                )
+    context = {
+        "role": role,
+        "form": form,
+        "protected": protected,
+        "revocations": selectors.role_revocations(role),
+        "window": services.revocation_window(role),
+    }
+    return render(request, "brokering/role_sessions_revoke.html", context, status=status)

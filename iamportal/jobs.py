@@ -37,6 +37,8 @@ JOB_LABELS = {
     "accounts.role_refresh": "Role refresh",
     "accounts.organization_sync": "Organisation and guardrails sync",
     "brokering.cli_challenges_prune": "Prune CLI sign-in challenges",
+    "brokering.session_revocation_apply": "Revoke sessions on a role",
+    "brokering.session_revocations_sweep": "Recover session revocations, lift expired denies",
     "requests_app.apply": "Apply approved changes",
     "requests_app.expire": "Expire grants",
     "requests_app.notify": "Send emails",
@@ -159,6 +161,12 @@ def _declared_schedules() -> list[dict[str, Any]]:
             "name": "brokering.cli_challenges_prune",
             "func": "brokering.tasks.cli_challenges_prune_task",
             "schedule_type": Schedule.HOURLY,
+        },
+        {
+            "name": "brokering.session_revocations_sweep",
+            "func": "brokering.tasks.session_revocations_sweep_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
         },
         {
             "name": "requests_app.work_sweep",

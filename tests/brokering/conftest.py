@@ -17,7 +17,8 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole
 from brokering.models import AccessRule
 from brokering.services import access_rule_save
-from tests.factories import DEV, PROD, Org
+from iamportal import aws
+from tests.factories import DEV, PROD, Org, account_create, role_in
 
 
 def _role(account: AwsAccount, name: str, tags: dict[str, str], path: str = "/") -> IamRole:
@@ -69,3 +70,19 @@ def rate_clock_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
 
     stopped = timezone.now()
     monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: stopped))
+
+
+@pytest.fixture
+def account(db: None) -> AwsAccount:
+    """An account in the embedded AWS with iamportal's spoke role in it."""
+    aws.client("organizations").create_organization(FeatureSet="ALL")
+    return account_create("acme-prod", environment="prod")
+
+
+@pytest.fixture
+def role(account: AwsAccount) -> IamRole:
+    """A role of `account`, in AWS and in the inventory, whose sessions last up to 2 h."""
+    role = role_in(account, "payments-api")
+    role.max_session_duration = 7200
+    role.save(update_fields=["max_session_duration"])
+    return role

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from brokering.models import AccessRule, CliChallenge, CredentialIssuance
+from brokering.models import AccessRule, CliChallenge, CredentialIssuance, SessionRevocation
 from brokering.selectors import roles_for_user
 from brokering.services import access_rule_save, credentials_issue
 from tests.factories import Org, client_for
@@ -398,3 +399,72 @@ def test_an_admin_sets_an_expiry_and_the_rule_stops_granting_at_it(
     rule.expires_at = timezone.now() - timedelta(seconds=1)
     access_rule_save(rule=rule)
     assert arn not in my_role_arns(User.objects.get(pk=outsider.pk))
+
+
+# --- disabling a user ends their sessions --------------------------------------------------
+
+
+def test_disabling_a_user_in_the_admin_ends_their_sessions(
+    superuser: User, requester: User, role: Any
+) -> None:
+    CredentialIssuance.objects.create(
+        user=requester,
+        user_email=requester.email,
+        role_arn=role.arn,
+        kind="console",
+        outcome=CredentialIssuance.Outcome.ISSUED,
+    )
+    changelist = reverse("admin:auth_user_changelist")
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client_for(superuser).post(
+            changelist, {"action": "deactivate", "_selected_action": [requester.pk]}, follow=True
+        )
+
+    assert response.status_code == 200
+    requester.refresh_from_db()
+    assert not requester.is_active
+    revocation = SessionRevocation.objects.get()
+    assert (revocation.role_arn, revocation.actor) == (role.arn, superuser)
+    assert revocation.status == SessionRevocation.Status.APPLIED
+
+
+def test_clearing_active_on_the_user_form_ends_their_sessions(
+    superuser: User, requester: User, role: Any
+) -> None:
+    CredentialIssuance.objects.create(
+        user=requester,
+        user_email=requester.email,
+        role_arn=role.arn,
+        kind="cli",
+        outcome=CredentialIssuance.Outcome.ISSUED,
+    )
+    form = {
+        "username": requester.username,
+        "email": requester.email,
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+        "groups": [g.pk for g in requester.groups.all()],
+    }
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client_for(superuser).post(change_url(requester), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    requester.refresh_from_db()
+    assert not requester.is_active
+    assert SessionRevocation.objects.get().role_arn == role.arn
+
+
+def test_only_admins_may_disable_users_with_the_action(reviewer: User, requester: User) -> None:
+    changelist = reverse("admin:auth_user_changelist")
+
+    response = client_for(reviewer).post(
+        changelist, {"action": "deactivate", "_selected_action": [requester.pk]}
+    )
+
+    assert response.status_code in (302, 403)
+    requester.refresh_from_db()
+    assert requester.is_active

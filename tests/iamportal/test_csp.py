@@ -211,6 +211,10 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
     yield "role_list", a.get(reverse("role_list"))
     yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
+    yield (
+        "role_sessions_revoke",
+        a.get(reverse("role_sessions_revoke", args=[account.account_id, api.name])),
+    )
     yield "resource_list", a.get(reverse("resource_list"))
     yield (
         "resource_detail",
