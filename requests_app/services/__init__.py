@@ -4,6 +4,7 @@
 - `review`: approve, reject, cancel, comment, edit, retry;
 - `apply`: making an approved request's changes in AWS;
 - `expiry`: temporary access, extended or taken away;
+- `restore`: a request that puts back a recorded version of a part of a role;
 - `recovery`: the sweep that hands lost or abandoned work to the broker again;
 - `leases`, `common`: what those share.
 
@@ -30,6 +31,11 @@ from requests_app.services.expiry import (
 )
 from requests_app.services.leases import WorkLeaseLost
 from requests_app.services.recovery import requests_work_recover
+from requests_app.services.restore import (
+    change_role_part,
+    role_version_restore_changes,
+    role_version_restore_submit,
+)
 from requests_app.services.review import (
     COMMENT_MAX_LENGTH,
     REVISION_MAX_LENGTH,
@@ -81,6 +87,7 @@ __all__ = [
     "RequestRevisionStale",
     "WorkLeaseLost",
     "change_edit",
+    "change_role_part",
     "changes_findings",
     "changes_validate",
     "compact_size",
@@ -100,4 +107,6 @@ __all__ = [
     "policy_requests_due_to_expire",
     "policy_tools_rate_check",
     "requests_work_recover",
+    "role_version_restore_changes",
+    "role_version_restore_submit",
 ]
