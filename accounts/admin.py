@@ -18,6 +18,7 @@ from accounts.models import (
     IamRole,
     IamUser,
     ManagedPolicy,
+    RoleVersion,
     ServiceControlPolicy,
     SyncRun,
 )
@@ -279,6 +280,28 @@ class DatabaseAdmin(InventoryAdmin):
 
     def page_url(self, item: Any) -> str:
         return reverse("database_detail", kwargs={"pk": item.pk})
+
+
+@admin.register(RoleVersion)
+class RoleVersionAdmin(ReadOnlyAdmin):
+    list_display = ["role", "part", "key", "source", "request_number", "recorded_at"]
+    list_filter = ["part", "source"]
+    list_select_related = ["role"]
+    search_fields = ["role__arn", "key"]
+    raw_id_fields = ["role"]
+    fields = readonly_fields = (
+        "role",
+        "part",
+        "key",
+        "document_pretty",
+        "source",
+        "request_number",
+        "recorded_at",
+    )
+
+    @admin.display(description="document")
+    def document_pretty(self, item: RoleVersion) -> SafeString:
+        return pretty_json(item.document)
 
 
 @admin.register(ServiceControlPolicy)

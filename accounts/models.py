@@ -191,6 +191,55 @@ class IamRole(InventoryItem):
         return bool(self.refresh_requested_at and self.refresh_requested_at > self.synced_at)
 
 
+class RoleVersion(models.Model):
+    """One version of one part of a role as a sync (or the refresh after an apply)
+    saw it: written only when the part changed since its latest version, so the
+    versions of a role are its history. `document` None: the part is absent (an
+    inline policy deleted, no boundary, an empty trust policy)."""
+
+    class Part(models.TextChoices):
+        INLINE = "inline", "Inline policy"
+        MANAGED = "managed", "Attached managed policies"
+        TRUST = "trust", "Trust policy"
+        BOUNDARY = "boundary", "Permissions boundary"
+        TAGS = "tags", "Tags"
+
+    class Source(models.TextChoices):
+        FIRST_SEEN = "first_seen", "First seen"
+        REQUEST = "request", "iamportal request"
+        OUTSIDE = "outside", "Changed outside iamportal"
+
+    role = models.ForeignKey(IamRole, on_delete=models.CASCADE, related_name="versions")
+    part = models.CharField(max_length=16, choices=Part.choices)
+    key = models.CharField(
+        max_length=128, blank=True, help_text="The inline policy's name; empty for other parts."
+    )
+    document = models.JSONField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    source = models.CharField(max_length=16, choices=Source.choices)
+    # A number rather than a foreign key: the inventory does not depend on requests.
+    request_number = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["role", "part", "key", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.role.name} {self.label} at {self.recorded_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def label(self) -> str:
+        if self.part == self.Part.INLINE:
+            return f"inline policy {self.key}"
+        return str(self.Part(self.part).label).lower().replace("iam", "IAM")
+
+    @property
+    def source_text(self) -> str:
+        if self.source == self.Source.REQUEST:
+            return f"iamportal request #{self.request_number}"
+        return str(self.Source(self.source).label)
+
+
 class ManagedPolicy(InventoryItem):
     """A customer-managed policy of an account (AWS-managed ones are referenced by ARN)."""
 

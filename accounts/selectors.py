@@ -36,6 +36,7 @@ from accounts.models import (
     ManagedPolicy,
     OrgAccount,
     OrgNode,
+    RoleVersion,
     ServiceControlPolicy,
     SyncRun,
 )
@@ -93,6 +94,35 @@ def role_for_user(*, user: AnyUser, account_id: str, role_name: str) -> IamRole:
     if role is None:
         raise Http404("No such role.")
     return role
+
+
+def role_version_for_user(
+    *, user: AnyUser, account_id: str, role_name: str, version_id: int
+) -> RoleVersion:
+    """A recorded version of a role `user` may see (the role's own gate)."""
+    role = role_for_user(user=user, account_id=account_id, role_name=role_name)
+    version = RoleVersion.objects.filter(role=role, pk=version_id).first()
+    if version is None:
+        raise Http404("No such version of this role.")
+    version.role = role
+    return version
+
+
+def role_history(*, role: IamRole) -> QuerySet[RoleVersion]:
+    """The versions of a role, newest first, each with the document and id of
+    the version of the same part before it (`previous_document`, `previous_id`,
+    None for the first)."""
+    earlier = RoleVersion.objects.filter(
+        role=OuterRef("role"), part=OuterRef("part"), key=OuterRef("key"), pk__lt=OuterRef("pk")
+    ).order_by("-pk")
+    return (
+        RoleVersion.objects.filter(role=role)
+        .annotate(
+            previous_id=Subquery(earlier.values("pk")[:1]),
+            previous_document=Subquery(earlier.values("document")[:1]),
+        )
+        .order_by("-recorded_at", "-pk")
+    )
 
 
 def resource_for_user(*, user: AnyUser, pk: int) -> CloudResource:

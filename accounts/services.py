@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
@@ -31,6 +31,7 @@ from accounts.models import (
     ManagedPolicy,
     OrgAccount,
     OrgNode,
+    RoleVersion,
     ServiceControlPolicy,
     SyncRun,
 )
@@ -429,7 +430,9 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
     with what is known of it when it is new). All or nothing."""
     now = timezone.now()
     with transaction.atomic():
-        roles = _upsert(IamRole, account, inventory.roles, now)
+        written: set[str] = set()
+        roles = _upsert(IamRole, account, inventory.roles, now, written=written)
+        _role_versions_after_sync(account=account, arns=written, now=now)
         policies = _upsert(ManagedPolicy, account, inventory.policies, now)
         resources = _upsert(
             CloudResource, account, inventory.resources, now, unreadable=inventory.unreadable
@@ -481,11 +484,13 @@ def _upsert(
     *,
     unreadable: list[dict[str, Any]] | None = None,
     keep: Q | None = None,
+    written: set[str] | None = None,
 ) -> UpsertResult:
     """`unreadable` (resources only): rows of what is known (arn, name, type,
     region) plus "error"; never deleted, never overwritten with less. `keep`:
     existing rows that are not deleted when missing from `rows` (their listing
-    failed)."""
+    failed). `written`, when given, receives the ARNs of the rows created or
+    updated from `rows`."""
     result = UpsertResult()
     manager = model._default_manager
     existing: dict[str, tuple[int, str]] = {
@@ -537,6 +542,8 @@ def _upsert(
             )
         else:
             to_mark.append(model(pk=found[0], read_error=item["error"], read_error_at=now))
+    if written is not None:
+        written.update(row.arn for row in (*to_create, *to_update))
     moved = 0
     if to_create:
         # Bucket ARNs name no account: a bucket deleted in one account and created
@@ -598,8 +605,13 @@ def role_refresh_request(*, role: IamRole) -> None:
     transaction.on_commit(lambda: enqueue.role_refresh(role.pk))
 
 
-def role_refresh(*, role: IamRole) -> IamRole | None:
-    """Re-read one role from AWS now. Returns None when the role no longer exists."""
+def role_refresh(
+    *, role: IamRole, attribution: dict[tuple[str, str], int] | None = None
+) -> IamRole | None:
+    """Re-read one role from AWS now. Returns None when the role no longer exists.
+    `attribution`: the parts of the role, as (part, key), a request just changed,
+    with its number (the apply refreshes the roles it touched), so their new
+    versions are recorded as that request's."""
     session = aws.spoke_session(role.account)
     iam = aws.client("iam", session=session)
     try:
@@ -628,16 +640,124 @@ def role_refresh(*, role: IamRole) -> IamRole | None:
     row = fetch.role_row(detail)
     grants_changed = row["tags"] != role.tags or row["arn"] != role.arn
     digest = content_hash(row)
+    changed = digest != role.content_hash
     now = timezone.now()
     fields = [*row.keys(), "content_hash", "synced_at"]
     for key, value in row.items():
         setattr(role, key, value)
     role.content_hash = digest
     role.synced_at = now
-    role.save(update_fields=fields)
+    with transaction.atomic():
+        role.save(update_fields=fields)
+        if changed:
+            role_versions_record(roles=[role], now=now, attribution=attribution)
     if grants_changed:
         access_changed()
     return role
+
+
+# --- role history -------------------------------------------------------------------
+
+
+def role_parts(role: IamRole) -> dict[tuple[str, str], Any]:
+    """Each part of a role whose versions are kept, as (part, key) -> document:
+    every inline policy, the set of attached managed policies (their ARNs,
+    sorted), the trust policy, the boundary's ARN and the tags."""
+    parts: dict[tuple[str, str], Any] = {
+        (RoleVersion.Part.INLINE, name): document
+        for name, document in (role.inline_policies or {}).items()
+    }
+    parts[(RoleVersion.Part.MANAGED, "")] = sorted(
+        str(p.get("arn")) for p in role.managed_policies or [] if isinstance(p, dict)
+    )
+    parts[(RoleVersion.Part.TRUST, "")] = role.trust_policy or None
+    parts[(RoleVersion.Part.BOUNDARY, "")] = role.permissions_boundary_arn or None
+    parts[(RoleVersion.Part.TAGS, "")] = dict(sorted((role.tags or {}).items()))
+    return parts
+
+
+def role_versions_latest(*, role_ids: Iterable[int]) -> dict[int, dict[tuple[str, str], Any]]:
+    """The document of the latest version of each (part, key), by role."""
+    ids = (
+        RoleVersion.objects.filter(role_id__in=list(role_ids))
+        .order_by()
+        .values("role_id", "part", "key")
+        .annotate(latest=Max("id"))
+        .values("latest")
+    )
+    latest: dict[int, dict[tuple[str, str], Any]] = {}
+    for role_id, part, key, document in RoleVersion.objects.filter(pk__in=ids).values_list(
+        "role_id", "part", "key", "document"
+    ):
+        latest.setdefault(role_id, {})[(part, key)] = document
+    return latest
+
+
+def role_versions_record(
+    *,
+    roles: list[IamRole],
+    now: datetime,
+    attribution: dict[tuple[str, str], int] | None = None,
+) -> int:
+    """Record a version of every part of `roles` that differs from its latest
+    version (a role never seen before gets a baseline of all its parts, "first
+    seen"; an inline policy that disappeared, a version with no document). A
+    part in `attribution` is recorded as that request's change; any other
+    change was made outside iamportal. Returns how many versions were written."""
+    latest = role_versions_latest(role_ids=[role.pk for role in roles])
+    attribution = attribution or {}
+    versions: list[RoleVersion] = []
+    for role in roles:
+        known = latest.get(role.pk)
+        parts = role_parts(role)
+        if known is None:
+            versions += [
+                RoleVersion(
+                    role=role,
+                    part=part,
+                    key=key,
+                    document=document,
+                    recorded_at=now,
+                    source=RoleVersion.Source.FIRST_SEEN,
+                )
+                for (part, key), document in parts.items()
+            ]
+            continue
+        for (part, key), document in known.items():
+            if part == RoleVersion.Part.INLINE and document is not None:
+                parts.setdefault((part, key), None)
+        for (part, key), document in parts.items():
+            if (part, key) in known and known[(part, key)] == document:
+                continue
+            if (part, key) not in known and document is None:
+                continue
+            request = attribution.get((part, key))
+            versions.append(
+                RoleVersion(
+                    role=role,
+                    part=part,
+                    key=key,
+                    document=document,
+                    recorded_at=now,
+                    source=RoleVersion.Source.OUTSIDE
+                    if request is None
+                    else RoleVersion.Source.REQUEST,
+                    request_number=request,
+                )
+            )
+    RoleVersion.objects.bulk_create(versions, batch_size=BATCH_SIZE)
+    return len(versions)
+
+
+def _role_versions_after_sync(*, account: AwsAccount, arns: set[str], now: datetime) -> None:
+    """History for the roles a sync created or rewrote (their content hash
+    changed); unchanged roles are not even read."""
+    ordered = sorted(arns)
+    for start in range(0, len(ordered), BATCH_SIZE):
+        roles = list(
+            IamRole.objects.filter(account=account, arn__in=ordered[start : start + BATCH_SIZE])
+        )
+        role_versions_record(roles=roles, now=now)
 
 
 # --- users, groups and databases ----------------------------------------------------

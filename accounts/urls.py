@@ -13,6 +13,11 @@ urlpatterns = [
         name="role_detail",
     ),
     path(
+        "accounts/<str:account_id>/roles/<str:role_name>/history/",
+        views.role_history,
+        name="role_history",
+    ),
+    path(
         "accounts/<str:account_id>/roles/<str:role_name>/refresh/",
         views.role_refresh,
         name="role_refresh",

@@ -23,6 +23,7 @@ from accounts.models import AwsAccount, IamRole
 from brokering import selectors as brokering_selectors
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
+from requests_app.policy.diff import policy_diff
 
 PAGE_SIZE = 50
 
@@ -153,6 +154,36 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         **_role_access(request.user, role),
     }
     return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
+
+
+HISTORY_PAGE_SIZE = 20
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    role = selectors.role_for_user(user=request.user, account_id=account_id, role_name=role_name)
+    page = Paginator(selectors.role_history(role=role), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    versions = [
+        {
+            "version": version,
+            "document": _pretty(version.document),
+            "diff": policy_diff(
+                version.previous_document,  # type: ignore[attr-defined]
+                version.document,
+                name=version.label,
+                labels=("before", "this version"),
+            )
+            if version.previous_id is not None  # type: ignore[attr-defined]
+            else [],
+        }
+        for version in page.object_list
+    ]
+    context = {"role": role, "page": page, "versions": versions}
+    return render(request, template_for(request, "accounts/role_history.html", "results"), context)
 
 
 @login_required

@@ -485,3 +485,32 @@ class ChangeEditForm(_Form):
             return json_load_bounded(self.cleaned_data["payload"])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
+
+
+class RestoreForm(_Form):
+    """Filing the request that puts a recorded version of a role back."""
+
+    justification = forms.CharField(
+        label="Why restore this version?",
+        required=False,
+        max_length=JUSTIFICATION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4, "required": True}),
+        help_text="Reviewers decide on it: what went wrong with the current version, the ticket.",
+    )
+    acknowledge = forms.BooleanField(
+        label="I have read the error findings and ask for this version anyway",
+        required=False,
+    )
+    acknowledgement_reason = forms.CharField(
+        label="Why the error findings are acceptable",
+        required=False,
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Reviewers see it in the request's timeline.",
+    )
+
+    def acknowledgement(self) -> str:
+        """The reason given with the acknowledgement; empty unless it is ticked."""
+        if not self.cleaned_data.get("acknowledge"):
+            return ""
+        return self.cleaned_data.get("acknowledgement_reason") or ""

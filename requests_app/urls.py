@@ -17,6 +17,11 @@ urlpatterns = [
         name="change_edit",
     ),
     path("requests/review/", views.request_queue, name="request_queue"),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/history/<int:version_id>/restore/",
+        views.role_version_restore,
+        name="role_version_restore",
+    ),
     path("requests/new/", views.request_new, name="request_new"),
     path(
         "requests/new/<int:role_id>/permissions/",

@@ -33,15 +33,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
+from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, RoleVersion
 from accounts.selectors import (
     PolicyUse,
     policy_uses,
     resources_search,
     role_protected,
+    role_version_for_user,
     roles_search,
     spoke_role_names,
 )
+from accounts.services import role_parts
 from brokering.selectors import eligible_role_ids
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.parsers import JSON_MAX_DEPTH, json_nesting_depth
@@ -63,6 +65,7 @@ from requests_app.forms import (
     LintForm,
     PermissionForm,
     RawPolicyForm,
+    RestoreForm,
     ReviewForm,
     RoleSearchForm,
     TemplateValuesForm,
@@ -984,3 +987,80 @@ def request_queue(request: HtmxHttpRequest) -> HttpResponse:
         "query": urlencode({"account": account, "requester": requester, "age": age}),
     }
     return render(request, "requests_app/request_queue.html", context)
+
+
+# --- restoring a recorded version of a role ---------------------------------------------
+
+
+def _restore_context(
+    role: IamRole, version: RoleVersion, form: RestoreForm, errors: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What the restore request will change: the diff from the role as it is to
+    the version, each change it files, and the findings it would carry."""
+    changes = services.role_version_restore_changes(role=role, version=version)
+    current = role_parts(role).get((version.part, version.key))
+    summaries = [
+        change_summary(Change(type=c["type"], target_arn=c["target_arn"], payload=c["payload"]))
+        for c in changes
+    ]
+    findings: list[Any] = []
+    refused = ""
+    if changes:
+        try:
+            specs = services.changes_validate(role=role, changes=changes)
+            findings = list(services.changes_findings(role=role, specs=specs))
+        except services.RequestInvalid as exc:
+            refused = " ".join(exc.errors.values())
+    if role_protected(role.arn):
+        refused = protected_role_refusal(role.name)
+    return {
+        "role": role,
+        "version": version,
+        "form": form,
+        "changes": summaries,
+        "diff": policy_diff(
+            current, version.document, name=version.label, labels=("now", "restored")
+        ),
+        "findings": findings,
+        "has_errors": any(f.severity == "error" for f in findings),
+        "refused": refused,
+        "errors": errors or {},
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def role_version_restore(
+    request: HtmxHttpRequest, account_id: str, role_name: str, version_id: int
+) -> HttpResponse:
+    version = role_version_for_user(
+        user=request.user, account_id=account_id, role_name=role_name, version_id=version_id
+    )
+    role = requestable_role_for_user(user=request.user, role_id=version.role_id)
+    template = "requests_app/role_version_restore.html"
+    if request.method == "GET":
+        return render(request, template, _restore_context(role, version, RestoreForm()))
+    form = RestoreForm(request.POST)
+    if not form.is_valid():
+        return render(request, template, _restore_context(role, version, form), status=400)
+    try:
+        created = services.role_version_restore_submit(
+            requester=request.user,
+            role=role,
+            version=version,
+            justification=form.cleaned_data["justification"],
+            findings_acknowledgement=form.acknowledgement(),
+        )
+    except services.RequestInvalid as exc:
+        for key, message in exc.errors.items():
+            if key == "justification":
+                form.add_error("justification", message)
+            elif key == "findings_acknowledgement":
+                form.add_error("acknowledge", message)
+            else:
+                form.add_error(None, message)
+        return render(request, template, _restore_context(role, version, form), status=400)
+    messages.success(
+        request, f"Request #{created.pk} is submitted: it restores the {version.label}."
+    )
+    return redirect("request_detail", pk=created.pk)

@@ -18,16 +18,23 @@ class DiffLine:
     text: str
 
 
-def policy_diff(previous: Any, document: Any, *, name: str) -> list[DiffLine]:
+def policy_diff(
+    previous: Any,
+    document: Any,
+    *,
+    name: str,
+    labels: tuple[str, str] = ("current", "requested"),
+) -> list[DiffLine]:
     """The unified diff, line by line, from the role's policy of that name (if
-    any) to the requested one."""
+    any) to the requested one. `labels` name the two sides (the history shows
+    one version against the one before it)."""
     before = json_pretty(previous).splitlines() if previous is not None else []
     after = json_pretty(document).splitlines()
     lines = difflib.unified_diff(
         before,
         after,
-        fromfile=f"{name} (current)" if previous is not None else f"{name} (none yet)",
-        tofile=f"{name} (requested)",
+        fromfile=f"{name} ({labels[0]})" if previous is not None else f"{name} (none yet)",
+        tofile=f"{name} ({labels[1]})",
         lineterm="",
     )
     shown = []

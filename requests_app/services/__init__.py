@@ -5,6 +5,7 @@
 - `apply`: making an approved request's changes in AWS;
 - `expiry`: temporary access, extended or taken away;
 - `approval`: approval policies, the requirement stored on a request, automatic approval;
+- `restore`: a request that puts back a recorded version of a part of a role;
 - `recovery`: the sweep that hands lost or abandoned work to the broker again;
 - `leases`, `common`: what those share.
 
@@ -42,6 +43,11 @@ from requests_app.services.expiry import (
 )
 from requests_app.services.leases import WorkLeaseLost
 from requests_app.services.recovery import requests_work_recover
+from requests_app.services.restore import (
+    change_role_part,
+    role_version_restore_changes,
+    role_version_restore_submit,
+)
 from requests_app.services.review import (
     COMMENT_MAX_LENGTH,
     REVISION_MAX_LENGTH,
@@ -101,6 +107,7 @@ __all__ = [
     "approval_requirement_for",
     "approvals_counted",
     "change_edit",
+    "change_role_part",
     "changes_findings",
     "changes_validate",
     "compact_size",
@@ -121,4 +128,6 @@ __all__ = [
     "policy_tools_rate_check",
     "request_facts",
     "requests_work_recover",
+    "role_version_restore_changes",
+    "role_version_restore_submit",
 ]

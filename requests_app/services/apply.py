@@ -27,6 +27,7 @@ from requests_app.services.common import (
     _status_claim,
 )
 from requests_app.services.leases import WorkLeaseLost, _work_claim, _WorkLease
+from requests_app.services.restore import change_role_part
 from requests_app.services.review import _approvals_stale_withdraw, _withdrawn_text
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,10 @@ def _roles_refresh(request: PolicyRequest, changes: list[Change]) -> None:
     up if this fails."""
     arns = {c.target_arn for c in changes if ":role/" in c.target_arn}
     for role in IamRole.objects.filter(arn__in=arns).select_related("account"):
+        written = (change_role_part(c) for c in changes if c.target_arn == role.arn)
+        attribution = {part: request.pk for part in written if part is not None}
         try:
-            role_refresh(role=role)
+            role_refresh(role=role, attribution=attribution)
         except (ClientError, BotoCoreError) as exc:
             log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
 

@@ -30,8 +30,9 @@ from tests.factories import admin_iam, big_policy, inline_names, make_user, role
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
-T1 = datetime(2026, 12, 5, 9, 0, 0, tzinfo=UTC)
-T2 = datetime(2026, 12, 5, 10, 30, 0, 250000, tzinfo=UTC)
+# Revocation times in the future: a revocation lasts from the later of its time and now.
+T1 = datetime(2099, 12, 5, 9, 0, 0, tzinfo=UTC)
+T2 = datetime(2099, 12, 5, 10, 30, 0, 250000, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_it_puts_a_deny_of_the_users_older_sessions_on_the_role(
     assert revocation.actor == reviewer
     assert denies(role) == {
         "Version": "2012-10-17",
-        "Statement": [deny_of("alice@example.com", "2026-12-05T09:00:00Z")],
+        "Statement": [deny_of("alice@example.com", "2099-12-05T09:00:00Z")],
     }
 
 
@@ -99,7 +100,7 @@ def test_the_time_is_rounded_up_to_the_second(role: IamRole, requester: User) ->
     revoke(role, requester, T2)
 
     time = denies(role)["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
-    assert time == "2026-12-05T10:30:01Z"
+    assert time == "2099-12-05T10:30:01Z"
 
 
 def test_two_users_get_a_statement_each(role: IamRole, requester: User, bob: User) -> None:
@@ -107,8 +108,8 @@ def test_two_users_get_a_statement_each(role: IamRole, requester: User, bob: Use
     revoke(role, bob, T2)
 
     assert denies(role)["Statement"] == [
-        deny_of("alice@example.com", "2026-12-05T09:00:00Z"),
-        deny_of("bob@example.com", "2026-12-05T10:30:01Z"),
+        deny_of("alice@example.com", "2099-12-05T09:00:00Z"),
+        deny_of("bob@example.com", "2099-12-05T10:30:01Z"),
     ]
     assert inline_names(role) == [REVOKED_SESSIONS_POLICY]
 
@@ -118,7 +119,7 @@ def test_a_later_revocation_moves_the_users_time_forward_and_never_back(
 ) -> None:
     revoke(role, requester, T1)
     revoke(role, requester, T2)
-    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T10:30:01Z")]
+    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2099-12-05T10:30:01Z")]
 
     # An earlier one (applied late) leaves the later time in force.
     earlier = SessionRevocation.objects.create(
@@ -131,7 +132,7 @@ def test_a_later_revocation_moves_the_users_time_forward_and_never_back(
         remove_after=T1,
     )
     assert session_revocation_apply(revocation_id=earlier.pk) == "applied"
-    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T10:30:01Z")]
+    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2099-12-05T10:30:01Z")]
 
 
 def test_it_keeps_the_roles_other_inline_policies(role: IamRole, requester: User) -> None:
@@ -170,7 +171,7 @@ def test_the_deny_is_lifted_when_every_session_it_denies_has_expired(
     second = revoke(role, bob, T2)
 
     assert session_revocations_lift(now=first.remove_after + timedelta(seconds=1)) == 1
-    assert denies(role)["Statement"] == [deny_of("bob@example.com", "2026-12-05T10:30:01Z")]
+    assert denies(role)["Statement"] == [deny_of("bob@example.com", "2099-12-05T10:30:01Z")]
     first.refresh_from_db()
     assert first.status == SessionRevocation.Status.REMOVED
 
@@ -188,7 +189,7 @@ def test_a_users_deny_stays_while_a_later_revocation_of_them_is_in_force(
     revoke(role, requester, T2)
 
     assert session_revocations_lift(now=first.remove_after + timedelta(seconds=1)) == 1
-    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T10:30:01Z")]
+    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2099-12-05T10:30:01Z")]
 
 
 def test_lifting_a_policy_deleted_by_hand_is_harmless(role: IamRole, requester: User) -> None:
@@ -218,7 +219,7 @@ def test_the_sweep_applies_a_revocation_whose_task_was_lost(
     revocation.refresh_from_db()
     assert revocation.status == SessionRevocation.Status.APPLIED
     assert revocation.attempts == 2
-    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2026-12-05T09:00:00Z")]
+    assert denies(role)["Statement"] == [deny_of("alice@example.com", "2099-12-05T09:00:00Z")]
 
 
 def test_the_sweep_takes_over_from_a_worker_that_died(role: IamRole, requester: User) -> None:

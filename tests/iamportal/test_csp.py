@@ -27,6 +27,7 @@ from accounts.models import (
     ManagedPolicy,
     OrgAccount,
     OrgNode,
+    RoleVersion,
     ServiceControlPolicy,
     SyncRun,
 )
@@ -214,6 +215,18 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield (
         "role_sessions_revoke",
         a.get(reverse("role_sessions_revoke", args=[account.account_id, api.name])),
+    )
+    yield "role_history", a.get(reverse("role_history", args=[account.account_id, api.name]))
+    version = RoleVersion.objects.create(
+        role=api,
+        part=RoleVersion.Part.TAGS,
+        document={"team": "payments"},
+        recorded_at=timezone.now(),
+        source=RoleVersion.Source.OUTSIDE,
+    )
+    yield (
+        "role_version_restore",
+        a.get(reverse("role_version_restore", args=[account.account_id, api.name, version.pk])),
     )
     yield "resource_list", a.get(reverse("resource_list"))
     yield (
