@@ -4,10 +4,18 @@ live test server, which runs in a thread of the test process."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from multiprocessing import Value
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+from django_q.models import Task
+from django_q.monitor import monitor
+from django_q.queues import Queue
+from django_q.signing import SignedPackage
+from django_q.worker import worker
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -70,3 +78,45 @@ def organisation(transactional_db: None) -> list[AwsAccount]:
         run.refresh_from_db()
         assert run.status == SyncRun.Status.SUCCEEDED, run.error
     return accounts
+
+
+@pytest.fixture
+def task_queue(organisation: list[AwsAccount], monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, tasks go to the broker as in production instead of running
+    in the request that enqueued them (after the organisation's sync, which
+    still runs inline); `worker_run` runs them."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+
+
+def _worker_run() -> list[Task]:
+    """Do what a worker cluster does with the queued tasks: take each off the
+    broker, run it in django-q's worker loop, and let its monitor save the
+    result and acknowledge the task. Returns the saved results.
+
+    It runs in this process, not in a `qcluster` of its own, because the
+    embedded AWS the test seeded lives in this process's memory, out of a
+    worker process's reach."""
+    broker = get_broker()
+    tasks: Queue = Queue()
+    results: Queue = Queue()
+    ids = []
+    while queued := broker.dequeue():
+        for ack_id, payload in queued:
+            task = SignedPackage.loads(payload)
+            task["ack_id"] = ack_id
+            tasks.put(task)
+            ids.append(task["id"])
+    tasks.put("STOP")
+    worker(tasks, results, Value("f", -1))
+    results.put("STOP")
+    monitor(results, broker)
+    for queue in (tasks, results):
+        queue.close()
+        queue.join_thread()
+    return list(Task.objects.filter(id__in=ids))
+
+
+@pytest.fixture
+def worker_run() -> Callable[[], list[Task]]:
+    """Runs the queued tasks as a worker cluster would (see `_worker_run`)."""
+    return _worker_run

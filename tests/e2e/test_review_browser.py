@@ -7,18 +7,13 @@ look at."""
 from __future__ import annotations
 
 import re
-from multiprocessing import Value
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from django_q.brokers import get_broker
-from django_q.conf import Conf
 from django_q.models import Task
-from django_q.monitor import monitor
-from django_q.queues import Queue
-from django_q.signing import SignedPackage
-from django_q.worker import worker
 
 from accounts.models import AwsAccount
 from requests_app.models import Change, PolicyRequest
@@ -34,42 +29,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
 ROLE = "payments-api"
 POLICY_NAME = "publish-payments-alerts"
 APPLY_TASK = "requests_app.tasks.policy_request_apply_task"
-
-
-@pytest.fixture
-def task_queue(organisation: list[AwsAccount], monkeypatch: pytest.MonkeyPatch) -> None:
-    """From here on, tasks go to the broker as in production instead of running
-    in the request that enqueued them (after the organisation's sync, which
-    still runs inline); `worker_run` runs them."""
-    monkeypatch.setattr(Conf, "SYNC", False)
-
-
-def worker_run() -> list[Task]:
-    """Do what a worker cluster does with the queued tasks: take each off the
-    broker, run it in django-q's worker loop, and let its monitor save the
-    result and acknowledge the task. Returns the saved results.
-
-    It runs in this process, not in a `qcluster` of its own, because the
-    embedded AWS the test seeded lives in this process's memory, out of a
-    worker process's reach."""
-    broker = get_broker()
-    tasks: Queue = Queue()
-    results: Queue = Queue()
-    ids = []
-    while queued := broker.dequeue():
-        for ack_id, payload in queued:
-            task = SignedPackage.loads(payload)
-            task["ack_id"] = ack_id
-            tasks.put(task)
-            ids.append(task["id"])
-    tasks.put("STOP")
-    worker(tasks, results, Value("f", -1))
-    results.put("STOP")
-    monitor(results, broker)
-    for queue in (tasks, results):
-        queue.close()
-        queue.join_thread()
-    return list(Task.objects.filter(id__in=ids))
 
 
 def shot(page: Page, name: str) -> None:
@@ -92,7 +51,11 @@ def signed_in(browser: Browser, live_server: Any, username: str) -> Page:
 
 
 def test_a_reviewer_approves_and_a_worker_applies_the_change(
-    browser: Browser, live_server: Any, organisation: list[AwsAccount], task_queue: None
+    browser: Browser,
+    live_server: Any,
+    organisation: list[AwsAccount],
+    task_queue: None,
+    worker_run: Callable[[], list[Task]],
 ) -> None:
     from playwright.sync_api import expect
 

@@ -12,11 +12,13 @@ closes it; the checks every page gets are in `Tour.step`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from django_q.models import Task
 
 from accounts.models import AwsAccount
 from requests_app.models import PolicyRequest
@@ -66,6 +68,7 @@ class Visitor:
 class Tour:
     browser: Browser
     base_url: str
+    worker_run: Callable[[], list[Task]]
     width: str = "desktop"
     steps: int = 0
     visitors: dict[str, Visitor] = field(default_factory=dict)
@@ -168,12 +171,14 @@ def walk(tour: Tour, dev: AwsAccount) -> None:
     page.get_by_label("Role name or ARN").fill("no-such-role-anywhere")
     expect(page).to_have_url(re.compile(r"q=no-such-role-anywhere"))
     expect(page.locator("#results").get_by_role("link", name=ROLE)).to_have_count(0)
+    expect(page.locator("#results")).to_contain_text("No role matches")
     tour.step(alice, "roles-no-match")
 
     # A role's page, with its long ARN.
     page.goto(f"/accounts/{dev.account_id}/roles/{ROLE}/")
     expect(page.get_by_role("heading", name=ROLE, exact=True)).to_be_visible()
     expect(page.locator("body")).to_contain_text(f"arn:aws:iam::{dev.account_id}:role/")
+    expect(page.get_by_role("button", name="Copy ARN").first).to_be_visible()
     tour.step(alice, "role")
 
     # My roles.
@@ -203,6 +208,9 @@ def walk(tour: Tour, dev: AwsAccount) -> None:
     tour.step(alice, "wizard-permissions")
     page.get_by_role("link", name="Review and submit", exact=True).click()
     expect(page.get_by_role("heading", name=f"Review the request for {ROLE}")).to_be_visible()
+    # The policy shows once, as a diff; its JSON waits behind a toggle.
+    expect(page.locator("pre.diff")).to_have_count(1)
+    expect(page.locator("#policy")).to_be_hidden()
     tour.step(alice, "wizard-review")
     page.get_by_label("Why do you need this access?").fill("Page on-call on failed payouts.")
     page.get_by_label("Policy name").fill(policy_name)
@@ -224,13 +232,17 @@ def walk(tour: Tour, dev: AwsAccount) -> None:
     expect(rita.page.locator("#request-status")).to_have_text("Pending")
     tour.step(rita, "request-to-review")
     rita.page.get_by_role("button", name="Approve").click()
-    expect(rita.page.locator("#request-status")).to_have_text("Applied")
+    expect(rita.page.locator("#request-status")).to_have_text("Approved")
     tour.step(rita, "approved")
 
-    # alice's request page, her requests, the status page, her profile, an account.
+    # alice's request page follows the apply by itself, without a reload.
     page.goto(f"/requests/{request.pk}/")
-    expect(page.locator("#request-status")).to_have_text("Applied")
+    expect(page.locator("#request-status")).to_have_text("Approved")
+    tour.worker_run()
+    expect(page.locator("#request-status")).to_have_text("Applied", timeout=15_000)
     tour.step(alice, "request-applied")
+
+    # Her requests, the status page, her profile, an account.
     tour.nav(alice).get_by_role("link", name="Requests", exact=True).click()
     expect(page.get_by_role("heading", name="My requests")).to_be_visible()
     expect(page.get_by_role("link", name=f"#{request.pk}")).to_be_visible()
@@ -263,10 +275,14 @@ def walk(tour: Tour, dev: AwsAccount) -> None:
 
 
 def test_a_tour_of_iamportal_at_desktop_and_phone_widths(
-    browser: Browser, live_server: Any, organisation: list[AwsAccount]
+    browser: Browser,
+    live_server: Any,
+    organisation: list[AwsAccount],
+    task_queue: None,
+    worker_run: Callable[[], list[Task]],
 ) -> None:
     dev = next(account for account in organisation if account.environment == "dev")
-    tour = Tour(browser, live_server.url)
+    tour = Tour(browser, live_server.url, worker_run)
     for width in WIDTHS:
         (SCREENSHOTS / width).mkdir(parents=True, exist_ok=True)
         tour.resize(width)
