@@ -432,3 +432,43 @@ class ServiceControlPolicy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DeniedCall(models.Model):
+    """Calls AWS refused to a role's sessions, grouped by who (the session name),
+    what (the IAM action) and on what (the resource ARN, or "*"): read from the
+    organisation's CloudTrail events, so the role page can suggest the grant."""
+
+    role = models.ForeignKey(IamRole, on_delete=models.CASCADE, related_name="denied_calls")
+    session_name = models.CharField(max_length=64)
+    action = models.CharField(max_length=128)
+    resource = models.CharField(max_length=2048)
+    key = models.CharField(max_length=64, help_text="SHA-256 of session, action and resource.")
+    error_code = models.CharField(max_length=64)
+    count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["role", "key"], name="denied_call_unique_group")
+        ]
+        indexes = [
+            models.Index(fields=["role", "-last_seen"]),
+            models.Index(fields=["session_name", "-last_seen"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.resource} by {self.session_name} ({self.count}x)"
+
+
+class DeniedEventSeen(models.Model):
+    """A CloudTrail event already counted: a message the queue delivers again
+    (a worker died before deleting it) is not counted twice."""
+
+    event_id = models.CharField(max_length=128, unique=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.event_id

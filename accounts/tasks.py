@@ -7,7 +7,7 @@ import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from accounts import services
+from accounts import denied, services
 from accounts.fetch import describe_error
 from accounts.models import AwsAccount, IamRole, SyncRun
 from iamportal import jobs
@@ -53,3 +53,9 @@ def role_refresh_task(role_id: int) -> None:
 def organization_sync_task() -> dict[str, int] | None:
     """The schedule: the OU tree and service control policies, when configured."""
     return services.organization_sync()
+
+
+@jobs.tracked("accounts.denied_events_poll")
+def denied_events_poll_task() -> dict[str, int]:
+    """The schedule: read the denied-calls queue, when one is configured."""
+    return denied.denied_events_poll()

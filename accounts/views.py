@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,10 +18,11 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh
 
-from accounts import selectors, services
+from accounts import denied, selectors, services
 from accounts.forms import IdentitySearchForm, ResourceSearchForm, RoleSearchForm
 from accounts.models import AwsAccount, IamRole
 from brokering import selectors as brokering_selectors
+from brokering.services import session_name_for
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
 from requests_app.policy.diff import policy_diff
@@ -152,6 +154,9 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         "protected": selectors.role_protected(role.arn),
         **_guardrails(role.account),
         **_role_access(request.user, role),
+        "denied": denied.recently_denied(role=role),
+        "denied_events_read": bool(settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL),
+        "my_session_name": session_name_for(request.user) if request.user.is_authenticated else "",
     }
     return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
 

@@ -28,7 +28,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from accounts import selectors as accounts_selectors
-from accounts.models import IamRole
+from accounts.denied import denied_calls_of_session
+from accounts.models import DeniedCall, IamRole
 from brokering import cli_auth, selectors, services
 from brokering.forms import (
     REDIRECT_MAX_LENGTH,
@@ -134,9 +135,23 @@ def my_roles(request: HtmxHttpRequest) -> HttpResponse:
         "auth_cli_tag": settings.IAMPORTAL_AUTH_CLI_TAG,
         # The search swaps only the role list: the sign-ins are read for the whole page.
         "pending_sign_ins": [] if region_only(request) else _pending_sign_ins(request),
+        "denied_calls": [] if region_only(request) else _denied_calls(request, roles),
         "token_hours": settings.IAMPORTAL_CLI_TOKEN_HOURS,
     }
     return render(request, template_for(request, "brokering/my_roles.html", "roles"), context)
+
+
+MY_DENIED_CALLS = 10
+
+
+def _denied_calls(request: HtmxHttpRequest, roles: list[EligibleRole]) -> list[DeniedCall]:
+    """The calls AWS refused to this user's sessions, on roles they may use."""
+    if not roles:
+        return []
+    calls = denied_calls_of_session(
+        session_name=services.session_name_for(request.user), role_ids=[role.id for role in roles]
+    )
+    return list(calls[:MY_DENIED_CALLS])
 
 
 @login_required

@@ -36,6 +36,7 @@ JOB_LABELS = {
     "accounts.sync_runs_recover": "Recover stalled syncs",
     "accounts.role_refresh": "Role refresh",
     "accounts.organization_sync": "Organisation and guardrails sync",
+    "accounts.denied_events_poll": "Read denied calls from CloudTrail",
     "brokering.cli_challenges_prune": "Prune CLI sign-in challenges",
     "brokering.session_revocation_apply": "Revoke sessions on a role",
     "brokering.session_revocations_sweep": "Recover session revocations, lift expired denies",
@@ -150,6 +151,13 @@ def _declared_schedules() -> list[dict[str, Any]]:
             "func": "accounts.tasks.organization_sync_task",
             "schedule_type": Schedule.MINUTES,
             "minutes": settings.IAMPORTAL_SYNC_INTERVAL_MINUTES,
+        },
+        {
+            # Does nothing unless IAMPORTAL_DENIED_EVENTS_QUEUE_URL is set.
+            "name": "accounts.denied_events_poll",
+            "func": "accounts.tasks.denied_events_poll_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
         },
         {
             "name": "accounts.sync_runs_recover",

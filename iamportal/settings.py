@@ -281,6 +281,11 @@ if IAMPORTAL_ORG_ACCOUNT_ID and not (
 # The role iamportal assumes in that account to read it. Empty: the hub identity
 # reads it directly (iamportal runs in that account).
 IAMPORTAL_ORG_ROLE_NAME = env_str("IAMPORTAL_ORG_ROLE_NAME")
+# Denied calls: the SQS queue an EventBridge rule feeds with the organisation's
+# CloudTrail AccessDenied events (empty: not read), and how long a group of
+# denied calls stays on the role page after its last event.
+IAMPORTAL_DENIED_EVENTS_QUEUE_URL = env_str("IAMPORTAL_DENIED_EVENTS_QUEUE_URL")
+IAMPORTAL_DENIED_CALLS_KEEP_DAYS = env_int("IAMPORTAL_DENIED_CALLS_KEEP_DAYS", 30, minimum=1)
 IAMPORTAL_SYNC_INTERVAL_MINUTES = env_int("IAMPORTAL_SYNC_INTERVAL_MINUTES", 30, minimum=1)
 IAMPORTAL_SYNC_HISTORY_DAYS = env_int("IAMPORTAL_SYNC_HISTORY_DAYS", 30, minimum=1)
 # One account's sync fails once it has run this long (checked between AWS calls),

@@ -63,5 +63,10 @@ urlpatterns = [
         views.request_editor_discard,
         name="request_editor_discard",
     ),
+    path(
+        "requests/new/<int:role_id>/denied/<int:call_id>/",
+        views.request_denied_call,
+        name="request_denied_call",
+    ),
     path("requests/new/<int:role_id>/review/", views.request_review, name="request_review"),
 ]

@@ -33,6 +33,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.denied import denied_call_of_role, denied_call_suggestion
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, RoleVersion
 from accounts.selectors import (
     PolicyUse,
@@ -87,6 +88,7 @@ from requests_app.selectors import (
     requests_of,
 )
 from requests_app.wizard import (
+    ALREADY_IN_DRAFT,
     EMPTY_POLICY,
     Draft,
     DraftPolicy,
@@ -356,6 +358,39 @@ def request_template_add(request: HtmxHttpRequest, role_id: int) -> HttpResponse
         form.add_error(None, error)
     status = _invalid_status(request)
     return _workspace(request, role, draft, template_form=form, status=status)
+
+
+@login_required
+@require_POST
+@_protected_role_refused
+def request_denied_call(request: HtmxHttpRequest, role_id: int, call_id: int) -> HttpResponse:
+    """ "Request this" on a call AWS denied: its least-privilege statement joins the
+    role's draft, and the requester lands on the review step."""
+    role = _wizard_role(request, role_id)
+    call = denied_call_of_role(role=role, pk=call_id)
+    suggestion = denied_call_suggestion(call)
+    if suggestion.policy is None:
+        messages.error(request, f"No grant can be generated for this call: {suggestion.reason}")
+        return redirect("role_detail", account_id=role.account.account_id, role_name=role.name)
+    draft = draft_load(session=request.session, role=role)
+    if draft.raw is not None:
+        messages.error(
+            request,
+            "This request's policy is being edited as JSON: add the statement there, or "
+            "discard the hand edits first.",
+        )
+        return redirect("request_editor", role_id=role.pk)
+    label = f"Denied call: {call.action} on {call.resource}"
+    error = draft_add(
+        draft, {"kind": "template", "label": label, "document": suggestion.policy.document}
+    )
+    if error and error != ALREADY_IN_DRAFT:
+        messages.error(request, error)
+        return redirect("request_permissions", role_id=role.pk)
+    draft_save(session=request.session, role=role, draft=draft)
+    if not error:
+        messages.success(request, f"Added: {label}.")
+    return redirect("request_review", role_id=role.pk)
 
 
 @login_required

@@ -150,6 +150,9 @@ def draft_policy(draft: Draft) -> DraftPolicy:
     return DraftPolicy(document=document, text=policy_text(document), notes=notes)
 
 
+ALREADY_IN_DRAFT = "This permission is already in the request."
+
+
 def draft_add(draft: Draft, permission: dict[str, Any]) -> str:
     """Add a permission to the draft; returns an error message instead when
     it is already there, the draft is full, or the permissions together no
@@ -159,7 +162,7 @@ def draft_add(draft: Draft, permission: dict[str, Any]) -> str:
         return {k: v for k, v in p.items() if k != "label"}
 
     if any(bare(p) == bare(permission) for p in draft.permissions):
-        return "This permission is already in the request."
+        return ALREADY_IN_DRAFT
     candidate = Draft(permissions=[*draft.permissions, permission], raw=draft.raw)
     error = draft_too_big(candidate) or draft_policy(Draft(candidate.permissions)).error
     if not error:

@@ -793,3 +793,62 @@ def _statements(fragments: list[_Fragment]) -> list[dict[str, Any]]:
 
 def _pascal(text: str) -> str:
     return "".join(word[0].upper() + word[1:] for word in re.split(r"[^A-Za-z0-9]+", text) if word)
+
+
+# A call that was denied
+
+
+def policy_for_call(action: str, resource: str) -> GeneratedPolicy:
+    """The least-privilege policy that allows one call AWS denied: exactly
+    `action` on exactly `resource` (an ARN, or "*" when the call named none).
+
+    The same guarantees as for intents hold, but one: the call itself shows the
+    action is wanted, so a destructive action is granted (a reviewer still sees
+    it). An action IAM only grants on "*" is generated only at the list and read
+    levels; an escalating action never. Raises IntentError saying why no policy
+    can be generated."""
+    reference = iam_reference()
+    known = reference.actions.get(action.lower())
+    if known is None:
+        raise IntentError("action", f"'{_shown(action)}' is not an IAM action.")
+    service = known.name.split(":", 1)[0]
+    level = next(key for key, name in ACCESS_LEVELS if name == known.access_level)
+    label = (list(_LEVEL_NAMES).index(level), level)
+    if resource in ("", "*") and not known.wildcard_only:
+        raise IntentError(
+            "resource",
+            f"The call named no resource, and {known.name} can be limited to one: "
+            "ask for it on the resource in the wizard.",
+        )
+    if known.wildcard_only:
+        if level not in _WILDCARD_LEVELS:
+            raise IntentError(
+                "resource",
+                f"{known.name} applies only to every resource ('*'): such a {level} "
+                "grant is never generated; write it out for a reviewer to judge.",
+            )
+        fragment = _Fragment(
+            service, label, "all-resources", ("*",), "", frozenset({known.name}), "*"
+        )
+    else:
+        types = {kind.name.lower() for kind in known.resource_types}
+        chosen = {name.lower() for name in _crud_resource_types(service, resource)}
+        if not types & chosen:
+            raise IntentError(
+                "resource",
+                f"{known.name} does not act on {_shown(resource)}: it takes "
+                f"{' or '.join(sorted(types))} resources.",
+            )
+        fragment = _Fragment(
+            service,
+            label,
+            _crud_name(resource),
+            (resource,),
+            "",
+            frozenset({known.name}),
+            resource,
+        )
+    kept, notes = _without_escalation([fragment])
+    document = {"Version": POLICY_VERSION, "Statement": _statements(kept)}
+    size = len(json.dumps(document, separators=(",", ":")))
+    return GeneratedPolicy(document=document, notes=tuple(notes), size=size)
