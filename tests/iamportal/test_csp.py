@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import (
     CloudResource,
     Database,
+    DeniedCall,
     IamGroup,
     IamUser,
     ManagedPolicy,
@@ -151,6 +152,7 @@ NOT_PAGES = {
     "change_edit",
     "request_template_add",
     "request_permission_remove",
+    "request_denied_call",
     "request_editor_discard",
     "role_console",
 }
@@ -276,6 +278,21 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "database_detail", a.get(reverse("database_detail", args=[database.pk]))
     yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
     yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
+    now = timezone.now()
+    for session, action in (("alice@example.com", "s3:GetObject"), ("bob", "iam:PutRolePolicy")):
+        DeniedCall.objects.create(
+            role=api,
+            session_name=session,
+            action=action,
+            resource=f"arn:aws:s3:::acme-prod-payments-data/{session}",
+            key=session,
+            error_code="AccessDenied",
+            count=1,
+            first_seen=now,
+            last_seen=now,
+        )
+    yield "role_detail", r.get(reverse("role_detail", args=[account.account_id, api.name]))
+    yield "my_roles", a.get(reverse("my_roles"))
     yield "request_list", a.get(reverse("request_list"))
     yield "request_detail", a.get(reverse("request_detail", args=[pending.pk]))
     yield "request_detail", r.get(reverse("request_detail", args=[pending.pk]))
