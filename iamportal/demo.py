@@ -12,12 +12,14 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from accounts.models import AwsAccount
 from accounts.services import account_add
@@ -445,6 +447,88 @@ def _guardrails_seed(org: Any, accounts: list[DemoAccount]) -> None:
                 f"the embedded AWS could not build the OU tree ({exc}): the account stays "
                 "under the root"
             )
+
+
+DENIED_EVENTS_QUEUE = "iamportal-denied-events"
+
+
+def _denied_event(
+    *, number: int, account_id: str, role: str, session: str, call: str, resource: str, hours: int
+) -> str:
+    """A CloudTrail AccessDenied record for a call by a role session, as the
+    organisation's EventBridge rule delivers it."""
+    service, name = call.split(":")
+    role_arn = f"arn:aws:iam::{account_id}:role/{role}"
+    at = (timezone.now() - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event_id = f"demo-{account_id}-{number}"
+    detail = {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": f"AROADEMO{number:08d}:{session}",
+            "arn": f"arn:aws:sts::{account_id}:assumed-role/{role.rsplit('/', 1)[-1]}/{session}",
+            "accountId": account_id,
+            "sessionContext": {
+                "sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": account_id}
+            },
+        },
+        "eventTime": at,
+        "eventSource": f"{service}.amazonaws.com",
+        "eventName": name,
+        "errorCode": "AccessDenied",
+        "errorMessage": "Access Denied",
+        "resources": [{"ARN": resource}],
+        "eventID": event_id,
+    }
+    return json.dumps(
+        {
+            "version": "0",
+            "id": event_id,
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": f"aws.{service}",
+            "account": account_id,
+            "time": at,
+            "region": "us-east-1",
+            "detail": detail,
+        }
+    )
+
+
+def denied_events_seed(accounts: list[DemoAccount]) -> str:
+    """The queue the organisation's EventBridge rule would feed, in the hub, with
+    a few calls AWS refused to demo users' sessions; returns its URL."""
+    _assert_embedded()
+    sqs = aws.client("sqs")
+    url = str(sqs.create_queue(QueueName=DENIED_EVENTS_QUEUE)["QueueUrl"])
+    staging = next(a for a in accounts if a.environment == "staging")
+    account = staging.account_id
+    calls = [
+        # alice's service role reads a bucket it was never given, three times.
+        *(
+            ("service/payments-api", "alice@example.com", "s3:GetObject", hours)
+            for hours in (1, 5, 26)
+        ),
+        ("service/payments-api", "alice@example.com", "sqs:ReceiveMessage", 3),
+        # rita tried to write with the read-only role.
+        ("ReadOnly", "rita@example.com", "s3:PutObject", 8),
+    ]
+    resources = {
+        "s3:GetObject": "arn:aws:s3:::acme-staging-static-assets/index.html",
+        "sqs:ReceiveMessage": f"arn:aws:sqs:us-east-1:{account}:payments-events",
+        "s3:PutObject": "arn:aws:s3:::acme-staging-payments-data/reports/today.csv",
+    }
+    for number, (role, session, call, hours) in enumerate(calls):
+        body = _denied_event(
+            number=number,
+            account_id=account,
+            role=role,
+            session=session,
+            call=call,
+            resource=resources[call],
+            hours=hours,
+        )
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    return url
 
 
 def account_id_seed(name: str) -> int:

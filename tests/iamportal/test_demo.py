@@ -10,8 +10,10 @@ import requests
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 
+from accounts.denied import denied_call_suggestion, denied_events_poll
+from accounts.models import DeniedCall
 from iamportal import aws, demo
-from tests.factories import make_user
+from tests.factories import make_user, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +148,20 @@ def test_the_demo_shows_iamportals_own_404_page(settings: Any, client: Any) -> N
     assert "404.html" in [template.name for template in response.templates]
     assert "There is nothing here" in html
     assert "URLconf" not in html and "admin/" not in html
+
+
+def test_the_demo_queue_holds_denied_calls_the_role_page_turns_into_grants(settings: Any) -> None:
+    org = demo.organisation_seed()
+    staging = next(a for a in demo.accounts_onboard(org) if a.environment == "staging")
+    sync(staging)
+    settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL = demo.denied_events_seed(org)
+
+    assert denied_events_poll() == {"recorded": 5}
+
+    calls = DeniedCall.objects.filter(role__account=staging)
+    assert {(c.role.name, c.action, c.count) for c in calls} == {
+        ("payments-api", "s3:GetObject", 3),
+        ("payments-api", "sqs:ReceiveMessage", 1),
+        ("ReadOnly", "s3:PutObject", 1),
+    }
+    assert all(denied_call_suggestion(c).policy is not None for c in calls)

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django_q.conf import Conf
 
+from accounts.denied import denied_events_poll
 from accounts.services import account_sync_request, organization_sync
 from iamportal import demo, processes
 
@@ -101,6 +102,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {account}: {run.status} {run.counts or run.error}")
             organisation = organization_sync()
             self.stdout.write(f"  organisation: {organisation or 'not read'}")
+            # The workers read the denied calls the demo puts on its queue, as in production.
+            queue_url = demo.denied_events_seed(seeded)
+            os.environ["IAMPORTAL_DENIED_EVENTS_QUEUE_URL"] = queue_url
+            settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL = queue_url
+            self.stdout.write(f"  denied calls: {denied_events_poll() or 'none'}")
             Conf.SYNC = False
             logging.getLogger("django-q").setLevel(logging.INFO)
             connections.close_all()
