@@ -1,6 +1,6 @@
 from django.urls import path
 
-from requests_app import views
+from requests_app import editor_views, views
 
 urlpatterns = [
     path("requests/", views.request_list, name="request_list"),
@@ -69,4 +69,9 @@ urlpatterns = [
         name="request_denied_call",
     ),
     path("requests/new/<int:role_id>/review/", views.request_review, name="request_review"),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/edit/<str:part>/",
+        editor_views.role_part_edit,
+        name="role_part_edit",
+    ),
 ]

@@ -45,6 +45,7 @@ from requests_app.services.leases import WorkLeaseLost
 from requests_app.services.recovery import requests_work_recover
 from requests_app.services.restore import (
     change_role_part,
+    role_part_changes,
     role_version_restore_changes,
     role_version_restore_submit,
 )
@@ -128,6 +129,7 @@ __all__ = [
     "policy_tools_rate_check",
     "request_facts",
     "requests_work_recover",
+    "role_part_changes",
     "role_version_restore_changes",
     "role_version_restore_submit",
 ]

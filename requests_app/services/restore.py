@@ -45,34 +45,44 @@ def role_version_restore_changes(*, role: IamRole, version: RoleVersion) -> list
     """The changes (type, target_arn, payload) that put `version` back on `role`,
     judged against the role as the inventory has it; empty when the role
     already has it."""
-    current = role_parts(role).get((version.part, version.key))
-    old = version.document
+    return role_part_changes(
+        role=role, part=version.part, key=version.key, document=version.document
+    )
+
+
+def role_part_changes(*, role: IamRole, part: str, key: str, document: Any) -> list[dict[str, Any]]:
+    """The changes (type, target_arn, payload) that give `role` the `document`
+    for one of its parts, in the form `accounts.services.role_parts` keeps
+    them (an inline policy by its name `key`, None for "absent"; the sorted ARNs
+    of the attached managed policies; the trust policy; the boundary's ARN or
+    None; the tags), judged against the role as the inventory has it; empty
+    when the role already has it. Used by restore and by the part editors."""
+    current = role_parts(role).get((part, key))
+    old = document
     arn = role.arn
 
     def change(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
         return {"type": type_, "target_arn": arn, "payload": payload}
 
-    if version.part == RoleVersion.Part.INLINE:
+    if part == RoleVersion.Part.INLINE:
         if old is None:
             if current is None:
                 return []
-            return [change(Change.Type.INLINE_POLICY_DELETE, {"policy_name": version.key})]
+            return [change(Change.Type.INLINE_POLICY_DELETE, {"policy_name": key})]
         if current == old:
             return []
-        return [
-            change(Change.Type.INLINE_POLICY_PUT, {"policy_name": version.key, "document": old})
-        ]
-    if version.part == RoleVersion.Part.TRUST:
+        return [change(Change.Type.INLINE_POLICY_PUT, {"policy_name": key, "document": old})]
+    if part == RoleVersion.Part.TRUST:
         if old is None or current == old:
             return []
         return [change(Change.Type.TRUST_POLICY_UPDATE, {"document": old})]
-    if version.part == RoleVersion.Part.BOUNDARY:
+    if part == RoleVersion.Part.BOUNDARY:
         if current == old:
             return []
         if old is None:
             return [change(Change.Type.PERMISSIONS_BOUNDARY_DELETE, {})]
         return [change(Change.Type.PERMISSIONS_BOUNDARY_PUT, {"policy_arn": old})]
-    if version.part == RoleVersion.Part.TAGS:
+    if part == RoleVersion.Part.TAGS:
         old_tags = old if isinstance(old, dict) else {}
         now_tags = current if isinstance(current, dict) else {}
         wanted = {key: value for key, value in old_tags.items() if now_tags.get(key) != value}
@@ -85,7 +95,7 @@ def role_version_restore_changes(*, role: IamRole, version: RoleVersion) -> list
         if wanted:
             found.append(change(Change.Type.TAGS_PUT, {"tags": wanted}))
         return found
-    if version.part == RoleVersion.Part.MANAGED:
+    if part == RoleVersion.Part.MANAGED:
         old_set = {str(a) for a in old or []}
         now_set = {str(a) for a in current or []}
         return [

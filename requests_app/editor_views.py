@@ -1,0 +1,135 @@
+"""The role part editors' page: edit one part of a role, see the diff against
+what the role has and the findings of the result, then submit an ordinary
+request (reviewed, applied by a worker, audited). Works without JavaScript:
+"Preview" and "Submit" are plain form posts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.selectors import role_for_user, role_protected
+from accounts.services import role_parts
+from iamportal.htmx import HtmxHttpRequest
+from requests_app import services
+from requests_app.changes import change_summary, protected_role_refusal
+from requests_app.editors import (
+    FORMS,
+    PARTS,
+    TITLES,
+    EditForm,
+    access_tag_warnings,
+    initial_for,
+    policy_choices,
+)
+from requests_app.models import Change
+from requests_app.policy.diff import policy_diff
+from requests_app.selectors import requestable_role_for_user
+
+TEMPLATE = "requests_app/role_part_edit.html"
+
+
+def _fingerprint(part: str, key: str, desired: Any) -> str:
+    """What a preview showed, so a submit can tell the form changed since."""
+    text = json.dumps([part, key, desired], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _preview(role: Any, part: str, key: str, desired: Any) -> dict[str, Any]:
+    """The changes the edit makes, their diff and findings, or why it is refused."""
+    current = role_parts(role).get((PARTS[part], key))
+    changes = services.role_part_changes(role=role, part=PARTS[part], key=key, document=desired)
+    findings: list[Any] = []
+    refused = ""
+    if changes:
+        try:
+            specs = services.changes_validate(role=role, changes=changes)
+            findings = list(services.changes_findings(role=role, specs=specs))
+        except services.RequestInvalid as exc:
+            refused = " ".join(exc.errors.values())
+    return {
+        "previewed": True,
+        "changes": [
+            change_summary(Change(type=c["type"], target_arn=c["target_arn"], payload=c["payload"]))
+            for c in changes
+        ],
+        "diff": policy_diff(current, desired, name=TITLES[part], labels=("now", "after")),
+        "findings": findings,
+        "has_errors": any(f.severity == "error" for f in findings),
+        "refused": refused,
+        "tag_warnings": access_tag_warnings(current, desired) if part == "tags" else [],
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def role_part_edit(
+    request: HtmxHttpRequest, account_id: str, role_name: str, part: str
+) -> HttpResponse:
+    if part not in FORMS:
+        raise Http404("No such part of a role.")
+    seen = role_for_user(user=request.user, account_id=account_id, role_name=role_name)
+    role = requestable_role_for_user(user=request.user, role_id=seen.pk)
+    key = str(request.GET.get("policy", ""))[:128] if part == "inline" else ""
+    if part == "inline" and key and key not in (role.inline_policies or {}):
+        raise Http404("The role has no inline policy of this name.")
+    context: dict[str, Any] = {
+        "role": role,
+        "part": part,
+        "title": TITLES[part],
+        "key": key,
+        "choices": policy_choices(role) if part in ("managed", "boundary") else [],
+        "refused": protected_role_refusal(role.name) if role_protected(role.arn) else "",
+    }
+    if request.method == "GET":
+        current = role_parts(role).get((PARTS[part], key))
+        context["form"] = FORMS[part](initial=initial_for(part, role, current, key))
+        return render(request, TEMPLATE, context)
+
+    form: EditForm = FORMS[part](request.POST)
+    context["form"] = form
+    if context["refused"] or not form.is_valid():
+        return render(request, TEMPLATE, context, status=400)
+    key, desired = form.desired(role)
+    if form.errors:  # desired() reports what it could not read
+        return render(request, TEMPLATE, context, status=400)
+    context["key"] = key
+    context.update(_preview(role, part, key, desired))
+    if context["refused"]:
+        return render(request, TEMPLATE, context, status=400)
+    context["preview_of"] = _fingerprint(part, key, desired)
+    if request.POST.get("action") != "submit" or not context["changes"]:
+        return render(request, TEMPLATE, context)
+    if request.POST.get("preview_of") != context["preview_of"]:
+        # Submitted without previewing what is in the form now.
+        form.add_error(None, "This changed since the preview: check it below, then submit.")
+        return render(request, TEMPLATE, context, status=409)
+    try:
+        created = services.policy_request_changes_submit(
+            requester=request.user,
+            role=role,
+            changes=services.role_part_changes(
+                role=role, part=PARTS[part], key=key, document=desired
+            ),
+            justification=form.cleaned_data["justification"],
+            findings_acknowledgement=form.acknowledgement(),
+        )
+    except services.RequestInvalid as exc:
+        for field, message in exc.errors.items():
+            if field == "justification":
+                form.add_error("justification", message)
+            elif field == "findings_acknowledgement":
+                form.add_error("acknowledge", message)
+            else:
+                form.add_error(None, message)
+        return render(request, TEMPLATE, context, status=400)
+    assert not isinstance(created, list)  # not a dry run
+    messages.success(request, f"Request #{created.pk} is submitted: it changes {TITLES[part]}.")
+    return redirect("request_detail", pk=created.pk)
