@@ -230,6 +230,16 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
         "role_version_restore",
         a.get(reverse("role_version_restore", args=[account.account_id, api.name, version.pk])),
     )
+    for part in ("inline", "managed", "trust", "tags", "boundary"):
+        editor = reverse("role_part_edit", args=[account.account_id, api.name, part])
+        yield "role_part_edit", a.get(editor)
+    yield (
+        "role_part_edit",
+        a.post(
+            reverse("role_part_edit", args=[account.account_id, api.name, "tags"]),
+            {"tags": "iamportal-authorized=engineering", "action": "preview"},
+        ),
+    )
     yield "resource_list", a.get(reverse("resource_list"))
     yield (
         "resource_detail",
