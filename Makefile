@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 DEMO_AWS_PORT ?= 5000
 
-.PHONY: demo test lint venv bench clean
+.PHONY: demo test lint venv bench clean editor
 
 # What is installed is marked by a stamp per extra: the demo needs the runtime and
 # the embedded AWS only; the tests and linters need `dev`, which includes the demo.
@@ -59,6 +59,11 @@ lint: venv
 PYTEST_WORKERS ?= auto
 test: lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+# The policy editor's bundle is committed; rebuild it (Node.js and npm) after
+# changing iamportal/editor/ or its lock file.
+editor:
+	cd iamportal/editor && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

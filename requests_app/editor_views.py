@@ -11,9 +11,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.selectors import role_for_user, role_protected
 from accounts.services import role_parts
@@ -31,6 +32,7 @@ from requests_app.editors import (
 )
 from requests_app.models import Change
 from requests_app.policy.diff import policy_diff
+from requests_app.policy.reference import action_names
 from requests_app.selectors import requestable_role_for_user
 
 TEMPLATE = "requests_app/role_part_edit.html"
@@ -133,3 +135,11 @@ def role_part_edit(
     assert not isinstance(created, list)  # not a dry run
     messages.success(request, f"Request #{created.pk} is submitted: it changes {TITLES[part]}.")
     return redirect("request_detail", pk=created.pk)
+
+
+@login_required
+@require_GET
+@cache_control(private=True, max_age=86400)
+def policy_actions(request: HtmxHttpRequest) -> JsonResponse:
+    """Every IAM action the policy data knows, for the policy editor's completion."""
+    return JsonResponse({"actions": action_names()})

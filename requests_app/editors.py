@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.urls import reverse_lazy
 
 from accounts.models import IamRole, ManagedPolicy, RoleVersion
 from iamportal.parsers import json_load_bounded
@@ -67,7 +68,17 @@ def _document_field(label: str, help_text: str) -> forms.CharField:
         label=label,
         required=False,
         max_length=DOCUMENT_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 18, "class": "mono", "spellcheck": "false"}),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 18,
+                "class": "mono",
+                "spellcheck": "false",
+                # The policy editor takes over the field, marking the preview's findings.
+                "data-policy-editor": "",
+                "data-findings": "#part-findings",
+                "data-actions-url": reverse_lazy("policy_actions"),
+            }
+        ),
         help_text=help_text,
     )
 

@@ -69,6 +69,7 @@ urlpatterns = [
         name="request_denied_call",
     ),
     path("requests/new/<int:role_id>/review/", views.request_review, name="request_review"),
+    path("policy/actions/", editor_views.policy_actions, name="policy_actions"),
     path(
         "accounts/<str:account_id>/roles/<str:role_name>/edit/<str:part>/",
         editor_views.role_part_edit,

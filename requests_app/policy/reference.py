@@ -241,3 +241,11 @@ def known_services(service_pattern: str) -> bool:
         regex = NameGlob(service_pattern)
         return any(regex.fullmatch(service) for service in services)
     return service_pattern.lower() in services
+
+
+@functools.lru_cache(maxsize=1)
+def action_names() -> tuple[str, ...]:
+    """Every action's name as the reference spells it ("s3:GetObject"), sorted."""
+    return tuple(
+        sorted((action.name for action in iam_reference().actions.values()), key=str.lower)
+    )

@@ -77,16 +77,33 @@ def test_alice_requests_read_access_to_a_bucket(
     shot(page, "03-permissions")
 
     # The JSON editor lints as one types.
+    # The JSON editor: line numbers, completion of actions, lint marked in place,
+    # and the form's textarea kept in step (it is what is posted).
     page.get_by_role("link", name="Write the policy as JSON instead").click()
-    editor = page.locator("#id_document")
-    expect(editor).to_have_value(re.compile("s3:GetObject"))
+    source = page.locator("#id_document")
+    expect(source).to_have_value(re.compile("s3:GetObject"))
+    expect(source).to_be_hidden()
+    editor = page.locator(".policy-editor .cm-content")
+    expect(editor).to_be_visible()
+    expect(page.locator(".policy-editor .cm-lineNumbers")).to_contain_text("1")
     settled(page)
     editor.fill(
         '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": '
         '"s3:GetObject", "Resource": "*"}]}'
     )
+    expect(source).to_have_value(re.compile(r'"Resource": "\*"'))
     expect(page.locator("#findings")).to_contain_text('Resource "*" where the actions can be')
+    expect(page.locator(".policy-editor .cm-lintRange-warning").first).to_be_visible()
     settled(page)
+    # Typing inside Action offers the actions the policy data knows.
+    typed = '{"Statement": [{"Action": ["s3:GetObjec'
+    editor.fill(typed + '"]}]}')
+    page.keyboard.press("Home")
+    for _ in typed:
+        page.keyboard.press("ArrowRight")
+    page.keyboard.type("t")
+    expect(page.locator(".cm-tooltip-autocomplete")).to_contain_text("s3:GetObjectTagging")
+    page.keyboard.press("Escape")
     shot(page, "04-json-editor")
     page.get_by_role("button", name="Back to the builder").click()
     expect(page.locator("#policy-so-far")).to_contain_text(f"arn:aws:s3:::{BUCKET}/*")

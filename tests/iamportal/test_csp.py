@@ -152,6 +152,7 @@ NOT_PAGES = {
     "change_edit",
     "request_template_add",
     "request_permission_remove",
+    "policy_actions",
     "request_denied_call",
     "request_editor_discard",
     "role_console",

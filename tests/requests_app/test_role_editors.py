@@ -352,3 +352,32 @@ def test_an_edited_trust_policy_and_inline_policy_are_reviewed_and_applied(
     inline_request = PolicyRequest.objects.exclude(pk=trust_request.pk).get()
     assert approve(inline_request, reviewer).status == PolicyRequest.Status.APPLIED
     assert policy_in_aws(role, "reports-read") == READ_REPORTS
+
+
+# --- the policy editor's action list -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["requester", "reviewer", "admin_user", "outsider"])
+def test_the_policy_editor_completes_from_every_known_action(
+    who: str, request: pytest.FixtureRequest
+) -> None:
+    response = client_for(request.getfixturevalue(who)).get(reverse("policy_actions"))
+    assert response.status_code == 200
+    actions = response.json()["actions"]
+    assert "s3:GetObject" in actions and "sts:AssumeRole" in actions
+    assert len(actions) > 10_000
+    assert actions == sorted(actions, key=str.lower)
+
+
+def test_the_action_list_needs_a_sign_in(anonymous: Client) -> None:
+    response = anonymous.get(reverse("policy_actions"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_policy_fields_carry_the_editor_and_keep_the_textarea(
+    inv: Inventory, requester: User
+) -> None:
+    page = client_for(requester).get(_url(inv.api, "trust")).content.decode()
+    assert "data-policy-editor" in page and "<textarea" in page
+    assert reverse("policy_actions") in page
