@@ -28,6 +28,7 @@ from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_account
 from requests_app.policy.diff import policy_diff
 
 PAGE_SIZE = 50
+REQUEST_ROLES_SHOWN = 200
 
 
 def _pretty(document: Any) -> str:
@@ -226,6 +227,8 @@ def resource_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "policy": _pretty(resource.policy) if resource.policy else "",
         "attributes": _pretty(resource.attributes),
         "tags": sorted(resource.tags.items()),
+        # "Request access to this": the wizard, for one of the roles the user may use.
+        "request_roles": brokering_selectors.roles_for_user(request.user)[:REQUEST_ROLES_SHOWN],
     }
     return render(request, "accounts/resource_detail.html", context)
 

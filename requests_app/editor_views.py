@@ -13,11 +13,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.selectors import role_for_user, role_protected
+from accounts.models import CloudResource, ManagedPolicy
+from accounts.selectors import policy_for_user, resource_for_user, role_for_user, role_protected
 from accounts.services import role_parts
+from brokering.selectors import eligible_role_ids
 from iamportal.htmx import HtmxHttpRequest
 from requests_app import services
 from requests_app.changes import change_summary, protected_role_refusal
@@ -25,15 +29,18 @@ from requests_app.editors import (
     FORMS,
     PARTS,
     TITLES,
+    DocumentForm,
     EditForm,
     access_tag_warnings,
     initial_for,
     policy_choices,
+    roles_to_file_under,
 )
 from requests_app.models import Change
 from requests_app.policy.diff import policy_diff
 from requests_app.policy.reference import action_names
 from requests_app.selectors import requestable_role_for_user
+from requests_app.wizard import policy_text
 
 TEMPLATE = "requests_app/role_part_edit.html"
 
@@ -143,3 +150,127 @@ def role_part_edit(
 def policy_actions(request: HtmxHttpRequest) -> JsonResponse:
     """Every IAM action the policy data knows, for the policy editor's completion."""
     return JsonResponse({"actions": action_names()})
+
+
+DOCUMENT_TEMPLATE = "requests_app/document_edit.html"
+
+
+def _document_edit(
+    request: HtmxHttpRequest,
+    *,
+    target: CloudResource | ManagedPolicy,
+    change_type: str,
+    current: Any,
+    title: str,
+    context: dict[str, Any],
+) -> HttpResponse:
+    """Edit one policy document that is not part of a role (a resource policy, a
+    customer-managed policy), filed under a role of the same account."""
+    usable = set(eligible_role_ids(request.user))
+    roles = roles_to_file_under(account_id=target.account_id, usable=usable)
+    context |= {"target": target, "title": title, "has_roles": bool(roles)}
+    if request.method == "GET":
+        initial: dict[str, Any] = {"document": policy_text(current) if current else ""}
+        if roles:
+            initial["role"] = roles[0].pk
+        context["form"] = DocumentForm(initial=initial, roles=roles)
+        return render(request, DOCUMENT_TEMPLATE, context)
+    form = DocumentForm(request.POST, roles=roles)
+    context["form"] = form
+    if not form.is_valid():
+        return render(request, DOCUMENT_TEMPLATE, context, status=400)
+    role = requestable_role_for_user(user=request.user, role_id=form.cleaned_data["role"])
+    _, desired = form.desired(role)
+    changes: list[dict[str, Any]] = [
+        {"type": change_type, "target_arn": target.arn, "payload": {"document": desired}}
+    ]
+    findings: list[Any] = []
+    refused = ""
+    try:
+        specs = services.changes_validate(role=role, changes=changes)
+        findings = list(services.changes_findings(role=role, specs=specs))
+    except services.RequestInvalid as exc:
+        refused = " ".join(exc.errors.values())
+    context |= {
+        "previewed": True,
+        "changes": []
+        if refused
+        else [
+            change_summary(Change(type=c["type"], target_arn=c["target_arn"], payload=c["payload"]))
+            for c in changes
+        ],
+        "diff": policy_diff(current, desired, name=title, labels=("now", "after")),
+        "findings": findings,
+        "has_errors": any(f.severity == "error" for f in findings),
+        "refused": refused,
+        "preview_of": _fingerprint(change_type, str(role.pk), desired),
+    }
+    if refused:
+        return render(request, DOCUMENT_TEMPLATE, context, status=400)
+    if request.POST.get("action") != "submit":
+        return render(request, DOCUMENT_TEMPLATE, context)
+    if request.POST.get("preview_of") != context["preview_of"]:
+        form.add_error(None, "This changed since the preview: check it below, then submit.")
+        return render(request, DOCUMENT_TEMPLATE, context, status=409)
+    try:
+        created = services.policy_request_changes_submit(
+            requester=request.user,
+            role=role,
+            changes=changes,
+            justification=form.cleaned_data["justification"],
+            findings_acknowledgement=form.acknowledgement(),
+        )
+    except services.RequestInvalid as exc:
+        for field, message in exc.errors.items():
+            if field == "justification":
+                form.add_error("justification", message)
+            elif field == "findings_acknowledgement":
+                form.add_error("acknowledge", message)
+            else:
+                form.add_error(None, message)
+        return render(request, DOCUMENT_TEMPLATE, context, status=400)
+    assert not isinstance(created, list)  # not a dry run
+    messages.success(request, f"Request #{created.pk} is submitted: it changes {title}.")
+    return redirect("request_detail", pk=created.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def resource_policy_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    resource = resource_for_user(user=request.user, pk=pk)
+    return _document_edit(
+        request,
+        target=resource,
+        change_type=Change.Type.RESOURCE_POLICY_PUT,
+        current=resource.policy,
+        title=f"the policy of {resource.name}",
+        context={"back": reverse("resource_detail", args=[resource.pk])},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def managed_policy_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    policy = policy_for_user(user=request.user, pk=pk)
+    return _document_edit(
+        request,
+        target=policy,
+        change_type=Change.Type.MANAGED_POLICY_VERSION,
+        current=policy.document,
+        title=f"the managed policy {policy.name} (a new default version)",
+        context={"back": reverse("policy_detail", args=[policy.pk])},
+    )
+
+
+@login_required
+@require_GET
+def resource_request_access(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """ "Request access to this": the wizard for the chosen role, on this resource."""
+    resource = resource_for_user(user=request.user, pk=pk)
+    try:
+        role_id = int(request.GET.get("role", ""))
+    except ValueError:
+        return redirect("resource_detail", pk=resource.pk)
+    role = requestable_role_for_user(user=request.user, role_id=role_id)
+    url = reverse("request_permissions", args=[role.pk])
+    return redirect(f"{url}?{urlencode({'service': resource.type, 'resource': resource.arn})}")

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.urls import reverse_lazy
 
 from accounts.models import IamRole, ManagedPolicy, RoleVersion
+from accounts.selectors import role_protected
 from iamportal.parsers import json_load_bounded
 from requests_app.forms import DOCUMENT_MAX_LENGTH, RestoreForm
 from requests_app.policy.limits import ARN_MAX_LENGTH
@@ -278,3 +279,46 @@ def policy_choices(role: IamRole) -> list[str]:
         .order_by("name")
         .values_list("arn", flat=True)[:CHOICES_SHOWN]
     )
+
+
+class DocumentForm(EditForm):
+    """A resource policy or a customer-managed policy's document, filed under a
+    role of the same account (every request belongs to a role: its reviewers
+    are the account's)."""
+
+    role = forms.TypedChoiceField(
+        label="Request on behalf of",
+        coerce=int,
+        help_text="A role of the same account: usually the one that will use the change. "
+        "Reviewers see it with the request.",
+    )
+    document = _document_field("Policy document (JSON)", "The whole policy as it should be.")
+
+    def __init__(self, *args: Any, roles: list[IamRole], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(role.pk, role.name) for role in roles]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (data.get("document") or "").strip():
+            data["parsed"] = _document(self, "document")
+        else:
+            self.add_error("document", "Write the policy: an empty document is not a policy.")
+        return data
+
+    def desired(self, role: IamRole) -> tuple[str, Any]:
+        return "", self.cleaned_data.get("parsed")
+
+
+ROLE_CHOICES = 500
+
+
+def roles_to_file_under(*, account_id: int, usable: set[int]) -> list[IamRole]:
+    """The roles of an account a document edit may be filed under: the ones the
+    user may use first, never iamportal's own."""
+    roles = [
+        role
+        for role in IamRole.objects.filter(account_id=account_id).order_by("name")[:ROLE_CHOICES]
+        if not role_protected(role.arn)
+    ]
+    return sorted(roles, key=lambda role: role.pk not in usable)

@@ -71,6 +71,15 @@ urlpatterns = [
     path("requests/new/<int:role_id>/review/", views.request_review, name="request_review"),
     path("policy/actions/", editor_views.policy_actions, name="policy_actions"),
     path(
+        "resources/<int:pk>/edit/", editor_views.resource_policy_edit, name="resource_policy_edit"
+    ),
+    path(
+        "resources/<int:pk>/request-access/",
+        editor_views.resource_request_access,
+        name="resource_request_access",
+    ),
+    path("policies/<int:pk>/edit/", editor_views.managed_policy_edit, name="managed_policy_edit"),
+    path(
         "accounts/<str:account_id>/roles/<str:role_name>/edit/<str:part>/",
         editor_views.role_part_edit,
         name="role_part_edit",

@@ -270,7 +270,10 @@ def _workspace(
     added so far and the policy they make)."""
     if permission_form is None:
         service = str(request.GET.get("service", ""))[:64]
-        permission_form = PermissionForm(service=service, initial={"service": service})
+        resource = str(request.GET.get("resource", ""))[:2048]
+        permission_form = PermissionForm(
+            service=service, initial={"service": service, "resource": resource}
+        )
     if template_form is None:
         template = _chosentemplate_for(request.GET.get("template", ""))
         template_form = TemplateValuesForm(template=template, defaults=_template_defaults(role))

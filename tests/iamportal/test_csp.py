@@ -153,6 +153,7 @@ NOT_PAGES = {
     "request_template_add",
     "request_permission_remove",
     "policy_actions",
+    "resource_request_access",
     "request_denied_call",
     "request_editor_discard",
     "role_console",
@@ -249,6 +250,20 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
         ),
     )
     yield "policy_detail", a.get(reverse("policy_detail", args=[policy.pk]))
+    yield "managed_policy_edit", a.get(reverse("managed_policy_edit", args=[policy.pk]))
+    bucket = CloudResource.objects.filter(account=account)[0]
+    yield "resource_policy_edit", a.get(reverse("resource_policy_edit", args=[bucket.pk]))
+    yield (
+        "resource_policy_edit",
+        a.post(
+            reverse("resource_policy_edit", args=[bucket.pk]),
+            {
+                "role": api.pk,
+                "document": '{"Version": "2012-10-17", "Statement": []}',
+                "action": "preview",
+            },
+        ),
+    )
     synced = {"content_hash": "x", "synced_at": timezone.now()}
     iam_user = IamUser.objects.create(
         account=account,
