@@ -20,6 +20,7 @@ from iamportal.parsers import json_load_bounded
 from requests_app.forms import DOCUMENT_MAX_LENGTH, RestoreForm
 from requests_app.policy.limits import ARN_MAX_LENGTH
 from requests_app.policy.trust import PRESETS, PresetInvalid, trust_statement, trust_with
+from requests_app.services import JUSTIFICATION_MAX_LENGTH
 from requests_app.wizard import policy_text
 
 PARTS = {
@@ -45,6 +46,14 @@ CHOICES_SHOWN = 500
 
 class EditForm(RestoreForm):
     """The justification and acknowledgement every editor shares."""
+
+    justification = forms.CharField(
+        label="Why is this change needed?",
+        required=False,  # a preview needs none; the request does (the service says so)
+        max_length=JUSTIFICATION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Reviewers decide on it: the task, the ticket, what breaks without it.",
+    )
 
     def desired(self, role: IamRole) -> tuple[str, Any]:
         """(key, document) of the part as it should be; call after is_valid()."""
