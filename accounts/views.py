@@ -25,6 +25,7 @@ from brokering import selectors as brokering_selectors
 from brokering.services import session_name_for
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
+from requests_app.editors import edits_collected
 from requests_app.policy.diff import policy_diff
 
 PAGE_SIZE = 50
@@ -156,6 +157,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         **_guardrails(role.account),
         **_role_access(request.user, role),
         "denied": denied.recently_denied(role=role),
+        "collected_edits": len(edits_collected(session=request.session, role=role)),
         "denied_events_read": bool(settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL),
         "my_session_name": session_name_for(request.user) if request.user.is_authenticated else "",
     }

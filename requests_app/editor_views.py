@@ -32,9 +32,16 @@ from requests_app.editors import (
     DocumentForm,
     EditForm,
     access_tag_warnings,
+    edit_collect,
+    edit_title,
+    edits_collected,
+    edits_drop,
     initial_for,
     policy_choices,
     roles_to_file_under,
+)
+from requests_app.editors import (
+    EditForm as CollectedForm,
 )
 from requests_app.models import Change
 from requests_app.policy.diff import policy_diff
@@ -114,12 +121,25 @@ def role_part_edit(
     if context["refused"]:
         return render(request, TEMPLATE, context, status=400)
     context["preview_of"] = _fingerprint(part, key, desired)
-    if request.POST.get("action") != "submit" or not context["changes"]:
+    context["collected"] = len(edits_collected(session=request.session, role=role))
+    action = request.POST.get("action")
+    if action not in ("submit", "collect") or not context["changes"]:
         return render(request, TEMPLATE, context)
     if request.POST.get("preview_of") != context["preview_of"]:
         # Submitted without previewing what is in the form now.
         form.add_error(None, "This changed since the preview: check it below, then submit.")
         return render(request, TEMPLATE, context, status=409)
+    if action == "collect":
+        error = edit_collect(
+            session=request.session, role=role, part=part, key=key, document=desired
+        )
+        if error:
+            form.add_error(None, error)
+            return render(request, TEMPLATE, context, status=400)
+        messages.success(request, f"Put aside: {TITLES[part]}. Edit another part, or submit them.")
+        return redirect(
+            "role_edits_collected", account_id=role.account.account_id, role_name=role.name
+        )
     try:
         created = services.policy_request_changes_submit(
             requester=request.user,
@@ -274,3 +294,88 @@ def resource_request_access(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     role = requestable_role_for_user(user=request.user, role_id=role_id)
     url = reverse("request_permissions", args=[role.pk])
     return redirect(f"{url}?{urlencode({'service': resource.type, 'resource': resource.arn})}")
+
+
+COLLECTED_TEMPLATE = "requests_app/role_edits_collected.html"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def role_edits_collected(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    """The edits put aside for one role, each with its diff, submitted as one request."""
+    seen = role_for_user(user=request.user, account_id=account_id, role_name=role_name)
+    role = requestable_role_for_user(user=request.user, role_id=seen.pk)
+    edits = edits_collected(session=request.session, role=role)
+    if request.method == "POST" and request.POST.get("action") == "discard":
+        edits_drop(session=request.session, role=role)
+        messages.info(request, "The collected edits are discarded.")
+        return redirect("role_detail", account_id=role.account.account_id, role_name=role.name)
+    shown = []
+    changes: list[dict[str, Any]] = []
+    for edit in edits:
+        current = role_parts(role).get((PARTS[edit["part"]], edit["key"]))
+        found = services.role_part_changes(
+            role=role, part=PARTS[edit["part"]], key=edit["key"], document=edit["document"]
+        )
+        changes.extend(found)
+        shown.append(
+            {
+                "title": edit_title(edit),
+                "diff": policy_diff(
+                    current, edit["document"], name=edit_title(edit), labels=("now", "after")
+                ),
+                "unchanged": not found,
+            }
+        )
+    findings: list[Any] = []
+    refused = protected_role_refusal(role.name) if role_protected(role.arn) else ""
+    if changes and not refused:
+        try:
+            specs = services.changes_validate(role=role, changes=changes)
+            findings = list(services.changes_findings(role=role, specs=specs))
+        except services.RequestInvalid as exc:
+            refused = " ".join(exc.errors.values())
+    form = CollectedForm(request.POST if request.method == "POST" else None)
+    context = {
+        "role": role,
+        "edits": shown,
+        "changes": [
+            change_summary(Change(type=c["type"], target_arn=c["target_arn"], payload=c["payload"]))
+            for c in changes
+        ],
+        "findings": findings,
+        "has_errors": any(f.severity == "error" for f in findings),
+        "refused": refused,
+        "form": form,
+        "preview_of": _fingerprint("collected", str(role.pk), changes),
+    }
+    if request.method == "GET":
+        return render(request, COLLECTED_TEMPLATE, context)
+    if refused or not changes or not form.is_valid():
+        return render(request, COLLECTED_TEMPLATE, context, status=400)
+    if request.POST.get("preview_of") != context["preview_of"]:
+        form.add_error(
+            None, "The collected edits changed since this page was shown: check them again."
+        )
+        return render(request, COLLECTED_TEMPLATE, context, status=409)
+    try:
+        created = services.policy_request_changes_submit(
+            requester=request.user,
+            role=role,
+            changes=changes,
+            justification=form.cleaned_data["justification"],
+            findings_acknowledgement=form.acknowledgement(),
+        )
+    except services.RequestInvalid as exc:
+        for field, message in exc.errors.items():
+            if field == "justification":
+                form.add_error("justification", message)
+            elif field == "findings_acknowledgement":
+                form.add_error("acknowledge", message)
+            else:
+                form.add_error(None, message)
+        return render(request, COLLECTED_TEMPLATE, context, status=400)
+    assert not isinstance(created, list)  # not a dry run
+    edits_drop(session=request.session, role=role)
+    messages.success(request, f"Request #{created.pk} is submitted with {len(edits)} edits.")
+    return redirect("request_detail", pk=created.pk)

@@ -331,3 +331,53 @@ def roles_to_file_under(*, account_id: int, usable: set[int]) -> list[IamRole]:
         if not role_protected(role.arn)
     ]
     return sorted(roles, key=lambda role: role.pk not in usable)
+
+
+# --- several edits, one request ----------------------------------------------------------
+
+BASKET_KEY = "iamportal_collected_edits"
+BASKET_MAX = 20
+
+
+def _baskets(session: Any) -> dict[str, list[dict[str, Any]]]:
+    found = session.get(BASKET_KEY)
+    return found if isinstance(found, dict) else {}
+
+
+def edits_collected(*, session: Any, role: IamRole) -> list[dict[str, Any]]:
+    """The edits of `role`'s parts put aside for one request, in the order made:
+    {"part", "key", "document"}; a later edit of a part replaced an earlier one."""
+    edits = _baskets(session).get(str(role.pk))
+    return [
+        edit
+        for edit in edits or []
+        if isinstance(edit, dict) and edit.get("part") in PARTS and isinstance(edit.get("key"), str)
+    ]
+
+
+def edit_collect(*, session: Any, role: IamRole, part: str, key: str, document: Any) -> str:
+    """Put an edit aside for the role's collected request; an error message when
+    it cannot be (too many), else nothing."""
+    edits = [
+        e
+        for e in edits_collected(session=session, role=role)
+        if (e["part"], e["key"]) != (part, key)
+    ]
+    if len(edits) >= BASKET_MAX:
+        return f"At most {BASKET_MAX} edits fit in one request: submit these first."
+    baskets = _baskets(session)
+    baskets[str(role.pk)] = [*edits, {"part": part, "key": key, "document": document}]
+    session[BASKET_KEY] = baskets
+    return ""
+
+
+def edits_drop(*, session: Any, role: IamRole) -> None:
+    baskets = _baskets(session)
+    if baskets.pop(str(role.pk), None) is not None:
+        session[BASKET_KEY] = baskets
+
+
+def edit_title(edit: dict[str, Any]) -> str:
+    if edit["part"] == "inline":
+        return f"the inline policy {edit['key']}"
+    return TITLES[edit["part"]]

@@ -80,6 +80,11 @@ urlpatterns = [
     ),
     path("policies/<int:pk>/edit/", editor_views.managed_policy_edit, name="managed_policy_edit"),
     path(
+        "accounts/<str:account_id>/roles/<str:role_name>/edit/collected/",
+        editor_views.role_edits_collected,
+        name="role_edits_collected",
+    ),
+    path(
         "accounts/<str:account_id>/roles/<str:role_name>/edit/<str:part>/",
         editor_views.role_part_edit,
         name="role_part_edit",

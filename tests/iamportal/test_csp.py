@@ -232,6 +232,10 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
         "role_version_restore",
         a.get(reverse("role_version_restore", args=[account.account_id, api.name, version.pk])),
     )
+    yield (
+        "role_edits_collected",
+        a.get(reverse("role_edits_collected", args=[account.account_id, api.name])),
+    )
     for part in ("inline", "managed", "trust", "tags", "boundary"):
         editor = reverse("role_part_edit", args=[account.account_id, api.name, part])
         yield "role_part_edit", a.get(editor)

@@ -381,3 +381,92 @@ def test_policy_fields_carry_the_editor_and_keep_the_textarea(
     page = client_for(requester).get(_url(inv.api, "trust")).content.decode()
     assert "data-policy-editor" in page and "<textarea" in page
     assert reverse("policy_actions") in page
+
+
+# --- several edits, one request ----------------------------------------------------------------
+
+
+def _collect(
+    client: Client, role: IamRole, part: str, data: dict[str, Any], policy: str = ""
+) -> Any:
+    preview = _preview(client, role, part, data, policy)
+    assert preview.status_code == 200, preview.content.decode()[:3000]
+    return client.post(
+        _url(role, part, policy),
+        {**data, "action": "collect", "preview_of": preview.context["preview_of"]},
+    )
+
+
+def _collected_url(role: IamRole) -> str:
+    return reverse("role_edits_collected", args=[role.account.account_id, role.name])
+
+
+def test_edits_of_several_parts_go_in_one_request(inv: Inventory, requester: User) -> None:
+    client = client_for(requester)
+    response = _collect(
+        client,
+        inv.api,
+        "inline",
+        {"policy_name": "reports-read", "document": json.dumps(READ_REPORTS)},
+    )
+    assert response["Location"] == _collected_url(inv.api)
+    _collect(client, inv.api, "tags", {"tags": "iamportal-authorized=team-payments\nteam=payments"})
+    # A later edit of the same part replaces the earlier one.
+    _collect(client, inv.api, "tags", {"tags": "iamportal-authorized=team-payments\nteam=billing"})
+    assert not PolicyRequest.objects.exists()
+
+    role_page = client.get(reverse("role_detail", args=[PROD, inv.api.name])).content.decode()
+    assert "2 collected edits: review and submit" in role_page
+    page = client.get(_collected_url(inv.api))
+    assert "reports-read" in page.content.decode() and "billing" in page.content.decode()
+
+    response = client.post(
+        _collected_url(inv.api),
+        {"action": "submit", "justification": WHY, "preview_of": page.context["preview_of"]},
+    )
+    created = PolicyRequest.objects.get()
+    assert response["Location"] == reverse("request_detail", args=[created.pk])
+    assert _changes(created) == [
+        (Change.Type.INLINE_POLICY_PUT, {"policy_name": "reports-read", "document": READ_REPORTS}),
+        (Change.Type.TAGS_PUT, {"tags": {"team": "billing"}}),
+    ]
+    assert (
+        "collected edit"
+        not in client.get(reverse("role_detail", args=[PROD, inv.api.name])).content.decode()
+    )
+
+
+def test_collected_edits_changed_since_the_page_was_shown_are_not_submitted(
+    inv: Inventory, requester: User
+) -> None:
+    client = client_for(requester)
+    _collect(client, inv.api, "tags", {"tags": "team=payments"})
+    page = client.get(_collected_url(inv.api))
+    _collect(client, inv.api, "tags", {"tags": "team=payments\niamportal-authorized=everyone"})
+    response = client.post(
+        _collected_url(inv.api),
+        {"action": "submit", "justification": WHY, "preview_of": page.context["preview_of"]},
+    )
+    assert response.status_code == 409
+    assert not PolicyRequest.objects.exists()
+
+
+def test_collected_edits_can_be_discarded_and_are_each_users_own(
+    inv: Inventory, requester: User, reviewer: User
+) -> None:
+    alice = client_for(requester)
+    _collect(alice, inv.api, "tags", {"tags": "team=payments"})
+    assert (
+        "No edits are collected"
+        in client_for(reviewer).get(_collected_url(inv.api)).content.decode()
+    )
+    response = alice.post(_collected_url(inv.api), {"action": "discard"})
+    assert response["Location"] == reverse("role_detail", args=[PROD, inv.api.name])
+    assert "No edits are collected" in alice.get(_collected_url(inv.api)).content.decode()
+    assert not PolicyRequest.objects.exists()
+
+
+def test_the_collected_edits_page_needs_a_sign_in(inv: Inventory, anonymous: Client) -> None:
+    response = anonymous.get(_collected_url(inv.api))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
