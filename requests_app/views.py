@@ -78,6 +78,7 @@ from requests_app.policy.generate import (
 )
 from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
 from requests_app.policy.lint import Finding, policy_lint
+from requests_app.policy.templates import VALUE_MAX_LENGTH, TemplateInvalid, template_parameters
 from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
@@ -247,6 +248,22 @@ def _template_defaults(role: IamRole) -> dict[str, str]:
     return {"account_id": role.account.account_id, "region": regions[0] if regions else ""}
 
 
+def _template_prefill(request: HtmxHttpRequest, template: PolicyTemplate | None) -> dict[str, str]:
+    """Values for the template's parameters given in the address (a link from the
+    Databases page fills in the database); checked like typed values on Add."""
+    if template is None:
+        return {}
+    try:
+        declared = template_parameters(template.parameters)
+    except TemplateInvalid:
+        return {}
+    return {
+        p.name: str(request.GET[p.name])[:VALUE_MAX_LENGTH]
+        for p in declared
+        if request.GET.get(p.name)
+    }
+
+
 def _chosentemplate_for(value: object) -> PolicyTemplate | None:
     try:
         pk = int(str(value))
@@ -271,7 +288,11 @@ def _workspace(
         permission_form = PermissionForm(service=service, initial={"service": service})
     if template_form is None:
         template = _chosentemplate_for(request.GET.get("template", ""))
-        template_form = TemplateValuesForm(template=template, defaults=_template_defaults(role))
+        template_form = TemplateValuesForm(
+            template=template,
+            defaults=_template_defaults(role),
+            prefill=_template_prefill(request, template),
+        )
     spec = permission_form.spec
     typeahead = spec is not None and spec.key in RESOURCE_TYPES
     policy = draft_policy(draft)
