@@ -291,9 +291,9 @@ class DatabaseTokenApi(APIView):
         tags=["databases"],
     )
     def post(self, request: Request, pk: int) -> Response:
-        database = selectors.database_for_connect(user=request.user, pk=pk)
         form = self.InputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        database = selectors.database_for_connect(user=request.user, pk=pk)
         kind = CredentialIssuance.Kind.DATABASE
         role = _resolve(request, form.validated_data["role"], kind=kind, console=False)
         db_user = form.validated_data["db_user"]
