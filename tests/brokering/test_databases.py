@@ -111,6 +111,13 @@ def token_of(response: Any) -> str:
     return found.group(1).replace("&amp;", "&")
 
 
+def card(page: str, database: Database) -> str:
+    """The part of the Databases page about one database."""
+    start = page.index(f'id="database-{database.pk}"')
+    end = page.find('<div class="card"', start)
+    return page[start : end if end >= 0 else len(page)]
+
+
 # --- the page ---------------------------------------------------------------------
 
 
@@ -121,11 +128,9 @@ def test_the_page_offers_a_password_where_a_role_may_connect_and_the_template_wh
     assert page.status_code == 200
     text = page.content.decode()
     assert "payments-db" in text and "reporting-db" in text and "warehouse" in text
-    payments = text[text.index('id="database-%d"' % dbs["payments"].pk) :]
-    payments = payments[: payments.index('class="card"', 10)]
+    payments = card(text, dbs["payments"])
     assert "Get a password" in payments and "app_user" in payments and "report_*" in payments
-    reporting = text[text.index('id="database-%d"' % dbs["reporting"].pk) :]
-    reporting = reporting[: reporting.index('class="card"', 10)]
+    reporting = card(text, dbs["reporting"])
     assert "Get a password" not in reporting
     role = org.roles["prod/payments-api"]
     link = (
@@ -143,7 +148,7 @@ def test_the_template_link_opens_the_wizard_with_the_database_filled_in(
     page = client_for(requester).get(
         reverse("request_permissions", args=[role.pk]),
         {
-            "template": db_template.pk,
+            "template": str(db_template.pk),
             "region": "eu-west-1",
             "account_id": PROD,
             "db_resource_id": dbs["reporting"].resource_id,
