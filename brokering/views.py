@@ -467,9 +467,24 @@ def database_password(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context: dict[str, object] = {"database": database, "form": form}
     status, retry_after = 400, 0
     if form.is_valid():
-        role = selectors.usable_role_for_user(user=request.user, role_id=form.cleaned_data["role"])
         db_user = form.cleaned_data["db_user"]
         source_ip, agent = _client(request)
+        target = services.database_target(database=database, db_user=db_user)
+        try:
+            role = selectors.usable_role_for_user(
+                user=request.user, role_id=form.cleaned_data["role"]
+            )
+        except Http404:
+            services.issuance_denied(
+                user=request.user,
+                requested=f"role #{form.cleaned_data['role']}",
+                kind=CredentialIssuance.Kind.DATABASE,
+                source_ip=source_ip,
+                user_agent=agent,
+                reason="no eligible role matches",
+                target=target,
+            )
+            raise
         try:
             selectors.database_role_check(role=role, database=database, db_user=db_user)
             password = services.database_password_issue(
@@ -488,7 +503,7 @@ def database_password(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 source_ip=source_ip,
                 user_agent=agent,
                 reason=exc.message,
-                target=services.database_target(database=database, db_user=db_user),
+                target=target,
             )
             form.add_error("db_user", exc.message)
         except services.RateLimited as exc:

@@ -21,6 +21,10 @@ from requests_app.findings import ChangeLike
 from requests_app.models import Change
 from requests_app.policy.evaluate import GuardrailNote, NamedPolicy, ScpLevel, guardrail_notes
 
+# A policy with many actions and resources under a conditional SCP could make
+# thousands of notes; a page shows this many per change, and how many more.
+NOTES_MAX = 50
+
 
 @dataclass(frozen=True)
 class ChangeGuardrails:
@@ -29,6 +33,8 @@ class ChangeGuardrails:
     notes: list[GuardrailNote]
     # A boundary the inventory does not hold, so not judged.
     boundary_unknown: str = ""
+    # Notes beyond NOTES_MAX, not listed.
+    more: int = 0
 
 
 def _payload(change: ChangeLike) -> dict[str, Any]:
@@ -99,5 +105,11 @@ def changes_guardrails(
         unknown = boundary_arn if on_role and boundary_arn and boundary is None else ""
         # Certain denials first (the page groups them by certainty).
         notes.sort(key=lambda note: not note.certain)
-        found.append(ChangeGuardrails(notes=notes, boundary_unknown=unknown))
+        found.append(
+            ChangeGuardrails(
+                notes=notes[:NOTES_MAX],
+                boundary_unknown=unknown,
+                more=max(0, len(notes) - NOTES_MAX),
+            )
+        )
     return found

@@ -269,7 +269,9 @@ def test_a_role_the_user_may_not_use_is_404_even_with_connect(
         client_for(admin_user), dbs["payments"], org.roles["prod/payments-api"], "app_user"
     )
     assert response.status_code == 404
-    assert not CredentialIssuance.objects.filter(outcome="issued").exists()
+    [refused] = CredentialIssuance.objects.all()
+    assert refused.outcome == CredentialIssuance.Outcome.DENIED
+    assert refused.target == f"{dbs['payments'].arn} as app_user"
 
 
 @pytest.mark.parametrize("who", ["outsider", "reviewer"])

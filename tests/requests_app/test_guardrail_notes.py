@@ -200,3 +200,19 @@ def test_a_boundary_the_inventory_lacks_is_said_to_be_unchecked(
     assert "arn:aws:iam::aws:policy/PowerUserAccess</span> is not in the inventory" in (
         page.content.decode()
     )
+
+
+def test_a_page_lists_at_most_fifty_notes_per_change_and_counts_the_rest(
+    requester: User, guardrails: Inventory
+) -> None:
+    many = _doc(
+        {"Effect": "Allow", "Action": [f"ec2:Action{n}" for n in range(60)], "Resource": "*"}
+    )
+    spec = ChangeSpec(
+        type="inline_policy_put",
+        target_arn=guardrails.api.arn,
+        account_id=PROD,
+        payload={"policy_name": "many", "document": many},
+    )
+    [found] = changes_guardrails(role=guardrails.api, changes=[spec])
+    assert (len(found.notes), found.more) == (50, 10)
