@@ -41,6 +41,7 @@ from accounts.models import (
     SyncRun,
 )
 from iamportal.permissions import AnyUser, can_view_inventory
+from requests_app.policy.evaluate import NamedPolicy, ScpLevel
 
 # Longer search strings are rejected: no ARN is longer, and a huge LIKE pattern is
 # an easy way to make the database work hard.
@@ -651,3 +652,61 @@ def scps_for_account(*, account: AwsAccount) -> list[AppliedScp]:
             if target_id in (policy.targets or []):
                 applied.append(AppliedScp(policy=policy, attached_to=label))
     return applied
+
+
+def _management_account_id() -> str:
+    """The organisation's management account, from the root's ARN
+    (arn:aws:organizations::<management account>:root/o-.../r-...)."""
+    root = OrgNode.objects.filter(kind=OrgNode.Kind.ROOT).values_list("arn", flat=True).first()
+    parts = (root or "").split(":")
+    return parts[4] if len(parts) > 5 else ""
+
+
+def scp_levels_for_account(*, account: AwsAccount) -> list[ScpLevel]:
+    """The SCPs in effect for `account`, one level per place they are attached
+    (the root, each OU down, the account), for policy evaluation. Empty when
+    the organisation has not been read, and for its management account, which
+    SCPs do not restrict."""
+    if account.account_id == _management_account_id():
+        return []
+    levels: dict[str, list[NamedPolicy]] = {}
+    for applied in scps_for_account(account=account):
+        levels.setdefault(applied.attached_to, []).append(
+            NamedPolicy(name=applied.policy.name, document=applied.policy.document)
+        )
+    return [ScpLevel(label=label, policies=tuple(policies)) for label, policies in levels.items()]
+
+
+def boundary_policy(*, arn: str) -> NamedPolicy | None:
+    """A permissions boundary's document from the inventory; None when there is
+    no boundary or the inventory does not hold it (an AWS-managed policy)."""
+    if not arn:
+        return None
+    document = ManagedPolicy.objects.filter(arn=arn).values_list("document", flat=True).first()
+    if not isinstance(document, dict):
+        return None
+    return NamedPolicy(name=arn, document=document)
+
+
+def role_identity_documents(*, roles: Iterable[IamRole]) -> dict[int, list[Any]]:
+    """Role id -> the documents of its inline policies and of the attached
+    managed policies the inventory holds (AWS-managed ones are not read), with
+    one query for all the roles."""
+    roles = list(roles)
+    attached = {
+        role.pk: [
+            str(item.get("arn", ""))
+            for item in role.managed_policies or []
+            if isinstance(item, dict)
+        ]
+        for role in roles
+    }
+    wanted = {arn for arns in attached.values() for arn in arns}
+    documents = dict(ManagedPolicy.objects.filter(arn__in=wanted).values_list("arn", "document"))
+    return {
+        role.pk: [
+            *(role.inline_policies or {}).values(),
+            *(documents[arn] for arn in attached[role.pk] if arn in documents),
+        ]
+        for role in roles
+    }

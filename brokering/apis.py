@@ -19,9 +19,11 @@ from rest_framework.views import APIView
 
 from accounts.models import IamRole
 from brokering import selectors, services
+from brokering.forms import DB_USER_PATTERN
 from brokering.models import CredentialIssuance
 from brokering.serializers import (
     BAD_REQUEST,
+    ROLE_MAX_LENGTH,
     AmbiguousSerializer,
     ErrorSerializer,
     RoleRequestSerializer,
@@ -194,5 +196,142 @@ class ConsoleUrlApi(APIView):
             credentials=issued, destination=destination, issuer=request.build_absolute_uri("/")
         )
         response = Response({"url": url, "role_arn": role.arn})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+# --- databases ---------------------------------------------------------------------
+
+
+class DatabaseAccessSerializer(serializers.Serializer):
+    role_id = serializers.IntegerField(source="role.id")
+    role_arn = serializers.CharField(source="role.arn")
+    db_users = serializers.ListField(
+        child=serializers.CharField(), help_text="Database users the role may connect as."
+    )
+    patterns = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Patterns of database users the role may connect as (name one exactly).",
+    )
+
+
+class DatabaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="database.pk")
+    arn = serializers.CharField(source="database.arn")
+    name = serializers.CharField(source="database.name")
+    type = serializers.CharField(source="database.type")
+    account_id = serializers.CharField(source="database.account.account_id")
+    region = serializers.CharField(source="database.region")
+    engine = serializers.CharField(source="database.engine")
+    endpoint = serializers.CharField(source="database.endpoint")
+    port = serializers.IntegerField(source="database.port", allow_null=True)
+    iam_auth = serializers.BooleanField(source="database.iam_auth", allow_null=True)
+    token_supported = serializers.BooleanField(
+        help_text="Whether iamportal makes IAM authentication tokens for it (RDS instances "
+        "and Aurora clusters with IAM database authentication; not Redshift)."
+    )
+    access = DatabaseAccessSerializer(many=True)
+
+
+class DatabaseListApi(APIView):
+    @extend_schema(
+        summary="The databases in the accounts where I may use a role",
+        responses={200: DatabaseSerializer(many=True), 400: BAD_REQUEST, 401: ErrorSerializer},
+        tags=["databases"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            DatabaseSerializer(selectors.databases_for_user(request.user), many=True).data
+        )
+
+
+class DatabaseTokenApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "DatabaseTokenInput"
+
+        role = serializers.CharField(
+            max_length=ROLE_MAX_LENGTH,
+            help_text="A role ARN, or a unique part of one (as Weep resolves it).",
+        )
+        db_user = serializers.RegexField(
+            DB_USER_PATTERN, max_length=63, help_text="The database user to connect as."
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "DatabaseToken"
+
+        token = serializers.CharField(help_text="The password: an IAM authentication token.")
+        expiration = serializers.DateTimeField()
+        role_arn = serializers.CharField()
+        host = serializers.CharField()
+        port = serializers.IntegerField()
+        db_user = serializers.CharField()
+        commands = serializers.DictField(
+            child=serializers.CharField(), help_text="Ready-to-paste commands, by label."
+        )
+
+    @extend_schema(
+        summary="A password (IAM authentication token, 15 minutes) for a database",
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: BAD_REQUEST,
+            401: ErrorSerializer,
+            404: OpenApiResponse(
+                ErrorSerializer, description="No such database, or no role you may use matches."
+            ),
+            409: OpenApiResponse(AmbiguousSerializer, description="Several roles match."),
+            429: OpenApiResponse(
+                ErrorSerializer, description="Too many requests; see Retry-After."
+            ),
+            502: OpenApiResponse(ErrorSerializer, description="AWS refused the credentials."),
+        },
+        tags=["databases"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        form = self.InputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        database = selectors.database_for_connect(user=request.user, pk=pk)
+        kind = CredentialIssuance.Kind.DATABASE
+        role = _resolve(request, form.validated_data["role"], kind=kind, console=False)
+        db_user = form.validated_data["db_user"]
+        source_ip, agent = _client(request)
+        user = cast(User, request.user)
+        try:
+            selectors.database_role_check(role=role, database=database, db_user=db_user)
+        except selectors.DatabaseUserRefused as exc:
+            services.issuance_denied(
+                user=user,
+                requested=role.arn,
+                kind=kind,
+                source_ip=source_ip,
+                user_agent=agent,
+                reason=exc.message,
+                target=services.database_target(database=database, db_user=db_user),
+            )
+            raise exceptions.ValidationError({"db_user": [exc.message]}) from None
+        try:
+            password = services.database_password_issue(
+                user=user,
+                role=role,
+                database=database,
+                db_user=db_user,
+                source_ip=source_ip,
+                user_agent=agent,
+            )
+        except services.CredentialError as exc:
+            raise services.CredentialError(f"AWS did not issue credentials: {exc}") from exc
+        data = {
+            "token": password.token,
+            "expiration": password.expiration,
+            "role_arn": password.role_arn,
+            "host": password.host,
+            "port": password.port,
+            "db_user": password.db_user,
+            "commands": dict(services.database_connect_commands(password)),
+        }
+        response = Response(self.OutputSerializer(data).data)
         response["Cache-Control"] = "no-store"
         return response

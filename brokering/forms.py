@@ -49,3 +49,26 @@ class RevokeSessionsForm(forms.Form):
             "max_length": "The reason can be at most 500 characters.",
         },
     )
+
+
+# The database user names `rds-db:connect` resources take (requests_app/policy/permission_map.py).
+DB_USER_PATTERN = r"^[A-Za-z0-9_.@-]{1,63}$"
+
+
+class DatabasePasswordForm(forms.Form):
+    """Which of the user's roles signs the token, and the database user it is for."""
+
+    role = forms.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        error_messages={"required": "Choose the role to connect with."},
+    )
+    db_user = forms.RegexField(
+        label="Database user",
+        regex=DB_USER_PATTERN,
+        max_length=63,
+        error_messages={
+            "required": "Name the database user to connect as.",
+            "invalid": "A database user name is 1-63 letters, digits and _ . @ -.",
+        },
+    )

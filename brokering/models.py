@@ -74,6 +74,8 @@ class CredentialIssuance(models.Model):
         API = "api", "API"
         # The "Environment variables" button on a role's CLI page.
         WEB = "web", "Web (environment variables)"
+        # An RDS IAM authentication token made with the role's credentials.
+        DATABASE = "database", "Database password"
 
     class Outcome(models.TextChoices):
         ISSUED = "issued"
@@ -96,6 +98,11 @@ class CredentialIssuance(models.Model):
     expiration = models.DateTimeField(null=True, blank=True)
     ip_restricted = models.BooleanField(default=False)
     request_id = models.CharField(max_length=64, blank=True)
+    target = models.CharField(
+        max_length=512,
+        blank=True,
+        help_text="What the credentials were for beyond the role: a database and its user.",
+    )
 
     class Meta:
         ordering = ["-requested_at", "-id"]

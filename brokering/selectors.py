@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.contrib.auth.models import Group, User
 from django.db.models import Max, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import IamRole
+from accounts import selectors as accounts_selectors
+from accounts.models import Database, IamRole
 from brokering import eligibility
 from brokering.models import CliChallenge, CredentialIssuance, SessionRevocation
 from iamportal.permissions import AnyUser, is_signed_in, user_groups
+from requests_app.policy import evaluate
 
 
 @dataclass(frozen=True)
@@ -324,3 +326,168 @@ def role_revocations(role: IamRole, *, limit: int = 20) -> list[SessionRevocatio
     """The latest revocations of sessions on `role`, newest first."""
     rows = SessionRevocation.objects.filter(role_arn=role.arn).select_related("user", "actor")
     return list(rows.order_by("-created_at", "-id")[:limit])
+
+
+# --- databases reachable through the roles a user may use ----------------------------
+
+CONNECT = "rds-db:connect"
+
+
+@dataclass(frozen=True)
+class DatabaseRoleAccess:
+    """One of the user's roles that may connect to a database: as the named
+    database users, or (`any_user`) as users a pattern allows, typed in."""
+
+    role: EligibleRole
+    db_users: tuple[str, ...]
+    patterns: tuple[str, ...]
+
+    @property
+    def any_user(self) -> bool:
+        return bool(self.patterns)
+
+
+@dataclass(frozen=True)
+class ReachableDatabase:
+    database: Database
+    access: tuple[DatabaseRoleAccess, ...]
+    # The user's roles in the database's account: where to ask for access.
+    account_roles: tuple[EligibleRole, ...]
+
+    @property
+    def token_supported(self) -> bool:
+        return database_token_supported(self.database)
+
+
+def database_token_supported(database: Database) -> bool:
+    """RDS instances and Aurora clusters with IAM authentication and an endpoint.
+    Redshift signs in with GetClusterCredentials instead; an instance of an Aurora
+    cluster is reached through its cluster."""
+    return (
+        database.type in (Database.Type.RDS_INSTANCE, Database.Type.RDS_CLUSTER)
+        and bool(database.iam_auth)
+        and bool(database.endpoint and database.port and database.resource_id)
+        and not database.cluster
+    )
+
+
+def db_user_arn(*, database: Database, partition: str, db_user: str) -> str:
+    """The resource `rds-db:connect` names for connecting as `db_user`."""
+    return (
+        f"arn:{partition}:rds-db:{database.region}:{database.account.account_id}:dbuser:"
+        f"{database.resource_id}/{db_user}"
+    )
+
+
+def _partition(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[1] if len(parts) > 1 and parts[1] else "aws"
+
+
+def _context(role_arn: str) -> dict[str, str]:
+    return {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": role_arn.split(":")[4]}
+
+
+def _role_access(
+    role: EligibleRole, documents: list[Any], database: Database
+) -> DatabaseRoleAccess | None:
+    """Which database users `role`'s policies let it connect to `database` as."""
+    if not database_token_supported(database):
+        return None
+    partition = _partition(role.arn)
+    users: dict[str, None] = {}
+    patterns: dict[str, None] = {}
+    for pattern in evaluate.allowed_resources(documents, action=CONNECT):
+        user_part = pattern.rsplit("/", 1)[1] if "/" in pattern else "*"
+        if not user_part:
+            continue
+        resource = db_user_arn(database=database, partition=partition, db_user=user_part)
+        result = evaluate.policy_evaluate(
+            documents, action=CONNECT, resource=resource, context=_context(role.arn)
+        )
+        if not result.allowed or result.partly:
+            continue
+        if any(ch in user_part for ch in "*?$"):
+            patterns[user_part] = None
+        else:
+            users[user_part] = None
+    if not users and not patterns:
+        return None
+    return DatabaseRoleAccess(role=role, db_users=tuple(users), patterns=tuple(patterns))
+
+
+def databases_for_user(user: AnyUser) -> list[ReachableDatabase]:
+    """The databases in the accounts where `user` may use a role, with the roles
+    that may connect to each; sorted by account, then name."""
+    roles = roles_for_user(user)
+    by_account: dict[str, list[EligibleRole]] = {}
+    for role in roles:
+        by_account.setdefault(role.account_id, []).append(role)
+    if not by_account:
+        return []
+    databases = list(
+        Database.objects.select_related("account")
+        .filter(account__account_id__in=list(by_account), account__enabled=True)
+        .exclude(type=Database.Type.RDS_INSTANCE, cluster__gt="")
+        .order_by("account__name", "account__account_id", "name", "type")
+    )
+    role_rows = IamRole.objects.filter(pk__in=[role.id for role in roles]).only(
+        "pk", "inline_policies", "managed_policies"
+    )
+    documents = accounts_selectors.role_identity_documents(roles=role_rows)
+    found = []
+    for database in databases:
+        account_roles = tuple(by_account[database.account.account_id])
+        access = [
+            granted
+            for role in account_roles
+            if (granted := _role_access(role, documents.get(role.id, []), database)) is not None
+        ]
+        found.append(
+            ReachableDatabase(database=database, access=tuple(access), account_roles=account_roles)
+        )
+    return found
+
+
+class DatabaseUserRefused(Exception):
+    """The role's policies do not let it connect as that database user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def database_for_connect(*, user: AnyUser, pk: int) -> Database:
+    """The access gate for database passwords: a database in an account where
+    `user` may use a role, that takes IAM authentication tokens; 404 otherwise."""
+    database = Database.objects.select_related("account").filter(pk=pk).first()
+    if database is None:
+        raise Http404("No such database.")
+    if not database.account.enabled:
+        raise Http404("No such database.")
+    if not any(r.account_id == database.account.account_id for r in roles_for_user(user)):
+        raise Http404("No such database.")
+    return database
+
+
+def database_role_check(*, role: IamRole, database: Database, db_user: str) -> None:
+    """Refuse (DatabaseUserRefused) unless `role` is in the database's account and
+    its policies allow `rds-db:connect` as `db_user` on it."""
+    if role.account.account_id != database.account.account_id:
+        raise DatabaseUserRefused(
+            f"{role.arn} is in another account than {database.name}: IAM database "
+            "authentication needs a role of the database's own account."
+        )
+    if not database_token_supported(database):
+        raise DatabaseUserRefused(
+            f"{database.name} does not take IAM authentication tokens from iamportal."
+        )
+    documents = accounts_selectors.role_identity_documents(roles=[role])[role.pk]
+    resource = db_user_arn(database=database, partition=_partition(role.arn), db_user=db_user)
+    result = evaluate.policy_evaluate(
+        documents, action=CONNECT, resource=resource, context=_context(role.arn)
+    )
+    if not result.allowed or result.partly:
+        raise DatabaseUserRefused(
+            f"The policies of {role.name} do not allow {CONNECT} as {db_user!r} on {database.name}."
+        )

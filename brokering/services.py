@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import re
+import shlex
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.fetch import describe_error, policy_document
-from accounts.models import AwsAccount, IamRole
+from accounts.models import AwsAccount, Database, IamRole
 from accounts.selectors import role_protected
 from brokering import eligibility, enqueue
 from brokering.models import (
@@ -120,6 +121,7 @@ def _audit(
     expiration: datetime | None = None,
     ip_restricted: bool = False,
     request_id: str = "",
+    target: str = "",
 ) -> CredentialIssuance:
     # What a client asked for goes into the audit as it was, minus NUL characters,
     # which no database text column accepts.
@@ -138,6 +140,7 @@ def _audit(
         expiration=expiration,
         ip_restricted=ip_restricted,
         request_id=request_id[:64],
+        target=target.replace("\x00", "")[:512],
     )
 
 
@@ -150,6 +153,7 @@ def issuance_denied(
     user_agent: str,
     reason: str,
     request_id: str = "",
+    target: str = "",
 ) -> None:
     """Record a refused request (no eligible role, ambiguous, console for a CLI-only role)."""
     if not _audit_room(user):
@@ -164,6 +168,7 @@ def issuance_denied(
         user_agent=user_agent,
         error=reason,
         request_id=request_id,
+        target=target,
     )
 
 
@@ -215,7 +220,9 @@ def _rate_slot_take(user: User) -> int:
     return min(max(wait, 1), int(RATE_WINDOW.total_seconds()))
 
 
-def _check_rate(*, user: User, role_arn: str, kind: str, source_ip: str | None, agent: str) -> None:
+def _check_rate(
+    *, user: User, role_arn: str, kind: str, source_ip: str | None, agent: str, target: str = ""
+) -> None:
     retry_after = _rate_slot_take(user)
     if not retry_after:
         return
@@ -228,6 +235,7 @@ def _check_rate(*, user: User, role_arn: str, kind: str, source_ip: str | None, 
             source_ip=source_ip,
             user_agent=agent,
             error="rate limit",
+            target=target,
         )
     raise RateLimited(retry_after=retry_after)
 
@@ -240,10 +248,19 @@ def credentials_issue(
     source_ip: str | None,
     user_agent: str = "",
     no_ip_restrictions: bool = False,
+    target: str = "",
 ) -> IssuedCredentials:
     """AssumeRole on `role` with the hub identity, as `user`. The caller has
-    already checked that `user` may use `role` (brokering.selectors)."""
-    _check_rate(user=user, role_arn=role.arn, kind=kind, source_ip=source_ip, agent=user_agent)
+    already checked that `user` may use `role` (brokering.selectors). `target`
+    names what the credentials are for beyond the role (a database), for the audit."""
+    _check_rate(
+        user=user,
+        role_arn=role.arn,
+        kind=kind,
+        source_ip=source_ip,
+        agent=user_agent,
+        target=target,
+    )
     networks = [str(n) for n in settings.IAMPORTAL_CREDENTIAL_ALLOWED_CIDRS]
     if no_ip_restrictions and settings.IAMPORTAL_ALLOW_NO_IP_RESTRICTIONS:
         networks = []
@@ -268,6 +285,7 @@ def credentials_issue(
             user_agent=user_agent,
             error=error,
             ip_restricted=bool(networks),
+            target=target,
         )
         raise CredentialError(error) from None
     raw = response["Credentials"]
@@ -284,6 +302,7 @@ def credentials_issue(
         expiration=expiration,
         ip_restricted=bool(networks),
         request_id=response.get("ResponseMetadata", {}).get("RequestId", "") or uuid.uuid4().hex,
+        target=target,
     )
     return IssuedCredentials(
         access_key_id=raw["AccessKeyId"],
@@ -292,6 +311,119 @@ def credentials_issue(
         expiration=expiration,
         role_arn=role.arn,
     )
+
+
+# --- database passwords ---------------------------------------------------------------
+
+# RDS accepts an IAM authentication token for 15 minutes after it is made.
+DATABASE_TOKEN_LIFETIME = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class DatabasePassword:
+    """An RDS IAM authentication token: shown once, never stored or logged."""
+
+    token: str
+    expiration: datetime
+    role_arn: str
+    host: str
+    port: int
+    db_user: str
+    engine: str
+
+    def __repr__(self) -> str:  # never let the token reach a log through repr()
+        return (
+            f"DatabasePassword(role_arn={self.role_arn!r}, host={self.host!r}, "
+            f"db_user={self.db_user!r}, expiration={self.expiration!r})"
+        )
+
+
+def database_target(*, database: Database, db_user: str) -> str:
+    """What the audit records a database password was for."""
+    return f"{database.arn} as {db_user}"
+
+
+def database_password_issue(
+    *,
+    user: User,
+    role: IamRole,
+    database: Database,
+    db_user: str,
+    source_ip: str | None,
+    user_agent: str = "",
+) -> DatabasePassword:
+    """An IAM authentication token for `database` as `db_user`, signed with
+    `role`'s credentials issued to `user` (rate-limited and audited like any
+    issuance, with the database as its target). The token is a local signature:
+    no call reaches the database or RDS. The caller has checked the role
+    (brokering.selectors: the gates and `database_role_check`)."""
+    target = database_target(database=database, db_user=db_user)
+    credentials = credentials_issue(
+        user=user,
+        role=role,
+        kind=CredentialIssuance.Kind.DATABASE,
+        source_ip=source_ip,
+        user_agent=user_agent,
+        target=target,
+    )
+    session = aws.new_session(
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+        region_name=database.region,
+    )
+    port = database.port or 0
+    try:
+        token = aws.client("rds", session=session, region=database.region).generate_db_auth_token(
+            DBHostname=database.endpoint, Port=port, DBUsername=db_user, Region=database.region
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise CredentialError(describe_error(exc)) from None
+    expiration = min(timezone.now() + DATABASE_TOKEN_LIFETIME, credentials.expiration)
+    return DatabasePassword(
+        token=token,
+        expiration=expiration,
+        role_arn=role.arn,
+        host=database.endpoint,
+        port=port,
+        db_user=db_user,
+        engine=database.engine,
+    )
+
+
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+
+def database_client(engine: str) -> str:
+    """The command-line client for an engine: psql, mysql, or "" when neither fits."""
+    engine = engine.lower()
+    if "postgres" in engine:
+        return "psql"
+    if "mysql" in engine or "mariadb" in engine:
+        return "mysql"
+    return ""
+
+
+def database_connect_commands(password: DatabasePassword) -> list[tuple[str, str]]:
+    """Ready-to-paste commands, as (label, command): fetch the RDS certificate
+    bundle once, then connect with TLS verified (IAM authentication requires TLS)."""
+    token = shlex.quote(password.token)
+    fetch = ("Download the RDS certificate bundle (once)", f"curl -sO {RDS_CA_BUNDLE_URL}")
+    client = database_client(password.engine)
+    if client == "psql":
+        options = (
+            f"host={password.host} port={password.port} user={password.db_user} "
+            "dbname=postgres sslmode=verify-full sslrootcert=global-bundle.pem"
+        )
+        return [fetch, ("psql", f"PGPASSWORD={token} psql {shlex.quote(options)}")]
+    if client == "mysql":
+        command = (
+            f"mysql --host={password.host} --port={password.port} "
+            f"--user={shlex.quote(password.db_user)} --password={token} "
+            "--enable-cleartext-plugin --ssl-mode=VERIFY_IDENTITY --ssl-ca=global-bundle.pem"
+        )
+        return [fetch, ("mysql", command)]
+    return [fetch]
 
 
 # --- console sign-in ------------------------------------------------------------------

@@ -21,5 +21,7 @@ urlpatterns = [
         views.role_sessions_revoke,
         name="role_sessions_revoke",
     ),
+    path("databases/", views.database_list, name="database_list"),
+    path("databases/<int:pk>/password/", views.database_password, name="database_password"),
     path("demo-federation/", federation_demo.federation, name="demo_federation"),
 ]

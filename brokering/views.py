@@ -34,6 +34,7 @@ from brokering import cli_auth, selectors, services
 from brokering.forms import (
     REDIRECT_MAX_LENGTH,
     ConsoleSignInForm,
+    DatabasePasswordForm,
     MyRolesSearchForm,
     RevokeSessionsForm,
 )
@@ -43,6 +44,7 @@ from iamportal.aws import default_region
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.net import client_ip
 from iamportal.permissions import is_reviewer
+from requests_app import selectors as requests_selectors
 
 # How many recently used roles head the list.
 RECENT_LIMIT = 5
@@ -452,3 +454,91 @@ def role_sessions_revoke(request: HttpRequest, account_id: str, role_name: str) 
         "window": services.revocation_window(role),
     }
     return render(request, "brokering/role_sessions_revoke.html", context, status=status)
+
+
+# --- databases ---------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def database_list(request: HtmxHttpRequest) -> HttpResponse:
+    """The databases in the accounts where the user may use a role: Get a password
+    where a role of theirs may connect, the template to ask for it where none may."""
+    context = {
+        "databases": selectors.databases_for_user(request.user),
+        "template": requests_selectors.database_template(),
+    }
+    return render(request, "brokering/database_list.html", context)
+
+
+@login_required
+@require_POST
+@never_cache
+def database_password(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Get a password: an IAM authentication token for the database, shown once,
+    never cached, never stored."""
+    database = selectors.database_for_connect(user=request.user, pk=pk)
+    form = DatabasePasswordForm(request.POST)
+    context: dict[str, object] = {"database": database, "form": form}
+    status, retry_after = 400, 0
+    if form.is_valid():
+        db_user = form.cleaned_data["db_user"]
+        source_ip, agent = _client(request)
+        target = services.database_target(database=database, db_user=db_user)
+        try:
+            role = selectors.usable_role_for_user(
+                user=request.user, role_id=form.cleaned_data["role"]
+            )
+        except Http404:
+            services.issuance_denied(
+                user=request.user,
+                requested=f"role #{form.cleaned_data['role']}",
+                kind=CredentialIssuance.Kind.DATABASE,
+                source_ip=source_ip,
+                user_agent=agent,
+                reason="no eligible role matches",
+                target=target,
+            )
+            raise
+        try:
+            selectors.database_role_check(role=role, database=database, db_user=db_user)
+            password = services.database_password_issue(
+                user=request.user,
+                role=role,
+                database=database,
+                db_user=db_user,
+                source_ip=source_ip,
+                user_agent=agent,
+            )
+        except selectors.DatabaseUserRefused as exc:
+            services.issuance_denied(
+                user=request.user,
+                requested=role.arn,
+                kind=CredentialIssuance.Kind.DATABASE,
+                source_ip=source_ip,
+                user_agent=agent,
+                reason=exc.message,
+                target=target,
+            )
+            form.add_error("db_user", exc.message)
+        except services.RateLimited as exc:
+            context["error"], status, retry_after = str(exc), 429, exc.retry_after
+        except services.CredentialError as exc:
+            context["error"], status = f"AWS did not issue credentials: {exc}", 502
+        else:
+            status = 200
+            context["password"] = password
+            context["commands"] = [
+                (label, command, f"{database.pk}-{number}")
+                for number, (label, command) in enumerate(
+                    services.database_connect_commands(password), start=1
+                )
+            ]
+    if region_only(request):
+        # htmx swaps only 2xx responses; here the message is the fragment to show.
+        response = render(request, "brokering/database_password.html#result", context)
+    else:
+        response = render(request, "brokering/database_password.html", context, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response

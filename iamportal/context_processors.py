@@ -23,6 +23,8 @@ _SECTIONS = {
     "resource_list": "resources",
     "resource_detail": "resources",
     "request_queue": "review",
+    "database_list": "databases",
+    "database_password": "databases",
     "status": "status",
 }
 # Pages about one request (its `pk`): someone else's request is reviewers' work.

@@ -387,11 +387,18 @@ def _identities_seed(iam: Any, policy_arns: dict[str, str], demo: DemoAccount) -
 DEMO_DATABASES = (("payments-db", "postgres", 5432), ("reporting-db", "mysql", 3306))
 
 
+# The database user payments-api connects to payments-db as, with IAM authentication.
+DEMO_DB_USER = "payments_app"
+
+
 def _databases_seed(session: boto3.Session, demo: DemoAccount) -> None:
+    """The databases, and an inline policy letting payments-api connect to
+    payments-db as DEMO_DB_USER (so the Databases page offers Get a password)."""
     rds = aws.client("rds", session=session)
+    resource_ids: set[str] = set()
     try:
         for name, engine, port in DEMO_DATABASES:
-            rds.create_db_instance(
+            created = rds.create_db_instance(
                 DBInstanceIdentifier=name,
                 Engine=engine,
                 DBInstanceClass="db.t3.micro",
@@ -401,10 +408,40 @@ def _databases_seed(session: boto3.Session, demo: DemoAccount) -> None:
                 MasterUserPassword=secrets.token_urlsafe(16),
                 EnableIAMDatabaseAuthentication=True,
                 Tags=[{"Key": "owner", "Value": "payments"}],
-            )
+            )["DBInstance"]
             demo.databases.append(name)
+            resource_ids.add(created["DbiResourceId"])
+            if name == "payments-db":
+                _database_connect_grant(session, demo, created)
+        if len(resource_ids) < len(DEMO_DATABASES):
+            demo.notes.append(
+                "the embedded AWS gives every RDS instance the same resource id, so the "
+                "payments-api grant on payments-db reaches reporting-db too"
+            )
     except (ClientError, NotImplementedError) as exc:
         demo.notes.append(f"the embedded AWS could not create RDS instances ({exc}): no databases")
+
+
+def _database_connect_grant(
+    session: boto3.Session, demo: DemoAccount, instance: dict[str, Any]
+) -> None:
+    region = aws.client("rds", session=session).meta.region_name
+    resource = (
+        f"arn:aws:rds-db:{region}:{demo.account_id}:dbuser:"
+        f"{instance['DbiResourceId']}/{DEMO_DB_USER}"
+    )
+    aws.client("iam", session=session).put_role_policy(
+        RoleName="payments-api",
+        PolicyName="payments-db-connect",
+        PolicyDocument=_doc(
+            {
+                "Sid": "ConnectToPaymentsDb",
+                "Effect": "Allow",
+                "Action": "rds-db:connect",
+                "Resource": resource,
+            }
+        ),
+    )
 
 
 def _guardrails_seed(org: Any, accounts: list[DemoAccount]) -> None:

@@ -25,12 +25,16 @@ _FIELDS = re.compile(
     r"[^\"'\s,}&<]+"
 )
 _XML = re.compile(r"(<(SecretAccessKey|SessionToken)>)[^<]*(</\2>)")
+# A request signature, which is part of a presigned URL (an RDS IAM authentication
+# token): botocore logs it at DEBUG on its own line, and in a query string.
+_SIGNATURES = re.compile(r"(?i)((?:^|\b)Signature:\s*|X-Amz-Signature=)[0-9a-f]{64}")
 
 
 def redact(text: str) -> str:
     text = _PARAMETERS.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     text = _PATHS.sub(rf"\1{REDACTED}", text)
     text = _FIELDS.sub(rf"\1{REDACTED}", text)
+    text = _SIGNATURES.sub(rf"\1{REDACTED}", text)
     return _XML.sub(rf"\1{REDACTED}\3", text)
 
 

@@ -18,6 +18,7 @@ from iamportal import permissions
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
 from requests_app import services
 from requests_app.changes import change_document, change_summary
+from requests_app.guardrails import changes_guardrails
 from requests_app.models import (
     Approval,
     ApprovalPolicy,
@@ -370,10 +371,12 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
                 continue
             changes = list(policy_request.changes.all())
             revision = revision_compute(changes, policy_request.expires_at)
+            guardrails = changes_guardrails(role=policy_request.role, changes=changes)
             shown.append(
                 {
                     "request": policy_request,
                     "changes": _changes_html(changes),
+                    "guardrail_notes": [note for found in guardrails for note in found.notes],
                     "revision": revision,
                     "revision_short": revision_short(revision),
                 }

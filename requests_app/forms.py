@@ -298,9 +298,16 @@ class TemplateValuesForm(_Form):
     )
 
     def __init__(
-        self, *args: Any, template: PolicyTemplate | None, defaults: dict[str, str], **kwargs: Any
+        self,
+        *args: Any,
+        template: PolicyTemplate | None,
+        defaults: dict[str, str],
+        prefill: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> None:
+        """`prefill`: values given in the address, before the template's own defaults."""
         super().__init__(*args, **kwargs)
+        prefill = prefill or {}
         self.policy_template = template
         self.document: dict[str, Any] | None = None
         self.parameters: list[Parameter] = []
@@ -317,7 +324,9 @@ class TemplateValuesForm(_Form):
                 required=False,
                 max_length=256,
                 help_text=_help_with_example(parameter.help, parameter.example),
-                initial=parameter.default or defaults.get(parameter.name, ""),
+                initial=prefill.get(parameter.name)
+                or parameter.default
+                or defaults.get(parameter.name, ""),
             )
 
     def values(self) -> dict[str, str]:

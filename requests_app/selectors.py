@@ -12,7 +12,7 @@ from django.http import Http404
 from accounts.models import IamRole
 from brokering.selectors import RoleAmbiguous, RoleNotFound, role_pick
 from iamportal.permissions import AnyUser, can_view_inventory, is_reviewer, is_signed_in
-from requests_app.models import Change, PolicyRequest
+from requests_app.models import Change, PolicyRequest, PolicyTemplate
 
 # An ambiguous role name lists at most this many of the roles it matches.
 ROLE_MATCHES_MAX = 20
@@ -150,3 +150,13 @@ def requests_filtered(
     if created_before is not None:
         requests = requests.filter(created_at__lt=_day_start(created_before))
     return requests
+
+
+def database_template() -> PolicyTemplate | None:
+    """The wizard's template for IAM database authentication: the first enabled
+    template that grants `rds-db:connect` (None when there is none)."""
+    return (
+        PolicyTemplate.objects.filter(enabled=True, document__contains="rds-db:connect")
+        .order_by("name")
+        .first()
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -72,6 +72,7 @@ from requests_app.forms import (
     TemplateValuesForm,
     intent_as_dict,
 )
+from requests_app.guardrails import ChangeGuardrails, changes_guardrails
 from requests_app.models import Change, PolicyRequest, PolicyTemplate
 from requests_app.policy.diff import DiffLine, policy_diff
 from requests_app.policy.generate import (
@@ -79,6 +80,7 @@ from requests_app.policy.generate import (
 )
 from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE
 from requests_app.policy.lint import Finding, policy_lint
+from requests_app.policy.templates import VALUE_MAX_LENGTH, TemplateInvalid, template_parameters
 from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
@@ -249,6 +251,22 @@ def _template_defaults(role: IamRole) -> dict[str, str]:
     return {"account_id": role.account.account_id, "region": regions[0] if regions else ""}
 
 
+def _template_prefill(request: HtmxHttpRequest, template: PolicyTemplate | None) -> dict[str, str]:
+    """Values for the template's parameters given in the address (a link from the
+    Databases page fills in the database); checked like typed values on Add."""
+    if template is None:
+        return {}
+    try:
+        declared = template_parameters(template.parameters)
+    except TemplateInvalid:
+        return {}
+    return {
+        p.name: str(request.GET[p.name])[:VALUE_MAX_LENGTH]
+        for p in declared
+        if request.GET.get(p.name)
+    }
+
+
 def _chosentemplate_for(value: object) -> PolicyTemplate | None:
     try:
         pk = int(str(value))
@@ -276,7 +294,11 @@ def _workspace(
         )
     if template_form is None:
         template = _chosentemplate_for(request.GET.get("template", ""))
-        template_form = TemplateValuesForm(template=template, defaults=_template_defaults(role))
+        template_form = TemplateValuesForm(
+            template=template,
+            defaults=_template_defaults(role),
+            prefill=_template_prefill(request, template),
+        )
     spec = permission_form.spec
     typeahead = spec is not None and spec.key in RESOURCE_TYPES
     policy = draft_policy(draft)
@@ -549,6 +571,7 @@ def _review_context(
         automatic = []
     return {
         "role": role,
+        "guardrails": _draft_guardrails(role, policy, policy_name),
         # Shown in full before submitting: what iamportal adds in the other accounts.
         "cross_account": _cross_account_shown(automatic),
         "policy": policy,
@@ -585,6 +608,20 @@ def _draft_findings(
         previous=(role.inline_policies or {}).get(policy_name),
     )
     return request_findings(role=role, changes=[spec])
+
+
+def _draft_guardrails(role: IamRole, policy: DraftPolicy, policy_name: str) -> ChangeGuardrails:
+    """What the account's SCPs and the role's boundary would deny of the draft's policy."""
+    if policy.document is None:
+        return ChangeGuardrails(notes=[])
+    spec = ChangeSpec(
+        type=Change.Type.INLINE_POLICY_PUT,
+        target_arn=role.arn,
+        account_id=role.account.account_id,
+        payload={"policy_name": policy_name, "document": policy.document},
+        previous=None,
+    )
+    return changes_guardrails(role=role, changes=[spec])[0]
 
 
 def _request_errors(form: ReviewForm, errors: dict[str, str]) -> None:
@@ -685,6 +722,8 @@ class ChangeShown:
     uses: list[PolicyUse] = field(default_factory=list)
     # Attachments AWS counted (users and groups too) that the inventory's roles do not explain.
     uses_unlisted: int = 0
+    # What the account's SCPs and the role's permissions boundary would deny of it.
+    guardrails: ChangeGuardrails | None = None
 
     @property
     def attached_to(self) -> list[PolicyUse]:
@@ -793,10 +832,14 @@ def _detail(
         and policy_request.status == PolicyRequest.Status.APPLIED
         and policy_request.expires_at is not None
     )
+    guardrails = changes_guardrails(role=policy_request.role, changes=changes)
     context = {
         **facts,
         "changes": [
-            _change_shown(policy_request, c, position=position, mine=mine, edit=edit)
+            replace(
+                _change_shown(policy_request, c, position=position, mine=mine, edit=edit),
+                guardrails=guardrails[position],
+            )
             for position, c in enumerate(changes)
         ],
         "approve_error": approve_error,

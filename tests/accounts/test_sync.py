@@ -65,7 +65,10 @@ def test_it_stores_policies_tags_and_resource_policies(accounts: list[AwsAccount
     assert role.path == "/service/"
     assert role.description == "The payments API service (ECS)."
     assert role.trust_policy["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
-    assert set(role.inline_policies) == {"payments-data", "payments-events"}
+    assert set(role.inline_policies) == {"payments-data", "payments-events", "payments-db-connect"}
+    [connect] = role.inline_policies["payments-db-connect"]["Statement"]
+    assert connect["Action"] == "rds-db:connect"
+    assert connect["Resource"].endswith("/payments_app")
     assert role.inline_policies["payments-events"]["Statement"][0]["Action"] == ["sqs:SendMessage"]
     assert [p["name"] for p in role.managed_policies] == ["acme-logs-write"]
     assert role.tags["iamportal-authorized"] == "team-payments"

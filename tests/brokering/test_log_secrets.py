@@ -179,6 +179,11 @@ def test_no_secret_of_any_flow_reaches_the_log(
         ),
         ("x-amz-security-token:FwoGZX", f"x-amz-security-token:{REDACTED}"),
         ("{'X-Amz-Security-Token': b'FwoGZX'}", f"{{'X-Amz-Security-Token': b'{REDACTED}'}}"),
+        ("Signature:\n" + "a1" * 32, f"Signature:\n{REDACTED}"),
+        (
+            "/?Action=connect&X-Amz-Signature=" + "b2" * 32,
+            f"/?Action=connect&X-Amz-Signature={REDACTED}",
+        ),
         (
             "sync of account 111111111111 failed: timeout",
             "sync of account 111111111111 failed: timeout",

@@ -187,6 +187,16 @@ def walk(tour: Tour, dev: AwsAccount) -> None:
     expect(page.locator("li.role-row").first).to_be_visible()
     tour.step(alice, "my-roles")
 
+    # Databases, and a password for payments-db, shown once with its copy button.
+    tour.nav(alice).get_by_role("link", name="Databases", exact=True).click()
+    expect(page.get_by_role("heading", name="Databases", exact=True)).to_be_visible()
+    tour.step(alice, "databases")
+    card = page.locator(".card").filter(has=page.get_by_role("link", name="payments-db"))
+    card.get_by_role("button", name="Get a password").first.click()
+    expect(card.locator("pre.secret").first).to_contain_text("DBUser=payments_app")
+    expect(card.get_by_role("button", name="Copy the password")).to_be_visible()
+    tour.step(alice, "database-password")
+
     # The wizard, to a submitted request.
     policy_name = f"tour-{tour.width}"
     topic = f"arn:aws:sns:us-east-1:{dev.account_id}:payments-alerts"

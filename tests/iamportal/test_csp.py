@@ -111,6 +111,8 @@ def pending(requester: User, inv: Inventory) -> PolicyRequest:
 NOT_PAGES = {
     "api_console_url",
     "api_credentials",
+    "api_databases",
+    "api_database_token",
     "api_me",
     "api_policy_generate",
     "api_policy_lint",
@@ -306,6 +308,11 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     )
     yield "group_detail", a.get(reverse("group_detail", args=[account.account_id, group.name]))
     yield "database_detail", a.get(reverse("database_detail", args=[database.pk]))
+    yield "database_list", a.get(reverse("database_list"))
+    yield (
+        "database_password",
+        a.post(reverse("database_password", args=[database.pk]), {"db_user": "bad user"}),
+    )
     yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
     yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
     now = timezone.now()

@@ -28,6 +28,7 @@ def current(page: str) -> list[str]:
         ("account_list", "Accounts"),
         ("role_list", "Roles"),
         ("resource_list", "Resources"),
+        ("database_list", "Databases"),
         ("request_list", "Requests"),
         ("request_new", "Requests"),
         ("request_queue", "Review"),

@@ -89,6 +89,7 @@ def test_the_list_of_json_endpoints_is_complete() -> None:
     assert json_endpoints() == [
         "api_console_url",
         "api_credentials",
+        "api_database_token",
         "api_policy_generate",
         "api_policy_lint",
         "api_request_approve",
