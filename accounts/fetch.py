@@ -597,9 +597,12 @@ def _config_skipped(resource_type: str) -> bool:
 
 
 def _config_json(value: Any) -> Any:
-    if isinstance(value, str):
+    """A value Config may send as JSON text, sometimes JSON text inside JSON text."""
+    for _depth in range(2):
+        if not isinstance(value, str):
+            return value
         try:
-            return json.loads(value)
+            value = json.loads(value)
         except ValueError:
             return None
     return value

@@ -112,18 +112,13 @@ def _build_client(session: boto3.Session, service: str, region: str) -> Any:
     )
 
 
-def on_hub_call(event: str, handler: Any, *, first: bool = False) -> None:
+def on_hub_call(event: str, handler: Any) -> None:
     """Hook every hub client, present and future, into a botocore event
-    (used to observe or refuse calls at the AWS boundary in tests). `first`:
-    ahead of the handlers already there, e.g. to answer a `before-send` before
-    an in-process mock of AWS does."""
+    (used to observe or refuse calls at the AWS boundary in tests)."""
     with _lock:
-        emitters = [hub_session().events, *(c.meta.events for c in _hub_clients.values())]
-        for events in emitters:
-            if first:
-                events.register_first(event, handler)
-            else:
-                events.register(event, handler)
+        hub_session().events.register(event, handler)
+        for cached in _hub_clients.values():
+            cached.meta.events.register(event, handler)
 
 
 def role_arn(account_id: str, role_name: str) -> str:

@@ -6,7 +6,7 @@ aggregator's own account, without tags and without
 `SelectAggregateResourceConfig` or `GetAggregateDiscoveredResourceCounts`. This
 stand-in answers those four operations from configuration items it is given, as
 AWS does on the wire (JSON bodies that botocore parses), so the code under test
-runs unchanged. It is hooked into botocore's `before-send` event of the hub's
+runs unchanged. It is hooked into botocore's `before-call` event of the hub's
 clients: the demo (with its embedded AWS only), the tests and the sync
 benchmark use it; nothing else does.
 
@@ -25,10 +25,11 @@ from datetime import datetime
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+from botocore.parsers import create_parser
 
 Item = dict[str, Any]
 PAGE_LIMIT = 100
-_TARGET = "StarlingDoveService."
+_PARSER = create_parser("json")
 # The one query shape the sync sends: fields, then one account.
 _SELECT = re.compile(
     r"^SELECT\s+(?P<fields>[\w\s,]+?)\s+WHERE\s+accountId\s*=\s*'(?P<account>\d{12})'$"
@@ -72,15 +73,14 @@ class ConfigAggregatorStandIn:
 
     # --- the edge -----------------------------------------------------------------
 
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        raw = request.headers.get("X-Amz-Target") or ""
-        target = raw.decode() if isinstance(raw, bytes) else str(raw)
-        operation = target.removeprefix(_TARGET)
-        handler = getattr(self, f"_op_{operation}", None)
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
+        """botocore's `before-call` event: the request is serialized; answering
+        here skips the network (and any in-process mock behind it)."""
+        handler = getattr(self, f"_op_{model.name}", None)
         if handler is None:
             return None  # everything else goes on to the embedded AWS
-        self.calls[operation] = self.calls.get(operation, 0) + 1
-        body = json.loads(request.body or b"{}")
+        self.calls[model.name] = self.calls.get(model.name, 0) + 1
+        body = json.loads(params.get("body") or b"{}")
         try:
             if body.get("ConfigurationAggregatorName") != self.name:
                 raise _Refused(
@@ -88,17 +88,23 @@ class ConfigAggregatorStandIn:
                     f"The configuration aggregator {body.get('ConfigurationAggregatorName')} "
                     "does not exist.",
                 )
-            answer = handler(body)
+            status, payload = 200, handler(body)
         except _Refused as refused:
-            payload = {"__type": refused.code, "message": refused.message}
-            return self._response(request, refused.status, payload)
-        return self._response(request, 200, answer)
+            status, payload = refused.status, {"__type": refused.code, "message": refused.message}
+        return self._response(model, params, status, payload)
 
     @staticmethod
-    def _response(request: Any, status: int, payload: dict[str, Any]) -> AWSResponse:
+    def _response(
+        model: Any, params: dict[str, Any], status: int, payload: dict[str, Any]
+    ) -> tuple[AWSResponse, dict[str, Any]]:
+        """The wire answer, parsed by botocore's own parser, as a real one would be."""
         body = json.dumps(payload, default=_wire).encode()
         headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "stand-in"}
-        return AWSResponse(request.url, status, headers, _Raw(body))
+        http = AWSResponse(params.get("url", ""), status, headers, _Raw(body))
+        parsed = _PARSER.parse(
+            {"status_code": status, "headers": http.headers, "body": body}, model.output_shape
+        )
+        return http, parsed
 
     def _account(self, account_id: str | None) -> list[Item]:
         if not account_id:
