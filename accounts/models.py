@@ -304,6 +304,11 @@ class CloudResource(InventoryItem):
             models.Index(fields=["type", "name"]),
         ]
 
+    @property
+    def summary_fields(self) -> list[tuple[str, str]]:
+        """AWS Config's summary as (field, value) pairs to show."""
+        return [(str(key), str(value)) for key, value in sorted((self.summary or {}).items())]
+
 
 class IamUser(InventoryItem):
     account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="iam_users")
