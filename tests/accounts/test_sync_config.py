@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from accounts.models import AwsAccount, CloudResource, SyncRun
-from iamportal import aws
+from iamportal import aws, demo
 from iamportal.config_standin import ConfigAggregatorStandIn
 from tests.factories import account_create, admin_client, sync
 
@@ -330,3 +330,36 @@ def test_an_item_config_does_not_return_keeps_its_row_marked(
     table = rows(one)["orders"]
     assert table.tags == {"env": "prod", "team": "payments"}
     assert "did not return" in table.read_error
+
+
+# --- the demo organisation's aggregator ------------------------------------------------
+
+
+def test_the_demo_aggregator_brings_more_types_into_two_accounts(settings: Any) -> None:
+    settings.IAMPORTAL_CONFIG_AGGREGATOR = demo.DEMO_AGGREGATOR
+    seeded = demo.organisation_seed()
+    accounts = {a.environment: a for a in demo.accounts_onboard(seeded)}
+    aws.on_hub_call("before-call.config-service", demo.DemoConfigAggregator(demo.DEMO_AGGREGATOR))
+    for account in accounts.values():
+        run = sync(account)
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    for env in ("prod", "staging"):
+        found = rows(accounts[env])
+        types = {r.type for r in found.values()}
+        assert {"AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::Lambda::Function"} <= types
+        assert {r.source for r in found.values()} == {"config"}
+        ledger = found["payments-ledger"]
+        assert ledger.tags == {"env": env, "team": "payments"}
+        assert ledger.summary["billingMode"] == "PAY_PER_REQUEST"
+        assert ledger.changed_in_aws_at is not None
+        for name, sid in (
+            ("payments-webhook", "AlertsInvoke"),
+            (f"acme-{env}-payments-data", "PaymentsApi"),
+            ("payments-events", "AlertsFanOut"),
+        ):
+            assert (found[name].policy or {})["Statement"][0]["Sid"] == sid
+    dev = rows(accounts["dev"])
+    assert {r.source for r in dev.values()} == {"direct"}
+    assert {r.type for r in dev.values()} == {"s3", "sqs", "sns"}
+    # And again, with nothing changed in the embedded AWS.
+    assert sync(accounts["prod"]).counts["written"] == 0
