@@ -665,7 +665,10 @@ def _config_row(account_id: str, listed: dict[str, Any], item: dict[str, Any]) -
     resource_type = listed["resourceType"]
     return {
         "arn": _config_key(account_id, {**listed, "arn": item.get("arn") or listed["arn"]}),
-        "name": listed.get("resourceName") or item.get("resourceName") or listed["resourceId"],
+        # Config names some resources longer than the column (log groups: 512).
+        "name": (listed.get("resourceName") or item.get("resourceName") or listed["resourceId"])[
+            :512
+        ],
         "type": CONFIG_DIRECT_TYPES.get(resource_type, resource_type),
         "region": listed["awsRegion"],
         "policy": config_policy(item, configuration),
@@ -827,7 +830,7 @@ def _config_batch(
             continue
         row = {
             "arn": _config_key(account_id, entry),
-            "name": entry["resourceName"] or entry["resourceId"],
+            "name": (entry["resourceName"] or entry["resourceId"])[:512],
             "type": CONFIG_DIRECT_TYPES.get(entry["resourceType"], entry["resourceType"]),
             "region": entry["awsRegion"],
             "source": "config",
