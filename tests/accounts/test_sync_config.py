@@ -363,3 +363,25 @@ def test_the_demo_aggregator_brings_more_types_into_two_accounts(settings: Any) 
     assert {r.type for r in dev.values()} == {"s3", "sqs", "sns"}
     # And again, with nothing changed in the embedded AWS.
     assert sync(accounts["prod"]).counts["written"] == 0
+
+
+def test_a_named_role_in_the_aggregator_s_account_is_assumed_once_and_reused(
+    settings: Any, assume_calls: list[dict[str, Any]]
+) -> None:
+    settings.IAMPORTAL_CONFIG_ACCOUNT_ID = "210987654321"
+    settings.IAMPORTAL_CONFIG_ROLE_NAME = "iamportal-config-reader"
+    settings.IAMPORTAL_CONFIG_REGION = "eu-west-1"
+    first, second = aws.config_client(), aws.config_client()
+    assert [c["RoleArn"] for c in assume_calls] == [
+        "arn:aws:iam::210987654321:role/iamportal-config-reader"
+    ]
+    assert first.meta.region_name == second.meta.region_name == "eu-west-1"
+
+
+def test_without_a_role_the_hub_queries_the_aggregator(
+    settings: Any, assume_calls: list[dict[str, Any]]
+) -> None:
+    settings.IAMPORTAL_CONFIG_REGION = "eu-west-1"
+    client = aws.config_client()
+    assert assume_calls == []
+    assert client.meta.region_name == "eu-west-1"
