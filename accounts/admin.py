@@ -178,7 +178,7 @@ class ManagedPolicyAdmin(InventoryAdmin):
 @admin.register(CloudResource)
 class CloudResourceAdmin(InventoryAdmin):
     list_display = ["name", "type", "account", "region", "synced_at"]
-    list_filter = ["type", "account"]
+    list_filter = ["source", "type", "account"]
     fields = readonly_fields = (
         "web_page",
         "arn",
@@ -186,8 +186,12 @@ class CloudResourceAdmin(InventoryAdmin):
         "type",
         "account",
         "region",
+        "source",
+        "resource_id",
+        "changed_in_aws_at",
         "tags_pretty",
         "policy_pretty",
+        "summary_pretty",
         "attributes_pretty",
         "synced_at",
         "read_error",
@@ -205,6 +209,10 @@ class CloudResourceAdmin(InventoryAdmin):
     @admin.display(description="attributes")
     def attributes_pretty(self, resource: CloudResource) -> SafeString:
         return pretty_json(resource.attributes)
+
+    @admin.display(description="AWS Config summary")
+    def summary_pretty(self, resource: CloudResource) -> SafeString:
+        return pretty_json(resource.summary)
 
 
 @admin.register(IamUser)

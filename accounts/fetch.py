@@ -45,6 +45,8 @@ class Inventory:
     databases_unlisted: set[tuple[str, str]] = field(default_factory=set)
     # AWS calls made per user for access keys (ListAccessKeys + GetAccessKeyLastUsed).
     access_key_calls: int = 0
+    # Resources listed by AWS Config (their rows are among `resources`).
+    config_resources: int = 0
     # Resources that were listed but whose details could not be read: what is
     # known of them (arn, name, type, region) and the error. The write keeps
     # their previous rows instead of deleting them as vanished.
@@ -328,8 +330,19 @@ def s3_fetch(
                     "policy": policy_document(policy["Policy"]) if policy else None,
                     "tags": _tags(tagging["TagSet"]) if tagging else {},
                     "attributes": {},
+                    **DIRECT_COLUMNS,
                 }
             )
+
+
+# The columns of a resource read directly that only AWS Config fills; every row
+# of one write has the same columns.
+DIRECT_COLUMNS: Row = {
+    "source": "direct",
+    "resource_id": "",
+    "summary": {},
+    "changed_in_aws_at": None,
+}
 
 
 def _queue_arn(session: boto3.Session, region: str, url: str) -> str:
@@ -374,6 +387,7 @@ def sqs_fetch(
                         "fifo": attrs.get("FifoQueue") == "true",
                         "kms_key": attrs.get("KmsMasterKeyId", ""),
                     },
+                    **DIRECT_COLUMNS,
                 }
             )
 
@@ -407,6 +421,7 @@ def sns_fetch(
                     "policy": policy_document(attrs["Policy"]) if attrs.get("Policy") else None,
                     "tags": _tags(tags),
                     "attributes": {"display_name": attrs.get("DisplayName", "")},
+                    **DIRECT_COLUMNS,
                 }
             )
 
@@ -529,6 +544,304 @@ def redshift_fetch(
         return rows
 
     inventory.databases += _listing(inventory, kind="redshift", region=region, call=clusters)
+
+
+# --- AWS Config -------------------------------------------------------------------
+
+# Config types read directly into their own models (richer than Config's items):
+# never taken from Config, so no resource is read twice.
+CONFIG_SKIPPED_PREFIXES = ("AWS::IAM::",)
+CONFIG_SKIPPED_TYPES = frozenset(
+    {
+        "AWS::RDS::DBInstance",
+        "AWS::RDS::DBCluster",
+        "AWS::Redshift::Cluster",
+        # Compliance records of Config rules, not resources.
+        "AWS::Config::ResourceCompliance",
+    }
+)
+# Config types that the sync otherwise reads directly, and their short names.
+CONFIG_DIRECT_TYPES = {"AWS::S3::Bucket": "s3", "AWS::SQS::Queue": "sqs", "AWS::SNS::Topic": "sns"}
+CONFIG_BATCH = 100  # BatchGetAggregateResourceConfig's limit
+CONFIG_SUMMARY_FIELDS = 12
+CONFIG_SUMMARY_CHARS = 120
+# Where Config keeps a resource policy: supplementaryConfiguration first (S3's
+# BucketPolicy), then the configuration itself (SQS and SNS policies).
+_CONFIG_POLICY_KEYS = ("BucketPolicy", "Policy", "policy", "AccessPolicy", "accessPolicy")
+_SELECT_FIELDS = (
+    "resourceId, resourceName, resourceType, awsRegion, arn, tags, configurationItemCaptureTime"
+)
+
+
+@dataclass
+class ConfigCoverage:
+    """What AWS Config held for an account: the direct reads it replaces. S3 is
+    covered when Config holds any bucket of the account; SQS and SNS per region,
+    where it holds any queue or topic. Elsewhere the sync reads directly, so a
+    resource type Config does not record is still read, and none is read twice."""
+
+    s3: bool = False
+    regions: dict[str, set[str]] = field(default_factory=dict)
+    resources: int = 0
+
+    def covers(self, kind: str, region: str = "") -> bool:
+        if kind == "s3":
+            return self.s3
+        return region in self.regions.get(kind, set())
+
+
+def _config_skipped(resource_type: str) -> bool:
+    return resource_type in CONFIG_SKIPPED_TYPES or resource_type.startswith(
+        CONFIG_SKIPPED_PREFIXES
+    )
+
+
+def _config_json(value: Any) -> Any:
+    """A value Config may send as JSON text, sometimes JSON text inside JSON text."""
+    for _depth in range(2):
+        if not isinstance(value, str):
+            return value
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def config_policy(item: dict[str, Any], configuration: dict[str, Any]) -> Any:
+    """The resource policy Config recorded for an item, if any."""
+    supplementary = item.get("supplementaryConfiguration") or {}
+    for source in (supplementary, configuration):
+        for key in _CONFIG_POLICY_KEYS:
+            value = _config_json(source.get(key))
+            if isinstance(value, dict) and "policyText" in value:
+                value = _config_json(value["policyText"])
+            if isinstance(value, dict) and value.get("Statement"):
+                return value
+    return None
+
+
+def config_summary(configuration: dict[str, Any]) -> dict[str, Any]:
+    """A few top-level scalar fields of a configuration, bounded in count and
+    length: enough to recognise a resource, never a whole document."""
+    summary: dict[str, Any] = {}
+    for key in sorted(configuration):
+        if key in _CONFIG_POLICY_KEYS:
+            continue
+        value = configuration[key]
+        if isinstance(value, bool | int | float):
+            summary[key] = value
+        elif isinstance(value, str) and value:
+            summary[key] = value[:CONFIG_SUMMARY_CHARS]
+        if len(summary) >= CONFIG_SUMMARY_FIELDS:
+            break
+    return summary
+
+
+def _config_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            return None
+    return None
+
+
+def _config_key(account_id: str, item: dict[str, Any]) -> str:
+    """The row key: the ARN, or for the few types Config gives none, a stable name."""
+    return str(item.get("arn") or "") or (
+        f"config:{account_id}:{item['awsRegion']}:{item['resourceType']}:{item['resourceId']}"
+    )
+
+
+def _config_row(account_id: str, listed: dict[str, Any], item: dict[str, Any]) -> Row:
+    configuration = _config_json(item.get("configuration")) or {}
+    if not isinstance(configuration, dict):
+        configuration = {}
+    resource_type = listed["resourceType"]
+    return {
+        "arn": _config_key(account_id, {**listed, "arn": item.get("arn") or listed["arn"]}),
+        # Config names some resources longer than the column (log groups: 512).
+        "name": (listed.get("resourceName") or item.get("resourceName") or listed["resourceId"])[
+            :512
+        ],
+        "type": CONFIG_DIRECT_TYPES.get(resource_type, resource_type),
+        "region": listed["awsRegion"],
+        "policy": config_policy(item, configuration),
+        "tags": dict(sorted((listed.get("tags") or {}).items())),
+        "attributes": {},
+        "source": "config",
+        "resource_id": listed["resourceId"],
+        "summary": config_summary(configuration),
+        "changed_in_aws_at": _config_time(item.get("configurationItemCaptureTime"))
+        or listed.get("captured"),
+    }
+
+
+def _token_pages(call: Any, **params: Any) -> Iterator[dict[str, Any]]:
+    """Pages of an operation botocore has no paginator for."""
+    while True:
+        page = call(**params)
+        yield page
+        token = page.get("NextToken")
+        if not token:
+            return
+        params["NextToken"] = token
+
+
+def config_fetch(
+    client: Any,
+    aggregator: str,
+    account_id: str,
+    inventory: Inventory,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> ConfigCoverage:
+    """Every resource the aggregator holds for one account, into
+    `inventory.resources`, and what that covers of the direct reads.
+
+    One count by type, then `SelectAggregateResourceConfig` lists every type at
+    once with tags and last change times (100 a page); types advanced queries
+    do not support (fewer selected than counted) are listed with
+    `ListAggregateDiscoveredResources`, without tags. Their configuration items
+    (configuration, supplementary configuration with the resource policy) come
+    from `BatchGetAggregateResourceConfig`, 100 at a time. Only this account's
+    items are held, so memory does not grow with the number of accounts. An
+    error fails the account's sync (its previous inventory is kept)."""
+    coverage = ConfigCoverage()
+    counts: dict[str, int] = {}
+    for page in _token_pages(
+        client.get_aggregate_discovered_resource_counts,
+        ConfigurationAggregatorName=aggregator,
+        Filters={"AccountId": account_id},
+        GroupByKey="RESOURCE_TYPE",
+    ):
+        checkpoint()
+        for group in page.get("GroupedResourceCounts", []):
+            if not _config_skipped(group["GroupName"]):
+                counts[group["GroupName"]] = int(group["ResourceCount"])
+    if not any(counts.values()):
+        return coverage
+    listed: dict[tuple[str, str, str], dict[str, Any]] = {}
+    selected: dict[str, int] = {}
+    for page in _pages(
+        client,
+        "select_aggregate_resource_config",
+        ConfigurationAggregatorName=aggregator,
+        Expression=f"SELECT {_SELECT_FIELDS} WHERE accountId = '{account_id}'",
+        PaginationConfig={"PageSize": CONFIG_BATCH},
+    ):
+        checkpoint()
+        for text in page.get("Results", []):
+            result = json.loads(text)
+            resource_type = result.get("resourceType", "")
+            if _config_skipped(resource_type) or not result.get("resourceId"):
+                continue
+            selected[resource_type] = selected.get(resource_type, 0) + 1
+            listed[(resource_type, result["resourceId"], result.get("awsRegion", ""))] = {
+                "resourceType": resource_type,
+                "resourceId": result["resourceId"],
+                "resourceName": result.get("resourceName") or "",
+                "awsRegion": result.get("awsRegion", ""),
+                "arn": result.get("arn") or "",
+                "tags": {t["key"]: t.get("value", "") for t in result.get("tags") or []},
+                "captured": _config_time(result.get("configurationItemCaptureTime")),
+            }
+    for resource_type, count in sorted(counts.items()):
+        if selected.get(resource_type, 0) >= count:
+            continue
+        for page in _pages(
+            client,
+            "list_aggregate_discovered_resources",
+            ConfigurationAggregatorName=aggregator,
+            ResourceType=resource_type,
+            Filters={"AccountId": account_id},
+            PaginationConfig={"PageSize": CONFIG_BATCH},
+        ):
+            checkpoint()
+            for ident in page.get("ResourceIdentifiers", []):
+                key = (resource_type, ident["ResourceId"], ident["SourceRegion"])
+                listed.setdefault(
+                    key,
+                    {
+                        "resourceType": resource_type,
+                        "resourceId": ident["ResourceId"],
+                        "resourceName": ident.get("ResourceName") or "",
+                        "awsRegion": ident["SourceRegion"],
+                        "arn": "",
+                        "tags": {},
+                        "captured": None,
+                    },
+                )
+    keys = list(listed)
+    for start in range(0, len(keys), CONFIG_BATCH):
+        checkpoint()
+        _config_batch(
+            client, aggregator, account_id, listed, keys[start : start + CONFIG_BATCH], inventory
+        )
+    for (resource_type, _, region), _entry in listed.items():
+        kind = CONFIG_DIRECT_TYPES.get(resource_type)
+        if kind == "s3":
+            coverage.s3 = True
+        elif kind:
+            coverage.regions.setdefault(kind, set()).add(region)
+    coverage.resources = len(listed)
+    return coverage
+
+
+def _config_batch(
+    client: Any,
+    aggregator: str,
+    account_id: str,
+    listed: dict[tuple[str, str, str], dict[str, Any]],
+    keys: list[tuple[str, str, str]],
+    inventory: Inventory,
+) -> None:
+    """One BatchGetAggregateResourceConfig, and once more for what it left
+    unprocessed; what is still missing is recorded as unreadable."""
+    wanted = [
+        {
+            "SourceAccountId": account_id,
+            "SourceRegion": region,
+            "ResourceId": resource_id,
+            "ResourceType": resource_type,
+        }
+        for resource_type, resource_id, region in keys
+    ]
+    for _attempt in range(2):
+        answer = client.batch_get_aggregate_resource_config(
+            ConfigurationAggregatorName=aggregator, ResourceIdentifiers=wanted
+        )
+        for item in answer.get("BaseConfigurationItems", []):
+            key = (item["resourceType"], item["resourceId"], item.get("awsRegion", ""))
+            entry = listed.get(key)
+            if entry is None or item.get("accountId", account_id) != account_id:
+                continue
+            inventory.resources.append(_config_row(account_id, entry, item))
+        wanted = answer.get("UnprocessedResourceIdentifiers") or []
+        if not wanted:
+            return
+    for ident in wanted:
+        entry = listed.get((ident["ResourceType"], ident["ResourceId"], ident["SourceRegion"]))
+        if entry is None:
+            continue
+        row = {
+            "arn": _config_key(account_id, entry),
+            "name": (entry["resourceName"] or entry["resourceId"])[:512],
+            "type": CONFIG_DIRECT_TYPES.get(entry["resourceType"], entry["resourceType"]),
+            "region": entry["awsRegion"],
+            "source": "config",
+            "resource_id": entry["resourceId"],
+        }
+        inventory.warnings.append(
+            f"AWS Config item {entry['resourceType']} {entry['resourceId']}: not returned"
+        )
+        inventory.unreadable.append(
+            {**row, "error": "AWS Config did not return its configuration item."}
+        )
 
 
 # --- the organisation -------------------------------------------------------------

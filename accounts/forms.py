@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from accounts.models import AwsAccount, CloudResource
-from accounts.selectors import SEARCH_MAX_LENGTH
+from accounts.selectors import SEARCH_MAX_LENGTH, resource_types
 
 
 class RoleSearchForm(forms.Form):
@@ -40,8 +42,13 @@ class ResourceSearchForm(RoleSearchForm):
         label="Type",
         required=False,
         choices=[("", "All types"), *CloudResource.Type.choices],
-        error_messages={"invalid_choice": "Choose S3, SQS or SNS."},
+        error_messages={"invalid_choice": "Choose a type from the list."},
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # AWS Config brings any type the inventory holds.
+        self.fields["type"].choices = [("", "All types"), *resource_types()]  # type: ignore[attr-defined]
 
     @property
     def filters(self) -> list[forms.BoundField]:

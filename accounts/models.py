@@ -257,16 +257,39 @@ class ManagedPolicy(InventoryItem):
 
 
 class CloudResource(InventoryItem):
+    """A resource of any type: the three iamportal reads directly when AWS Config
+    does not hold them (their short type names), or any type AWS Config records
+    (its own type name, e.g. AWS::DynamoDB::Table)."""
+
     class Type(models.TextChoices):
         S3 = "s3", "S3 bucket"
         SQS = "sqs", "SQS queue"
         SNS = "sns", "SNS topic"
 
+    class Source(models.TextChoices):
+        DIRECT = "direct", "Read directly"
+        CONFIG = "config", "AWS Config"
+
     account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="resources")
-    type = models.CharField(max_length=8, choices=Type.choices)
+    # Not limited to the choices: AWS Config types are stored as Config names them.
+    type = models.CharField(max_length=128, choices=Type.choices)
     region = models.CharField(max_length=32, blank=True)
     policy = models.JSONField(null=True, blank=True, help_text="The resource policy, if any.")
     attributes = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.DIRECT)
+    resource_id = models.CharField(
+        max_length=768, blank=True, help_text="AWS Config's resource id (Config resources only)."
+    )
+    summary = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A few top-level fields of AWS Config's configuration item, bounded in size.",
+    )
+    changed_in_aws_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When AWS Config last recorded a change (configurationItemCaptureTime).",
+    )
     # Set when the latest sync listed the resource but could not read its policy,
     # tags or attributes: the row keeps what an earlier sync read (or only the
     # name and ARN for a resource never read), since a resource that could not
@@ -275,7 +298,16 @@ class CloudResource(InventoryItem):
     read_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(InventoryItem.Meta):
-        indexes = [models.Index(fields=["account", "type", "name"])]
+        indexes = [
+            models.Index(fields=["account", "type", "name"]),
+            # The resource list filtered by type across every account.
+            models.Index(fields=["type", "name"]),
+        ]
+
+    @property
+    def summary_fields(self) -> list[tuple[str, str]]:
+        """AWS Config's summary as (field, value) pairs to show."""
+        return [(str(key), str(value)) for key, value in sorted((self.summary or {}).items())]
 
 
 class IamUser(InventoryItem):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     Count,
     DateTimeField,
@@ -66,6 +67,9 @@ RESOURCE_LIST_FIELDS = (
     "type",
     "region",
     "synced_at",
+    "source",
+    "summary",
+    "changed_in_aws_at",
     "account__account_id",
     "account__name",
 )
@@ -322,6 +326,27 @@ def resources_search(
     if resource_type:
         resources = resources.filter(type=resource_type)
     return resources.order_by("name", "account__account_id")
+
+
+RESOURCE_TYPES_CACHE_KEY = "accounts.resource_types"
+RESOURCE_TYPES_CACHE_SECONDS = 60
+
+
+def resource_types() -> list[tuple[str, str]]:
+    """The resource type filter's choices: the types iamportal reads directly,
+    then every AWS Config type the inventory holds (cached a minute: a type new
+    to the inventory joins the list within a minute of its sync)."""
+
+    def found() -> list[str]:
+        return list(
+            CloudResource.objects.exclude(type__in=CloudResource.Type.values)
+            .order_by("type")
+            .values_list("type", flat=True)
+            .distinct()
+        )
+
+    config_types = cache.get_or_set(RESOURCE_TYPES_CACHE_KEY, found, RESOURCE_TYPES_CACHE_SECONDS)
+    return [*CloudResource.Type.choices, *((t, t) for t in config_types or [])]
 
 
 # --- one role -------------------------------------------------------------------

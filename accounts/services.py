@@ -266,18 +266,42 @@ def inventory_fetch(
     )
     progress(40, "Reading access keys")
     fetch.access_keys_fetch(session, inventory, checkpoint)
-    progress(50, "Reading S3 buckets")
-    fetch.s3_fetch(session, inventory, checkpoint)
+    coverage = fetch.ConfigCoverage()
+    if settings.IAMPORTAL_CONFIG_AGGREGATOR:
+        progress(45, "Reading resources from AWS Config")
+        coverage = fetch.config_fetch(
+            aws.config_client(),
+            settings.IAMPORTAL_CONFIG_AGGREGATOR,
+            account.account_id,
+            inventory,
+            checkpoint,
+        )
+    inventory.config_resources = coverage.resources
+    if not coverage.covers("s3"):
+        progress(50, "Reading S3 buckets")
+        fetch.s3_fetch(session, inventory, checkpoint)
     regions = account.sync_regions
     for index, region in enumerate(regions):
         progress(
             60 + 30 * index // max(len(regions), 1), f"Reading SQS, SNS and databases in {region}"
         )
-        fetch.sqs_fetch(session, region, account.account_id, inventory, checkpoint)
-        fetch.sns_fetch(session, region, account.account_id, inventory, checkpoint)
+        if not coverage.covers("sqs", region):
+            fetch.sqs_fetch(session, region, account.account_id, inventory, checkpoint)
+        if not coverage.covers("sns", region):
+            fetch.sns_fetch(session, region, account.account_id, inventory, checkpoint)
         fetch.rds_fetch(session, region, account.account_id, inventory, checkpoint)
         fetch.redshift_fetch(session, region, account.account_id, inventory, checkpoint)
     return inventory
+
+
+CONFIG_OPERATIONS = frozenset(
+    {
+        "GetAggregateDiscoveredResourceCounts",
+        "SelectAggregateResourceConfig",
+        "ListAggregateDiscoveredResources",
+        "BatchGetAggregateResourceConfig",
+    }
+)
 
 
 def account_sync_run(*, run_id: int) -> SyncRun | None:
@@ -320,6 +344,8 @@ def account_sync_run(*, run_id: int) -> SyncRun | None:
         error = str(exc) if isinstance(exc, SyncDeadlineExceeded) else fetch.describe_error(exc)
         if isinstance(exc, ClientError) and exc.operation_name == "AssumeRole":
             error = f"Could not assume {run.account.spoke_role_arn}: {error}"
+        elif isinstance(exc, ClientError) and exc.operation_name in CONFIG_OPERATIONS:
+            error = f"AWS Config aggregator {settings.IAMPORTAL_CONFIG_AGGREGATOR}: {error}"
         log.warning("sync of account %s failed: %s", account_id, error)
         _sync_finish(lease, account_id=account_id, error=error)
     except BaseException as exc:
@@ -447,6 +473,7 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
         "roles": len(inventory.roles),
         "policies": len(inventory.policies),
         "resources": len(inventory.resources) + len(inventory.unreadable),
+        "config_resources": inventory.config_resources,
         "users": len(inventory.users),
         "groups": len(inventory.groups),
         "databases": len(inventory.databases),

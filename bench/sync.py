@@ -12,7 +12,14 @@ Targets: (b) takes at most 1.5 times (a), i.e. writing the inventory costs at
 most half as much again as reading it; (c) writes no row at all; peak memory of
 a sync is bounded by one account, not by the number of accounts.
 
+With --config-resources N, an AWS Config aggregator holds N resources of a
+dozen types in every account (S3, SQS and SNS among them, so those are not read
+directly). moto cannot answer aggregate queries, so the stand-in the demo and
+the tests use answers them at the AWS edge, from items built before measuring
+(as moto holds its state), and its JSON is parsed by botocore as AWS's would be.
+
 Run: .venv/bin/python bench/sync.py [--accounts 20] [--roles 250] [--resources 1500]
+       [--config-resources 2000]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -321,6 +329,94 @@ def organisation_build(*, accounts: int, roles: int, resources: int) -> list[See
     return seeded
 
 
+# --- the AWS Config aggregator ------------------------------------------------------
+
+CONFIG_AGGREGATOR = "bench-config"
+# (type, share of an account's Config resources): weights add up to 20.
+CONFIG_TYPES = (
+    ("AWS::EC2::Instance", 3),
+    ("AWS::EC2::SecurityGroup", 3),
+    ("AWS::EC2::Volume", 2),
+    ("AWS::Lambda::Function", 2),
+    ("AWS::DynamoDB::Table", 1),
+    ("AWS::KMS::Key", 1),
+    ("AWS::Logs::LogGroup", 2),
+    ("AWS::CloudWatch::Alarm", 2),
+    ("AWS::ECS::Service", 1),
+    ("AWS::S3::Bucket", 1),
+    ("AWS::SQS::Queue", 1),
+    ("AWS::SNS::Topic", 1),
+)
+
+
+def _config_item(account_id: str, resource_type: str, index: int) -> dict[str, Any]:
+    """One configuration item, shaped like AWS's for its type in size and nesting."""
+    team = TEAMS[index % len(TEAMS)]
+    region = "us-east-1"
+    short = resource_type.split("::")[-1].lower()
+    name = f"{team}-{short}-{index:04d}"
+    service = resource_type.split("::")[1].lower()
+    arn = f"arn:aws:{service}:{region}:{account_id}:{short}/{name}"
+    configuration: dict[str, Any] = {
+        "name": name,
+        "state": ("available", "in-use", "running")[index % 3],
+        "createdBy": f"arn:aws:iam::{account_id}:role/service/svc-{team}-api-000",
+        "sizeGiB": 8 + index % 120,
+        "encrypted": index % 2 == 0,
+        "description": f"The {short} {index} of the {team} team, managed by its pipeline.",
+        "blockDeviceMappings": [
+            {"deviceName": f"/dev/xvd{chr(97 + n)}", "ebs": {"volumeSize": 8 * (n + 1)}}
+            for n in range(3)
+        ],
+        "networkInterfaces": [{"subnetId": f"subnet-{index:08x}", "privateIpAddress": "10.0.0.1"}],
+    }
+    supplementary: dict[str, Any] = {}
+    if resource_type == "AWS::S3::Bucket":
+        arn = f"arn:aws:s3:::{account_id}-{name}"
+        supplementary["BucketPolicy"] = {
+            "policyText": _doc(_allow(["s3:GetObject"], f"{arn}/*")) if index % 4 == 0 else None
+        }
+    elif resource_type in ("AWS::SQS::Queue", "AWS::SNS::Topic") and index % 5 == 0:
+        configuration["Policy"] = _doc(_allow([f"{service}:*"], arn))
+    elif resource_type == "AWS::Lambda::Function" and index % 3 == 0:
+        supplementary["Policy"] = _doc(_allow(["lambda:InvokeFunction"], arn))
+    return {
+        "resourceType": resource_type,
+        "resourceId": f"{short}-{account_id}-{index:05d}",
+        "resourceName": name,
+        "arn": arn,
+        "awsRegion": region,
+        "accountId": account_id,
+        "configurationItemCaptureTime": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=index),
+        "configuration": configuration,
+        "supplementaryConfiguration": supplementary,
+        "tags": {"team": team, "env": "prod", "cost-centre": f"cc-{index % 40:02d}"},
+    }
+
+
+def config_items_build(account_id: str, count: int) -> list[dict[str, Any]]:
+    weights = sum(weight for _, weight in CONFIG_TYPES)
+    types = [t for t, weight in CONFIG_TYPES for _ in range(weight)]
+    assert len(types) == weights
+    return [_config_item(account_id, types[index % weights], index) for index in range(count)]
+
+
+def config_aggregator_install(seeded: list[SeededAccount], per_account: int) -> Any:
+    """The aggregator's items for every account, and the stand-in answering for it."""
+    from django.conf import settings
+
+    from iamportal import aws
+    from iamportal.config_standin import ConfigAggregatorStandIn
+
+    standin = ConfigAggregatorStandIn(
+        CONFIG_AGGREGATOR,
+        {a.account_id: config_items_build(a.account_id, per_account) for a in seeded},
+    )
+    settings.IAMPORTAL_CONFIG_AGGREGATOR = CONFIG_AGGREGATOR
+    aws.on_hub_call("before-call.config-service", standin)
+    return standin
+
+
 # --- measuring --------------------------------------------------------------------
 
 
@@ -395,7 +491,7 @@ def fetch_step(account: AwsAccount, phase: Phase) -> None:
     inventory = services.inventory_fetch(account)
     phase.roles += len(inventory.roles)
     phase.policies += len(inventory.policies)
-    phase.resources += len(inventory.resources)
+    phase.resources += len(inventory.resources) + len(inventory.unreadable)
     phase.errors.extend(f"{account.name}: {w}" for w in inventory.warnings)
 
 
@@ -425,8 +521,9 @@ def warm_up(accounts: list[AwsAccount]) -> None:
 
     for account in accounts:
         session = aws.spoke_session(account)
-        for service in ("iam", "s3", "sqs", "sns"):
+        for service in ("iam", "s3", "sqs", "sns", "rds", "redshift"):
             aws.client(service, session=session)
+    aws.client("config")
 
 
 def inventory_clear() -> None:
@@ -527,9 +624,17 @@ def main() -> None:
         default=1500,
         help="S3 buckets, SQS queues and SNS topics in all, split evenly (default 1500)",
     )
+    parser.add_argument(
+        "--config-resources",
+        type=int,
+        default=0,
+        help="resources of every account in an AWS Config aggregator (default 0: no aggregator)",
+    )
     args = parser.parse_args()
-    if args.accounts < 1 or args.roles < 0 or args.resources < 0:
-        parser.error("--accounts must be at least 1; --roles and --resources at least 0")
+    if args.accounts < 1 or min(args.roles, args.resources, args.config_resources) < 0:
+        parser.error(
+            "--accounts must be at least 1; --roles, --resources and --config-resources at least 0"
+        )
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import bench
@@ -555,6 +660,12 @@ def main() -> None:
         for account in seeded:
             account_add(
                 account_id=account.account_id, name=account.name, environment=account.environment
+            )
+        if args.config_resources:
+            config_aggregator_install(seeded, args.config_resources)
+            print(
+                f"AWS Config aggregator: {args.config_resources:,} resources in each account, "
+                f"{args.config_resources * len(seeded):,} in all"
             )
         warm_up(accounts := list(AwsAccount.objects.order_by("name")))
         print(f"Organisation built and onboarded in {time.perf_counter() - started:.1f} s")

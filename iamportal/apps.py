@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
 
 
@@ -16,3 +17,8 @@ class IamportalConfig(AppConfig):
         post_migrate.connect(jobs.schedules_ensure_after_migrate, sender=self)
         # Each worker process beats once as it starts, so /healthz knows at once.
         post_spawn.connect(jobs.heartbeat_on_worker_start, dispatch_uid="iamportal.heartbeat")
+        if settings.IAMPORTAL_DEMO_CONFIG:
+            # The embedded AWS cannot answer AWS Config's aggregate queries.
+            from iamportal import demo
+
+            demo.config_standin_install()

@@ -132,8 +132,11 @@ def spoke_session(account: AwsAccount) -> boto3.Session:
     before they expire, so a sync, a refresh and an apply share one AssumeRole.
     Raises botocore's ClientError when the role cannot be assumed.
     """
-    arn = account.spoke_role_arn
     external_id = account.external_id or settings.IAMPORTAL_SPOKE_EXTERNAL_ID
+    return _assumed_session(account.spoke_role_arn, external_id)
+
+
+def _assumed_session(arn: str, external_id: str = "") -> boto3.Session:
     key = (arn, external_id)
     now = datetime.now(UTC)
     with _lock:
@@ -179,6 +182,19 @@ def organization_session() -> boto3.Session:
         aws_session_token=credentials["SessionToken"],
         region_name=default_region(),
     )
+
+
+def config_client() -> Any:
+    """A client of AWS Config in the account and region of the aggregator
+    (IAMPORTAL_CONFIG_*): the role IAMPORTAL_CONFIG_ROLE_NAME there, or the hub
+    itself when no role is named. The assumed credentials are cached like a
+    spoke's, so a schedule's account syncs share one AssumeRole."""
+    name = settings.IAMPORTAL_CONFIG_ROLE_NAME
+    region = settings.IAMPORTAL_CONFIG_REGION
+    if not name:
+        return client("config", region=region)
+    session = _assumed_session(role_arn(settings.IAMPORTAL_CONFIG_ACCOUNT_ID, name))
+    return client("config", session=session, region=region)
 
 
 def forget_sessions() -> None:

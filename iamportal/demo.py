@@ -9,11 +9,16 @@ run against real AWS.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import secrets
+import threading
+import time
+import zipfile
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import ClientError
@@ -25,6 +30,7 @@ from accounts.models import AwsAccount
 from accounts.services import account_add
 from iamportal import aws
 from iamportal.auth import user_groups_sync
+from iamportal.config_standin import ConfigAggregatorStandIn, Item
 from requests_app.models import PolicyTemplate
 
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the identity iamportal runs as
@@ -99,6 +105,8 @@ class DemoAccount:
     users: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
+    # DynamoDB tables, KMS keys and Lambda functions: only AWS Config reads them.
+    config_resources: list[str] = field(default_factory=list)
     # What the embedded AWS could not do, and what the demo did instead.
     notes: list[str] = field(default_factory=list)
 
@@ -345,6 +353,7 @@ def _account_seed(session: boto3.Session, env: str, account_id: str, demo: DemoA
     _identities_seed(iam, policy_arns, demo)
     if env == "prod":
         _databases_seed(session, demo)
+    _config_resources_seed(session, env, account_id, demo)
 
 
 # Users and groups every demo account has: (name, path, groups, with an access key).
@@ -568,6 +577,311 @@ def denied_events_seed(accounts: list[DemoAccount]) -> str:
     return url
 
 
+# --- AWS Config -----------------------------------------------------------------------
+
+DEMO_AGGREGATOR = "acme-config"
+# acme-dev stays out of the aggregator: its resources are read directly.
+DEMO_AGGREGATED = ("prod", "staging")
+# What `make demo` prints about it.
+DEMO_CONFIG_NOTE = (
+    "the embedded AWS keeps the AWS Config aggregator but cannot answer its aggregate "
+    "queries across accounts, for DynamoDB, KMS or Lambda, with tags, or with "
+    "SelectAggregateResourceConfig: a stand-in answers them from the embedded AWS "
+    "(acme-prod and acme-staging; acme-dev is read directly)"
+)
+# What the embedded AWS records no time for is "recorded" at this one.
+DEMO_RECORDED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _lambda_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", "def handle(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def _config_resources_seed(
+    session: boto3.Session, env: str, account_id: str, demo: DemoAccount
+) -> None:
+    """A DynamoDB table, a KMS key and a Lambda function (with a resource policy):
+    types iamportal reads only through AWS Config."""
+    try:
+        dynamodb = aws.client("dynamodb", session=session)
+        dynamodb.create_table(
+            TableName="payments-ledger",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            Tags=[{"Key": "env", "Value": env}, {"Key": "team", "Value": "payments"}],
+        )
+        demo.config_resources.append("payments-ledger")
+        kms = aws.client("kms", session=session)
+        kms.create_key(
+            Description=f"acme-{env} payments data",
+            Tags=[{"TagKey": "env", "TagValue": env}],
+        )
+        demo.config_resources.append("kms key")
+        lambdas = aws.client("lambda", session=session)
+        lambdas.create_function(
+            FunctionName="payments-webhook",
+            Runtime="python3.12",
+            Role=f"arn:aws:iam::{account_id}:role/service/payments-api",
+            Handler="handler.handle",
+            Code={"ZipFile": _lambda_zip()},
+            Tags={"env": env, "team": "payments"},
+        )
+        lambdas.add_permission(
+            FunctionName="payments-webhook",
+            StatementId="AlertsInvoke",
+            Action="lambda:InvokeFunction",
+            Principal="sns.amazonaws.com",
+            SourceArn=f"arn:aws:sns:us-east-1:{account_id}:payments-alerts",
+        )
+        demo.config_resources.append("payments-webhook")
+    except (ClientError, NotImplementedError) as exc:
+        demo.notes.append(
+            f"the embedded AWS could not create a DynamoDB table, KMS key or Lambda function "
+            f"({exc}): AWS Config shows fewer types"
+        )
+
+
+def _aggregator_seed(accounts: list[DemoAccount]) -> None:
+    """The aggregator, in the hub account, over acme-prod and acme-staging. The
+    embedded AWS keeps it but cannot answer its queries across accounts (nor
+    for DynamoDB, KMS or Lambda, nor with tags): `DemoConfigAggregator` does."""
+    aggregated = [d for d in accounts if d.environment in DEMO_AGGREGATED]
+    aws.client("config").put_configuration_aggregator(
+        ConfigurationAggregatorName=DEMO_AGGREGATOR,
+        AccountAggregationSources=[
+            {"AccountIds": [d.account_id for d in aggregated], "AllAwsRegions": True}
+        ],
+    )
+
+
+def _config_item(
+    account_id: str,
+    resource_type: str,
+    resource_id: str,
+    *,
+    name: str,
+    arn: str,
+    recorded: datetime | None,
+    configuration: dict[str, Any],
+    tags: dict[str, str],
+    supplementary: dict[str, Any] | None = None,
+    region: str = "us-east-1",
+) -> Item:
+    return {
+        "resourceType": resource_type,
+        "resourceId": resource_id,
+        "resourceName": name,
+        "arn": arn,
+        "awsRegion": region,
+        "accountId": account_id,
+        "configurationItemCaptureTime": (recorded or DEMO_RECORDED).astimezone(UTC),
+        "configuration": configuration,
+        "supplementaryConfiguration": supplementary or {},
+        "tags": tags,
+    }
+
+
+def _epoch(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def config_items_read(session: boto3.Session, account_id: str) -> list[Item]:
+    """What AWS Config would record in one account of the embedded AWS: its S3
+    buckets, SQS queues, SNS topics, DynamoDB tables, KMS keys and Lambda
+    functions (us-east-1), with their tags and resource policies."""
+    items: list[Item] = []
+    s3 = aws.client("s3", session=session)
+    for bucket in s3.list_buckets().get("Buckets", []):
+        name = bucket["Name"]
+        try:
+            policy = s3.get_bucket_policy(Bucket=name)["Policy"]
+        except ClientError:
+            policy = None
+        try:
+            tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+        except ClientError:
+            tags = {}
+        items.append(
+            _config_item(
+                account_id,
+                "AWS::S3::Bucket",
+                name,
+                name=name,
+                arn=f"arn:aws:s3:::{name}",
+                recorded=bucket.get("CreationDate"),
+                configuration={"name": name, "creationDate": str(bucket.get("CreationDate", ""))},
+                tags=tags,
+                supplementary={"BucketPolicy": {"policyText": policy}},
+            )
+        )
+    sqs = aws.client("sqs", session=session)
+    for url in sqs.list_queues().get("QueueUrls", []):
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        arn = attrs["QueueArn"]
+        configuration = {k: v for k, v in attrs.items() if k != "Policy"}
+        if attrs.get("Policy"):
+            configuration["Policy"] = attrs["Policy"]
+        items.append(
+            _config_item(
+                account_id,
+                "AWS::SQS::Queue",
+                url,
+                name=arn.rsplit(":", 1)[-1],
+                arn=arn,
+                recorded=_epoch(attrs.get("LastModifiedTimestamp")),
+                configuration=configuration,
+                tags=sqs.list_queue_tags(QueueUrl=url).get("Tags", {}),
+            )
+        )
+    sns = aws.client("sns", session=session)
+    for topic in sns.list_topics().get("Topics", []):
+        arn = topic["TopicArn"]
+        attrs = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+        tags = sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])
+        items.append(
+            _config_item(
+                account_id,
+                "AWS::SNS::Topic",
+                arn,
+                name=arn.rsplit(":", 1)[-1],
+                arn=arn,
+                recorded=None,
+                configuration={"TopicArn": arn, "DisplayName": attrs.get("DisplayName", "")},
+                tags={t["Key"]: t["Value"] for t in tags},
+            )
+        )
+    dynamodb = aws.client("dynamodb", session=session)
+    for table_name in dynamodb.list_tables().get("TableNames", []):
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+        tags = dynamodb.list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", [])
+        items.append(
+            _config_item(
+                account_id,
+                "AWS::DynamoDB::Table",
+                table_name,
+                name=table_name,
+                arn=table["TableArn"],
+                recorded=table.get("CreationDateTime"),
+                configuration={
+                    "tableName": table_name,
+                    "tableStatus": table.get("TableStatus", ""),
+                    "itemCount": table.get("ItemCount", 0),
+                    "billingMode": (table.get("BillingModeSummary") or {}).get("BillingMode", ""),
+                    "keySchema": table.get("KeySchema", []),
+                },
+                tags={t["Key"]: t["Value"] for t in tags},
+            )
+        )
+    kms = aws.client("kms", session=session)
+    for key in kms.list_keys().get("Keys", []):
+        meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+        tags = kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])
+        items.append(
+            _config_item(
+                account_id,
+                "AWS::KMS::Key",
+                key["KeyId"],
+                name=key["KeyId"],
+                arn=meta["Arn"],
+                recorded=meta.get("CreationDate"),
+                configuration={
+                    "description": meta.get("Description", ""),
+                    "keyState": meta.get("KeyState", ""),
+                    "keyUsage": meta.get("KeyUsage", ""),
+                    "keyManager": meta.get("KeyManager", ""),
+                },
+                tags={t["TagKey"]: t["TagValue"] for t in tags},
+            )
+        )
+    lambdas = aws.client("lambda", session=session)
+    for function in lambdas.list_functions().get("Functions", []):
+        name = function["FunctionName"]
+        try:
+            policy = lambdas.get_policy(FunctionName=name)["Policy"]
+        except ClientError:
+            policy = None
+        items.append(
+            _config_item(
+                account_id,
+                "AWS::Lambda::Function",
+                name,
+                name=name,
+                arn=function["FunctionArn"],
+                recorded=None,
+                configuration={
+                    "functionName": name,
+                    "runtime": function.get("Runtime", ""),
+                    "handler": function.get("Handler", ""),
+                    "memorySize": function.get("MemorySize", 0),
+                    "timeout": function.get("Timeout", 0),
+                },
+                tags=lambdas.list_tags(Resource=function["FunctionArn"]).get("Tags", {}),
+                supplementary={"Policy": policy} if policy else None,
+            )
+        )
+    return items
+
+
+class DemoConfigAggregator(ConfigAggregatorStandIn):
+    """The demo's aggregator: the accounts the embedded AWS's aggregator names,
+    and in each what `config_items_read` finds there, read again at most every
+    few seconds (a sync asks for the same account several times)."""
+
+    FRESH_SECONDS = 20.0
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._lock = threading.Lock()
+        self._read: dict[str, tuple[float, list[Item]]] = {}
+
+    def items_for(self, account_id: str) -> list[Item]:
+        with self._lock:
+            cached = self._read.get(account_id)
+            if cached and time.monotonic() - cached[0] < self.FRESH_SECONDS:
+                return cached[1]
+        items = (
+            config_items_read(account_session(account_id), account_id)
+            if account_id in self._aggregated()
+            else []
+        )
+        with self._lock:
+            self._read[account_id] = (time.monotonic(), items)
+        return items
+
+    def _aggregated(self) -> set[str]:
+        found = aws.client("config").describe_configuration_aggregators(
+            ConfigurationAggregatorNames=[self.name]
+        )["ConfigurationAggregators"]
+        return {
+            account_id
+            for aggregator in found
+            for source in aggregator.get("AccountAggregationSources", [])
+            for account_id in source.get("AccountIds", [])
+        }
+
+
+def config_standin_install() -> None:
+    """Answer the aggregator's queries with `DemoConfigAggregator` in this
+    process; only against an embedded AWS on loopback."""
+    host = urlsplit(settings.AWS_ENDPOINT_URL or "").hostname
+    if host not in ("127.0.0.1", "localhost"):
+        raise RuntimeError(
+            "IAMPORTAL_DEMO_CONFIG answers AWS Config queries only for an embedded AWS on "
+            "loopback (AWS_ENDPOINT_URL)"
+        )
+    standin = DemoConfigAggregator(settings.IAMPORTAL_CONFIG_AGGREGATOR or DEMO_AGGREGATOR)
+    aws.on_hub_call("before-call.config-service", standin)
+
+
 def account_id_seed(name: str) -> int:
     """A stable number for an account name (Python's hash() changes every run)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
@@ -591,6 +905,7 @@ def organisation_seed() -> list[DemoAccount]:
         _account_seed(account_session(demo.account_id), env, demo.account_id, demo)
         accounts.append(demo)
     _guardrails_seed(org, accounts)
+    _aggregator_seed(accounts)
     return accounts
 
 

@@ -286,6 +286,31 @@ IAMPORTAL_ORG_ROLE_NAME = env_str("IAMPORTAL_ORG_ROLE_NAME")
 # denied calls stays on the role page after its last event.
 IAMPORTAL_DENIED_EVENTS_QUEUE_URL = env_str("IAMPORTAL_DENIED_EVENTS_QUEUE_URL")
 IAMPORTAL_DENIED_CALLS_KEEP_DAYS = env_int("IAMPORTAL_DENIED_CALLS_KEEP_DAYS", 30, minimum=1)
+# An AWS Config aggregator: when named, each account's resources of every type
+# Config records are read from it (and S3, SQS and SNS directly only where it
+# holds none). Empty: off, every account is read directly.
+IAMPORTAL_CONFIG_AGGREGATOR = env_str("IAMPORTAL_CONFIG_AGGREGATOR")
+if IAMPORTAL_CONFIG_AGGREGATOR and not re.fullmatch(r"[\w-]{1,256}", IAMPORTAL_CONFIG_AGGREGATOR):
+    raise ImproperlyConfigured(
+        "IAMPORTAL_CONFIG_AGGREGATOR must be a Config aggregator name (letters, digits, - and _)"
+    )
+# The account and region the aggregator lives in, and the role assumed there to
+# query it (empty: the hub identity queries it, iamportal runs in that account).
+IAMPORTAL_CONFIG_ACCOUNT_ID = env_str("IAMPORTAL_CONFIG_ACCOUNT_ID")
+if IAMPORTAL_CONFIG_ACCOUNT_ID and not (
+    len(IAMPORTAL_CONFIG_ACCOUNT_ID) == 12 and IAMPORTAL_CONFIG_ACCOUNT_ID.isdigit()
+):
+    raise ImproperlyConfigured("IAMPORTAL_CONFIG_ACCOUNT_ID must be a 12-digit AWS account id")
+IAMPORTAL_CONFIG_REGION = env_str("IAMPORTAL_CONFIG_REGION", AWS_REGION)
+if not IAMPORTAL_CONFIG_REGION.replace("-", "").isalnum():
+    raise ImproperlyConfigured(
+        f"IAMPORTAL_CONFIG_REGION has an invalid region name {IAMPORTAL_CONFIG_REGION!r}"
+    )
+IAMPORTAL_CONFIG_ROLE_NAME = env_str("IAMPORTAL_CONFIG_ROLE_NAME")
+if IAMPORTAL_CONFIG_ROLE_NAME and not IAMPORTAL_CONFIG_ACCOUNT_ID:
+    raise ImproperlyConfigured(
+        "IAMPORTAL_CONFIG_ROLE_NAME needs IAMPORTAL_CONFIG_ACCOUNT_ID, the account the role is in"
+    )
 IAMPORTAL_SYNC_INTERVAL_MINUTES = env_int("IAMPORTAL_SYNC_INTERVAL_MINUTES", 30, minimum=1)
 IAMPORTAL_SYNC_HISTORY_DAYS = env_int("IAMPORTAL_SYNC_HISTORY_DAYS", 30, minimum=1)
 # One account's sync fails once it has run this long (checked between AWS calls),
@@ -354,6 +379,9 @@ if _proxy_header and not IAMPORTAL_TRUSTED_PROXIES:
     )
 # The demo serves a stand-in AWS federation endpoint so the Console button works offline.
 IAMPORTAL_DEMO_FEDERATION = env_bool("IAMPORTAL_DEMO_FEDERATION", False)
+# The demo answers AWS Config's aggregate queries with a stand-in that reads the
+# embedded AWS (which lacks them); only ever against an embedded AWS on loopback.
+IAMPORTAL_DEMO_CONFIG = env_bool("IAMPORTAL_DEMO_CONFIG", False)
 
 # --- Cache -----------------------------------------------------------------------
 # Per-user rate limits (lint, generate, dry run) are counted in the cache. The

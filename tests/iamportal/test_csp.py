@@ -255,6 +255,19 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
             reverse("resource_detail", args=[CloudResource.objects.filter(account=account)[0].pk])
         ),
     )
+    config_resource = CloudResource.objects.create(
+        account=account,
+        arn=f"arn:aws:dynamodb:us-east-1:{account.account_id}:table/orders",
+        name="orders",
+        type="AWS::DynamoDB::Table",
+        source=CloudResource.Source.CONFIG,
+        summary={"tableStatus": "ACTIVE"},
+        changed_in_aws_at=timezone.now(),
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+    yield "resource_list", a.get(reverse("resource_list"), {"type": config_resource.type})
+    yield "resource_detail", a.get(reverse("resource_detail", args=[config_resource.pk]))
     yield "policy_detail", a.get(reverse("policy_detail", args=[policy.pk]))
     yield "managed_policy_edit", a.get(reverse("managed_policy_edit", args=[policy.pk]))
     bucket = CloudResource.objects.filter(account=account)[0]

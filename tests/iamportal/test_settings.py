@@ -59,6 +59,11 @@ def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off() -> None:
         ("DATABASE_URL", "nosuchdb://x"),
         ("IAMPORTAL_SYNC_INTERVAL_MINUTES", "0"),
         ("IAMPORTAL_REGIONS", "us-east-1,not a region"),
+        ("IAMPORTAL_CONFIG_AGGREGATOR", "not an aggregator name"),
+        ("IAMPORTAL_CONFIG_ACCOUNT_ID", "12345"),
+        ("IAMPORTAL_CONFIG_REGION", "not a region"),
+        ("IAMPORTAL_CONFIG_ROLE_NAME", "iamportal-spoke"),
+        ("IAMPORTAL_DEMO_CONFIG", "true"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:

@@ -90,6 +90,8 @@ class Command(BaseCommand):
             seeded = demo.organisation_seed()
             for note in sorted({note for d in seeded for note in d.notes}):
                 self.stdout.write(f"  note: {note}")
+            if settings.IAMPORTAL_DEMO_CONFIG:
+                self.stdout.write(f"  note: {demo.DEMO_CONFIG_NOTE}")
             accounts = demo.accounts_onboard(seeded)
             password = demo.users_create(os.environ.get("DEMO_PASSWORD") or None)
             demo.policy_templates_seed()
