@@ -1,6 +1,6 @@
 from django.urls import path
 
-from requests_app import views
+from requests_app import lifecycle_views, views
 
 urlpatterns = [
     path("requests/", views.request_list, name="request_list"),
@@ -64,4 +64,20 @@ urlpatterns = [
         name="request_editor_discard",
     ),
     path("requests/new/<int:role_id>/review/", views.request_review, name="request_review"),
+    path("roles/new/", lifecycle_views.role_create, name="role_create"),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/clone/",
+        lifecycle_views.role_clone,
+        name="role_clone",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/delete/",
+        lifecycle_views.role_delete,
+        name="role_delete",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/settings/",
+        lifecycle_views.role_settings_edit,
+        name="role_settings_edit",
+    ),
 ]

@@ -45,13 +45,16 @@ from requests_app.services.expiry import (
 from requests_app.services.leases import WorkLeaseLost
 from requests_app.services.lifecycle import (
     CLONE_PARTS,
+    TRUST_PRESETS,
     access_tags_for,
     new_role_arn,
     role_clone_payload,
     role_clone_submit,
+    role_create_findings,
     role_create_submit,
     role_delete_submit,
     role_update_submit,
+    trust_preset_document,
 )
 from requests_app.services.recovery import requests_work_recover
 from requests_app.services.restore import (
@@ -103,6 +106,7 @@ __all__ = [
     "REVISION_MAX_LENGTH",
     "REVISION_MISSING_MESSAGE",
     "REVISION_STALE_MESSAGE",
+    "TRUST_PRESETS",
     "FindingsNotAcknowledged",
     "PolicyToolsRateLimited",
     "RequestActionForbidden",
@@ -144,9 +148,11 @@ __all__ = [
     "requests_work_recover",
     "role_clone_payload",
     "role_clone_submit",
+    "role_create_findings",
     "role_create_submit",
     "role_delete_submit",
     "role_update_submit",
     "role_version_restore_changes",
     "role_version_restore_submit",
+    "trust_preset_document",
 ]
