@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from django.contrib.auth.models import User
 from django.test import TestCase
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
@@ -22,7 +23,7 @@ from requests_app import services, tasks
 from requests_app.changes import change_document, change_summary, lifecycle
 from requests_app.models import Change, PolicyRequest
 from requests_app.revision import revision_of_request
-from tests.factories import ECS_TRUST, account_create, admin_iam, approve, role_in
+from tests.factories import ECS_TRUST, account_create, admin_iam, api_client, approve, role_in
 
 pytestmark = pytest.mark.django_db
 
@@ -634,3 +635,83 @@ def test_the_revision_covers_a_creations_payload(requester: User, account: AwsAc
         }
     )
     assert revision_of_request(request.pk) != before
+
+
+# --- the requests API --------------------------------------------------------------------
+
+
+def test_the_requests_api_creates_a_role_with_a_dry_run_first(
+    requester: User, account: AwsAccount
+) -> None:
+    arn = f"arn:aws:iam::{account.account_id}:role/reports-builder"
+    body = {
+        "role": arn,
+        "changes": [{"type": "role_create", "payload": create_payload(account)}],
+        "justification": "The reports job moves to Lambda.",
+        "dry_run": True,
+    }
+    client = api_client(requester)
+    dry = client.post(reverse("api_request_changes_create"), body, content_type="application/json")
+    assert dry.status_code == 200, dry.content
+    assert dry.json()["role_arn"] == arn
+    assert dry.json()["changes"][0]["payload"]["trust_policy"] == LAMBDA_TRUST
+    assert not PolicyRequest.objects.exists()
+
+    made = client.post(
+        reverse("api_request_changes_create"),
+        {**body, "dry_run": False},
+        content_type="application/json",
+    )
+    assert made.status_code == 201, made.content
+    assert PolicyRequest.objects.get().role_arn == arn
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ([{"type": "role_create", "payload": {}}], "payload"),
+        ([{"type": "role_create", "payload": "x"}], "payload"),
+        ([{"type": "role_create", "payload": {"trust_policy": LAMBDA_TRUST}}] * 2, "changes"),
+        (
+            [
+                {
+                    "type": "role_create",
+                    "target_arn": "arn:aws:iam::111111111111:role/other",
+                    "payload": {"trust_policy": LAMBDA_TRUST},
+                }
+            ],
+            "changes",
+        ),
+    ],
+)
+def test_the_requests_api_answers_a_bad_creation_with_a_400(
+    requester: User, account: AwsAccount, changes: list[Any], key: str
+) -> None:
+    body = {
+        "role": f"arn:aws:iam::{account.account_id}:role/reports-builder",
+        "changes": changes,
+        "justification": "x",
+    }
+    response = api_client(requester).post(
+        reverse("api_request_changes_create"), body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert key in json.dumps(response.json())
+    assert not PolicyRequest.objects.exists()
+
+
+def test_the_requests_api_deletes_a_role_like_any_change(
+    requester: User, account: AwsAccount
+) -> None:
+    role = source_role(account)
+    body = {
+        "role": role.arn,
+        "changes": [{"type": "role_delete", "payload": {"confirmation": role.name}}],
+        "justification": "Unused.",
+        "findings_acknowledgement": "Unused since May.",
+    }
+    response = api_client(requester).post(
+        reverse("api_request_changes_create"), body, content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["risk"] == "error"
