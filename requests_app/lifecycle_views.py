@@ -204,9 +204,9 @@ def role_clone(request: HtmxHttpRequest, account_id: str, role_name: str) -> Htt
     template = template_for(request, "requests_app/role_clone.html", "clone")
     if request.method == "GET":
         form = RoleCloneForm(initial={"account": role.account, "name": f"{role.name}-copy"})
-        return render(request, template, {"role": role, "form": form})
+        return render(request, template, {"role": role, "form": form, "refused": _refused(role)})
     form = RoleCloneForm(request.POST)
-    context: dict[str, Any] = {"role": role, "form": form}
+    context: dict[str, Any] = {"role": role, "form": form, "refused": _refused(role)}
     if not form.is_valid():
         return _invalid(request, template, context)
     data = form.cleaned_data

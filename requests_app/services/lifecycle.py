@@ -14,7 +14,13 @@ from django.contrib.auth.models import User
 
 from accounts.models import AwsAccount, IamRole
 from iamportal import aws
-from requests_app.changes import ChangeInvalid, ChangeSpec, change_validate
+from requests_app.changes import (
+    ChangeInvalid,
+    ChangeSpec,
+    change_validate,
+    protected_role_refusal,
+    role_protected,
+)
 from requests_app.changes.lifecycle import CREATE_FIELDS, role_snapshot
 from requests_app.findings import request_findings
 from requests_app.models import Change, PolicyRequest
@@ -245,7 +251,11 @@ def role_clone_submit(
     findings_acknowledgement: str = "",
 ) -> PolicyRequest | ChangeSpec:
     """Request a copy of `source`: a creation whose parts are computed now, so the
-    reviewer sees exactly what will be created. Raises RequestInvalid."""
+    reviewer sees exactly what will be created. iamportal's own roles are not
+    copied: a copy would carry their trust and permissions to a role requests
+    may change. Raises RequestInvalid."""
+    if role_protected(source.arn):
+        raise RequestInvalid({"role": protected_role_refusal(source.name)})
     justification = (justification or "").strip()
     if justification:
         justification = f"Copy of {source.arn}. {justification}"

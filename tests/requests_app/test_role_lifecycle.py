@@ -23,7 +23,15 @@ from requests_app import services, tasks
 from requests_app.changes import change_document, change_summary, lifecycle
 from requests_app.models import Change, PolicyRequest
 from requests_app.revision import revision_of_request
-from tests.factories import ECS_TRUST, account_create, admin_iam, api_client, approve, role_in
+from tests.factories import (
+    ECS_TRUST,
+    account_create,
+    admin_iam,
+    api_client,
+    approve,
+    html_of,
+    role_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -603,6 +611,31 @@ def test_iamportals_own_roles_cannot_be_deleted_or_changed(
         )
     assert any("one of iamportal's own roles" in message for message in errors.values())
     assert not PolicyRequest.objects.exists()
+
+
+def test_iamportals_own_roles_are_not_cloned(requester: User, account: AwsAccount) -> None:
+    spoke = role_in(account, "iamportal-spoke", in_aws=False)
+    errors = invalid(
+        lambda: services.role_clone_submit(
+            requester=requester,
+            source=spoke,
+            account=account,
+            name="spoke-copy",
+            path="/",
+            parts=set(),
+            justification="A copy.",
+        )
+    )
+    assert "one of iamportal's own roles" in errors["role"]
+
+
+def test_the_reviewers_are_told_of_a_creation(
+    requester: User, reviewer: User, account: AwsAccount, mailoutbox: list[Any]
+) -> None:
+    create(requester, account)
+    [email] = [m for m in mailoutbox if reviewer.email in m.to]
+    assert "reports-builder" in email.body
+    assert f"arn:aws:iam::{account.account_id}:role/reports-builder" in html_of(email)
 
 
 def test_a_protected_role_is_refused_again_at_apply(

@@ -392,8 +392,8 @@ def test_settings_that_change_nothing_are_a_form_error(requester: User, role: Ia
 # --- iamportal's own roles ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", ["delete", "settings"])
-def test_iamportals_own_roles_cannot_be_deleted_or_changed_from_the_pages(
+@pytest.mark.parametrize("page", ["clone", "delete", "settings"])
+def test_iamportals_own_roles_cannot_be_cloned_deleted_or_changed_from_the_pages(
     requester: User, account: AwsAccount, page: str
 ) -> None:
     spoke = role_in(account, "iamportal-spoke", in_aws=False)
@@ -408,13 +408,16 @@ def test_iamportals_own_roles_cannot_be_deleted_or_changed_from_the_pages(
         "description": "Mine",
         "max_session_duration": "3600",
         "justification": "Mine.",
+        "account": account.account_id,
+        "name": "spoke-copy",
+        "path": "/",
         "submit": "1",
     }
     response = client.post(url, posted)
     assert response.status_code == 400
     assert not PolicyRequest.objects.exists()
     detail = client.get(reverse("role_detail", args=[account.account_id, spoke.name]))
-    assert urls(spoke)["delete"] not in detail.content.decode()
+    assert urls(spoke)[page] not in detail.content.decode()
 
 
 def test_the_role_page_links_to_clone_delete_and_settings(requester: User, role: IamRole) -> None:
