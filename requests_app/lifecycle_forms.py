@@ -4,10 +4,12 @@ typed; the services validate the role and file the request."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import RegexValidator
 from django.utils import timezone
 
 from accounts.models import AwsAccount
@@ -52,6 +54,11 @@ CLONE_PART_LABELS = {
     "description": "Description",
     "session_duration": "Maximum session duration",
 }
+
+
+ROLE_NAME_VALIDATOR = RegexValidator(
+    r"\A[\w+=,.@-]+\Z", "A role name is 1-64 letters, digits or +=,.@_- characters.", flags=re.ASCII
+)
 
 
 class _Form(forms.Form):
@@ -107,7 +114,9 @@ class RoleCreateForm(_Acknowledging):
         empty_label="Choose an account",
     )
     name = forms.CharField(
-        max_length=ROLE_NAME_MAX_LENGTH, help_text="1-64 letters, digits or +=,.@_-."
+        max_length=ROLE_NAME_MAX_LENGTH,
+        validators=[ROLE_NAME_VALIDATOR],
+        help_text="1-64 letters, digits or +=,.@_-.",
     )
     path = forms.CharField(
         max_length=IAM_PATH_MAX_LENGTH,
@@ -238,7 +247,9 @@ class RoleCloneForm(_Acknowledging):
         queryset=AwsAccount.objects.filter(enabled=True),
         to_field_name="account_id",
     )
-    name = forms.CharField(label="Name of the copy", max_length=ROLE_NAME_MAX_LENGTH)
+    name = forms.CharField(
+        label="Name of the copy", max_length=ROLE_NAME_MAX_LENGTH, validators=[ROLE_NAME_VALIDATOR]
+    )
     path = forms.CharField(max_length=IAM_PATH_MAX_LENGTH, initial="/", required=False)
     parts = forms.MultipleChoiceField(
         label="Copy",

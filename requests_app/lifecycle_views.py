@@ -124,7 +124,10 @@ def _create_payload(form: RoleCreateForm, request: HtmxHttpRequest) -> dict[str,
         )
     tags = dict(data["tags"])
     if data["grant_me"]:
-        tags.update(services.access_tags_for(request.user))
+        # Added to whoever the tags already name (values are :-separated).
+        for key, value in services.access_tags_for(request.user).items():
+            named = [v for v in tags.get(key, "").split(":") if v]
+            tags[key] = ":".join(named if value in named else [*named, value])
     inline = data["inline_policy_document"]
     return {
         "description": data["description"],

@@ -213,7 +213,9 @@ def test_create_by_htmx_swaps_the_form_and_redirects_on_submit(
         ({"trust_preset": "role", "trust_value": "arn:aws:iam::1:role/x"}, "exact ARN of a role"),
         ({"trust_preset": "account", "trust_value": "123456789012"}, "An ExternalId is"),
         ({"trust_preset": "oidc", "trust_value": "x"}, "Give the provider&#x27;s ARN"),
-        ({"name": "bad name"}, "Name the new role by its ARN"),
+        ({"name": "bad name"}, "A role name is 1-64 letters"),
+        ({"name": "team/api"}, "A role name is 1-64 letters"),
+        ({"path": "no spaces/"}, "Name the new role by its ARN"),
         ({"tags": "no equals sign"}, "Write each tag as key=value"),
         ({"inline_policy_name": "x"}, "Give the inline policy&#x27;s document"),
         ({"inline_policy_name": "x", "inline_policy_document": "[1]"}, "JSON object"),
@@ -236,6 +238,15 @@ def test_create_shows_bad_input_as_form_errors(
     assert htmx.status_code == 200
     assert message in htmx.content.decode()
     assert not PolicyRequest.objects.exists()
+
+
+def test_letting_me_use_the_role_adds_me_to_whoever_the_access_tag_names(
+    requester: User, account: AwsAccount
+) -> None:
+    form = create_form(account, tags="iamportal-authorized=team-payments", submit="1")
+    client_for(requester).post(reverse("role_create"), form)
+    tags = PolicyRequest.objects.get().changes.get().payload["tags"]
+    assert tags == {"iamportal-authorized": "team-payments:alice@example.com"}
 
 
 def test_an_error_finding_needs_an_acknowledgement_on_the_page(
