@@ -46,7 +46,7 @@ _EXPIRY = {
     "30d": timedelta(days=30),
 }
 CLONE_PART_LABELS = {
-    "trust": "Trust policy (always: a role needs one)",
+    "trust": "Trust policy",
     "inline": "Inline policies",
     "managed": "Attached managed policies",
     "tags": "Tags (including access tags)",
@@ -107,34 +107,10 @@ def _justification(label: str) -> forms.CharField:
     )
 
 
-class RoleCreateForm(_Acknowledging):
-    account = forms.ModelChoiceField(
-        queryset=AwsAccount.objects.filter(enabled=True),
-        to_field_name="account_id",
-        empty_label="Choose an account",
-    )
-    name = forms.CharField(
-        max_length=ROLE_NAME_MAX_LENGTH,
-        validators=[ROLE_NAME_VALIDATOR],
-        help_text="1-64 letters, digits or +=,.@_-.",
-    )
-    path = forms.CharField(
-        max_length=IAM_PATH_MAX_LENGTH,
-        initial="/",
-        required=False,
-        help_text="Such as /teams/payments/.",
-    )
-    description = forms.CharField(
-        max_length=DESCRIPTION_MAX_LENGTH,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
-    max_session_duration = forms.TypedChoiceField(
-        label="Maximum session duration",
-        choices=HOURS,
-        coerce=int,
-        initial=SESSION_DURATION_MIN,
-    )
+class _TrustPreset(_Form):
+    """Who may assume a role: a preset (see TRUST_PRESETS) and its values, or a
+    trust policy written out."""
+
     trust_preset = forms.ChoiceField(
         label="Who may assume the role",
         choices=list(TRUST_PRESETS.items()),
@@ -162,6 +138,44 @@ class RoleCreateForm(_Acknowledging):
         max_length=DOCUMENT_MAX_LENGTH,
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "class": "mono", "spellcheck": "false"}),
+    )
+
+    def clean_trust_document(self) -> dict[str, Any] | None:
+        text = self.cleaned_data["trust_document"].strip()
+        return _json_object(text, "trust policy") if text else None
+
+    def trust_missing(self, data: dict[str, Any]) -> None:
+        if data.get("trust_preset") == "document" and data.get("trust_document") is None:
+            self.add_error("trust_document", "Write the trust policy, or choose a preset.")
+
+
+class RoleCreateForm(_TrustPreset, _Acknowledging):
+    account = forms.ModelChoiceField(
+        queryset=AwsAccount.objects.filter(enabled=True),
+        to_field_name="account_id",
+        empty_label="Choose an account",
+    )
+    name = forms.CharField(
+        max_length=ROLE_NAME_MAX_LENGTH,
+        validators=[ROLE_NAME_VALIDATOR],
+        help_text="1-64 letters, digits or +=,.@_-.",
+    )
+    path = forms.CharField(
+        max_length=IAM_PATH_MAX_LENGTH,
+        initial="/",
+        required=False,
+        help_text="Such as /teams/payments/.",
+    )
+    description = forms.CharField(
+        max_length=DESCRIPTION_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    max_session_duration = forms.TypedChoiceField(
+        label="Maximum session duration",
+        choices=HOURS,
+        coerce=int,
+        initial=SESSION_DURATION_MIN,
     )
     inline_policy_name = forms.CharField(label="Inline policy name", max_length=128, required=False)
     inline_policy_document = forms.CharField(
@@ -199,10 +213,6 @@ class RoleCreateForm(_Acknowledging):
         help_text="A temporary role is deleted when its time is up.",
     )
 
-    def clean_trust_document(self) -> dict[str, Any] | None:
-        text = self.cleaned_data["trust_document"].strip()
-        return _json_object(text, "trust policy") if text else None
-
     def clean_inline_policy_document(self) -> dict[str, Any] | None:
         text = self.cleaned_data["inline_policy_document"].strip()
         return _json_object(text, "policy") if text else None
@@ -232,8 +242,7 @@ class RoleCreateForm(_Acknowledging):
             self.add_error("inline_policy_name", "Name the inline policy.")
         if name and data.get("inline_policy_document") is None:
             self.add_error("inline_policy_document", "Give the inline policy's document.")
-        if data.get("trust_preset") == "document" and data.get("trust_document") is None:
-            self.add_error("trust_document", "Write the trust policy, or choose a preset.")
+        self.trust_missing(data)
         return data
 
     def expires_at(self) -> datetime | None:
@@ -241,7 +250,7 @@ class RoleCreateForm(_Acknowledging):
         return timezone.now() + span if span else None
 
 
-class RoleCloneForm(_Acknowledging):
+class RoleCloneForm(_TrustPreset, _Acknowledging):
     account = forms.ModelChoiceField(
         label="Into account",
         queryset=AwsAccount.objects.filter(enabled=True),
@@ -259,6 +268,24 @@ class RoleCloneForm(_Acknowledging):
         widget=forms.CheckboxSelectMultiple,
     )
     justification = _justification("Why copy this role?")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only when the trust policy is not copied.
+        self.fields["trust_preset"].required = False
+        self.fields["trust_preset"].initial = ""
+        self.fields["trust_preset"].label = "Or who may assume the copy (trust policy not copied)"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "trust" not in (data.get("parts") or []):
+            if not data.get("trust_preset"):
+                self.add_error(
+                    "trust_preset",
+                    "A role needs a trust policy: copy it, or choose who may assume the copy.",
+                )
+            self.trust_missing(data)
+        return data
 
 
 class RoleDeleteForm(_Form):

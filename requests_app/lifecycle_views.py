@@ -108,20 +108,28 @@ def _preview(spec: ChangeSpec, findings: list[Any]) -> dict[str, Any]:
 # --- create ------------------------------------------------------------------------------
 
 
+def _trust(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The trust policy the form's preset makes (None: no preset chosen).
+    Raises RequestInvalid for a preset whose values make none."""
+    if not data.get("trust_preset"):
+        return None
+    if data["trust_preset"] == "document":
+        document: dict[str, Any] | None = data["trust_document"]
+        return document
+    return services.trust_preset_document(
+        preset=data["trust_preset"],
+        value=data["trust_value"],
+        external_id=data["trust_external_id"],
+        audience=data["trust_audience"],
+        subject=data["trust_subject"],
+    )
+
+
 def _create_payload(form: RoleCreateForm, request: HtmxHttpRequest) -> dict[str, Any]:
     """The creation's payload from the form. Raises RequestInvalid for a preset
     that does not make a trust policy."""
     data = form.cleaned_data
-    if data["trust_preset"] == "document":
-        trust = data["trust_document"]
-    else:
-        trust = services.trust_preset_document(
-            preset=data["trust_preset"],
-            value=data["trust_value"],
-            external_id=data["trust_external_id"],
-            audience=data["trust_audience"],
-            subject=data["trust_subject"],
-        )
+    trust = _trust(data)
     tags = dict(data["tags"])
     if data["grant_me"]:
         # Added to whoever the tags already name (values are :-separated).
@@ -223,6 +231,8 @@ def role_clone(request: HtmxHttpRequest, account_id: str, role_name: str) -> Htt
         "justification": data["justification"],
     }
     try:
+        if "trust" not in data["parts"]:
+            arguments["trust_policy"] = _trust(data)
         dry = services.role_clone_submit(**arguments, dry_run=True)
         assert isinstance(dry, ChangeSpec)
         context["preview"] = _preview(dry, services.role_create_findings(dry))

@@ -230,10 +230,9 @@ def _arns_moved(value: Any, source: str, target: str) -> Any:
 def role_clone_payload(*, source: IamRole, account: AwsAccount, parts: set[str]) -> dict[str, Any]:
     """The payload of a creation that copies `parts` (keys of CLONE_PARTS) of
     `source` into `account`, with every ARN and account id of the source's
-    account rewritten to `account`. The trust policy is always copied: a role
-    cannot exist without one."""
+    account rewritten to `account`."""
     snapshot = role_snapshot(source)
-    wanted = {CLONE_PARTS[part] for part in parts if part in CLONE_PARTS} | {"trust_policy"}
+    wanted = {CLONE_PARTS[part] for part in parts if part in CLONE_PARTS}
     payload = {key: snapshot[key] for key in CREATE_FIELDS if key in wanted}
     return _arns_moved(payload, source.account.account_id, account.account_id)
 
@@ -247,22 +246,32 @@ def role_clone_submit(
     path: str,
     parts: set[str],
     justification: str,
+    trust_policy: dict[str, Any] | None = None,
     dry_run: bool = False,
     findings_acknowledgement: str = "",
 ) -> PolicyRequest | ChangeSpec:
     """Request a copy of `source`: a creation whose parts are computed now, so the
-    reviewer sees exactly what will be created. iamportal's own roles are not
+    reviewer sees exactly what will be created. Without "trust" in `parts`, the
+    copy is trusted as `trust_policy` says (a role needs a trust policy).
+    iamportal's own roles are not
     copied: a copy would carry their trust and permissions to a role requests
     may change. Raises RequestInvalid."""
     if role_protected(source.arn):
         raise RequestInvalid({"role": protected_role_refusal(source.name)})
+    payload = role_clone_payload(source=source, account=account, parts=parts)
+    if "trust_policy" not in payload:
+        if trust_policy is None:
+            raise RequestInvalid(
+                {"trust_preset": "A role needs a trust policy: copy it, or say who may assume it."}
+            )
+        payload["trust_policy"] = trust_policy
     justification = (justification or "").strip()
     if justification:
         justification = f"Copy of {source.arn}. {justification}"
     return role_create_submit(
         requester=requester,
         target_arn=new_role_arn(account=account, name=name, path=path),
-        payload=role_clone_payload(source=source, account=account, parts=parts),
+        payload=payload,
         justification=justification,
         dry_run=dry_run,
         findings_acknowledgement=findings_acknowledgement,

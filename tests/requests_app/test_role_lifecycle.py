@@ -377,7 +377,7 @@ def test_a_clone_into_another_account_rewrites_the_source_accounts_arns(
         account=other,
         name="payments-api",
         path="/copies/",
-        parts={"inline", "managed", "tags", "description"},
+        parts={"trust", "inline", "managed", "tags", "description"},
         justification="A copy for development.",
     )
     assert isinstance(request, PolicyRequest)
@@ -402,9 +402,30 @@ def test_a_clone_into_another_account_rewrites_the_source_accounts_arns(
 
 def test_a_clone_of_only_the_trust_policy(requester: User, account: AwsAccount) -> None:
     source = source_role(account)
-    payload = services.role_clone_payload(source=source, account=account, parts=set())
-    assert set(payload) == {"trust_policy"}
-    assert payload["trust_policy"] == source.trust_policy
+    payload = services.role_clone_payload(source=source, account=account, parts={"trust"})
+    assert payload == {"trust_policy": source.trust_policy}
+
+
+def test_a_clone_without_the_trust_policy_is_trusted_as_asked(
+    requester: User, account: AwsAccount
+) -> None:
+    source = source_role(account)
+    arguments: dict[str, Any] = {
+        "requester": requester,
+        "source": source,
+        "account": account,
+        "name": "payments-lambda",
+        "path": "/",
+        "parts": {"inline"},
+        "justification": "The same permissions for a Lambda function.",
+    }
+    errors = invalid(lambda: services.role_clone_submit(**arguments))
+    assert "A role needs a trust policy" in errors["trust_preset"]
+    request = services.role_clone_submit(**arguments, trust_policy=LAMBDA_TRUST)
+    assert isinstance(request, PolicyRequest)
+    payload = request.changes.get().payload
+    assert payload["trust_policy"] == LAMBDA_TRUST
+    assert list(payload["inline_policies"]) == ["events-send"]
 
 
 # --- delete ----------------------------------------------------------------------------

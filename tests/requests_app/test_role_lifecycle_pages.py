@@ -294,7 +294,7 @@ def test_clone_previews_the_copy_and_files_a_creation(
         "account": role.account.account_id,
         "name": "payments-api-v2",
         "path": "/",
-        "parts": ["inline", "description"],
+        "parts": ["trust", "inline", "description"],
         "justification": "A second version.",
         "preview": "1",
     }
@@ -310,11 +310,38 @@ def test_clone_previews_the_copy_and_files_a_creation(
     assert iam.list_role_policies(RoleName="payments-api-v2")["PolicyNames"] == ["events-send"]
 
 
+def test_clone_without_the_trust_policy_takes_a_preset(requester: User, role: IamRole) -> None:
+    form = {
+        "account": role.account.account_id,
+        "name": "payments-lambda",
+        "path": "/",
+        "parts": ["inline"],
+        "justification": "For a Lambda function.",
+        "preview": "1",
+    }
+    client = client_for(requester)
+    missing = client.post(urls(role)["clone"], form)
+    assert missing.status_code == 400
+    assert "A role needs a trust policy: copy it, or choose who may assume the copy." in (
+        missing.content.decode()
+    )
+    chosen = {**form, "trust_preset": "service", "trust_value": "lambda.amazonaws.com"}
+    preview = client.post(urls(role)["clone"], chosen)
+    assert preview.status_code == 200
+    assert "trusting lambda.amazonaws.com" in preview.content.decode()
+    client.post(urls(role)["clone"], {**chosen, "submit": "1"})
+    payload = PolicyRequest.objects.get().changes.get().payload
+    assert payload["trust_policy"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+
+
 def test_clone_refuses_a_name_the_account_has(requester: User, role: IamRole) -> None:
     form = {
         "account": role.account.account_id,
         "name": "payments-api",
         "path": "/",
+        "parts": ["trust"],
         "justification": "Again.",
         "preview": "1",
     }
