@@ -466,3 +466,22 @@ def test_the_role_page_links_to_clone_delete_and_settings(requester: User, role:
     )
     for url in (urls(role)["clone"], urls(role)["delete"], urls(role)["settings"]):
         assert url in page
+
+
+def test_the_admin_shows_a_creation_and_approves_it_after_confirmation(
+    requester: User, superuser: User, account: AwsAccount
+) -> None:
+    client_for(requester).post(reverse("role_create"), create_form(account, submit="1"))
+    created = PolicyRequest.objects.get()
+    admin = client_for(superuser)
+    page = admin.get(reverse("admin:requests_app_policyrequest_change", args=[created.pk]))
+    assert page.status_code == 200
+    assert "reports-builder" in page.content.decode()
+    listing = admin.get(reverse("admin:requests_app_policyrequest_changelist"))
+    assert listing.status_code == 200
+    confirm = admin.post(
+        reverse("admin:requests_app_policyrequest_changelist"),
+        {"action": "approve", "_selected_action": [str(created.pk)]},
+    )
+    assert confirm.status_code == 200
+    assert "Create role reports-builder" in confirm.content.decode()
