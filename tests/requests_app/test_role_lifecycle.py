@@ -655,7 +655,7 @@ def test_the_reviewers_are_told_of_a_creation(
 ) -> None:
     create(requester, account)
     [email] = [m for m in mailoutbox if reviewer.email in m.to]
-    assert "reports-builder" in email.body
+    assert "alice asks to create the role reports-builder in acme-prod" in email.body
     assert f"arn:aws:iam::{account.account_id}:role/reports-builder" in html_of(email)
 
 
