@@ -33,6 +33,7 @@ class AwsAccountAdmin(AdminsManageAdmin):
         "account_id",
         "environment",
         "approvals_required",
+        "new_roles_require_boundary",
         "enabled",
         "latest_sync_status",
     ]

@@ -43,6 +43,11 @@ class AwsAccount(models.Model):
         help_text="Distinct reviewers who must approve a change in this account (e.g. 2 for prod).",
     )
     enabled = models.BooleanField(default=True)
+    new_roles_require_boundary = models.BooleanField(
+        default=False,
+        help_text="Roles created through iamportal in this account must have a permissions "
+        "boundary.",
+    )
     latest_sync = models.ForeignKey(
         "SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

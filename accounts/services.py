@@ -683,6 +683,24 @@ def role_refresh(
     return role
 
 
+def role_adopt(
+    *, account: AwsAccount, arn: str, attribution: dict[tuple[str, str], int] | None = None
+) -> IamRole | None:
+    """Read into the inventory a role AWS has and the inventory does not yet
+    (one a request just created), without waiting for the next sync. None
+    when AWS has no such role."""
+    role, _ = IamRole.objects.get_or_create(
+        arn=arn,
+        defaults={
+            "account": account,
+            "name": arn.rsplit("/", 1)[-1],
+            "content_hash": "",
+            "synced_at": timezone.now(),
+        },
+    )
+    return role_refresh(role=role, attribution=attribution)
+
+
 # --- role history -------------------------------------------------------------------
 
 

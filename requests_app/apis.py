@@ -78,6 +78,7 @@ ROLE_HELP = (
     "The role: its ARN, its iamportal id, or a part of its ARN such as its name, when "
     "only one role has it (as for credentials); several answer 409 with the `matches`."
 )
+CHANGES_ROLE_HELP = ROLE_HELP + " For a role_create change, the ARN the new role will have."
 
 
 class _RequestsApi(APIView):
@@ -427,7 +428,7 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
             )
             payload = serializers.JSONField(help_text="What to do; its shape depends on the type.")
 
-        role = StrictCharField(max_length=ROLE_MAX_LENGTH, help_text=ROLE_HELP)
+        role = StrictCharField(max_length=ROLE_MAX_LENGTH, help_text=CHANGES_ROLE_HELP)
         changes = serializers.ListField(
             child=ChangeInputSerializer(), min_length=1, max_length=services.MAX_CHANGES
         )
@@ -497,6 +498,8 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
     )
     def post(self, request: Request) -> Response:
         data = _validated(self.InputSerializer(data=request.data))
+        if any(change["type"] == Change.Type.ROLE_CREATE for change in data["changes"]):
+            return self._create(request, data)
         role = _role(request.user, data["role"])
         if data["dry_run"]:
             _rate_check(request)
@@ -522,6 +525,42 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
         return Response(
             PolicyRequestSerializer(_detailed(result)).data, status=status.HTTP_201_CREATED
         )
+
+    def _create(self, request: Request, data: dict[str, Any]) -> Response:
+        """A new role is not in the inventory yet: `role` is the ARN it will have,
+        and the creation is the request's only change."""
+        [change, *others] = data["changes"]
+        if others:
+            raise InputInvalid(
+                {"changes": ["A role_create change is a request of its own: send it alone."]}
+            )
+        target_arn = change.get("target_arn") or data["role"]
+        if target_arn != data["role"]:
+            raise InputInvalid({"changes": ["A role_create change names the request's role."]})
+        if data["dry_run"]:
+            _rate_check(request)
+        result = services.role_create_submit(
+            requester=cast(User, request.user),
+            target_arn=target_arn,
+            payload=change["payload"],
+            justification=data["justification"],
+            expires_at=data.get("expires_at"),
+            dry_run=data["dry_run"],
+            findings_acknowledgement=data["findings_acknowledgement"],
+        )
+        if isinstance(result, PolicyRequest):
+            return Response(
+                PolicyRequestSerializer(_detailed(result)).data, status=status.HTTP_201_CREATED
+            )
+        findings = services.role_create_findings(result)
+        shown = {
+            "dry_run": True,
+            "role_arn": result.target_arn,
+            "changes": [result],
+            "findings": findings,
+            "acknowledgement_required": any(f.severity == "error" for f in findings),
+        }
+        return Response(self.PreviewSerializer(shown).data)
 
 
 # --- list and read ------------------------------------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -65,6 +65,7 @@ FINDING_RULES: dict[str, tuple[Severity, str]] = {
     "allow-with-notprincipal": ("error", "Allow with NotPrincipal"),
     "boundary-removed": ("error", "Removes the permissions boundary"),
     "access-tags": ("warning", "Changes who may use the role"),
+    "role-delete": ("error", "Deletes the role"),
 }
 
 # AWS-managed policies are not in the inventory (it holds each account's own
@@ -268,6 +269,18 @@ def _change_findings(
                 "policies allow; without it, every policy attached to the role counts in full.",
             )
         ]
+    if kind == Change.Type.ROLE_CREATE:
+        return _create_findings(position, payload, known_accounts=known_accounts)
+    if kind == Change.Type.ROLE_DELETE:
+        return [
+            _finding(
+                position,
+                "role-delete",
+                "Everything that uses the role stops working: its sessions, services and "
+                "instances that assume it, and other accounts that trust it. IAM cannot undelete "
+                "a role; iamportal keeps its parts in this request.",
+            )
+        ]
     if kind == Change.Type.TAGS_PUT and isinstance(payload.get("tags"), dict):
         access = {str(getattr(settings, name)).lower() for name in _ACCESS_TAG_SETTINGS}
         keys = sorted(key for key in payload["tags"] if str(key).lower() in access)
@@ -281,6 +294,45 @@ def _change_findings(
                 )
             ]
     return []
+
+
+def _create_findings(
+    position: int, payload: dict[str, Any], *, known_accounts: set[str]
+) -> list[ChangeFinding]:
+    """A new role: its trust policy, each inline policy and attachment, its access tags."""
+    found = [
+        replace(f, location=f"/trust_policy{f.location}")
+        for f in _principal_findings(
+            position,
+            {"document": payload.get("trust_policy")},
+            trust=True,
+            known_accounts=known_accounts,
+        )
+    ]
+    raw = payload.get("inline_policies")
+    inline: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    for name, document in inline.items():
+        others = sum(compact_size(doc) for key, doc in inline.items() if key != name)
+        found += [
+            replace(f, location=f"/inline_policies/{name}{f.location}")
+            for f in _linted(position, document, other_inline_policies_size=others)
+        ]
+    arns = payload.get("managed_policy_arns")
+    for arn in arns if isinstance(arns, list) else []:
+        found += _attach_findings(position, str(arn))
+    tags = payload.get("tags")
+    access = {str(getattr(settings, name)).lower() for name in _ACCESS_TAG_SETTINGS}
+    keys = sorted(k for k in tags if str(k).lower() in access) if isinstance(tags, dict) else []
+    if keys:
+        found.append(
+            _finding(
+                position,
+                "access-tags",
+                f"The tags {', '.join(keys)} decide who may use the new role through "
+                "iamportal: check the groups and people they name.",
+            )
+        )
+    return found
 
 
 def _linted(position: int, document: Any, **kwargs: Any) -> list[ChangeFinding]:

@@ -164,6 +164,9 @@ class Change(models.Model):
         MANAGED_POLICY_CREATE = "managed_policy_create", "Create a customer-managed policy"
         MANAGED_POLICY_VERSION = "managed_policy_version", "New default version of a managed policy"
         RESOURCE_POLICY_PUT = "resource_policy_put", "Update a resource policy"
+        ROLE_CREATE = "role_create", "Create a role"
+        ROLE_DELETE = "role_delete", "Delete a role"
+        ROLE_UPDATE = "role_update", "Change a role's description or session duration"
 
     class Status(models.TextChoices):
         PENDING = "pending"

@@ -33,7 +33,14 @@ from django.utils import timezone
 from iamportal import jobs
 from requests_app import enqueue
 from requests_app.changes import change_document, change_summary
-from requests_app.models import Approval, Comment, Notification, PolicyRequest, RequestEvent
+from requests_app.models import (
+    Approval,
+    Change,
+    Comment,
+    Notification,
+    PolicyRequest,
+    RequestEvent,
+)
 from requests_app.policy.diff import policy_diff
 from requests_app.revision import revision_short
 
@@ -99,6 +106,21 @@ class _Email:
     extra: dict[str, Any]
 
 
+# What a request about the role itself asks for, in "alice asks ... payments-api".
+_LIFECYCLE_ASKS: dict[str, str] = {
+    Change.Type.ROLE_CREATE: "to create the role",
+    Change.Type.ROLE_DELETE: "to delete the role",
+    Change.Type.ROLE_UPDATE: "to change the description or session duration of",
+}
+
+
+def _asks_for(request: PolicyRequest) -> str:
+    for kind in request.changes.values_list("type", flat=True):
+        if kind in _LIFECYCLE_ASKS:
+            return _LIFECYCLE_ASKS[kind]
+    return "for new permissions on"
+
+
 def request_notify(
     *, request_id: int, kind: str, actor_id: int | None = None, comment_id: int | None = None
 ) -> int:
@@ -125,6 +147,7 @@ def request_notify(
     context = {
         "policy_request": request,
         "role_name": request.role.name if request.role else request.role_arn.rsplit("/", 1)[-1],
+        "asks_for": _asks_for(request),
         "url": request_url(request.pk),
         "actor": actor,
         **email.extra,

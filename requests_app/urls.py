@@ -1,6 +1,6 @@
 from django.urls import path
 
-from requests_app import editor_views, views
+from requests_app import editor_views, lifecycle_views, views
 
 urlpatterns = [
     path("requests/", views.request_list, name="request_list"),
@@ -88,5 +88,21 @@ urlpatterns = [
         "accounts/<str:account_id>/roles/<str:role_name>/edit/<str:part>/",
         editor_views.role_part_edit,
         name="role_part_edit",
+    ),
+    path("roles/new/", lifecycle_views.role_create, name="role_create"),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/clone/",
+        lifecycle_views.role_clone,
+        name="role_clone",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/delete/",
+        lifecycle_views.role_delete,
+        name="role_delete",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/settings/",
+        lifecycle_views.role_settings_edit,
+        name="role_settings_edit",
     ),
 ]

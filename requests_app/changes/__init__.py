@@ -5,7 +5,7 @@ how temporary access is taken away again.
 The services orchestrate (who may, in which order, claims and statuses); this
 package knows IAM, S3, SQS and SNS. Each family of change types has its module
 (`inline`, `attachment`, `managed`, `tags`, `boundary`, `trust`, `resource`,
-sharing `principal` and `common`), each type is one `ChangeType` object, and
+`lifecycle`, sharing `principal` and `common`), each type is one `ChangeType` object, and
 `registry.CHANGE_TYPES` holds them all. The functions below are what callers
 use; they look the type up in the registry.
 """

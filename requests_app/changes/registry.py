@@ -9,6 +9,7 @@ from requests_app.changes.attachment import MANAGED_POLICY_ATTACH, MANAGED_POLIC
 from requests_app.changes.base import ChangeRefused, ChangeType
 from requests_app.changes.boundary import PERMISSIONS_BOUNDARY_DELETE, PERMISSIONS_BOUNDARY_PUT
 from requests_app.changes.inline import INLINE_POLICY_DELETE, INLINE_POLICY_PUT
+from requests_app.changes.lifecycle import ROLE_CREATE, ROLE_DELETE, ROLE_UPDATE
 from requests_app.changes.managed import MANAGED_POLICY_CREATE, MANAGED_POLICY_VERSION
 from requests_app.changes.resource import RESOURCE_POLICY_PUT
 from requests_app.changes.tags import TAGS_DELETE, TAGS_PUT
@@ -30,6 +31,9 @@ CHANGE_TYPES: Mapping[str, ChangeType] = MappingProxyType(
             MANAGED_POLICY_CREATE,
             MANAGED_POLICY_VERSION,
             RESOURCE_POLICY_PUT,
+            ROLE_CREATE,
+            ROLE_DELETE,
+            ROLE_UPDATE,
         )
     }
 )

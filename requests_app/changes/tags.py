@@ -40,31 +40,38 @@ def _tag_key_problem(key: Any) -> str | None:
     return None
 
 
-def _tags_put_validate(target_arn: str, payload: dict[str, Any]) -> Checked:
-    role = role_managed(target_arn)
-    payload_fields(payload, required=("tags",))
-    tags = payload["tags"]
+def tags_checked(tags: Any, *, where: str = "payload.tags") -> set[str]:
+    """Check tags given as an object of keys to values, as IAM would; returns
+    their keys in lower case (IAM tag keys of a role ignore case)."""
     if not isinstance(tags, dict) or not tags:
-        invalid("payload.tags", 'Give the tags as an object, such as {"team": "payments"}.')
+        invalid(where, 'Give the tags as an object, such as {"team": "payments"}.')
     seen: set[str] = set()
     for key, value in tags.items():
         problem = _tag_key_problem(key)
         if problem:
-            invalid("payload.tags", problem)
+            invalid(where, problem)
         if key.lower() in seen:
-            invalid("payload.tags", f"IAM tag keys ignore case: {key!r} is given twice.")
+            invalid(where, f"IAM tag keys ignore case: {key!r} is given twice.")
         seen.add(key.lower())
         if not isinstance(value, str) or len(value) > TAG_VALUE_MAX_LENGTH:
             invalid(
-                "payload.tags",
+                where,
                 f"The value of tag {key!r} must be a string of at most {TAG_VALUE_MAX_LENGTH} "
                 "characters.",
             )
         if not _TAG_TEXT.fullmatch(value):
             invalid(
-                "payload.tags",
+                where,
                 f"The value of tag {key!r} may only hold letters, digits, spaces and _.:/=+-@.",
             )
+    return seen
+
+
+def _tags_put_validate(target_arn: str, payload: dict[str, Any]) -> Checked:
+    role = role_managed(target_arn)
+    payload_fields(payload, required=("tags",))
+    tags = payload["tags"]
+    seen = tags_checked(tags)
     # IAM tag keys of a role ignore case: "Team" replaces "team".
     current = {str(k).lower(): v for k, v in (role.tags or {}).items()}
     total = len(set(current) | seen)

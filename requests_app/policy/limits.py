@@ -37,6 +37,12 @@ ARN_MAX_LENGTH = 2048
 IAM_PATH_MAX_LENGTH = 512
 DESCRIPTION_MAX_LENGTH = 1000
 ROLE_TAGS_MAX = 50
+ROLE_NAME_MAX_LENGTH = 64
+ROLE_MANAGED_POLICIES_MAX = 20
+"""Managed policies attached to one role: IAM's highest quota (the default is 10)."""
+SESSION_DURATION_MIN = 3600
+SESSION_DURATION_MAX = 43_200
+"""A role's maximum session duration, in seconds: 1 to 12 hours."""
 TAG_KEY_MAX_LENGTH = 128
 TAG_VALUE_MAX_LENGTH = 256
 

@@ -6,6 +6,7 @@
 - `expiry`: temporary access, extended or taken away;
 - `approval`: approval policies, the requirement stored on a request, automatic approval;
 - `restore`: a request that puts back a recorded version of a part of a role;
+- `lifecycle`: requests that create, copy, delete or re-describe a role;
 - `recovery`: the sweep that hands lost or abandoned work to the broker again;
 - `leases`, `common`: what those share.
 
@@ -42,6 +43,19 @@ from requests_app.services.expiry import (
     policy_requests_due_to_expire,
 )
 from requests_app.services.leases import WorkLeaseLost
+from requests_app.services.lifecycle import (
+    CLONE_PARTS,
+    TRUST_PRESETS,
+    access_tags_for,
+    new_role_arn,
+    role_clone_payload,
+    role_clone_submit,
+    role_create_findings,
+    role_create_submit,
+    role_delete_submit,
+    role_update_submit,
+    trust_preset_document,
+)
 from requests_app.services.recovery import requests_work_recover
 from requests_app.services.restore import (
     change_role_part,
@@ -82,6 +96,7 @@ __all__ = [
     "ACCESS_CHANGE_TYPE",
     "APPLICABLE",
     "BLOCKING_LINT_CODES",
+    "CLONE_PARTS",
     "COMMENT_MAX_LENGTH",
     "EXPIRABLE",
     "JUSTIFICATION_MAX_LENGTH",
@@ -92,6 +107,7 @@ __all__ = [
     "REVISION_MAX_LENGTH",
     "REVISION_MISSING_MESSAGE",
     "REVISION_STALE_MESSAGE",
+    "TRUST_PRESETS",
     "FindingsNotAcknowledged",
     "PolicyToolsRateLimited",
     "RequestActionForbidden",
@@ -101,6 +117,7 @@ __all__ = [
     "RequestPreview",
     "RequestRevisionStale",
     "WorkLeaseLost",
+    "access_tags_for",
     "approval_groups_refusal",
     "approval_policy_delete",
     "approval_policy_reasons",
@@ -114,6 +131,7 @@ __all__ = [
     "compact_size",
     "default_policy_name",
     "inline_policies_size",
+    "new_role_arn",
     "policy_request_apply",
     "policy_request_approve",
     "policy_request_cancel",
@@ -129,7 +147,14 @@ __all__ = [
     "policy_tools_rate_check",
     "request_facts",
     "requests_work_recover",
+    "role_clone_payload",
+    "role_clone_submit",
+    "role_create_findings",
+    "role_create_submit",
+    "role_delete_submit",
     "role_part_changes",
+    "role_update_submit",
     "role_version_restore_changes",
     "role_version_restore_submit",
+    "trust_preset_document",
 ]

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.fetch import describe_error
 from accounts.models import AwsAccount, IamRole
-from accounts.services import role_refresh
+from accounts.services import role_adopt, role_refresh
 from iamportal import aws
 from requests_app.changes import ChangeRefused, change_apply, change_guard, change_revert
 from requests_app.models import Change, PolicyRequest, RequestEvent
@@ -118,6 +118,25 @@ def _roles_refresh(request: PolicyRequest, changes: list[Change]) -> None:
             role_refresh(role=role, attribution=attribution)
         except (ClientError, BotoCoreError) as exc:
             log.warning("refresh of %s failed: %s", role.arn, describe_error(exc))
+
+
+def _roles_created_read(changes: list[Change]) -> None:
+    """Bring the roles a request created into the inventory now; the next sync
+    catches up if this fails."""
+    for change in changes:
+        if change.type != Change.Type.ROLE_CREATE:
+            continue
+        account = AwsAccount.objects.filter(account_id=change.account_id).first()
+        if account is None or IamRole.objects.filter(arn=change.target_arn).exists():
+            continue
+        try:
+            role = role_adopt(account=account, arn=change.target_arn)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("reading new role %s failed: %s", change.target_arn, describe_error(exc))
+            continue
+        if role is not None:
+            # The request is about the role it created: its page links to it.
+            PolicyRequest.objects.filter(pk=change.request_id, role__isnull=True).update(role=role)
 
 
 def _approvals_hold(request_id: int, lease: _WorkLease) -> bool:
@@ -230,7 +249,9 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
         log.warning("%s; stopping", exc)
         return _request_get(request_id)
     if applied or previous:
-        _roles_refresh(request, list(request.changes.filter(status=Change.Status.APPLIED)))
+        done = list(request.changes.filter(status=Change.Status.APPLIED))
+        _roles_refresh(request, done)
+        _roles_created_read(done)
     request.refresh_from_db()
     return request
 

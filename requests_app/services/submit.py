@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import IamRole
+from accounts.models import AwsAccount, IamRole
 from iamportal.ratelimit import rate_limit_hit, retry_after_seconds
 from requests_app.changes import (
     ChangeInvalid,
@@ -418,20 +418,25 @@ def _change_row(
 def _request_create(
     *,
     requester: User,
-    role: IamRole,
+    role: IamRole | None,
     specs: list[ChangeSpec],
     justification: str,
     expires_at: datetime | None,
     findings: list[dict[str, Any]],
     acknowledgement: dict[str, Any] | None = None,
     extends: PolicyRequest | None = None,
+    new_role: tuple[str, AwsAccount] | None = None,
 ) -> PolicyRequest:
+    """`new_role`: (ARN, account) of the role a request creates, for a request
+    about a role that is not in the inventory yet (`role` None)."""
+    role_arn, account = (role.arn, role.account) if role is not None else new_role or ("", None)
+    assert account is not None, "a request is about a role of the inventory or a new one"
     with transaction.atomic():
         request = PolicyRequest.objects.create(
             requester=requester,
             role=role,
-            role_arn=role.arn,
-            account=role.account,
+            role_arn=role_arn,
+            account=account,
             justification=justification,
             expires_at=expires_at,
             extends=extends,

@@ -248,6 +248,29 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
             {"tags": "iamportal-authorized=engineering", "action": "preview"},
         ),
     )
+    yield "role_create", a.get(reverse("role_create"), {"account": account.account_id})
+    yield (
+        "role_create",
+        a.post(
+            reverse("role_create"),
+            {
+                "account": account.account_id,
+                "name": "reports-builder",
+                "path": "/",
+                "max_session_duration": "3600",
+                "trust_preset": "service",
+                "trust_value": "lambda.amazonaws.com",
+                "justification": "Reports move to Lambda.",
+                "preview": "1",
+            },
+        ),
+    )
+    yield "role_clone", a.get(reverse("role_clone", args=[account.account_id, api.name]))
+    yield "role_delete", a.get(reverse("role_delete", args=[account.account_id, api.name]))
+    yield (
+        "role_settings_edit",
+        a.get(reverse("role_settings_edit", args=[account.account_id, api.name])),
+    )
     yield "resource_list", a.get(reverse("resource_list"))
     yield (
         "resource_detail",

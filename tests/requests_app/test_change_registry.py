@@ -67,6 +67,9 @@ def test_the_changes_to_a_role_are_the_ones_that_must_name_the_requests_role() -
         T.TAGS_DELETE,
         T.PERMISSIONS_BOUNDARY_PUT,
         T.PERMISSIONS_BOUNDARY_DELETE,
+        T.ROLE_CREATE,
+        T.ROLE_DELETE,
+        T.ROLE_UPDATE,
     }
 
 

@@ -144,7 +144,7 @@ def applied(type: str, target_arn: str, payload: Any, requester: User) -> Change
 
 
 def test_it_refuses_an_unknown_type(role: IamRole) -> None:
-    assert "type" in refused("role_delete", role.arn, {})
+    assert "type" in refused("role_rename", role.arn, {})
     assert "type" in refused(None, role.arn, {})  # type: ignore[arg-type]
 
 

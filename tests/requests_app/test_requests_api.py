@@ -976,7 +976,7 @@ def test_a_request_for_other_change_types_is_validated_and_applied(
 
 def test_a_bad_change_is_a_400_naming_it_and_nothing_is_created(alice: Client, role: Any) -> None:
     for change, field in (
-        ({"type": "role_delete", "payload": {}}, "changes"),
+        ({"type": "role_rename", "payload": {}}, "changes"),
         ({"type": "tags_put", "payload": {"tags": {"aws:x": "1"}}}, "changes[0].payload.tags"),
         (
             {"type": "tags_put", "target_arn": "arn:aws:iam::999999999999:role/x", "payload": {}},
