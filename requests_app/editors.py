@@ -145,6 +145,10 @@ class TrustForm(EditForm):
         data = super().clean() or {}
         document = _document(self, "document") if (data.get("document") or "").strip() else {}
         preset = data.get("preset")
+        value = (data.get("preset_value") or "").strip()
+        if preset == "role" and value and not IamRole.objects.filter(arn=value).exists():
+            self.add_error("preset_value", "Give the exact ARN of a role in iamportal's inventory.")
+            preset = ""
         if document is not None and preset:
             try:
                 statement = trust_statement(

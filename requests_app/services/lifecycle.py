@@ -24,6 +24,7 @@ from requests_app.changes import (
 from requests_app.changes.lifecycle import CREATE_FIELDS, role_snapshot
 from requests_app.findings import request_findings
 from requests_app.models import Change, PolicyRequest
+from requests_app.policy.trust import PresetInvalid, trust_statement, trust_with
 from requests_app.services.common import OPEN_STATUSES, RequestInvalid
 from requests_app.services.submit import (
     _acknowledgement,
@@ -72,20 +73,7 @@ TRUST_PRESETS: dict[str, str] = {
     "oidc": "An OpenID Connect (web identity) provider",
     "document": "A trust policy written out (JSON)",
 }
-_SERVICE = re.compile(r"[a-z0-9][a-z0-9.-]{0,126}\.amazonaws\.com(?:\.cn)?")
-_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
-_PROVIDER = re.compile(
-    r"arn:[a-z-]+:iam::[0-9]{12}:(saml-provider/[\w+=,.@-]{1,128}|oidc-provider/[!-~]{1,512})",
-    re.ASCII,
-)
 _CONDITION_VALUE = re.compile(r"[!-~]{1,512}", re.ASCII)
-
-
-def _statement(principal: dict[str, Any], action: str, condition: Any = None) -> dict[str, Any]:
-    statement: dict[str, Any] = {"Effect": "Allow", "Principal": principal, "Action": action}
-    if condition:
-        statement["Condition"] = condition
-    return {"Version": "2012-10-17", "Statement": [statement]}
 
 
 def trust_preset_document(
@@ -97,54 +85,31 @@ def trust_preset_document(
     subject: str = "",
 ) -> dict[str, Any]:
     """The trust policy of a preset (see TRUST_PRESETS): `value` is the service,
-    the role's ARN, the account id or the provider's ARN. An OpenID provider
-    needs the audience (`aud`), and takes the subject (`sub`, * allowed).
-    Raises RequestInvalid, keyed by the field at fault."""
+    the role's ARN (a role iamportal knows), the account id or the provider's ARN.
+    An OpenID provider needs the audience (`aud`), and takes the subject (`sub`,
+    * allowed). The statements come from `requests_app.policy.trust`, as in the
+    trust policy editor. Raises RequestInvalid, keyed by the field at fault."""
     value = value.strip()
-    if preset == "service":
-        if not _SERVICE.fullmatch(value):
-            raise RequestInvalid({"trust_value": "Name a service such as lambda.amazonaws.com."})
-        return _statement({"Service": value}, "sts:AssumeRole")
-    if preset == "role":
-        if not IamRole.objects.filter(arn=value).exists():
-            raise RequestInvalid(
-                {"trust_value": "Give the exact ARN of a role in iamportal's inventory."}
-            )
-        return _statement({"AWS": value}, "sts:AssumeRole")
-    if preset == "account":
-        if not re.fullmatch(r"[0-9]{12}", value):
-            raise RequestInvalid({"trust_value": "An account id is 12 digits."})
-        if not _EXTERNAL_ID.fullmatch(external_id.strip()):
-            raise RequestInvalid(
-                {"trust_external_id": "An ExternalId is 2-1224 letters, digits or +=,.@:/_-."}
-            )
-        return _statement(
-            {"AWS": f"arn:aws:iam::{value}:root"},
-            "sts:AssumeRole",
-            {"StringEquals": {"sts:ExternalId": external_id.strip()}},
+    if preset not in TRUST_PRESETS or preset == "document":
+        raise RequestInvalid({"trust_preset": f"Choose one of: {', '.join(TRUST_PRESETS)}."})
+    if preset == "role" and not IamRole.objects.filter(arn=value).exists():
+        raise RequestInvalid(
+            {"trust_value": "Give the exact ARN of a role in iamportal's inventory."}
         )
-    if preset in ("saml", "oidc"):
-        match = _PROVIDER.fullmatch(value)
-        if match is None or not match.group(1).startswith(f"{preset}-provider/"):
-            kind = "saml-provider/Okta" if preset == "saml" else "oidc-provider/token.example.com"
-            example = f"arn:aws:iam::123456789012:{kind}"
-            raise RequestInvalid({"trust_value": f"Give the provider's ARN, such as {example}."})
-        if preset == "saml":
-            return _statement(
-                {"Federated": value},
-                "sts:AssumeRoleWithSAML",
-                {"StringEquals": {"SAML:aud": "https://signin.aws.amazon.com/saml"}},
-            )
-        host = match.group(1).split("/", 1)[1]
-        if not _CONDITION_VALUE.fullmatch(audience.strip()):
-            raise RequestInvalid({"trust_audience": "Give the audience (aud) tokens carry."})
-        condition: dict[str, Any] = {"StringEquals": {f"{host}:aud": audience.strip()}}
-        if subject.strip():
-            if not _CONDITION_VALUE.fullmatch(subject.strip()):
-                raise RequestInvalid({"trust_subject": "A subject is 1-512 printable characters."})
-            condition["StringLike"] = {f"{host}:sub": subject.strip()}
-        return _statement({"Federated": value}, "sts:AssumeRoleWithWebIdentity", condition)
-    raise RequestInvalid({"trust_preset": f"Choose one of: {', '.join(TRUST_PRESETS)}."})
+    extra = external_id if preset == "account" else audience
+    try:
+        statement = trust_statement(preset, value, extra)
+    except PresetInvalid as exc:
+        field = "trust_value"
+        if exc.field == "extra":
+            field = "trust_external_id" if preset == "account" else "trust_audience"
+        raise RequestInvalid({field: exc.message}) from None
+    if preset == "oidc" and subject.strip():
+        if not _CONDITION_VALUE.fullmatch(subject.strip()):
+            raise RequestInvalid({"trust_subject": "A subject is 1-512 printable characters."})
+        host = value.split("oidc-provider/", 1)[1]
+        statement["Condition"]["StringLike"] = {f"{host}:sub": subject.strip()}
+    return trust_with(None, statement)
 
 
 def role_create_findings(spec: ChangeSpec) -> list[Any]:

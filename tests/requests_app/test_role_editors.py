@@ -266,6 +266,15 @@ def test_a_trust_preset_adds_its_statement(inv: Inventory, requester: User) -> N
             "only with an ExternalId",
         ),
         ("trust", {"document": "", "preset": "service", "preset_value": "*"}, "service principal"),
+        (
+            "trust",
+            {
+                "document": "",
+                "preset": "role",
+                "preset_value": "arn:aws:iam::222222222222:role/unknown",
+            },
+            "a role in iamportal",
+        ),
         ("tags", {"tags": "no equals sign"}, "is not key=value"),
         ("managed", {"policies": "arn:aws:s3:::bucket"}, "is not a managed policy ARN"),
     ],

@@ -209,9 +209,9 @@ def test_create_by_htmx_swaps_the_form_and_redirects_on_submit(
     [
         ({"trust_preset": "document", "trust_document": "{not json"}, "This is not valid JSON"),
         ({"trust_preset": "document", "trust_document": ""}, "Write the trust policy"),
-        ({"trust_value": "lambda"}, "Name a service such as lambda.amazonaws.com"),
+        ({"trust_value": "lambda"}, "Name a service principal such as lambda.amazonaws.com"),
         ({"trust_preset": "role", "trust_value": "arn:aws:iam::1:role/x"}, "exact ARN of a role"),
-        ({"trust_preset": "account", "trust_value": "123456789012"}, "An ExternalId is"),
+        ({"trust_preset": "account", "trust_value": "123456789012"}, "only with an ExternalId"),
         ({"trust_preset": "oidc", "trust_value": "x"}, "Give the provider&#x27;s ARN"),
         ({"name": "bad name"}, "A role name is 1-64 letters"),
         ({"name": "team/api"}, "A role name is 1-64 letters"),
