@@ -44,6 +44,11 @@ class PolicyRequest(models.Model):
         EXPIRING = "expiring"
         EXPIRED = "expired"
 
+    class Kind(models.TextChoices):
+        PERMISSION = "permission", "Permission change"
+        ACCESS = "access", "Access to a role"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERMISSION)
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="policy_requests"
     )
@@ -164,6 +169,7 @@ class Change(models.Model):
         MANAGED_POLICY_CREATE = "managed_policy_create", "Create a customer-managed policy"
         MANAGED_POLICY_VERSION = "managed_policy_version", "New default version of a managed policy"
         RESOURCE_POLICY_PUT = "resource_policy_put", "Update a resource policy"
+        ROLE_ACCESS_GRANT = "role_access_grant", "Let the requester use the role"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -382,6 +388,8 @@ class RequestEvent(models.Model):
         EXPIRY_FAILED = "expiry_failed"
         EXTENDED = "extended"
         RECOVERED = "recovered"
+        # An access grant ended before its time by a reviewer, an admin or its holder.
+        REVOKED = "revoked"
 
     request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(

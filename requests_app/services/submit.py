@@ -265,6 +265,12 @@ def changes_validate(*, role: IamRole, changes: Any) -> list[ChangeSpec]:
         if not isinstance(item, dict):
             errors[where] = "Each change is an object with type, target_arn and payload."
             continue
+        if item.get("type") == Change.Type.ROLE_ACCESS_GRANT:
+            errors[f"{where}.type"] = (
+                "Access to a role is asked for with an access request "
+                "(POST /api/v1/requests/access), not as a change."
+            )
+            continue
         unknown = sorted(str(k) for k in item if k not in {"type", "target_arn", "payload"})
         if unknown:
             errors[where] = f"Unknown keys: {', '.join(unknown)[:200]}."
@@ -425,9 +431,11 @@ def _request_create(
     findings: list[dict[str, Any]],
     acknowledgement: dict[str, Any] | None = None,
     extends: PolicyRequest | None = None,
+    kind: str = PolicyRequest.Kind.PERMISSION,
 ) -> PolicyRequest:
     with transaction.atomic():
         request = PolicyRequest.objects.create(
+            kind=kind,
             requester=requester,
             role=role,
             role_arn=role.arn,

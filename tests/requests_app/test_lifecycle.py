@@ -378,7 +378,9 @@ def assert_equal(got: Any, expected: Any) -> None:
 
 def test_every_change_type_has_a_lifecycle_case() -> None:
     covered = {name.split(" ")[0] for name in CASES}
-    assert covered == set(Change.Type.values)
+    # Access to a role changes nothing in AWS: test_access_requests follows it
+    # from submit to expiry.
+    assert covered == set(Change.Type.values) - {Change.Type.ROLE_ACCESS_GRANT}
 
 
 @pytest.mark.parametrize("name", list(CASES))
