@@ -24,6 +24,7 @@ from brokering.serializers import (
     BAD_REQUEST,
     AmbiguousSerializer,
     ErrorSerializer,
+    RoleRefusedSerializer,
     RoleRequestSerializer,
 )
 from iamportal.net import client_ip
@@ -126,7 +127,10 @@ class CredentialIssueApi(APIView):
             200: OutputSerializer,
             400: BAD_REQUEST,
             401: ErrorSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No role you may use matches."),
+            404: OpenApiResponse(
+                RoleRefusedSerializer,
+                description="No role you may use matches; `request_url` is where to ask for it.",
+            ),
             409: OpenApiResponse(AmbiguousSerializer, description="Several roles match."),
             429: OpenApiResponse(
                 ErrorSerializer, description="Too many requests; see Retry-After."
@@ -175,7 +179,7 @@ class ConsoleUrlApi(APIView):
             ),
             400: BAD_REQUEST,
             401: ErrorSerializer,
-            404: ErrorSerializer,
+            404: RoleRefusedSerializer,
             409: AmbiguousSerializer,
             429: ErrorSerializer,
             502: ErrorSerializer,

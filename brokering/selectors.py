@@ -11,7 +11,9 @@ from typing import Protocol, TypeVar
 from django.contrib.auth.models import Group, User
 from django.db.models import Max, Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from accounts.models import IamRole
 from brokering import eligibility
@@ -324,3 +326,9 @@ def role_revocations(role: IamRole, *, limit: int = 20) -> list[SessionRevocatio
     """The latest revocations of sessions on `role`, newest first."""
     rows = SessionRevocation.objects.filter(role_arn=role.arn).select_related("user", "actor")
     return list(rows.order_by("-created_at", "-id")[:limit])
+
+
+def access_request_path(requested: str) -> str:
+    """Where a user refused a role asks for access to it: the access request page
+    for the role they named (an ARN, a name or a part of one, as Weep sends it)."""
+    return reverse("access_request_new") + "?" + urlencode({"role": requested.strip()[:2048]})

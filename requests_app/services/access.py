@@ -19,6 +19,7 @@ from iamportal.permissions import is_reviewer
 from requests_app.changes import ChangeSpec
 from requests_app.changes.access import access_payload
 from requests_app.models import Change, PolicyRequest, RequestEvent
+from requests_app.selectors import access_request_pending_for
 from requests_app.services.common import (
     REASON_MAX_LENGTH,
     RequestActionForbidden,
@@ -91,20 +92,7 @@ def _start_errors(starts_at: datetime | None, now: datetime) -> dict[str, str]:
 def access_request_pending(*, user: User, role: IamRole) -> PolicyRequest | None:
     """The user's access request for `role` still waiting for a decision or its
     grant, if any: shown instead of a new form."""
-    return (
-        PolicyRequest.objects.filter(
-            requester_id=user.pk,
-            kind=PolicyRequest.Kind.ACCESS,
-            role_arn=role.arn,
-            status__in=(
-                PolicyRequest.Status.PENDING,
-                PolicyRequest.Status.APPROVED,
-                PolicyRequest.Status.APPLYING,
-            ),
-        )
-        .order_by("-created_at")
-        .first()
-    )
+    return access_request_pending_for(user=user, role=role)
 
 
 def access_request_submit(

@@ -153,6 +153,8 @@ NOT_PAGES = {
     "request_permission_remove",
     "request_editor_discard",
     "role_console",
+    "api_request_access_create",
+    "access_grant_revoke",
 }
 
 
@@ -281,6 +283,12 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "request_detail", r.get(reverse("request_detail", args=[pending.pk]))
     yield "request_queue", r.get(reverse("request_queue"))
     yield "request_new", a.get(reverse("request_new"))
+    yield "access_request_new", a.get(reverse("access_request_new"), {"q": "pay"})
+    yield "access_request_new", a.get(reverse("access_request_new"), {"role": api.pk})
+    yield (
+        "access_request_new",
+        a.post(reverse("access_request_new") + f"?role={api.pk}", {"duration": "8h"}),
+    )
     yield "request_permissions", a.get(reverse("request_permissions", kwargs=role_pages))
     yield (
         "request_resources",
