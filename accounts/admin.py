@@ -33,6 +33,8 @@ class AwsAccountAdmin(AdminsManageAdmin):
         "account_id",
         "environment",
         "approvals_required",
+        "access_max_duration",
+        "access_permanent_allowed",
         "enabled",
         "latest_sync_status",
     ]

@@ -246,6 +246,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
 
     list_display = [
         "id",
+        "kind",
         "role_arn",
         "requester",
         "status",
@@ -256,6 +257,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "expires_at",
     ]
     list_filter = [
+        "kind",
         "status",
         "risk",
         "account",
@@ -266,6 +268,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
     list_select_related = ["requester", "account"]
     date_hierarchy = "created_at"
     fields = [
+        "kind",
         "requester",
         "role_arn",
         "account",
@@ -285,6 +288,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "changes_diff",
     ]
     readonly_fields = [
+        "kind",
         "status",
         "risk",
         "approvals_shown",
