@@ -73,6 +73,13 @@ def test_anonymous_visitors_are_sent_to_sign_in(anonymous: Client, role: IamRole
     )
     assert api.status_code in (401, 403)
     assert not PolicyRequest.objects.exists()
+    cli = Client().post(
+        "/api/v1/get_credentials",
+        json.dumps({"requested_role": role.arn, "no_ip_restrictions": False}),
+        content_type="application/json",
+    )
+    assert cli.status_code in (401, 403)
+    assert "Credentials" not in cli.json()
 
 
 def test_the_role_search_offers_a_request_link(requester: User, role: IamRole) -> None:

@@ -318,3 +318,24 @@ def test_outsiders_cannot_end_a_grant(
         with pytest.raises(services.RequestActionForbidden):
             services.access_grant_revoke(request_id=request.pk, actor=actor)
     assert may_use(requester, role)
+
+
+def test_an_approval_policys_duration_counts_from_the_start(
+    requester: User, admin_user: User, role: IamRole
+) -> None:
+    services.approval_policy_save(
+        policy=ApprovalPolicy(
+            name="short access",
+            order=1,
+            request_kind=ApprovalPolicy.Kind.ACCESS,
+            max_duration=timedelta(hours=8),
+            automatic=True,
+        ),
+        actor=admin_user,
+        reviewer_groups=[],
+        accounts=[],
+    )
+    later = asked(requester, role, starts_at=timezone.now() + timedelta(days=2))
+    later.refresh_from_db()
+    assert later.approvals.get().automatic
+    assert "at most 8:00:00" in later.approval_requirement["reason"]
