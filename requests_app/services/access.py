@@ -28,6 +28,7 @@ from requests_app.services.common import (
     _event,
     _notify,
     _request_get,
+    _status_claim,
 )
 from requests_app.services.submit import (
     MAX_EXPIRY,
@@ -188,6 +189,21 @@ def access_grant_revoke(*, request_id: int, actor: User, reason: str = "") -> Po
             type=Change.Type.ROLE_ACCESS_GRANT, status=Change.Status.APPLIED
         ).update(status=Change.Status.REVERTED)
         access_grant_end(request_id=request_id)
+        # An extension waiting for review must not bring the access back.
+        for extension_id in request.extensions.filter(
+            status=PolicyRequest.Status.PENDING
+        ).values_list("pk", flat=True):
+            if _status_claim(
+                extension_id,
+                from_status=PolicyRequest.Status.PENDING,
+                to_status=PolicyRequest.Status.CANCELLED,
+            ):
+                _event(
+                    extension_id,
+                    RequestEvent.Kind.CANCELLED,
+                    actor=actor,
+                    message=f"The access it extends (request #{request_id}) was ended.",
+                )
         verb = "Given up by its holder" if holder else f"Revoked by {actor.get_username()}"
         _event(
             request_id,

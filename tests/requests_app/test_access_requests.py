@@ -339,3 +339,20 @@ def test_an_approval_policys_duration_counts_from_the_start(
     later.refresh_from_db()
     assert later.approvals.get().automatic
     assert "at most 8:00:00" in later.approval_requirement["reason"]
+
+
+def test_ending_a_grant_cancels_its_pending_extension(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    assert first.expires_at is not None
+    extension = services.policy_request_extend(
+        request_id=first.pk,
+        requester=requester,
+        expires_at=first.expires_at + timedelta(days=1),
+        justification="Still on call.",
+    )
+    services.access_grant_revoke(request_id=first.pk, actor=reviewer)
+    extension.refresh_from_db()
+    assert extension.status == "cancelled"
+    assert not may_use(requester, role)
