@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -32,6 +33,7 @@ from accounts.models import (
     SyncRun,
 )
 from brokering import cli_auth
+from requests_app import services
 from requests_app.models import PolicyRequest
 from tests.factories import BUCKET_ARN, Inventory, client_for, submitted
 
@@ -289,6 +291,10 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
         "access_request_new",
         a.post(reverse("access_request_new") + f"?role={api.pk}", {"duration": "8h"}),
     )
+    access = services.access_request_submit(
+        requester=alice, role=api, justification="On call.", duration=timedelta(hours=8)
+    )
+    yield "request_detail", r.get(reverse("request_detail", args=[access.pk]))
     yield "request_permissions", a.get(reverse("request_permissions", kwargs=role_pages))
     yield (
         "request_resources",
