@@ -84,7 +84,13 @@ def _resolve(request: Request, requested: str, *, kind: str, console: bool) -> I
         raise
     if console and match.cli_only:
         deny("CLI-only role")
-        raise CliOnlyRole(f"{match.arn} is for command-line use only; it has no console sign-in.")
+        raise CliOnlyRole(
+            {
+                "detail": f"{match.arn} is for command-line use only; it has no console sign-in.",
+                # Console access to it is asked for with an access request.
+                "request_url": request.build_absolute_uri(selectors.access_request_path(match.arn)),
+            }
+        )
     try:
         return selectors.usable_role_for_user(user=user, role_id=match.id)
     except Http404:  # the index changed between the two reads

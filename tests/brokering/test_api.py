@@ -148,6 +148,7 @@ def test_a_console_url_refuses_cli_only_roles_and_foreign_redirects(
     cli_only = post(client, "/api/v1/console-url", {"role": org.arn("prod/payments-batch")})
     assert cli_only.status_code == 400
     assert "command-line use only" in cli_only.json()["detail"]
+    assert cli_only.json()["request_url"].startswith("http://testserver/requests/access/new/?role=")
     evil = post(
         client,
         "/api/v1/console-url",
