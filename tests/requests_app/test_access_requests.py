@@ -21,7 +21,7 @@ from brokering.services import REVOKED_SESSIONS_POLICY
 from requests_app import services, tasks
 from requests_app.models import ApprovalPolicy, Change, PolicyRequest
 from requests_app.revision import revision_compute
-from tests.factories import admin_iam, approve, make_user
+from tests.factories import admin_action, admin_iam, approve, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -355,4 +355,18 @@ def test_ending_a_grant_cancels_its_pending_extension(
     services.access_grant_revoke(request_id=first.pk, actor=reviewer)
     extension.refresh_from_db()
     assert extension.status == "cancelled"
+    assert not may_use(requester, role)
+
+
+def test_reviewers_revoke_grants_in_the_admin_and_others_cannot(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    request = approve(asked(requester, role), reviewer)
+    admin_action(requester, "revoke_access", request)
+    request.refresh_from_db()
+    assert request.status == "applied"
+    admin_action(reviewer, "revoke_access", request)
+    request.refresh_from_db()
+    assert request.status == "expired"
+    assert request.events.filter(kind="revoked", actor=reviewer).exists()
     assert not may_use(requester, role)
