@@ -34,6 +34,8 @@ class AwsAccountAdmin(AdminsManageAdmin):
         "environment",
         "approvals_required",
         "new_roles_require_boundary",
+        "access_max_duration",
+        "access_permanent_allowed",
         "enabled",
         "latest_sync_status",
     ]

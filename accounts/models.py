@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -41,6 +43,17 @@ class AwsAccount(models.Model):
         default=1,
         validators=[MinValueValidator(1), MaxValueValidator(5)],
         help_text="Distinct reviewers who must approve a change in this account (e.g. 2 for prod).",
+    )
+    access_max_duration = models.DurationField(
+        "longest access",
+        default=timedelta(days=7),
+        help_text="The longest an access request for one of its roles may last "
+        "(e.g. 7 00:00:00 for a week; at most 90 days).",
+    )
+    access_permanent_allowed = models.BooleanField(
+        "permanent access may be requested",
+        default=False,
+        help_text="Whether an access request for one of its roles may ask for no end.",
     )
     enabled = models.BooleanField(default=True)
     new_roles_require_boundary = models.BooleanField(

@@ -27,6 +27,7 @@ from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
 from requests_app.editors import edits_collected
 from requests_app.policy.diff import policy_diff
+from requests_app.selectors import access_request_pending_for, role_grants
 
 PAGE_SIZE = 50
 REQUEST_ROLES_SHOWN = 200
@@ -44,6 +45,9 @@ def _role_access(user: AnyUser, role: IamRole) -> dict[str, Any]:
         "may_use_console": cli_only is False,
         "sees_audience": is_reviewer(user),
     }
+    access["grants"] = role_grants(user=user, role=role)
+    if not access["may_use_console"]:
+        access["access_pending"] = access_request_pending_for(user=user, role=role)
     if access["sees_audience"]:
         access["audience"] = brokering_selectors.users_for_role(role)
         access["issuances"] = brokering_selectors.recent_issuances(role)

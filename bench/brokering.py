@@ -6,7 +6,8 @@ DATABASE_URL names (some roles tagged `iamportal-authorized` or
 access rules through `access_rule_save` (exact ARNs and wildcard patterns), and
 puts one user in 20 groups through `user_groups_sync`, so that the user may use
 a few hundred roles. `--grants N` adds N grants of single roles to single users
-(user access rules on an exact ARN, the shape of a granted access request), most
+(user access rules on an exact ARN ending within a week, one in twenty starting
+later: the shape of a granted access request), most
 to other people and a few to the user, to show that the cost of a request does
 not grow with everyone else's grants. Every request goes through Django's whole
 stack (django.test.Client: middleware, authentication, the view) with the cookie
@@ -329,13 +330,19 @@ def grants_save(*, count: int, user: User, rng: random.Random) -> int:
     )
     grantees = [user] * own + [people[n % len(people)] for n in range(count - own)]
     batch: list[AccessRule] = []
+    now = datetime.now(UTC)
     for index, grantee in enumerate(grantees):
+        # As granted access requests leave them: each ends within a week, and one
+        # in twenty (never the user's) starts later.
+        later = grantee is not user and index % 20 == 19
         batch.append(
             AccessRule(
                 user=grantee,
                 role_pattern=rng.choice(arns),
                 cli_only=index % 3 == 0,
                 description=f"bench grant {index}",
+                starts_at=now + timedelta(hours=rng.randint(1, 48)) if later else None,
+                expires_at=now + timedelta(hours=rng.randint(49, 168)),
             )
         )
         if len(batch) == BATCH_SIZE:

@@ -58,7 +58,7 @@ class AccessRuleAdmin(AdminsManageAdmin):
     search_fields = ["role_pattern", "description", "group__name", "user__email"]
     list_select_related = ["group", "user"]
     raw_id_fields = ["user"]
-    readonly_fields = ["matching_roles", "created_at", "updated_at"]
+    readonly_fields = ["matching_roles", "request", "created_at", "updated_at"]
     fieldsets = [
         (
             None,
@@ -71,7 +71,9 @@ class AccessRuleAdmin(AdminsManageAdmin):
                     "cli_only",
                     "description",
                     "enabled",
+                    "starts_at",
                     "expires_at",
+                    "request",
                 ],
             },
         ),

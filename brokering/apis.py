@@ -26,6 +26,7 @@ from brokering.serializers import (
     ROLE_MAX_LENGTH,
     AmbiguousSerializer,
     ErrorSerializer,
+    RoleRefusedSerializer,
     RoleRequestSerializer,
 )
 from iamportal.net import client_ip
@@ -85,7 +86,13 @@ def _resolve(request: Request, requested: str, *, kind: str, console: bool) -> I
         raise
     if console and match.cli_only:
         deny("CLI-only role")
-        raise CliOnlyRole(f"{match.arn} is for command-line use only; it has no console sign-in.")
+        raise CliOnlyRole(
+            {
+                "detail": f"{match.arn} is for command-line use only; it has no console sign-in.",
+                # Console access to it is asked for with an access request.
+                "request_url": request.build_absolute_uri(selectors.access_request_path(match.arn)),
+            }
+        )
     try:
         return selectors.usable_role_for_user(user=user, role_id=match.id)
     except Http404:  # the index changed between the two reads
@@ -128,7 +135,10 @@ class CredentialIssueApi(APIView):
             200: OutputSerializer,
             400: BAD_REQUEST,
             401: ErrorSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No role you may use matches."),
+            404: OpenApiResponse(
+                RoleRefusedSerializer,
+                description="No role you may use matches; `request_url` is where to ask for it.",
+            ),
             409: OpenApiResponse(AmbiguousSerializer, description="Several roles match."),
             429: OpenApiResponse(
                 ErrorSerializer, description="Too many requests; see Retry-After."
@@ -177,7 +187,7 @@ class ConsoleUrlApi(APIView):
             ),
             400: BAD_REQUEST,
             401: ErrorSerializer,
-            404: ErrorSerializer,
+            404: RoleRefusedSerializer,
             409: AmbiguousSerializer,
             429: ErrorSerializer,
             502: ErrorSerializer,

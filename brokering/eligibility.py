@@ -6,8 +6,9 @@ and matches every rule pattern against every role ARN, so it is built once and
 kept in process memory until the "access" revision moves: a sync that changed
 roles and every rule change bump it (see `access_changed`). A rule past its
 expiry grants nothing from that moment: the index leaves it out and knows the
-next expiry among the rules it holds, and is rebuilt once that has passed,
-without waiting for a bump.
+next expiry among the rules it holds (and the next start of a rule that starts
+later, such as an access grant from a given time), and is rebuilt once that has
+passed, without waiting for a bump.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class AccessIndex:
     grants: dict[str, dict[int, bool]] = field(default_factory=dict)
     checked_at: float = 0.0
     local_bumps: int = 0
-    # The earliest expiry among the rules in the index: past it, the index is stale.
+    # The earliest expiry among the rules in the index, or the earliest start of a
+    # rule not yet in it: past it, the index is stale.
     expires_next: datetime | None = None
 
     def is_stale(self, now: datetime) -> bool:
@@ -142,13 +144,23 @@ def _build(revision: int) -> AccessIndex:
                 if matcher(arn) is not None:
                     _grant(grants, principal, role_id, rule.cli_only)
     expires_next = in_force.aggregate(first=Min("expires_at"))["first"]
-    return AccessIndex(revision=revision, grants=dict(grants), expires_next=expires_next)
+    starts_next = (
+        AccessRule.objects.filter(enabled=True, starts_at__gt=now)
+        .aggregate(first=Min("starts_at"))
+        .get("first")
+    )
+    moments = [m for m in (expires_next, starts_next) if m is not None]
+    return AccessIndex(
+        revision=revision, grants=dict(grants), expires_next=min(moments) if moments else None
+    )
 
 
 def rules_in_force(now: datetime) -> QuerySet[AccessRule]:
-    """The rules that grant something at `now`: enabled and not expired."""
-    return AccessRule.objects.filter(enabled=True).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    """The rules that grant something at `now`: enabled, started and not expired."""
+    return (
+        AccessRule.objects.filter(enabled=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=now))
     )
 
 

@@ -42,6 +42,21 @@ class AccessRule(models.Model):
         blank=True,
         help_text="Optional. From this moment (UTC) the rule grants nothing; empty: never.",
     )
+    starts_at = models.DateTimeField(
+        "starts",
+        null=True,
+        blank=True,
+        help_text="Optional. The rule grants nothing before this moment (UTC); empty: at once.",
+    )
+    # Set on the grant an approved access request made: the rule is that grant.
+    request = models.OneToOneField(
+        "requests_app.PolicyRequest",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="grant",
+        help_text="The access request this grant was made for.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,6 +77,9 @@ class AccessRule(models.Model):
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
+
+    def is_started(self, now: datetime) -> bool:
+        return self.starts_at is None or self.starts_at <= now
 
 
 class CredentialIssuance(models.Model):

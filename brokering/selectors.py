@@ -11,7 +11,9 @@ from typing import Any, Protocol, TypeVar
 from django.contrib.auth.models import Group, User
 from django.db.models import Max, Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from accounts import selectors as accounts_selectors
 from accounts.models import Database, IamRole
@@ -491,3 +493,9 @@ def database_role_check(*, role: IamRole, database: Database, db_user: str) -> N
         raise DatabaseUserRefused(
             f"The policies of {role.name} do not allow {CONNECT} as {db_user!r} on {database.name}."
         )
+
+
+def access_request_path(requested: str) -> str:
+    """Where a user refused a role asks for access to it: the access request page
+    for the role they named (an ARN, a name or a part of one, as Weep sends it)."""
+    return reverse("access_request_new") + "?" + urlencode({"role": requested.strip()[:2048]})

@@ -14,6 +14,12 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class RoleRefusedSerializer(ErrorSerializer):
+    """No role the caller may use matches: where to ask for access to it."""
+
+    request_url = serializers.URLField()
+
+
 class AmbiguousSerializer(serializers.Serializer):
     detail = serializers.CharField()
     matches = serializers.ListField(child=serializers.CharField())

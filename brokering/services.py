@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.fetch import describe_error, policy_document
 from accounts.models import AwsAccount, Database, IamRole
 from accounts.selectors import role_protected
-from brokering import eligibility, enqueue
+from brokering import eligibility, enqueue, selectors
 from brokering.models import (
     AccessRule,
     CliChallenge,
@@ -505,6 +505,79 @@ def access_rule_save(*, rule: AccessRule) -> AccessRule:
 def access_rule_delete(*, rule: AccessRule) -> None:
     rule.delete()
     eligibility.access_changed()
+
+
+# --- access grants (approved access requests) -------------------------------------------
+
+
+def access_grant_start(
+    *,
+    request_id: int,
+    user: User,
+    role: IamRole,
+    cli_only: bool,
+    starts_at: datetime | None,
+    expires_at: datetime | None,
+    replaces_request_id: int | None = None,
+) -> AccessRule:
+    """The grant an approved access request makes: a rule for `user` on exactly
+    `role`, in force from `starts_at` (None: at once) until `expires_at` (None:
+    no end). Made once per request: applying again returns the same grant. When
+    it extends the grant of `replaces_request_id`, that grant ends at the moment
+    this one starts, in the same transaction, so access never lapses between them."""
+    now = timezone.now()
+    with transaction.atomic():
+        grant, created = AccessRule.objects.get_or_create(
+            request_id=request_id,
+            defaults={
+                "user": user,
+                "role_pattern": role.arn,
+                "cli_only": cli_only,
+                "starts_at": starts_at if starts_at is not None and starts_at > now else None,
+                "expires_at": expires_at,
+                "description": f"Access request #{request_id}",
+            },
+        )
+        if replaces_request_id is not None:
+            handover = max(now, grant.starts_at or now)
+            AccessRule.objects.filter(request_id=replaces_request_id).filter(
+                Q(expires_at__isnull=True) | Q(expires_at__gt=handover)
+            ).update(expires_at=handover)
+        if created or replaces_request_id is not None:
+            eligibility.access_changed()
+    return grant
+
+
+def access_grant_end(*, request_id: int, revoke_sessions: bool = True) -> AccessRule | None:
+    """End the grant of an access request now (expired, revoked or given up): it
+    grants nothing from this moment, and, unless its holder may still use the role
+    another way, the sessions it gave are revoked. Ending it again changes nothing
+    and revokes nothing new. None when the request made no grant."""
+    now = timezone.now()
+    with transaction.atomic():
+        grant = (
+            AccessRule.objects.select_for_update()
+            .select_related("user")
+            .filter(request_id=request_id)
+            .first()
+        )
+        if grant is None:
+            return None
+        if grant.enabled:
+            grant.enabled = False
+            if grant.expires_at is None or grant.expires_at > now:
+                grant.expires_at = now
+            grant.save(update_fields=["enabled", "expires_at", "updated_at"])
+            eligibility.access_changed()
+        else:
+            revoke_sessions = False
+        user = grant.user
+        role = IamRole.objects.select_related("account").filter(arn=grant.role_pattern).first()
+        if revoke_sessions and user is not None and role is not None:
+            fresh = User.objects.get(pk=user.pk)  # no memo of the old index
+            if role.pk not in selectors.eligible_role_ids(fresh):
+                grant_ended(user=user, role=role)
+    return grant
 
 
 def cli_challenges_prune(*, older_than: timedelta = timedelta(days=1)) -> int:

@@ -256,9 +256,15 @@ def my_role_credentials(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
 
 
 def _refusal(
-    request: HttpRequest, *, status: int, title: str, message: str, retry_after: int = 0
+    request: HttpRequest,
+    *,
+    status: int,
+    title: str,
+    message: str,
+    retry_after: int = 0,
+    request_url: str = "",
 ) -> HttpResponse:
-    context = {"title": title, "message": message}
+    context = {"title": title, "message": message, "request_url": request_url}
     response = render(request, "brokering/console_refused.html", context, status=status)
     if retry_after:
         response["Retry-After"] = str(retry_after)
@@ -285,6 +291,7 @@ def _cli_only(request: HtmxHttpRequest, arn: str) -> HttpResponse:
         title="This role is for the command line only",
         message=f"You may use {arn} from the command line (Weep, or the CLI button on "
         "My roles), but not to sign in to the AWS console.",
+        request_url=selectors.access_request_path(arn),
     )
 
 
@@ -363,6 +370,7 @@ def role_console_login(request: HtmxHttpRequest, requested: str) -> HttpResponse
         _deny(request, requested=requested, reason="ambiguous")
         context: dict[str, object] = {
             "requested": requested,
+            "request_url": selectors.access_request_path(requested),
             "matches": exc.matches,
             "redirect": request.GET.get("redirect", "")[:REDIRECT_MAX_LENGTH],
         }
@@ -374,7 +382,8 @@ def role_console_login(request: HtmxHttpRequest, requested: str) -> HttpResponse
             status=404,
             title="No role of yours matches",
             message=f"None of the roles you may use matches “{requested}”. If you need a role "
-            "that is not on My roles, ask the team that owns it or an iamportal administrator.",
+            "that is not on My roles, request access to it.",
+            request_url=selectors.access_request_path(requested),
         )
     if match.cli_only:
         return _cli_only(request, match.arn)

@@ -335,9 +335,21 @@ class CliCredentialIssueApi(_WeepApi):
         except selectors.RoleNotFound:
             # The same answer whether the role exists or not: only the shape of the
             # request decides between "not one of yours" and "nothing matches".
+            # Weep prints the message: it names the way forward.
+            ask = request.build_absolute_uri(selectors.access_request_path(requested))
             if _FULL_ROLE_ARN.fullmatch(requested.strip()):
-                return self.refuse(request, status=403, code="903", message=NOT_ELIGIBLE_MESSAGE)
-            return self.refuse(request, status=403, code="900", message=NO_MATCH_MESSAGE)
+                return self.refuse(
+                    request,
+                    status=403,
+                    code="903",
+                    message=f"{NOT_ELIGIBLE_MESSAGE}. Request access: {ask}",
+                )
+            return self.refuse(
+                request,
+                status=403,
+                code="900",
+                message=f"{NO_MATCH_MESSAGE}. Request access: {ask}",
+            )
         try:
             role = selectors.usable_role_for_user(user=user, role_id=match.id)
         except Http404:  # the access index moved between the two reads

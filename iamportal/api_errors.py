@@ -108,5 +108,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return drf_exception_handler(exc, context)
     response = _answer(exc)
     if response is not None:
+        if isinstance(exc, brokering_selectors.RoleNotFound) and context.get("request"):
+            # Every refusal of a role names the way forward.
+            requested = str(exc.args[0]) if exc.args else ""
+            path = brokering_selectors.access_request_path(requested)
+            response.data["request_url"] = context["request"].build_absolute_uri(path)
         return response
     return drf_exception_handler(exc, context)

@@ -247,6 +247,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
 
     list_display = [
         "id",
+        "kind",
         "role_arn",
         "requester",
         "status",
@@ -257,6 +258,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "expires_at",
     ]
     list_filter = [
+        "kind",
         "status",
         "risk",
         "account",
@@ -267,6 +269,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
     list_select_related = ["requester", "account"]
     date_hierarchy = "created_at"
     fields = [
+        "kind",
         "requester",
         "role_arn",
         "account",
@@ -286,6 +289,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "changes_diff",
     ]
     readonly_fields = [
+        "kind",
         "status",
         "risk",
         "approvals_shown",
@@ -300,7 +304,7 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
         "lease_expires_at",
     ]
     inlines = [ApprovalInline, CommentInline]
-    actions = ["approve", "reject"]
+    actions = ["approve", "reject", "revoke_access"]
 
     def has_review_permission(self, request: HttpRequest) -> bool:
         return permissions.is_reviewer(request.user)
@@ -402,6 +406,21 @@ class PolicyRequestAdmin(ReadOnlyAdmin):
             "Rejected",
             lambda pk: services.policy_request_reject(
                 request_id=pk, reviewer=user, reason=ADMIN_REJECT_REASON
+            ),
+        )
+
+    @admin.action(
+        description="Revoke the access the selected requests granted", permissions=["review"]
+    )
+    def revoke_access(self, request: HttpRequest, queryset: QuerySet[PolicyRequest]) -> None:
+        """End access grants at once, with their sessions, as on the role page."""
+        user = cast(User, request.user)  # the admin site admits only signed-in users
+        self._review(
+            request,
+            queryset,
+            "Revoked the access of",
+            lambda pk: services.access_grant_revoke(
+                request_id=pk, actor=user, reason="Revoked in the admin."
             ),
         )
 

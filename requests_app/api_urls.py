@@ -36,6 +36,11 @@ urlpatterns = [
     path("api/v1/requests", _request_list, name="api_request_list"),
     path("api/v1/requests", _request_create, name="api_request_create"),
     path(
+        "api/v1/requests/access",
+        apis.AccessRequestCreateApi.as_view(),
+        name="api_request_access_create",
+    ),
+    path(
         "api/v1/requests/changes",
         apis.PolicyRequestChangesCreateApi.as_view(),
         name="api_request_changes_create",

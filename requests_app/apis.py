@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 
 from django.contrib.auth.models import User
@@ -561,6 +561,95 @@ class PolicyRequestChangesCreateApi(_RequestsApi):
             "acknowledgement_required": any(f.severity == "error" for f in findings),
         }
         return Response(self.PreviewSerializer(shown).data)
+
+
+class AccessRequestCreateApi(_RequestsApi):
+    """Ask to use a role: for some hours, until a time, or permanently where the
+    role's account allows it; reviewed and approved as every request."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AccessRequestInput"
+
+        role = StrictCharField(max_length=ROLE_MAX_LENGTH, help_text=ROLE_HELP)
+        justification = StrictCharField(
+            max_length=services.JUSTIFICATION_MAX_LENGTH,
+            allow_blank=True,
+            help_text="Why you need the role: reviewers decide on it.",
+        )
+        hours = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            max_value=24 * 90,
+            help_text="How long, from the start. Give hours, expires_at or permanent.",
+        )
+        expires_at = serializers.DateTimeField(
+            required=False, allow_null=True, help_text="Until when (capped per account)."
+        )
+        permanent = StrictBooleanField(
+            required=False,
+            default=False,
+            help_text="No end: only where the role's account allows it.",
+        )
+        starts_at = serializers.DateTimeField(
+            required=False,
+            allow_null=True,
+            help_text="From when (at most 30 days ahead). Default: as soon as it is approved.",
+        )
+        cli_only = StrictBooleanField(
+            required=False, default=False, help_text="Credentials only, no console sign-in."
+        )
+
+    @extend_schema(
+        summary="Ask to use a role for a while",
+        request=InputSerializer,
+        examples=[
+            OpenApiExample(
+                "Eight hours of a role",
+                request_only=True,
+                value={
+                    "role": "arn:aws:iam::111111111111:role/ReadOnly",
+                    "justification": "Incident 4711.",
+                    "hours": 8,
+                },
+            )
+        ],
+        responses={
+            201: OpenApiResponse(
+                PolicyRequestSerializer,
+                description="The access request: pending, or approved automatically when an "
+                "approval policy says so.",
+            ),
+            400: OpenApiResponse(ErrorSerializer, description="Bad input; nothing was created."),
+            401: ErrorSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such role in the inventory."),
+            409: OpenApiResponse(
+                AmbiguousSerializer,
+                description="Several roles match the name; `matches` lists them.",
+            ),
+            413: ErrorSerializer,
+        },
+        tags=["requests"],
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(self.InputSerializer(data=request.data))
+        role = _role(request.user, data["role"])
+        hours = data.get("hours")
+        created = services.access_request_submit(
+            requester=cast(User, request.user),
+            role=role,
+            justification=data["justification"],
+            duration=timedelta(hours=hours) if hours else None,
+            expires_at=data.get("expires_at"),
+            permanent=data["permanent"],
+            starts_at=data.get("starts_at"),
+            cli_only=data["cli_only"],
+        )
+        created.refresh_from_db()
+        return Response(
+            PolicyRequestSerializer(_detailed(created)).data, status=status.HTTP_201_CREATED
+        )
 
 
 # --- list and read ------------------------------------------------------------------

@@ -31,7 +31,7 @@ from requests_app.policy.templates import (
     template_parameters,
     template_render,
 )
-from requests_app.services import JUSTIFICATION_MAX_LENGTH, REASON_MAX_LENGTH
+from requests_app.services import ACCESS_DURATIONS, JUSTIFICATION_MAX_LENGTH, REASON_MAX_LENGTH
 
 OTHER_SERVICE = "other"
 # A pretty-printed policy at IAM's size limit is about twice as long as its
@@ -523,3 +523,73 @@ class RestoreForm(_Form):
         if not self.cleaned_data.get("acknowledge"):
             return ""
         return self.cleaned_data.get("acknowledgement_reason") or ""
+
+
+# --- access to a role ----------------------------------------------------------------
+
+ACCESS_CHOICES = [
+    *((key, label) for key, (_, label) in ACCESS_DURATIONS.items()),
+    ("date", "Until a date"),
+    ("permanent", "Permanently (where the account allows it)"),
+]
+
+
+class AccessRequestForm(_Form):
+    """Asking to use a role: how long, from when, how, and why."""
+
+    duration = forms.ChoiceField(
+        label="For",
+        choices=ACCESS_CHOICES,
+        initial="8h",
+        widget=forms.RadioSelect,
+        error_messages={
+            "invalid_choice": "Pick one of the listed durations, a date, or permanent access.",
+            "required": "Choose how long you need the role.",
+        },
+    )
+    until = forms.DateField(
+        label="Until the end of",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Give the date as YYYY-MM-DD."},
+    )
+    starts_at = forms.DateTimeField(
+        label="Starting (UTC, optional)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Leave empty to start as soon as it is approved.",
+        error_messages={"invalid": "Give the start as YYYY-MM-DD HH:MM."},
+    )
+    cli_only = forms.BooleanField(
+        label="From the command line only (no console sign-in)", required=False
+    )
+    justification = forms.CharField(
+        label="Why do you need this role?",
+        required=False,
+        max_length=JUSTIFICATION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "required": True}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("duration") == "date" and not cleaned.get("until"):
+            self.add_error("until", "Pick the date the access ends.")
+        return cleaned
+
+    def submit_arguments(self) -> dict[str, Any]:
+        """The service's arguments for what was chosen."""
+        choice = self.cleaned_data["duration"]
+        arguments: dict[str, Any] = {
+            "starts_at": self.cleaned_data.get("starts_at"),
+            "cli_only": bool(self.cleaned_data.get("cli_only")),
+            "justification": self.cleaned_data.get("justification") or "",
+        }
+        if choice in ACCESS_DURATIONS:
+            arguments["duration"] = ACCESS_DURATIONS[choice][0]
+        elif choice == "date":
+            arguments["expires_at"] = timezone.make_aware(
+                datetime.combine(self.cleaned_data["until"], time.max)
+            )
+        else:
+            arguments["permanent"] = True
+        return arguments

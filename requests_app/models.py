@@ -44,6 +44,11 @@ class PolicyRequest(models.Model):
         EXPIRING = "expiring"
         EXPIRED = "expired"
 
+    class Kind(models.TextChoices):
+        PERMISSION = "permission", "Permission change"
+        ACCESS = "access", "Access to a role"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PERMISSION)
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="policy_requests"
     )
@@ -167,6 +172,7 @@ class Change(models.Model):
         ROLE_CREATE = "role_create", "Create a role"
         ROLE_DELETE = "role_delete", "Delete a role"
         ROLE_UPDATE = "role_update", "Change a role's description or session duration"
+        ROLE_ACCESS_GRANT = "role_access_grant", "Let the requester use the role"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -385,6 +391,8 @@ class RequestEvent(models.Model):
         EXPIRY_FAILED = "expiry_failed"
         EXTENDED = "extended"
         RECOVERED = "recovered"
+        # An access grant ended before its time by a reviewer, an admin or its holder.
+        REVOKED = "revoked"
 
     request = models.ForeignKey(PolicyRequest, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(

@@ -83,6 +83,14 @@ def request_url(request_id: int) -> str:
     return site_url() + reverse("request_detail", args=[request_id])
 
 
+def role_url(request: PolicyRequest) -> str:
+    """The role's page: where an access request's grant is used from."""
+    account_id, _, name = request.role_arn.partition(":role/")
+    return site_url() + reverse(
+        "role_detail", args=[account_id.rsplit(":", 1)[-1], name.rsplit("/", 1)[-1]]
+    )
+
+
 def reviewers() -> QuerySet[User]:
     """Everyone who may review, as `iamportal.permissions.is_reviewer` decides,
     with an address to write to: active superusers and members of the reviewer
@@ -149,6 +157,7 @@ def request_notify(
         "role_name": request.role.name if request.role else request.role_arn.rsplit("/", 1)[-1],
         "asks_for": _asks_for(request),
         "url": request_url(request.pk),
+        "role_url": role_url(request),
         "actor": actor,
         **email.extra,
     }

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import IamRole
 from brokering.selectors import RoleAmbiguous, RoleNotFound, role_pick
@@ -158,5 +159,47 @@ def database_template() -> PolicyTemplate | None:
     return (
         PolicyTemplate.objects.filter(enabled=True, document__contains="rds-db:connect")
         .order_by("name")
+        .first()
+    )
+
+
+def role_grants(*, user: AnyUser, role: IamRole) -> list[PolicyRequest]:
+    """The access grants in force or yet to start on `role`, soonest end first, with
+    their approvals: every one for reviewers, a user's own for anyone else."""
+    if not is_signed_in(user):
+        return []
+    now = timezone.now()
+    rows = (
+        PolicyRequest.objects.filter(
+            kind=PolicyRequest.Kind.ACCESS,
+            status=PolicyRequest.Status.APPLIED,
+            role_arn=role.arn,
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("requester", "grant")
+        .prefetch_related("approvals__reviewer")
+        .order_by(F("expires_at").asc(nulls_last=True), "pk")
+    )
+    if not is_reviewer(user):
+        rows = rows.filter(requester_id=user.pk)
+    return list(rows[:200])
+
+
+def access_request_pending_for(*, user: AnyUser, role: IamRole) -> PolicyRequest | None:
+    """The user's access request for `role` still on its way, if any."""
+    if not is_signed_in(user):
+        return None
+    return (
+        PolicyRequest.objects.filter(
+            requester_id=user.pk,
+            kind=PolicyRequest.Kind.ACCESS,
+            role_arn=role.arn,
+            status__in=(
+                PolicyRequest.Status.PENDING,
+                PolicyRequest.Status.APPROVED,
+                PolicyRequest.Status.APPLYING,
+            ),
+        )
+        .order_by("-created_at")
         .first()
     )

@@ -205,6 +205,7 @@ class PolicyRequestSerializer(serializers.Serializer):
         ref_name = "PolicyRequest"
 
     id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="permission (a change) or access (to use the role).")
     status = serializers.CharField(help_text=STATUS_HELP)
     requester = serializers.CharField(source="requester.username")
     role_arn = serializers.CharField()

@@ -23,6 +23,8 @@ urlpatterns = [
         name="role_version_restore",
     ),
     path("requests/new/", views.request_new, name="request_new"),
+    path("requests/access/new/", views.access_request_new, name="access_request_new"),
+    path("requests/<int:pk>/grant/revoke/", views.access_grant_revoke, name="access_grant_revoke"),
     path(
         "requests/new/<int:role_id>/permissions/",
         views.request_permissions,

@@ -45,7 +45,7 @@ from accounts.selectors import (
     spoke_role_names,
 )
 from accounts.services import role_parts
-from brokering.selectors import eligible_role_ids
+from brokering.selectors import RoleAmbiguous, eligible_role_ids
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.parsers import JSON_MAX_DEPTH, json_nesting_depth
 from iamportal.permissions import is_reviewer
@@ -61,6 +61,7 @@ from requests_app.changes import (
 from requests_app.findings import ChangeFinding, request_findings
 from requests_app.forms import (
     DOCUMENT_MAX_LENGTH,
+    AccessRequestForm,
     ChangeEditForm,
     ExtendForm,
     LintForm,
@@ -85,6 +86,7 @@ from requests_app.revision import revision_compute, revision_short
 from requests_app.selectors import (
     request_for_user,
     requestable_role_for_user,
+    requestable_role_resolve,
     requests_filtered,
     requests_listed,
     requests_of,
@@ -854,6 +856,9 @@ def _detail(
         "show_cancel": mine and policy_request.is_open,
         "show_retry": reviewer and policy_request.status == PolicyRequest.Status.FAILED,
         "show_extend": can_extend,
+        "show_end_grant": (mine or reviewer)
+        and policy_request.kind == PolicyRequest.Kind.ACCESS
+        and policy_request.status == PolicyRequest.Status.APPLIED,
         "extend_form": extend_form or ExtendForm(),
         "reason_max": services.REASON_MAX_LENGTH,
         "comment_max": services.COMMENT_MAX_LENGTH,
@@ -1145,3 +1150,113 @@ def role_version_restore(
         request, f"Request #{created.pk} is submitted: it restores the {version.label}."
     )
     return redirect("request_detail", pk=created.pk)
+
+
+# --- access to a role ---------------------------------------------------------------
+
+
+def _access_context(request: HtmxHttpRequest, role: IamRole) -> dict[str, Any]:
+    eligible = eligible_role_ids(request.user)
+    return {
+        "role": role,
+        "may_use": role.pk in eligible,
+        "cli_only_now": eligible.get(role.pk, False),
+        "pending": services.access_request_pending(user=request.user, role=role),
+        "protected": role_protected(role.arn),
+        "longest": services.access_max_duration(role.account),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def access_request_new(request: HtmxHttpRequest) -> HttpResponse:
+    """Ask to use a role. Without a role: find one (the typeahead). With one (its
+    id or ARN, `?role=`): the form, or the request already waiting for it."""
+    requested = (request.GET.get("role") or "").strip()
+    if not requested:
+        if request.method == "POST":
+            raise Http404("Choose a role first.")
+        search = RoleSearchForm(request.GET)
+        choices: list[RoleChoice] = []
+        more = False
+        if search.is_valid() and search.cleaned_data["q"].strip():
+            found, _ = _roles_offered(
+                roles_search(query=search.cleaned_data["q"].strip(), account_id=None).iterator(
+                    chunk_size=2 * ROLE_RESULTS
+                )
+            )
+            more = len(found) > ROLE_RESULTS
+            eligible = eligible_role_ids(request.user)
+            choices = [
+                RoleChoice(role, role.pk in eligible, eligible.get(role.pk, False))
+                for role in found[:ROLE_RESULTS]
+            ]
+        context = {"form": search, "choices": choices, "more": more, "searched": search.is_bound}
+        return render(
+            request,
+            template_for(request, "requests_app/access_request_find.html", "results"),
+            context,
+        )
+    try:
+        role = requestable_role_resolve(user=request.user, requested=requested[:2048])
+    except (RoleAmbiguous, Http404):
+        # Several roles, or none, go by that name: search for it instead.
+        query = requested.rpartition("/")[2] if requested.startswith("arn:") else requested
+        return redirect(reverse("access_request_new") + "?" + urlencode({"q": query[:200]}))
+    context = _access_context(request, role)
+    if request.method == "GET":
+        context["form"] = AccessRequestForm()
+        return render(request, "requests_app/access_request_new.html", context)
+    form = AccessRequestForm(request.POST)
+    context["form"] = form
+    if not form.is_valid():
+        return render(request, "requests_app/access_request_new.html", context, status=400)
+    try:
+        access_request = services.access_request_submit(
+            requester=request.user, role=role, **form.submit_arguments()
+        )
+    except services.RequestInvalid as exc:
+        for key, message in exc.errors.items():
+            field_name = {"expires_at": "until"}.get(key, key)
+            form.add_error(field_name if field_name in form.fields else None, message)
+        return render(request, "requests_app/access_request_new.html", context, status=400)
+    access_request.refresh_from_db()
+    messages.success(
+        request,
+        f"Access requested as #{access_request.pk}."
+        + (
+            " Approved automatically by an approval policy."
+            if access_request.status != PolicyRequest.Status.PENDING
+            else " Reviewers have been told."
+        ),
+    )
+    return redirect("request_detail", pk=access_request.pk)
+
+
+@login_required
+@require_POST
+def access_grant_revoke(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """End an access grant: its holder gives it up, or a reviewer revokes it."""
+    policy_request = request_for_user(user=request.user, pk=pk)
+    reason = (request.POST.get("reason") or "").strip()[: services.REASON_MAX_LENGTH]
+    try:
+        services.access_grant_revoke(
+            request_id=policy_request.pk, actor=request.user, reason=reason
+        )
+    except services.RequestActionRefused as exc:
+        messages.error(request, exc.message)
+    except services.RequestInvalid as exc:
+        messages.error(request, "; ".join(exc.errors.values()))
+    else:
+        given_up = policy_request.requester_id == request.user.pk
+        messages.success(
+            request,
+            "You gave the access up: its sessions are being ended."
+            if given_up
+            else "Access revoked: its sessions are being ended.",
+        )
+    target = request.POST.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return redirect(target)
+    return redirect("request_detail", pk=policy_request.pk)

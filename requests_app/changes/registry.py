@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from requests_app.changes.access import ROLE_ACCESS_GRANT
 from requests_app.changes.attachment import MANAGED_POLICY_ATTACH, MANAGED_POLICY_DETACH
 from requests_app.changes.base import ChangeRefused, ChangeType
 from requests_app.changes.boundary import PERMISSIONS_BOUNDARY_DELETE, PERMISSIONS_BOUNDARY_PUT
@@ -34,6 +35,7 @@ CHANGE_TYPES: Mapping[str, ChangeType] = MappingProxyType(
             ROLE_CREATE,
             ROLE_DELETE,
             ROLE_UPDATE,
+            ROLE_ACCESS_GRANT,
         )
     }
 )

@@ -1,6 +1,7 @@
 """Business actions on permission requests, one module per stage:
 
 - `submit`: a request (or a dry run) from the wizard or the API;
+- `access`: access requests (using a role for a while), revoking or giving up their grants;
 - `review`: approve, reject, cancel, comment, edit, retry;
 - `apply`: making an approved request's changes in AWS;
 - `expiry`: temporary access, extended or taken away;
@@ -17,6 +18,14 @@ from __future__ import annotations
 
 from requests_app.policy.limits import compact_size, inline_policies_size
 from requests_app.policy.lint_rules import BLOCKING_LINT_CODES
+from requests_app.services.access import (
+    ACCESS_DURATIONS,
+    access_end_errors,
+    access_grant_revoke,
+    access_max_duration,
+    access_request_pending,
+    access_request_submit,
+)
 from requests_app.services.apply import APPLICABLE, policy_request_apply
 from requests_app.services.approval import (
     ACCESS_CHANGE_TYPE,
@@ -94,6 +103,7 @@ from requests_app.services.submit import (
 
 __all__ = [
     "ACCESS_CHANGE_TYPE",
+    "ACCESS_DURATIONS",
     "APPLICABLE",
     "BLOCKING_LINT_CODES",
     "CLONE_PARTS",
@@ -117,6 +127,11 @@ __all__ = [
     "RequestPreview",
     "RequestRevisionStale",
     "WorkLeaseLost",
+    "access_end_errors",
+    "access_grant_revoke",
+    "access_max_duration",
+    "access_request_pending",
+    "access_request_submit",
     "access_tags_for",
     "approval_groups_refusal",
     "approval_policy_delete",

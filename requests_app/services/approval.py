@@ -16,11 +16,13 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
 from iamportal.permissions import group_names
+from requests_app.changes.access import payload_starts_at
 from requests_app.findings import findings_errors, findings_risk
 from requests_app.models import (
     Approval,
     ApprovalPolicy,
     ApprovalPolicyChange,
+    Change,
     PolicyRequest,
     RequestEvent,
 )
@@ -35,7 +37,7 @@ from requests_app.services.common import (
 
 # The change type that grants a user a role for a while: a request holding one
 # is an access request, any other a permission change.
-ACCESS_CHANGE_TYPE = "role_access_grant"
+ACCESS_CHANGE_TYPE = Change.Type.ROLE_ACCESS_GRANT.value
 
 _SEVERITY_RANK = {"none": 0, "info": 1, "warning": 2, "error": 3}
 
@@ -51,10 +53,15 @@ class RequestFacts:
     expires_at: datetime | None
     risk: str
     now: datetime = field(default_factory=timezone.now)
+    # An access request that starts later lasts from then.
+    starts_at: datetime | None = None
 
     @property
     def duration(self) -> timedelta | None:
-        return None if self.expires_at is None else self.expires_at - self.now
+        if self.expires_at is None:
+            return None
+        start = max(self.now, self.starts_at) if self.starts_at else self.now
+        return self.expires_at - start
 
 
 def _role_arn_matches(pattern: str, arn: str) -> bool:
@@ -178,6 +185,8 @@ def approval_requirement_for(facts: RequestFacts) -> dict[str, Any]:
 
 def request_facts(request: PolicyRequest) -> RequestFacts:
     changes = list(request.changes.values_list("type", "account_id"))
+    access = request.changes.filter(type=ACCESS_CHANGE_TYPE).values_list("payload", flat=True)
+    starts = [payload_starts_at(p) for p in access]
     role = request.role or IamRole.objects.filter(arn=request.role_arn).first()
     return RequestFacts(
         account_ids=frozenset({request.account.account_id, *(a for _, a in changes)}),
@@ -186,6 +195,7 @@ def request_facts(request: PolicyRequest) -> RequestFacts:
         change_types=tuple(t for t, _ in changes),
         expires_at=request.expires_at,
         risk=findings_risk(request.findings or []),
+        starts_at=next((s for s in starts if s is not None), None),
     )
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from requests_app.changes import ChangeSpec
 from requests_app.models import Change, PolicyRequest, RequestEvent
+from requests_app.services.access import access_end_errors
 from requests_app.services.apply import _change_run, _roles_refresh, _Sessions
 from requests_app.services.common import (
     RequestActionForbidden,
@@ -52,6 +53,8 @@ def policy_request_extend(
             )
         if expires_at is not None and expires_at <= old.expires_at:
             errors["expires_at"] = "The new expiry must be later than the current one."
+        if old.kind == PolicyRequest.Kind.ACCESS and expires_at is not None:
+            errors |= access_end_errors(old.account, start=timezone.now(), expires_at=expires_at)
         if errors:
             raise RequestInvalid(errors)
         if old.extensions.filter(status=PolicyRequest.Status.PENDING).exists():
@@ -89,6 +92,7 @@ def policy_request_extend(
             expires_at=expires_at,
             findings=[f.as_dict() for f in changes_findings(role=role, specs=specs)],
             extends=old,
+            kind=old.kind,
         )
 
 

@@ -265,6 +265,12 @@ def changes_validate(*, role: IamRole, changes: Any) -> list[ChangeSpec]:
         if not isinstance(item, dict):
             errors[where] = "Each change is an object with type, target_arn and payload."
             continue
+        if item.get("type") == Change.Type.ROLE_ACCESS_GRANT:
+            errors[f"{where}.type"] = (
+                "Access to a role is asked for with an access request "
+                "(POST /api/v1/requests/access), not as a change."
+            )
+            continue
         unknown = sorted(str(k) for k in item if k not in {"type", "target_arn", "payload"})
         if unknown:
             errors[where] = f"Unknown keys: {', '.join(unknown)[:200]}."
@@ -426,6 +432,7 @@ def _request_create(
     acknowledgement: dict[str, Any] | None = None,
     extends: PolicyRequest | None = None,
     new_role: tuple[str, AwsAccount] | None = None,
+    kind: str = PolicyRequest.Kind.PERMISSION,
 ) -> PolicyRequest:
     """`new_role`: (ARN, account) of the role a request creates, for a request
     about a role that is not in the inventory yet (`role` None)."""
@@ -433,6 +440,7 @@ def _request_create(
     assert account is not None, "a request is about a role of the inventory or a new one"
     with transaction.atomic():
         request = PolicyRequest.objects.create(
+            kind=kind,
             requester=requester,
             role=role,
             role_arn=role_arn,

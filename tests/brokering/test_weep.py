@@ -7,6 +7,7 @@ import json
 import time
 from ipaddress import ip_network
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from botocore.exceptions import ClientError
@@ -152,6 +153,8 @@ def _anonymised(response: Any) -> bytes:
     body = response.json()
     content: bytes = response.content
     content = content.replace(body["request_id"].encode(), b"REQUEST-ID")
+    # The request link in the message carries the name as asked, URL-encoded.
+    content = content.replace(quote(body["requested_role"], safe="").encode(), b"REQUESTED-ROLE")
     return content.replace(body["requested_role"].encode(), b"REQUESTED-ROLE")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -33,6 +34,7 @@ from accounts.models import (
     SyncRun,
 )
 from brokering import cli_auth
+from requests_app import services
 from requests_app.models import PolicyRequest
 from tests.factories import BUCKET_ARN, Inventory, client_for, submitted
 
@@ -159,6 +161,8 @@ NOT_PAGES = {
     "request_denied_call",
     "request_editor_discard",
     "role_console",
+    "api_request_access_create",
+    "access_grant_revoke",
 }
 
 
@@ -371,6 +375,16 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "request_detail", r.get(reverse("request_detail", args=[pending.pk]))
     yield "request_queue", r.get(reverse("request_queue"))
     yield "request_new", a.get(reverse("request_new"))
+    yield "access_request_new", a.get(reverse("access_request_new"), {"q": "pay"})
+    yield "access_request_new", a.get(reverse("access_request_new"), {"role": api.pk})
+    yield (
+        "access_request_new",
+        a.post(reverse("access_request_new") + f"?role={api.pk}", {"duration": "8h"}),
+    )
+    access = services.access_request_submit(
+        requester=alice, role=api, justification="On call.", duration=timedelta(hours=8)
+    )
+    yield "request_detail", r.get(reverse("request_detail", args=[access.pk]))
     yield "request_permissions", a.get(reverse("request_permissions", kwargs=role_pages))
     yield (
         "request_resources",

@@ -92,6 +92,7 @@ def test_the_list_of_json_endpoints_is_complete() -> None:
         "api_database_token",
         "api_policy_generate",
         "api_policy_lint",
+        "api_request_access_create",
         "api_request_approve",
         "api_request_cancel",
         "api_request_changes_create",
