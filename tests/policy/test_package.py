@@ -21,6 +21,7 @@ MODULES = (
     "permission_map",
     "reference",
     "templates",
+    "usage",
 )
 
 
