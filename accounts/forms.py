@@ -24,10 +24,21 @@ class RoleSearchForm(forms.Form):
         error_messages={"invalid_choice": "There is no such account."},
     )
 
+    usage = forms.ChoiceField(
+        label="Usage",
+        required=False,
+        choices=[("", "Any"), ("unused", "Has unused permissions")],
+        error_messages={"invalid_choice": "Choose any usage, or unused permissions."},
+    )
+
     @property
     def filters(self) -> list[forms.BoundField]:
         """The choices the search form shows next to the text, in this order."""
-        return [self["account"]]
+        return [self["account"], self["usage"]]
+
+    @property
+    def unused_only(self) -> bool:
+        return self.cleaned_data.get("usage") == "unused"
 
     @property
     def account_id(self) -> str | None:
@@ -55,6 +66,10 @@ class IdentitySearchForm(RoleSearchForm):
         choices=[("", "Users"), ("groups", "Groups")],
         error_messages={"invalid_choice": "Choose users or groups."},
     )
+
+    @property
+    def filters(self) -> list[forms.BoundField]:
+        return [self["account"]]
 
     @property
     def wants_groups(self) -> bool:

@@ -24,6 +24,7 @@ from brokering import selectors as brokering_selectors
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
 from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
 from requests_app.policy.diff import policy_diff
+from usage import selectors as usage_selectors
 
 PAGE_SIZE = 50
 
@@ -117,7 +118,11 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     form = RoleSearchForm(request.GET)
     page = None
     if form.is_valid():
-        roles = selectors.roles_search(query=form.cleaned_data["q"], account_id=form.account_id)
+        roles = selectors.roles_search(
+            query=form.cleaned_data["q"],
+            account_id=form.account_id,
+            among=usage_selectors.roles_with_unused() if form.unused_only else None,
+        )
         page = Paginator(roles, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "form": form,
@@ -152,6 +157,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         "protected": selectors.role_protected(role.arn),
         **_guardrails(role.account),
         **_role_access(request.user, role),
+        **usage_selectors.notice_banner(role),
     }
     return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
 

@@ -21,7 +21,7 @@ import pytest
 from django.utils.module_loading import import_string
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("accounts", "brokering", "iamportal", "requests_app")
+PACKAGES = ("accounts", "brokering", "iamportal", "requests_app", "usage")
 
 # (file, function) -> why it imports a project module inside the function.
 FUNCTION_IMPORTS_ALLOWED = {
