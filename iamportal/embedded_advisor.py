@@ -125,7 +125,9 @@ def _parsed(document: Any) -> Any:
 
 
 def _details(iam: Any, role_arn: str) -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
+    # Days counted from midnight: a role's answer stays the same all day, as
+    # AWS's does for a role nobody uses meanwhile.
+    now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     documents = _documents(iam, role_arn.rsplit("/", 1)[-1])
     namespaces = set().union(*(granted_namespaces(d) for d in documents)) - {"*"}
     services = []

@@ -9,14 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import TestCase
 from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
 from iamportal import aws, embedded_advisor
 from tests.factories import account_create, admin_iam, sync
 from usage import services
-from usage.models import AdvisorRun
 
 TRUST = json.dumps(
     {
@@ -85,15 +83,3 @@ def role(account: AwsAccount, iam: Any) -> IamRole:
     role.versions.update(recorded_at=created)
     role.refresh_from_db()
     return role
-
-
-def days_ago(days: int) -> Any:
-    return timezone.now() - timedelta(days=days)
-
-
-def advisor_pass(account: AwsAccount) -> AdvisorRun:
-    """Queue a pass over the account and run it, as a worker would at commit."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        run = services.advisor_run_request(account=account)
-    run.refresh_from_db()
-    return run

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
 from iamportal import aws, embedded_advisor
-from tests.usage.conftest import advisor_pass, days_ago
+from tests.factories import advisor_pass, days_ago
 from usage import services
 from usage.models import AdvisorRun, ServiceUsage
 

@@ -15,8 +15,7 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole, RoleVersion
 from iamportal import embedded_advisor
 from requests_app.models import Change, PolicyRequest
-from tests.factories import approve, inline_names, policy_in_aws, sync
-from tests.usage.conftest import advisor_pass, days_ago
+from tests.factories import advisor_pass, approve, days_ago, inline_names, policy_in_aws, sync
 from usage import rightsizing
 from usage.models import AdvisorRun, RemovalNotice, RightsizingPolicy
 
