@@ -44,14 +44,14 @@ def test_a_second_pass_over_unchanged_data_writes_no_row(
 ) -> None:
     embedded_advisor.usage_set(role.arn, {"s3": days_ago(3), "sqs": None})
     advisor_pass(account)
-    before = list(ServiceUsage.objects.values_list("pk", "content_hash"))
+    before = list(ServiceUsage.objects.order_by("pk").values_list("pk", "content_hash"))
     second = advisor_pass(account)
     assert (second.counts["created"], second.counts["updated"], second.counts["deleted"]) == (
         0,
         0,
         0,
     )
-    assert list(ServiceUsage.objects.values_list("pk", "content_hash")) == before
+    assert list(ServiceUsage.objects.order_by("pk").values_list("pk", "content_hash")) == before
 
 
 def test_a_change_in_use_rewrites_only_that_service(account: AwsAccount, role: IamRole) -> None:
@@ -137,7 +137,7 @@ def test_a_role_that_cannot_be_read_keeps_its_data_and_is_listed(
     account: AwsAccount, role: IamRole, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     advisor_pass(account)
-    before = list(ServiceUsage.objects.values_list("pk", "content_hash"))
+    before = list(ServiceUsage.objects.order_by("pk").values_list("pk", "content_hash"))
 
     def failing(iam: Any, params: dict[str, Any], **kwargs: Any) -> Any:
         return embedded_advisor._error("AccessDenied", "not allowed")
@@ -146,7 +146,7 @@ def test_a_role_that_cannot_be_read_keeps_its_data_and_is_listed(
     run = advisor_pass(account)
     assert run.status == AdvisorRun.Status.WARNINGS
     assert role.arn in run.failed_roles
-    assert list(ServiceUsage.objects.values_list("pk", "content_hash")) == before
+    assert list(ServiceUsage.objects.order_by("pk").values_list("pk", "content_hash")) == before
 
 
 def test_an_account_whose_spoke_role_cannot_be_assumed_fails_alone(
