@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole, RoleVersion
 from iamportal import embedded_advisor
 from requests_app.models import Change, PolicyRequest
+from requests_app.services import role_version_restore_submit
 from tests.factories import advisor_pass, approve, days_ago, inline_names, policy_in_aws, sync
 from usage import rightsizing
 from usage.models import AdvisorRun, RemovalNotice, RightsizingPolicy
@@ -379,3 +380,26 @@ def test_a_shared_managed_policy_is_detached_and_what_is_used_kept_inline(
     assert changes[1][0] == Change.Type.INLINE_POLICY_PUT
     assert changes[1][1]["policy_name"] == "rightsized-shared"
     assert changes[1][1]["document"]["Statement"][0]["Action"] == "s3:ListBucket"
+
+
+def test_a_removal_is_rolled_back_from_history(
+    account: AwsAccount, unused: IamRole, reviewer: User, requester: User
+) -> None:
+    policy("request")
+    advisor_pass(account)
+    notice_runs_out(unused)
+    advisor_pass(account)
+    approve(removal_request(unused), reviewer)  # type: ignore[arg-type]
+    assert inline_names(unused) == ["payments-data"]
+    sync(account)
+    unused.refresh_from_db()
+    before = (
+        RoleVersion.objects.filter(role=unused, part="inline", key="payments-events")
+        .exclude(document=None)
+        .latest("id")
+    )
+    restore = role_version_restore_submit(
+        requester=requester, role=unused, version=before, justification="We send again."
+    )
+    approve(restore, reviewer)
+    assert sorted(inline_names(unused)) == ["payments-data", "payments-events"]
