@@ -47,6 +47,7 @@ class RoleSearchForm(forms.Form):
 
 
 class ResourceSearchForm(RoleSearchForm):
+    usage = None  # type: ignore[assignment]  # roles only
     type = forms.ChoiceField(
         label="Type",
         required=False,
@@ -60,6 +61,7 @@ class ResourceSearchForm(RoleSearchForm):
 
 
 class IdentitySearchForm(RoleSearchForm):
+    usage = None  # type: ignore[assignment]  # roles only
     kind = forms.ChoiceField(
         label="Show",
         required=False,
