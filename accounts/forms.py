@@ -26,10 +26,21 @@ class RoleSearchForm(forms.Form):
         error_messages={"invalid_choice": "There is no such account."},
     )
 
+    usage = forms.ChoiceField(
+        label="Usage",
+        required=False,
+        choices=[("", "Any"), ("unused", "Has unused permissions")],
+        error_messages={"invalid_choice": "Choose any usage, or unused permissions."},
+    )
+
     @property
     def filters(self) -> list[forms.BoundField]:
         """The choices the search form shows next to the text, in this order."""
-        return [self["account"]]
+        return [self["account"], self["usage"]]
+
+    @property
+    def unused_only(self) -> bool:
+        return self.cleaned_data.get("usage") == "unused"
 
     @property
     def account_id(self) -> str | None:
@@ -38,6 +49,7 @@ class RoleSearchForm(forms.Form):
 
 
 class ResourceSearchForm(RoleSearchForm):
+    usage = None  # type: ignore[assignment]  # roles only
     type = forms.ChoiceField(
         label="Type",
         required=False,
@@ -56,12 +68,17 @@ class ResourceSearchForm(RoleSearchForm):
 
 
 class IdentitySearchForm(RoleSearchForm):
+    usage = None  # type: ignore[assignment]  # roles only
     kind = forms.ChoiceField(
         label="Show",
         required=False,
         choices=[("", "Users"), ("groups", "Groups")],
         error_messages={"invalid_choice": "Choose users or groups."},
     )
+
+    @property
+    def filters(self) -> list[forms.BoundField]:
+        return [self["account"]]
 
     @property
     def wants_groups(self) -> bool:

@@ -286,7 +286,9 @@ def _check_query(query: str) -> None:
         raise ValueError(f"search text is longer than {SEARCH_MAX_LENGTH} characters")
 
 
-def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
+def roles_search(
+    *, query: str, account_id: str | None, among: QuerySet[Any] | None = None
+) -> QuerySet[IamRole]:
     """Roles whose ARN contains `query` (any case), ordered by name then account;
     at most SEARCH_MATCH_LIMIT + 1 of them.
 
@@ -295,7 +297,8 @@ def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
     ARN, which PostgreSQL serves from a trigram index. A broad search ("svc")
     can match tens of thousands of roles; counting and sorting all of them costs
     far more than a page of 50 is worth, so only the first matches found are
-    kept, and the page asks for a narrower search when there are more."""
+    kept, and the page asks for a narrower search when there are more.
+    `among`: a subquery of role ids the roles must be among."""
     _check_query(query)
     matching = IamRole.objects.all()
     if query:
@@ -303,6 +306,9 @@ def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
         matching = matching.filter(search_key__contains=query.upper())
     if account_id:
         matching = matching.filter(account__account_id=account_id)
+    if among is not None:
+        # Role ids from another filter (roles with unused permissions).
+        matching = matching.filter(pk__in=among)
     # A subquery, so the database stops at the limit and no id list travels twice.
     found = matching.order_by().values("pk")[: SEARCH_MATCH_LIMIT + 1]
     return (

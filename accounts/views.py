@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from accounts import denied, selectors, services
 from accounts.forms import IdentitySearchForm, ResourceSearchForm, RoleSearchForm
 from accounts.models import AwsAccount, IamRole
+from accounts.usage import selectors as usage_selectors
 from brokering import selectors as brokering_selectors
 from brokering.services import session_name_for
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
@@ -125,7 +126,11 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     form = RoleSearchForm(request.GET)
     page = None
     if form.is_valid():
-        roles = selectors.roles_search(query=form.cleaned_data["q"], account_id=form.account_id)
+        roles = selectors.roles_search(
+            query=form.cleaned_data["q"],
+            account_id=form.account_id,
+            among=usage_selectors.roles_with_unused() if form.unused_only else None,
+        )
         page = Paginator(roles, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "form": form,
@@ -164,6 +169,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
         "collected_edits": len(edits_collected(session=request.session, role=role)),
         "denied_events_read": bool(settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL),
         "my_session_name": session_name_for(request.user) if request.user.is_authenticated else "",
+        **usage_selectors.notice_banner(role),
     }
     return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
 

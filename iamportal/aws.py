@@ -19,6 +19,8 @@ import requests
 from botocore.config import Config
 from django.conf import settings
 
+from iamportal import embedded_advisor
+
 if TYPE_CHECKING:
     from accounts.models import AwsAccount
 
@@ -104,12 +106,16 @@ def client(service: str, *, session: boto3.Session | None = None, region: str | 
 
 
 def _build_client(session: boto3.Session, service: str, region: str) -> Any:
-    return session.client(
+    built = session.client(
         service,
         region_name=region,
         endpoint_url=settings.AWS_ENDPOINT_URL,
         config=client_config(),
     )
+    if service == "iam" and settings.IAMPORTAL_EMBEDDED_AWS:
+        # The embedded AWS has no Access Advisor: answered at this boundary.
+        embedded_advisor.install(built)
+    return built
 
 
 def on_hub_call(event: str, handler: Any) -> None:

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount
 from accounts.services import account_add
+from accounts.usage.models import RightsizingPolicy
 from iamportal import aws
 from iamportal.auth import user_groups_sync
 from iamportal.config_standin import ConfigAggregatorStandIn, Item
@@ -1026,3 +1027,22 @@ def policy_templates_seed() -> list[PolicyTemplate]:
         )[0]
         for spec in DEMO_TEMPLATES
     ]
+
+
+def demo_roles_age(accounts: list[DemoAccount], *, days: int = 400) -> None:
+    """Back-date the creation of the demo roles in the embedded AWS, which runs
+    in this process: a role created a minute ago is younger than any right-sizing
+    window, and the demo is to show unused permissions and a notice."""
+    _assert_embedded()
+    from moto.iam.models import iam_backends  # the demo extra: only the demo imports moto
+
+    for demo in accounts:
+        for backend in iam_backends[demo.account_id].values():
+            for role in backend.get_roles():
+                if role.name in demo.roles:
+                    role.create_date = role.create_date - timedelta(days=days)
+
+
+def rightsizing_policy_seed() -> None:
+    """The demo's right-sizing policy: removal requests for review, after a notice."""
+    RightsizingPolicy.objects.get_or_create(account=None, defaults={"mode": "request"})

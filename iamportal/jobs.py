@@ -45,8 +45,11 @@ JOB_LABELS = {
     "requests_app.notify": "Send emails",
     "requests_app.work_sweep": "Recover stalled applies and emails",
     "requests_app.expiry_sweep": "Find expired grants",
+    "usage.advisor_schedule": "Access Advisor (queue the accounts whose time has come)",
+    "usage.recover": "Recover stalled Access Advisor passes and notice emails",
 }
 _ACCOUNT_SYNC_PREFIX = "accounts.sync."
+_ACCOUNT_ADVISOR_PREFIX = "usage.advisor."
 
 
 def job_label(name: str) -> str:
@@ -55,6 +58,8 @@ def job_label(name: str) -> str:
         return JOB_LABELS[name]
     if name.startswith(_ACCOUNT_SYNC_PREFIX):
         return f"Inventory sync of account {name.removeprefix(_ACCOUNT_SYNC_PREFIX)}"
+    if name.startswith(_ACCOUNT_ADVISOR_PREFIX):
+        return f"Access Advisor of account {name.removeprefix(_ACCOUNT_ADVISOR_PREFIX)}"
     return name
 
 
@@ -185,6 +190,18 @@ def _declared_schedules() -> list[dict[str, Any]]:
         {
             "name": "requests_app.expiry_sweep",
             "func": "requests_app.tasks.policy_requests_expiry_sweep_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 5,
+        },
+        {
+            "name": "usage.advisor_schedule",
+            "func": "accounts.usage.tasks.advisor_runs_schedule_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 10,
+        },
+        {
+            "name": "usage.recover",
+            "func": "accounts.usage.tasks.usage_recover_task",
             "schedule_type": Schedule.MINUTES,
             "minutes": 5,
         },

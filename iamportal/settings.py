@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "accounts",
     "brokering",
     "requests_app",
+    "accounts.usage",
 ]
 
 MIDDLEWARE = [
@@ -643,3 +644,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# --- Unused permissions (Access Advisor) and right-sizing ------------------------
+# How often each account's Access Advisor data is read (spread over the interval
+# by account); data older than this is stale: shown as such, never acted on.
+IAMPORTAL_USAGE_INTERVAL_HOURS = env_int("IAMPORTAL_USAGE_INTERVAL_HOURS", 24, minimum=1)
+# Access Advisor jobs one account's pass keeps running at once (IAM throttles
+# GenerateServiceLastAccessedDetails per account).
+IAMPORTAL_USAGE_JOBS_IN_FLIGHT = env_int("IAMPORTAL_USAGE_JOBS_IN_FLIGHT", 10, minimum=1)
+# A running pass renews its lease between roles; a lapsed lease means its worker
+# died and the sweep hands the pass to another, at most this many times.
+IAMPORTAL_USAGE_LEASE_SECONDS = env_int("IAMPORTAL_USAGE_LEASE_SECONDS", 600, minimum=30)
+IAMPORTAL_USAGE_MAX_ATTEMPTS = env_int("IAMPORTAL_USAGE_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+# The AWS endpoint is the embedded one (moto): iamportal answers the Access
+# Advisor calls it lacks from demo data at the AWS boundary. Never in production.
+IAMPORTAL_EMBEDDED_AWS = env_bool("IAMPORTAL_EMBEDDED_AWS", False)

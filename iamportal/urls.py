@@ -33,4 +33,5 @@ urlpatterns = [
     path("", include("requests_app.api_urls")),
     path("", include("requests_app.urls")),
     path("", include("accounts.urls")),
+    path("", include("accounts.usage.urls")),
 ]

@@ -91,6 +91,7 @@ def suite_settings() -> Iterator[None]:
         AWS_ENDPOINT_URL=None,
         AWS_REGION="us-east-1",
         IAMPORTAL_REGIONS=["us-east-1"],
+        IAMPORTAL_EMBEDDED_AWS=True,
     ):
         yield
 

@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,8 @@ from accounts.services import (
     inventory_fetch,
     inventory_write,
 )
+from accounts.usage import services as usage_services
+from accounts.usage.models import AdvisorRun
 from iamportal import aws, demo
 from iamportal.auth import user_groups_sync
 from iamportal.services import api_token_create
@@ -436,3 +439,18 @@ def settled(page: Page) -> None:
         "() => !document.querySelector("
         "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
     )
+
+
+# --- usage (Access Advisor) -------------------------------------------------------------
+
+
+def days_ago(days: int) -> datetime:
+    return timezone.now() - timedelta(days=days)
+
+
+def advisor_pass(account: AwsAccount) -> AdvisorRun:
+    """Queue a pass over the account and run it, as a worker would at commit."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        run = usage_services.advisor_run_request(account=account)
+    run.refresh_from_db()
+    return run

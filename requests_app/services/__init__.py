@@ -36,6 +36,7 @@ from requests_app.services.approval import (
     approval_policy_save,
     approval_requirement_for,
     approvals_counted,
+    policy_request_approve_automatically,
     request_facts,
 )
 from requests_app.services.common import (
@@ -149,6 +150,7 @@ __all__ = [
     "new_role_arn",
     "policy_request_apply",
     "policy_request_approve",
+    "policy_request_approve_automatically",
     "policy_request_cancel",
     "policy_request_changes_submit",
     "policy_request_comment",

@@ -368,3 +368,48 @@ def approval_policy_delete(*, policy: ApprovalPolicy, actor: User) -> None:
             after=None,
         )
         policy.delete()
+
+
+def policy_request_approve_automatically(*, request_id: int, by: str, reason: str) -> bool:
+    """Approve a pending request with no reviewer, on behalf of an admin-set
+    policy that is not an approval policy (`by` names it: the right-sizing
+    policy of an account in `auto` mode), and queue its apply. Refused (False)
+    when the request has error findings or is no longer pending. The
+    requirement stored on the request says so, so the apply job counts it."""
+    with transaction.atomic():
+        request = PolicyRequest.objects.select_for_update().filter(pk=request_id).first()
+        if request is None or request.status != PolicyRequest.Status.PENDING:
+            return False
+        if findings_errors(request.findings or []):
+            return False
+        requirement: dict[str, Any] = {
+            "policy_id": None,
+            "policy": by,
+            "reason": reason,
+            "automatic": True,
+            "reviewer_groups": [],
+            "approvals_required": 0,
+        }
+        PolicyRequest.objects.filter(pk=request_id).update(
+            approval_policy_id=None, approval_requirement=requirement, approvals_required=1
+        )
+        current = _revision_refresh(request_id)
+        if not _status_claim(
+            request_id,
+            from_status=PolicyRequest.Status.PENDING,
+            to_status=PolicyRequest.Status.APPROVED,
+        ):
+            return False
+        Approval.objects.create(
+            request=request, reviewer=None, automatic=True, policy_name=by, revision=current
+        )
+        _event(
+            request_id,
+            RequestEvent.Kind.APPROVED,
+            actor=None,
+            message=f"Approved automatically by {by}: {reason}",
+            data={"automatic": True, "policy": by, "reason": reason, "revision": current},
+        )
+        _apply_enqueue(request_id)
+        _notify("approved", request_id, actor=None)
+    return True

@@ -33,6 +33,7 @@ from accounts.models import (
     ServiceControlPolicy,
     SyncRun,
 )
+from accounts.usage.models import RemovalNotice, ServiceUsage
 from brokering import cli_auth
 from requests_app import services
 from requests_app.models import PolicyRequest
@@ -275,6 +276,21 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
         "role_settings_edit",
         a.get(reverse("role_settings_edit", args=[account.account_id, api.name])),
     )
+    ServiceUsage.objects.create(
+        role=api,
+        namespace="s3",
+        actions=[{"action": "s3:getobject", "last_accessed_at": None, "entity": "", "region": ""}],
+        content_hash="x",
+    )
+    RemovalNotice.objects.create(
+        role=api,
+        removals=[{"kind": "inline", "key": "p", "label": "inline policy p", "services": ["s3"]}],
+        created_at=timezone.now(),
+        remove_after=timezone.now(),
+    )
+    yield "role_usage", a.get(reverse("role_usage", args=[account.account_id, api.name]))
+    yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
+    yield "role_list", a.get(reverse("role_list"), {"usage": "unused"})
     yield "resource_list", a.get(reverse("resource_list"))
     yield (
         "resource_detail",

@@ -23,6 +23,7 @@ MODULES = (
     "reference",
     "templates",
     "trust",
+    "usage",
 )
 
 

@@ -21,6 +21,7 @@ from django_q.conf import Conf
 
 from accounts.denied import denied_events_poll
 from accounts.services import account_sync_request, organization_sync
+from accounts.usage.services import advisor_run_request
 from iamportal import demo, processes
 
 
@@ -88,6 +89,7 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write("Seeding the demo organisation in the embedded AWS...")
             seeded = demo.organisation_seed()
+            demo.demo_roles_age(seeded)
             for note in sorted({note for d in seeded for note in d.notes}):
                 self.stdout.write(f"  note: {note}")
             if settings.IAMPORTAL_DEMO_CONFIG:
@@ -95,6 +97,7 @@ class Command(BaseCommand):
             accounts = demo.accounts_onboard(seeded)
             password = demo.users_create(os.environ.get("DEMO_PASSWORD") or None)
             demo.policy_templates_seed()
+            demo.rightsizing_policy_seed()
             self.stdout.write("Running the first sync...")
             Conf.SYNC = True  # the first sync runs here, before the workers start
             logging.getLogger("django-q").setLevel(logging.WARNING)
@@ -109,6 +112,13 @@ class Command(BaseCommand):
             os.environ["IAMPORTAL_DENIED_EVENTS_QUEUE_URL"] = queue_url
             settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL = queue_url
             self.stdout.write(f"  denied calls: {denied_events_poll() or 'none'}")
+            self.stdout.write("Reading Access Advisor (unused permissions)...")
+            for account in accounts:
+                advisor = advisor_run_request(account=account)
+                advisor.refresh_from_db()
+                self.stdout.write(
+                    f"  {account}: {advisor.status} {advisor.counts or advisor.error}"
+                )
             Conf.SYNC = False
             logging.getLogger("django-q").setLevel(logging.INFO)
             connections.close_all()

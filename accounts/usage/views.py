@@ -1,0 +1,26 @@
+"""The usage page of a role: what each service is granted by, when it was last
+used, and what right-sizing plans for it."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from accounts.selectors import role_for_user
+from accounts.usage import selectors
+from iamportal.htmx import HtmxHttpRequest
+
+
+@login_required
+@require_GET
+def role_usage(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    role = role_for_user(user=request.user, account_id=account_id, role_name=role_name)
+    usage = selectors.role_usage(role)
+    context = {
+        "role": role,
+        "usage": usage,
+        "interval_hours": selectors.interval().total_seconds() // 3600,
+    }
+    return render(request, "usage/role_usage.html", context)
