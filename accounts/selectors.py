@@ -3,14 +3,16 @@ and the access gates every page and API goes through."""
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Count,
     DateTimeField,
@@ -23,8 +25,10 @@ from django.db.models import (
     Subquery,
     Value,
 )
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import (
     AwsAccount,
@@ -33,6 +37,7 @@ from accounts.models import (
     IamGroup,
     IamRole,
     IamUser,
+    InventoryEntry,
     ManagedPolicy,
     OrgAccount,
     OrgNode,
@@ -651,3 +656,214 @@ def scps_for_account(*, account: AwsAccount) -> list[AppliedScp]:
             if target_id in (policy.targets or []):
                 applied.append(AppliedScp(policy=policy, attached_to=label))
     return applied
+
+
+# --- the Policies page and the global search -----------------------------------------
+
+# A tag filter is a key (128 characters in AWS) and a value (256).
+TAG_MAX_LENGTH = 400
+UNCHANGED_MAX_DAYS = 36_500
+CURSOR_MAX_LENGTH = 3000
+# How many entries an export reads per query: memory stays flat whatever the size.
+EXPORT_CHUNK_SIZE = 1000
+# How many items of each kind the global search shows.
+GLOBAL_SEARCH_LIMIT = 10
+
+ENTRY_FIELDS = (
+    "id",
+    "kind",
+    "object_id",
+    "type",
+    "arn",
+    "name",
+    "region",
+    "tags",
+    "has_resource_policy",
+    "public",
+    "changed_at",
+    "account__account_id",
+    "account__name",
+)
+
+
+@dataclass(frozen=True)
+class PolicyFilters:
+    query: str = ""
+    account_id: str | None = None
+    type: str | None = None
+    # (key, value), or (key, None) for any value.
+    tag: tuple[str, str | None] | None = None
+    has_policy: bool = False
+    public: bool = False
+    unchanged_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in the page order (name, then id): the last entry of one page."""
+
+    name: str
+    id: int
+
+
+def cursor_encode(entry: InventoryEntry) -> str:
+    raw = json.dumps([entry.name, entry.pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(text: str) -> Cursor | None:
+    """The cursor in a page link, or None when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        name, pk = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(name, str) or not isinstance(pk, int) or isinstance(pk, bool) or pk < 0:
+        return None
+    return Cursor(name=name, id=pk)
+
+
+def policies_filter(
+    filters: PolicyFilters, *, now: datetime | None = None
+) -> QuerySet[InventoryEntry]:
+    """Every entry the filters let through, unordered."""
+    _check_query(filters.query)
+    entries = InventoryEntry.objects.all()
+    if filters.query:
+        # ARNs are ASCII, so Python's upper() agrees with the stored key.
+        entries = entries.filter(search_key__contains=filters.query.upper())
+    if filters.account_id:
+        entries = entries.filter(account__account_id=filters.account_id)
+    if filters.type:
+        entries = entries.filter(type=filters.type)
+    if filters.tag is not None:
+        key, value = filters.tag
+        if value is None:
+            entries = entries.filter(tags__has_key=key)
+        elif connection.vendor == "postgresql":
+            # Containment is what PostgreSQL's GIN index on tags serves.
+            entries = entries.filter(tags__contains={key: value})
+        else:
+            entries = entries.alias(tag_value=KeyTransform(key, "tags")).filter(tag_value=value)
+    if filters.has_policy:
+        entries = entries.filter(has_resource_policy=True)
+    if filters.public:
+        entries = entries.filter(public=True)
+    if filters.unchanged_days:
+        cutoff = (now or timezone.now()) - timedelta(days=filters.unchanged_days)
+        entries = entries.filter(changed_at__lt=cutoff)
+    return entries
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    entries: list[InventoryEntry]
+    # Cursors for the page links; None where there is no such page.
+    next_cursor: str | None
+    previous_cursor: str | None
+
+    @property
+    def is_first(self) -> bool:
+        return self.previous_cursor is None
+
+
+def _after(entries: QuerySet[InventoryEntry], cursor: Cursor) -> QuerySet[InventoryEntry]:
+    # "name >= x" first, which the database turns into an index range; the rest
+    # of the row comparison (name, id) > (x, n) is checked on the rows it reads.
+    return entries.filter(name__gte=cursor.name).filter(
+        Q(name__gt=cursor.name) | Q(id__gt=cursor.id)
+    )
+
+
+def _before(entries: QuerySet[InventoryEntry], cursor: Cursor) -> QuerySet[InventoryEntry]:
+    return entries.filter(name__lte=cursor.name).filter(
+        Q(name__lt=cursor.name) | Q(id__lt=cursor.id)
+    )
+
+
+def policies_page(
+    filters: PolicyFilters,
+    *,
+    size: int,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+) -> EntryPage:
+    """One page of entries in (name, id) order: the first, the one after `after`,
+    or the one before `before`. Keyset pagination: no OFFSET and no COUNT, so a
+    page deep into half a million items costs what the first one does."""
+    entries = policies_filter(filters).select_related("account").only(*ENTRY_FIELDS)
+    if before is not None:
+        rows = list(_before(entries, before).order_by("-name", "-id")[: size + 1])
+        more_before = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        return EntryPage(
+            entries=rows,
+            next_cursor=cursor_encode(rows[-1]) if rows else None,
+            previous_cursor=cursor_encode(rows[0]) if rows and more_before else None,
+        )
+    if after is not None:
+        entries = _after(entries, after)
+    rows = list(entries.order_by("name", "id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return EntryPage(
+        entries=rows,
+        next_cursor=cursor_encode(rows[-1]) if more else None,
+        previous_cursor=cursor_encode(rows[0]) if rows and after is not None else None,
+    )
+
+
+def policies_export(
+    filters: PolicyFilters, *, chunk_size: int = EXPORT_CHUNK_SIZE
+) -> Iterator[InventoryEntry]:
+    """Every entry the filters let through, in page order, read `chunk_size` at
+    a time by the same keyset as the pages: one short query per chunk, no
+    cursor held open while the client downloads, and memory flat in the size."""
+    entries = policies_filter(filters).select_related("account").only(*ENTRY_FIELDS)
+    cursor: Cursor | None = None
+    while True:
+        chunk = entries if cursor is None else _after(entries, cursor)
+        rows = list(chunk.order_by("name", "id")[:chunk_size])
+        yield from rows
+        if len(rows) < chunk_size:
+            return
+        cursor = Cursor(name=rows[-1].name, id=rows[-1].pk)
+
+
+@dataclass(frozen=True)
+class SearchGroup:
+    kind: str
+    label: str
+    entries: list[InventoryEntry]
+    more: bool
+
+
+def inventory_search(*, query: str) -> list[SearchGroup]:
+    """Roles, users, resources, managed policies and databases whose ARN
+    contains `query` (any case): the first GLOBAL_SEARCH_LIMIT of each kind, in
+    name order, and whether there are more."""
+    _check_query(query)
+    groups = []
+    for kind, label in (
+        (InventoryEntry.Kind.ROLE, "Roles"),
+        (InventoryEntry.Kind.USER, "IAM users"),
+        (InventoryEntry.Kind.RESOURCE, "Resources"),
+        (InventoryEntry.Kind.POLICY, "Managed policies"),
+        (InventoryEntry.Kind.DATABASE, "Databases"),
+    ):
+        rows = list(
+            policies_filter(PolicyFilters(query=query))
+            .filter(kind=kind)
+            .select_related("account")
+            .only(*ENTRY_FIELDS)
+            .order_by("name", "id")[: GLOBAL_SEARCH_LIMIT + 1]
+        )
+        groups.append(
+            SearchGroup(
+                kind=kind,
+                label=label,
+                entries=rows[:GLOBAL_SEARCH_LIMIT],
+                more=len(rows) > GLOBAL_SEARCH_LIMIT,
+            )
+        )
+    return groups

@@ -31,6 +31,7 @@ from accounts.models import (
     ServiceControlPolicy,
     SyncRun,
 )
+from accounts import services
 from brokering import cli_auth
 from requests_app.models import PolicyRequest
 from tests.factories import BUCKET_ARN, Inventory, client_for, submitted
@@ -153,6 +154,7 @@ NOT_PAGES = {
     "request_permission_remove",
     "request_editor_discard",
     "role_console",
+    "policy_export",
 }
 
 
@@ -274,6 +276,14 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     )
     yield "group_detail", a.get(reverse("group_detail", args=[account.account_id, group.name]))
     yield "database_detail", a.get(reverse("database_detail", args=[database.pk]))
+    services.inventory_entries_refresh(account=account)
+    yield "policy_list", a.get(reverse("policy_list"))
+    yield "policy_list", a.get(reverse("policy_list"), {"public": "on", "tag": "team"})
+    yield "policy_list", a.get(reverse("policy_list"), {"type": "s3"}, HTTP_HX_REQUEST="true")
+    yield "policy_list", a.get(reverse("policy_list"), {"unchanged_days": "x"})
+    yield "inventory_search", a.get(reverse("inventory_search"))
+    yield "inventory_search", a.get(reverse("inventory_search"), {"q": "pay"})
+    yield "inventory_search", a.get(reverse("inventory_search"), {"q": "zebra"})
     yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
     yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
     yield "request_list", a.get(reverse("request_list"))

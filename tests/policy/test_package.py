@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = (
     "arns",
     "diff",
+    "exposure",
     "generate",
     "limits",
     "lint",
