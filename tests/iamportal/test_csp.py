@@ -19,6 +19,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from accounts import services
 from accounts.models import (
     CloudResource,
     Database,
@@ -31,7 +32,6 @@ from accounts.models import (
     ServiceControlPolicy,
     SyncRun,
 )
-from accounts import services
 from brokering import cli_auth
 from requests_app.models import PolicyRequest
 from tests.factories import BUCKET_ARN, Inventory, client_for, submitted
