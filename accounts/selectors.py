@@ -313,6 +313,67 @@ def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
     )
 
 
+@dataclass(frozen=True)
+class RolePage:
+    """One page of a role search, found without counting the matches: the page
+    is read with one row more than it shows, which says whether a next page
+    exists. Counting is what made broad searches slow, and a page of 50 needs
+    only to know whether there is more."""
+
+    roles: list[IamRole]
+    number: int
+    size: int
+    has_next: bool
+    # The search matched more than SEARCH_MATCH_LIMIT roles and this page reached
+    # the end of the ones kept.
+    capped: bool
+
+    def __iter__(self) -> Iterator[IamRole]:
+        return iter(self.roles)
+
+    def __len__(self) -> int:
+        return len(self.roles)
+
+    @property
+    def object_list(self) -> list[IamRole]:
+        return self.roles
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.roles else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.roles)
+
+    @property
+    def only_page(self) -> bool:
+        """Every match is on this page: its length is their number."""
+        return self.number == 1 and not self.has_next and not self.capped
+
+
+def roles_page(*, query: str, account_id: str | None, number: int, size: int) -> RolePage:
+    """Page `number` (from 1) of `roles_search`, `size` roles long."""
+    last = max(1, -(-SEARCH_MATCH_LIMIT // size))
+    number = min(max(number, 1), last)
+    offset = (number - 1) * size
+    rows = list(roles_search(query=query, account_id=account_id)[offset : offset + size + 1])
+    # Only the first SEARCH_MATCH_LIMIT matches are listed; one more means there are more.
+    capped = offset + len(rows) > SEARCH_MATCH_LIMIT
+    shown = rows[: min(size, SEARCH_MATCH_LIMIT - offset)]
+    return RolePage(
+        roles=shown,
+        number=number,
+        size=size,
+        has_next=len(rows) > size and offset + size < SEARCH_MATCH_LIMIT,
+        capped=capped,
+    )
+
+
 def resources_search(
     *, query: str, account_id: str | None, resource_type: str | None = None
 ) -> QuerySet[CloudResource]:

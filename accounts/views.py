@@ -125,6 +125,14 @@ def account_sync(request: HtmxHttpRequest, account_id: str) -> HttpResponse:
     return redirect("account_detail", account_id=account.account_id)
 
 
+def _page_number(text: str | None) -> int:
+    """A page number from a link; anything else is the first page."""
+    try:
+        return max(1, int(text or 1))
+    except ValueError:
+        return 1
+
+
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
@@ -132,13 +140,17 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     form = RoleSearchForm(request.GET)
     page = None
     if form.is_valid():
-        roles = selectors.roles_search(query=form.cleaned_data["q"], account_id=form.account_id)
-        page = Paginator(roles, PAGE_SIZE).get_page(request.GET.get("page"))
+        page = selectors.roles_page(
+            query=form.cleaned_data["q"],
+            account_id=form.account_id,
+            number=_page_number(request.GET.get("page")),
+            size=PAGE_SIZE,
+        )
     context = {
         "form": form,
         "page": page,
         "match_limit": selectors.SEARCH_MATCH_LIMIT,
-        "protected_ids": selectors.protected_role_ids(page.object_list) if page else set(),
+        "protected_ids": selectors.protected_role_ids(page.roles) if page else set(),
     }
     return render(request, template_for(request, "accounts/role_list.html", "results"), context)
 
