@@ -543,12 +543,12 @@ def test_a_role_search_reads_one_row_past_the_page_and_counts_nothing(
 
     role_queries = [q["sql"] for q in queries.captured_queries if "accounts_iamrole" in q["sql"]]
     assert not any("COUNT(" in sql.upper() for sql in role_queries)
-    assert "Roles 1–50 of more than 50 matching “app-”." in first
+    assert "Roles 1\u201350 of more than 50 matching “app-”." in first
     assert "Type more of the name or ARN" in first
     assert "page=2" in first
-    assert "Roles 101–120 matching “app-”." in last
+    assert "Roles 101\u2013120 matching “app-”." in last
     assert "page=4" not in last and "page=2" in last
-    assert "Roles 1–50" in beyond
+    assert "Roles 1\u201350" in beyond
 
 
 # --- role detail ----------------------------------------------------------------------
