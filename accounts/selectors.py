@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
+    CharField,
     Count,
     DateTimeField,
     IntegerField,
@@ -26,7 +27,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Concat
 from django.http import Http404
 from django.utils import timezone
 
@@ -784,19 +785,32 @@ def cursor_decode(text: str) -> Cursor | None:
     return Cursor(name=name, id=pk)
 
 
-def policies_filter(
-    filters: PolicyFilters, *, now: datetime | None = None
-) -> QuerySet[InventoryEntry]:
-    """Every entry the filters let through, unordered."""
-    _check_query(filters.query)
+def _structured(filters: PolicyFilters, *, now: datetime | None = None) -> QuerySet[InventoryEntry]:
+    """The entries the filters that have an index in page order let through."""
     entries = InventoryEntry.objects.all()
-    if filters.query:
-        # ARNs are ASCII, so Python's upper() agrees with the stored key.
-        entries = entries.filter(search_key__contains=filters.query.upper())
     if filters.account_id:
         entries = entries.filter(account__account_id=filters.account_id)
     if filters.type:
         entries = entries.filter(type=filters.type)
+    if filters.has_policy:
+        entries = entries.filter(has_resource_policy=True)
+    if filters.public:
+        entries = entries.filter(public=True)
+    if filters.unchanged_days:
+        cutoff = (now or timezone.now()) - timedelta(days=filters.unchanged_days)
+        entries = entries.filter(changed_at__lt=cutoff)
+    return entries
+
+
+def _searched(
+    entries: QuerySet[InventoryEntry], filters: PolicyFilters
+) -> QuerySet[InventoryEntry]:
+    """`entries` narrowed by the text and the tag, which PostgreSQL finds through
+    GIN indexes (trigrams of the ARN, the tags) rather than in page order."""
+    _check_query(filters.query)
+    if filters.query:
+        # ARNs are ASCII, so Python's upper() agrees with the stored key.
+        entries = entries.filter(search_key__contains=filters.query.upper())
     if filters.tag is not None:
         key, value = filters.tag
         if value is None:
@@ -806,14 +820,14 @@ def policies_filter(
             entries = entries.filter(tags__contains={key: value})
         else:
             entries = entries.alias(tag_value=KeyTransform(key, "tags")).filter(tag_value=value)
-    if filters.has_policy:
-        entries = entries.filter(has_resource_policy=True)
-    if filters.public:
-        entries = entries.filter(public=True)
-    if filters.unchanged_days:
-        cutoff = (now or timezone.now()) - timedelta(days=filters.unchanged_days)
-        entries = entries.filter(changed_at__lt=cutoff)
     return entries
+
+
+def policies_filter(
+    filters: PolicyFilters, *, now: datetime | None = None
+) -> QuerySet[InventoryEntry]:
+    """Every entry the filters let through, unordered."""
+    return _searched(_structured(filters, now=now), filters)
 
 
 @dataclass(frozen=True)
@@ -842,6 +856,50 @@ def _before(entries: QuerySet[InventoryEntry], cursor: Cursor) -> QuerySet[Inven
     )
 
 
+# How many entries, in page order, a page with a text or tag filter looks through
+# before it asks the GIN indexes instead (see _page_rows).
+PAGE_WINDOW = 5000
+
+
+def _listed(entries: QuerySet[InventoryEntry]) -> QuerySet[InventoryEntry]:
+    return entries.select_related("account").only(*ENTRY_FIELDS)
+
+
+def _page_rows(
+    filters: PolicyFilters, *, cursor: Cursor | None, backwards: bool, limit: int
+) -> list[InventoryEntry]:
+    """The first `limit` entries after `cursor` (before it, nearest first, when
+    `backwards`) in page order.
+
+    Filters with an index in page order are walked in that order. The text and
+    tag filters are not, and they often go with the name (the payments team's
+    items are called payments-...): walking the names from "a" to find the
+    first tagged team=search would read most of the table. So those look at
+    the next PAGE_WINDOW entries in page order first, which finds a page of a
+    common match at once; when that window holds too few, the rest comes from
+    the GIN indexes, past the window, sorted, which is cheap because the
+    matches are then few or far away."""
+    keyset = _before if backwards else _after
+    order = ("-name", "-id") if backwards else ("name", "id")
+    structured = _structured(filters)
+    base = structured if cursor is None else keyset(structured, cursor)
+    if not filters.query and filters.tag is None:
+        return list(_listed(base).order_by(*order)[:limit])
+    window = base.order_by(*order).values("pk")[:PAGE_WINDOW]
+    nearby = _searched(InventoryEntry.objects.filter(pk__in=Subquery(window)), filters)
+    rows = list(_listed(nearby).order_by(*order)[:limit])
+    if len(rows) == limit:
+        return rows
+    edge = list(base.order_by(*order).values_list("name", "id")[PAGE_WINDOW - 1 : PAGE_WINDOW])
+    if not edge:  # the window held every entry that is left
+        return rows
+    beyond = keyset(_searched(structured, filters), Cursor(name=edge[0][0], id=edge[0][1]))
+    # Sorting on an expression keeps the database from walking the name index.
+    name = Concat("name", Value(""), output_field=CharField())
+    sort = (name.desc(), "-id") if backwards else (name.asc(), "id")
+    return rows + list(_listed(beyond).order_by(*sort)[: limit - len(rows)])
+
+
 def policies_page(
     filters: PolicyFilters,
     *,
@@ -852,9 +910,9 @@ def policies_page(
     """One page of entries in (name, id) order: the first, the one after `after`,
     or the one before `before`. Keyset pagination: no OFFSET and no COUNT, so a
     page deep into half a million items costs what the first one does."""
-    entries = policies_filter(filters).select_related("account").only(*ENTRY_FIELDS)
+    _check_query(filters.query)
     if before is not None:
-        rows = list(_before(entries, before).order_by("-name", "-id")[: size + 1])
+        rows = _page_rows(filters, cursor=before, backwards=True, limit=size + 1)
         more_before = len(rows) > size
         rows = list(reversed(rows[:size]))
         return EntryPage(
@@ -862,9 +920,7 @@ def policies_page(
             next_cursor=cursor_encode(rows[-1]) if rows else None,
             previous_cursor=cursor_encode(rows[0]) if rows and more_before else None,
         )
-    if after is not None:
-        entries = _after(entries, after)
-    rows = list(entries.order_by("name", "id")[: size + 1])
+    rows = _page_rows(filters, cursor=after, backwards=False, limit=size + 1)
     more = len(rows) > size
     rows = rows[:size]
     return EntryPage(

@@ -329,7 +329,17 @@ def many(inv: Inventory) -> list[tuple[str, int]]:
     )
 
 
-def test_next_links_walk_every_item_once_in_order(many: list[Any], requester: User) -> None:
+@pytest.fixture(params=[selectors.PAGE_WINDOW, 7], ids=["window", "past-the-window"])
+def window(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A text or tag filter looks through a window of entries in page order, then
+    past it through the indexes: with a window of 7, most pages come from past it."""
+    monkeypatch.setattr(selectors, "PAGE_WINDOW", request.param)
+    return int(request.param)
+
+
+def test_next_links_walk_every_item_once_in_order(
+    many: list[Any], requester: User, window: int
+) -> None:
     client = client_for(requester)
     seen: list[str] = []
     response = get(client, type="sqs", q="q-")
@@ -346,14 +356,22 @@ def test_next_links_walk_every_item_once_in_order(many: list[Any], requester: Us
     assert seen == [name for name, _ in many]
 
 
-def test_previous_goes_back_to_the_page_before(many: list[Any], requester: User) -> None:
+@pytest.mark.parametrize("params", [{"type": "sqs"}, {"q": "q-"}, {"tag": "team"}])
+def test_previous_goes_back_to_the_page_before(
+    many: list[Any], requester: User, window: int, params: dict[str, str]
+) -> None:
+    InventoryEntry.objects.filter(name__startswith="q-").update(tags={"team": "x"})
     client = client_for(requester)
-    first = get(client, type="sqs")
-    second = get(client, type="sqs", after=first.context["page"].next_cursor)
-    back = get(client, type="sqs", before=second.context["page"].previous_cursor)
+    first = get(client, **params)
+    second = get(client, **params, after=first.context["page"].next_cursor)
+    third = get(client, **params, after=second.context["page"].next_cursor)
+    back = get(client, **params, before=third.context["page"].previous_cursor)
+    back_again = get(client, **params, before=back.context["page"].previous_cursor)
 
-    assert names(back) == names(first)
-    assert back.context["page"].is_first
+    assert len(names(first)) == 50
+    assert names(back) == names(second)
+    assert names(back_again) == names(first)
+    assert back_again.context["page"].is_first
     assert "Next →" in second.content.decode() and "← Previous" in second.content.decode()
 
 
