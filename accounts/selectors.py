@@ -874,30 +874,41 @@ def _page_rows(
     Filters with an index in page order are walked in that order. The text and
     tag filters are not, and they often go with the name (the payments team's
     items are called payments-...): walking the names from "a" to find the
-    first tagged team=search would read most of the table. So those look at
-    the next PAGE_WINDOW entries in page order first, which finds a page of a
-    common match at once; when that window holds too few, the rest comes from
-    the GIN indexes, past the window, sorted, which is cheap because the
-    matches are then few or far away."""
+    first tagged team=search would read most of the table. So those look
+    through the next PAGE_WINDOW entries in page order first (a bounded range
+    of the name index), which finds a page of a common match at once; when
+    that range holds too few, the rest comes from the GIN indexes, past the
+    range, sorted, which is cheap because the matches are then few."""
     keyset = _before if backwards else _after
     order = ("-name", "-id") if backwards else ("name", "id")
     structured = _structured(filters)
     base = structured if cursor is None else keyset(structured, cursor)
     if not filters.query and filters.tag is None:
         return list(_listed(base).order_by(*order)[:limit])
-    window = base.order_by(*order).values("pk")[:PAGE_WINDOW]
-    nearby = _searched(InventoryEntry.objects.filter(pk__in=Subquery(window)), filters)
-    rows = list(_listed(nearby).order_by(*order)[:limit])
-    if len(rows) == limit:
+    # Where the window ends: an index-only walk of PAGE_WINDOW entries.
+    ends = list(base.order_by(*order).values_list("name", "id")[PAGE_WINDOW - 1 : PAGE_WINDOW])
+    edge = Cursor(name=ends[0][0], id=ends[0][1]) if ends else None
+    nearby = base if edge is None else _through(base, edge, backwards=backwards)
+    rows = list(_listed(_searched(nearby, filters)).order_by(*order)[:limit])
+    if len(rows) == limit or edge is None:
         return rows
-    edge = list(base.order_by(*order).values_list("name", "id")[PAGE_WINDOW - 1 : PAGE_WINDOW])
-    if not edge:  # the window held every entry that is left
-        return rows
-    beyond = keyset(_searched(structured, filters), Cursor(name=edge[0][0], id=edge[0][1]))
+    beyond = keyset(_searched(structured, filters), edge)
     # Sorting on an expression keeps the database from walking the name index.
     name = Concat("name", Value(""), output_field=CharField())
     sort = (name.desc(), "-id") if backwards else (name.asc(), "id")
     return rows + list(_listed(beyond).order_by(*sort)[: limit - len(rows)])
+
+
+def _through(
+    entries: QuerySet[InventoryEntry], edge: Cursor, *, backwards: bool
+) -> QuerySet[InventoryEntry]:
+    """`entries` up to `edge` in page order, `edge` included: a range of the
+    name index, so the database walks no further."""
+    if backwards:
+        return entries.filter(name__gte=edge.name).filter(
+            Q(name__gt=edge.name) | Q(id__gte=edge.id)
+        )
+    return entries.filter(name__lte=edge.name).filter(Q(name__lt=edge.name) | Q(id__lte=edge.id))
 
 
 def policies_page(
