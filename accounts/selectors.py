@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -287,6 +288,38 @@ def _check_query(query: str) -> None:
         raise ValueError(f"search text is longer than {SEARCH_MAX_LENGTH} characters")
 
 
+# Words of an ARN's fixed parts. Every role's ARN holds ARN, AWS, IAM and ROLE,
+# so their trigrams are in every row of the trigram index, and asking it for
+# them reads the whole index: a pasted ARN used to cost far more than a name.
+_ARN_WORDS = frozenset(
+    {"ARN", "AWS", "AWS-CN", "AWS-US-GOV", "IAM", "ROLE", "USER", "POLICY", "S3", "SQS", "SNS"}
+    | {"RDS", "DB", "CLUSTER", "REDSHIFT"}
+)
+
+
+def search_probe(text: str) -> str:
+    """What of an upper-case search text the trigram index is asked for: its
+    longest piece between ":" and "/" that is not one of an ARN's fixed words.
+    The rows the index finds are then checked against the whole text."""
+    pieces = [piece for piece in re.split(r"[:/]", text) if piece not in _ARN_WORDS]
+    return max(pieces, key=len, default="")
+
+
+def _text_filter(model_query: QuerySet[Any], query: str) -> QuerySet[Any]:
+    """Rows whose ARN contains `query`, in any case: the stored capitalised ARN
+    narrowed through its trigram index by the probe, then the whole text
+    checked on the ARN itself (not indexed, so the database does not ask the
+    index for every trigram of the text)."""
+    # IAM names are ASCII, so Python's upper() agrees with the database's.
+    upper = query.upper()
+    probe = search_probe(upper)
+    if len(probe) >= 3:  # a trigram index needs three characters
+        model_query = model_query.filter(search_key__contains=probe)
+        if probe == upper:
+            return model_query
+    return model_query.filter(arn__icontains=query)
+
+
 def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
     """Roles whose ARN contains `query` (any case), ordered by name then account;
     at most SEARCH_MATCH_LIMIT + 1 of them.
@@ -300,8 +333,7 @@ def roles_search(*, query: str, account_id: str | None) -> QuerySet[IamRole]:
     _check_query(query)
     matching = IamRole.objects.all()
     if query:
-        # IAM names are ASCII, so Python's upper() agrees with the database's.
-        matching = matching.filter(search_key__contains=query.upper())
+        matching = _text_filter(matching, query)
     if account_id:
         matching = matching.filter(account__account_id=account_id)
     # A subquery, so the database stops at the limit and no id list travels twice.
@@ -809,8 +841,7 @@ def _searched(
     GIN indexes (trigrams of the ARN, the tags) rather than in page order."""
     _check_query(filters.query)
     if filters.query:
-        # ARNs are ASCII, so Python's upper() agrees with the stored key.
-        entries = entries.filter(search_key__contains=filters.query.upper())
+        entries = _text_filter(entries, filters.query)
     if filters.tag is not None:
         key, value = filters.tag
         if value is None:

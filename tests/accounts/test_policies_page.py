@@ -566,3 +566,43 @@ def _entry(type_: str, arn: str, name: str, region: str = "") -> InventoryEntry:
 )
 def test_console_links(entry: InventoryEntry, url: str) -> None:
     assert entries.console_url(entry) == url
+
+
+# --- text search ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "probe"),
+    [
+        ("PAYMENTS", "PAYMENTS"),
+        ("ARN:AWS:IAM::123456789012:ROLE/SERVICE/PAYMENTS-API", "123456789012"),
+        (":ROLE/SERVICE-ROLE/LAMBDA-PLATFORM-STREAM-", "LAMBDA-PLATFORM-STREAM-"),
+        ("ARN:AWS:IAM::", ""),
+        ("AB", "AB"),
+    ],
+)
+def test_the_trigram_index_is_asked_for_the_longest_piece_that_is_not_an_arn_word(
+    text: str, probe: str
+) -> None:
+    assert selectors.search_probe(text) == probe
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("arn:aws:iam::111111111111:role/service/payments-api", ["payments-api"]),
+        (":role/service/PAY", ["payments-api"]),
+        (
+            "arn:aws:iam::",
+            ["deploy-bot", "payments-api", "payments-dev", "payments-read", "ReadOnly"],
+        ),
+        ("db", ["payments-db"]),
+        ("arn:aws:iam::222233334444:role/payments-api", []),
+        ("role/payments", ["payments-dev"]),
+    ],
+)
+def test_text_search_matches_the_whole_text_in_the_arn(
+    world: Inventory, requester: User, text: str, expected: list[str]
+) -> None:
+    found = names(get(client_for(requester), q=text))
+    assert sorted(found, key=str.lower) == sorted(expected, key=str.lower)
