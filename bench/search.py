@@ -326,9 +326,12 @@ def entries_load(*, items: int, accounts: int, rng: random.Random) -> EntriesSee
 
     rows = list(AwsAccount.objects.order_by("pk"))
     if not rows:
+        # Drawn at random, as real account ids are: ids sharing long runs of
+        # zeros would put the same trigrams in every ARN.
+        ids = sorted({f"{rng.randrange(10**11, 10**12):012d}" for _ in range(accounts)})
         rows = AwsAccount.objects.bulk_create(
-            AwsAccount(account_id=f"{index + 1:012d}", name=f"acme-{index}")
-            for index in range(accounts)
+            AwsAccount(account_id=account_id, name=f"acme-{index}")
+            for index, account_id in enumerate(ids)
         )
     now = datetime.now(UTC)
     names: list[str] = []
