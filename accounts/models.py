@@ -522,3 +522,83 @@ class DeniedEventSeen(models.Model):
 
     def __str__(self) -> str:
         return self.event_id
+
+
+# --- one table over every kind of item, for the Policies page and search ------------
+
+
+class InventoryEntry(models.Model):
+    """One row per role, IAM user, managed policy, resource and database, with
+    what the Policies page filters and sorts on. Derived from those tables by
+    `inventory_entries_refresh` at the end of every sync and role refresh (rows
+    whose source is unchanged are not rewritten), so that one indexed table
+    answers a filtered page of any mix of kinds."""
+
+    class Kind(models.TextChoices):
+        ROLE = "role", "IAM role"
+        USER = "user", "IAM user"
+        POLICY = "policy", "Managed policy"
+        RESOURCE = "resource", "Resource"
+        DATABASE = "database", "Database"
+
+    account = models.ForeignKey(
+        AwsAccount, on_delete=models.CASCADE, related_name="inventory_entries"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The source row's primary key in the table `kind` names.
+    object_id = models.PositiveBigIntegerField()
+    # "role", "user", "policy", or the resource's or database's own type ("s3", "rds-instance").
+    type = models.CharField(max_length=64)
+    arn = models.CharField("ARN", max_length=2048)
+    name = models.CharField(max_length=512)
+    region = models.CharField(max_length=32, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    has_resource_policy = models.BooleanField(default=False)
+    public = models.BooleanField(
+        default=False,
+        help_text="Its resource policy (a role's trust policy) allows any principal without a "
+        "condition that limits it.",
+    )
+    changed_at = models.DateTimeField(help_text="When a sync last saw the item change.")
+    # The ARN in capitals: text search compares without UPPER() on every row, and
+    # PostgreSQL serves it from a trigram index (migration 0010).
+    search_key = models.CharField(max_length=2048)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "inventory entry"
+        verbose_name_plural = "inventory entries"
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id"], name="inventoryentry_source")
+        ]
+        indexes = [
+            # Keyset pagination: every filter walks one of these in page order.
+            models.Index(fields=["name", "id"], name="inventoryentry_page"),
+            models.Index(fields=["account", "name", "id"], name="inventoryentry_account"),
+            models.Index(fields=["type", "name", "id"], name="inventoryentry_type"),
+            models.Index(fields=["changed_at"], name="inventoryentry_changed"),
+            models.Index(
+                fields=["name", "id"],
+                name="inventoryentry_public",
+                condition=models.Q(public=True),
+            ),
+            models.Index(
+                fields=["name", "id"],
+                name="inventoryentry_has_policy",
+                condition=models.Q(has_resource_policy=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.arn
+
+    @property
+    def type_label(self) -> str:
+        labels = {
+            "role": "IAM role",
+            "user": "IAM user",
+            "policy": "Managed policy",
+            **dict(CloudResource.Type.choices),
+            **dict(Database.Type.choices),
+        }
+        return str(labels.get(self.type, self.type))

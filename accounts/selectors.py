@@ -3,16 +3,20 @@ and the access gates every page and API goes through."""
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
+    CharField,
     Count,
     DateTimeField,
     IntegerField,
@@ -24,8 +28,10 @@ from django.db.models import (
     Subquery,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Coalesce, Concat
 from django.http import Http404
+from django.utils import timezone
 
 from accounts.models import (
     AwsAccount,
@@ -34,6 +40,7 @@ from accounts.models import (
     IamGroup,
     IamRole,
     IamUser,
+    InventoryEntry,
     ManagedPolicy,
     OrgAccount,
     OrgNode,
@@ -286,6 +293,38 @@ def _check_query(query: str) -> None:
         raise ValueError(f"search text is longer than {SEARCH_MAX_LENGTH} characters")
 
 
+# Words of an ARN's fixed parts. Every role's ARN holds ARN, AWS, IAM and ROLE,
+# so their trigrams are in every row of the trigram index, and asking it for
+# them reads the whole index: a pasted ARN used to cost far more than a name.
+_ARN_WORDS = frozenset(
+    {"ARN", "AWS", "AWS-CN", "AWS-US-GOV", "IAM", "ROLE", "USER", "POLICY", "S3", "SQS", "SNS"}
+    | {"RDS", "DB", "CLUSTER", "REDSHIFT"}
+)
+
+
+def search_probe(text: str) -> str:
+    """What of an upper-case search text the trigram index is asked for: its
+    longest piece between ":" and "/" that is not one of an ARN's fixed words.
+    The rows the index finds are then checked against the whole text."""
+    pieces = [piece for piece in re.split(r"[:/]", text) if piece not in _ARN_WORDS]
+    return max(pieces, key=len, default="")
+
+
+def _text_filter(model_query: QuerySet[Any], query: str) -> QuerySet[Any]:
+    """Rows whose ARN contains `query`, in any case: the stored capitalised ARN
+    narrowed through its trigram index by the probe, then the whole text
+    checked on the ARN itself (not indexed, so the database does not ask the
+    index for every trigram of the text)."""
+    # IAM names are ASCII, so Python's upper() agrees with the database's.
+    upper = query.upper()
+    probe = search_probe(upper)
+    if len(probe) >= 3:  # a trigram index needs three characters
+        model_query = model_query.filter(search_key__contains=probe)
+        if probe == upper:
+            return model_query
+    return model_query.filter(arn__icontains=query)
+
+
 def roles_search(
     *, query: str, account_id: str | None, among: QuerySet[Any] | None = None
 ) -> QuerySet[IamRole]:
@@ -302,8 +341,7 @@ def roles_search(
     _check_query(query)
     matching = IamRole.objects.all()
     if query:
-        # IAM names are ASCII, so Python's upper() agrees with the database's.
-        matching = matching.filter(search_key__contains=query.upper())
+        matching = _text_filter(matching, query)
     if account_id:
         matching = matching.filter(account__account_id=account_id)
     if among is not None:
@@ -316,6 +354,75 @@ def roles_search(
         .select_related("account")
         .only(*ROLE_LIST_FIELDS)
         .order_by("name", "account__account_id")
+    )
+
+
+@dataclass(frozen=True)
+class RolePage:
+    """One page of a role search, found without counting the matches: the page
+    is read with one row more than it shows, which says whether a next page
+    exists. Counting is what made broad searches slow, and a page of 50 needs
+    only to know whether there is more."""
+
+    roles: list[IamRole]
+    number: int
+    size: int
+    has_next: bool
+    # The search matched more than SEARCH_MATCH_LIMIT roles and this page reached
+    # the end of the ones kept.
+    capped: bool
+
+    def __iter__(self) -> Iterator[IamRole]:
+        return iter(self.roles)
+
+    def __len__(self) -> int:
+        return len(self.roles)
+
+    @property
+    def object_list(self) -> list[IamRole]:
+        return self.roles
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.roles else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.roles)
+
+    @property
+    def only_page(self) -> bool:
+        """Every match is on this page: its length is their number."""
+        return self.number == 1 and not self.has_next and not self.capped
+
+
+def roles_page(
+    *,
+    query: str,
+    account_id: str | None,
+    number: int,
+    size: int,
+    among: QuerySet[Any] | None = None,
+) -> RolePage:
+    """Page `number` (from 1) of `roles_search`, `size` roles long."""
+    last = max(1, -(-SEARCH_MATCH_LIMIT // size))
+    number = min(max(number, 1), last)
+    offset = (number - 1) * size
+    found = roles_search(query=query, account_id=account_id, among=among)
+    rows = list(found[offset : offset + size + 1])
+    # Only the first SEARCH_MATCH_LIMIT matches are listed; one more means there are more.
+    capped = offset + len(rows) > SEARCH_MATCH_LIMIT
+    shown = rows[: min(size, SEARCH_MATCH_LIMIT - offset)]
+    return RolePage(
+        roles=shown,
+        number=number,
+        size=size,
+        has_next=len(rows) > size and offset + size < SEARCH_MATCH_LIMIT,
+        capped=capped,
     )
 
 
@@ -741,3 +848,279 @@ def role_identity_documents(*, roles: Iterable[IamRole]) -> dict[int, list[Any]]
         ]
         for role in roles
     }
+
+
+# --- the Policies page and the global search -----------------------------------------
+
+# A tag filter is a key (128 characters in AWS) and a value (256).
+TAG_MAX_LENGTH = 400
+UNCHANGED_MAX_DAYS = 36_500
+CURSOR_MAX_LENGTH = 3000
+# How many entries an export reads per query: memory stays flat whatever the size.
+EXPORT_CHUNK_SIZE = 1000
+# How many items of each kind the global search shows.
+GLOBAL_SEARCH_LIMIT = 10
+
+ENTRY_FIELDS = (
+    "id",
+    "kind",
+    "object_id",
+    "type",
+    "arn",
+    "name",
+    "region",
+    "tags",
+    "has_resource_policy",
+    "public",
+    "changed_at",
+    "account__account_id",
+    "account__name",
+)
+
+
+@dataclass(frozen=True)
+class PolicyFilters:
+    query: str = ""
+    account_id: str | None = None
+    type: str | None = None
+    # (key, value), or (key, None) for any value.
+    tag: tuple[str, str | None] | None = None
+    has_policy: bool = False
+    public: bool = False
+    unchanged_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in the page order (name, then id): the last entry of one page."""
+
+    name: str
+    id: int
+
+
+def cursor_encode(entry: InventoryEntry) -> str:
+    raw = json.dumps([entry.name, entry.pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(text: str) -> Cursor | None:
+    """The cursor in a page link, or None when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        name, pk = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(name, str) or not isinstance(pk, int) or isinstance(pk, bool) or pk < 0:
+        return None
+    return Cursor(name=name, id=pk)
+
+
+def _structured(filters: PolicyFilters, *, now: datetime | None = None) -> QuerySet[InventoryEntry]:
+    """The entries the filters that have an index in page order let through."""
+    entries = InventoryEntry.objects.all()
+    if filters.account_id:
+        entries = entries.filter(account__account_id=filters.account_id)
+    if filters.type:
+        entries = entries.filter(type=filters.type)
+    if filters.has_policy:
+        entries = entries.filter(has_resource_policy=True)
+    if filters.public:
+        entries = entries.filter(public=True)
+    if filters.unchanged_days:
+        cutoff = (now or timezone.now()) - timedelta(days=filters.unchanged_days)
+        entries = entries.filter(changed_at__lt=cutoff)
+    return entries
+
+
+def _searched(
+    entries: QuerySet[InventoryEntry], filters: PolicyFilters
+) -> QuerySet[InventoryEntry]:
+    """`entries` narrowed by the text and the tag, which PostgreSQL finds through
+    GIN indexes (trigrams of the ARN, the tags) rather than in page order."""
+    _check_query(filters.query)
+    if filters.query:
+        entries = _text_filter(entries, filters.query)
+    if filters.tag is not None:
+        key, value = filters.tag
+        if value is None:
+            entries = entries.filter(tags__has_key=key)
+        elif connection.vendor == "postgresql":
+            # Containment is what PostgreSQL's GIN index on tags serves.
+            entries = entries.filter(tags__contains={key: value})
+        else:
+            entries = entries.alias(tag_value=KeyTransform(key, "tags")).filter(tag_value=value)
+    return entries
+
+
+def policies_filter(
+    filters: PolicyFilters, *, now: datetime | None = None
+) -> QuerySet[InventoryEntry]:
+    """Every entry the filters let through, unordered."""
+    return _searched(_structured(filters, now=now), filters)
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    entries: list[InventoryEntry]
+    # Cursors for the page links; None where there is no such page.
+    next_cursor: str | None
+    previous_cursor: str | None
+
+    @property
+    def is_first(self) -> bool:
+        return self.previous_cursor is None
+
+
+def _after(entries: QuerySet[InventoryEntry], cursor: Cursor) -> QuerySet[InventoryEntry]:
+    # "name >= x" first, which the database turns into an index range; the rest
+    # of the row comparison (name, id) > (x, n) is checked on the rows it reads.
+    return entries.filter(name__gte=cursor.name).filter(
+        Q(name__gt=cursor.name) | Q(id__gt=cursor.id)
+    )
+
+
+def _before(entries: QuerySet[InventoryEntry], cursor: Cursor) -> QuerySet[InventoryEntry]:
+    return entries.filter(name__lte=cursor.name).filter(
+        Q(name__lt=cursor.name) | Q(id__lt=cursor.id)
+    )
+
+
+# How many entries, in page order, a page with a text or tag filter looks through
+# before it asks the GIN indexes instead (see _page_rows).
+PAGE_WINDOW = 5000
+
+
+def _listed(entries: QuerySet[InventoryEntry]) -> QuerySet[InventoryEntry]:
+    return entries.select_related("account").only(*ENTRY_FIELDS)
+
+
+def _page_rows(
+    filters: PolicyFilters, *, cursor: Cursor | None, backwards: bool, limit: int
+) -> list[InventoryEntry]:
+    """The first `limit` entries after `cursor` (before it, nearest first, when
+    `backwards`) in page order.
+
+    Filters with an index in page order are walked in that order. The text and
+    tag filters are not, and they often go with the name (the payments team's
+    items are called payments-...): walking the names from "a" to find the
+    first tagged team=search would read most of the table. So those look
+    through the next PAGE_WINDOW entries in page order first (a bounded range
+    of the name index), which finds a page of a common match at once; when
+    that range holds too few, the rest comes from the GIN indexes, past the
+    range, sorted, which is cheap because the matches are then few."""
+    keyset = _before if backwards else _after
+    order = ("-name", "-id") if backwards else ("name", "id")
+    structured = _structured(filters)
+    base = structured if cursor is None else keyset(structured, cursor)
+    if not filters.query and filters.tag is None:
+        return list(_listed(base).order_by(*order)[:limit])
+    # Where the window ends: an index-only walk of PAGE_WINDOW entries.
+    ends = list(base.order_by(*order).values_list("name", "id")[PAGE_WINDOW - 1 : PAGE_WINDOW])
+    edge = Cursor(name=ends[0][0], id=ends[0][1]) if ends else None
+    nearby = base if edge is None else _through(base, edge, backwards=backwards)
+    rows = list(_listed(_searched(nearby, filters)).order_by(*order)[:limit])
+    if len(rows) == limit or edge is None:
+        return rows
+    beyond = keyset(_searched(structured, filters), edge)
+    # Sorting on an expression keeps the database from walking the name index.
+    name = Concat("name", Value(""), output_field=CharField())
+    sort = (name.desc(), "-id") if backwards else (name.asc(), "id")
+    return rows + list(_listed(beyond).order_by(*sort)[: limit - len(rows)])
+
+
+def _through(
+    entries: QuerySet[InventoryEntry], edge: Cursor, *, backwards: bool
+) -> QuerySet[InventoryEntry]:
+    """`entries` up to `edge` in page order, `edge` included: a range of the
+    name index, so the database walks no further."""
+    if backwards:
+        return entries.filter(name__gte=edge.name).filter(
+            Q(name__gt=edge.name) | Q(id__gte=edge.id)
+        )
+    return entries.filter(name__lte=edge.name).filter(Q(name__lt=edge.name) | Q(id__lte=edge.id))
+
+
+def policies_page(
+    filters: PolicyFilters,
+    *,
+    size: int,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+) -> EntryPage:
+    """One page of entries in (name, id) order: the first, the one after `after`,
+    or the one before `before`. Keyset pagination: no OFFSET and no COUNT, so a
+    page deep into half a million items costs what the first one does."""
+    _check_query(filters.query)
+    if before is not None:
+        rows = _page_rows(filters, cursor=before, backwards=True, limit=size + 1)
+        more_before = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        return EntryPage(
+            entries=rows,
+            next_cursor=cursor_encode(rows[-1]) if rows else None,
+            previous_cursor=cursor_encode(rows[0]) if rows and more_before else None,
+        )
+    rows = _page_rows(filters, cursor=after, backwards=False, limit=size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    return EntryPage(
+        entries=rows,
+        next_cursor=cursor_encode(rows[-1]) if more else None,
+        previous_cursor=cursor_encode(rows[0]) if rows and after is not None else None,
+    )
+
+
+def policies_export(
+    filters: PolicyFilters, *, chunk_size: int = EXPORT_CHUNK_SIZE
+) -> Iterator[InventoryEntry]:
+    """Every entry the filters let through, in page order, read `chunk_size` at
+    a time by the same keyset as the pages: one short query per chunk, no
+    cursor held open while the client downloads, and memory flat in the size."""
+    entries = policies_filter(filters).select_related("account").only(*ENTRY_FIELDS)
+    cursor: Cursor | None = None
+    while True:
+        chunk = entries if cursor is None else _after(entries, cursor)
+        rows = list(chunk.order_by("name", "id")[:chunk_size])
+        yield from rows
+        if len(rows) < chunk_size:
+            return
+        cursor = Cursor(name=rows[-1].name, id=rows[-1].pk)
+
+
+@dataclass(frozen=True)
+class SearchGroup:
+    kind: str
+    label: str
+    entries: list[InventoryEntry]
+    more: bool
+
+
+def inventory_search(*, query: str) -> list[SearchGroup]:
+    """Roles, users, resources, managed policies and databases whose ARN
+    contains `query` (any case): the first GLOBAL_SEARCH_LIMIT of each kind, in
+    name order, and whether there are more."""
+    _check_query(query)
+    groups = []
+    for kind, label in (
+        (InventoryEntry.Kind.ROLE, "Roles"),
+        (InventoryEntry.Kind.USER, "IAM users"),
+        (InventoryEntry.Kind.RESOURCE, "Resources"),
+        (InventoryEntry.Kind.POLICY, "Managed policies"),
+        (InventoryEntry.Kind.DATABASE, "Databases"),
+    ):
+        rows = list(
+            policies_filter(PolicyFilters(query=query))
+            .filter(kind=kind)
+            .select_related("account")
+            .only(*ENTRY_FIELDS)
+            .order_by("name", "id")[: GLOBAL_SEARCH_LIMIT + 1]
+        )
+        groups.append(
+            SearchGroup(
+                kind=kind,
+                label=label,
+                entries=rows[:GLOBAL_SEARCH_LIMIT],
+                more=len(rows) > GLOBAL_SEARCH_LIMIT,
+            )
+        )
+    return groups

@@ -19,7 +19,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
-from accounts import enqueue, fetch
+from accounts import enqueue, entries, fetch
 from accounts.models import (
     AwsAccount,
     CloudResource,
@@ -27,6 +27,7 @@ from accounts.models import (
     IamGroup,
     IamRole,
     IamUser,
+    InventoryEntry,
     InventoryItem,
     ManagedPolicy,
     OrgAccount,
@@ -465,6 +466,7 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
         )
         identities = identities_write(account=account, inventory=inventory, now=now)
         databases = _upsert(Database, account, inventory.databases, now, keep=_unlisted(inventory))
+        inventory_entries_refresh(account=account)
         if roles.written:
             # Role tags grant access and rules match role ARNs.
             access_changed()
@@ -646,6 +648,7 @@ def role_refresh(
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
             role.delete()
+            inventory_entries_refresh(account=role.account)
             access_changed()
             return None
         raise
@@ -678,6 +681,7 @@ def role_refresh(
         role.save(update_fields=fields)
         if changed:
             role_versions_record(roles=[role], now=now, attribution=attribution)
+        inventory_entries_refresh(account=role.account)
     if grants_changed:
         access_changed()
     return role
@@ -889,3 +893,55 @@ def organization_sync() -> dict[str, int] | None:
         "policies": len(found.policies),
         "written": sum(t.written for t in totals),
     }
+
+
+# --- the Policies page's entries -------------------------------------------------------
+
+
+def inventory_entries_refresh(*, account: AwsAccount) -> int:
+    """Bring the account's `InventoryEntry` rows in line with its roles, users,
+    managed policies, resources and databases: an entry is written only where
+    its source row is new or was rewritten since (its `synced_at` moved), and
+    removed with it, so a sync that changed nothing writes nothing here either.
+    Returns the number of entries written or deleted."""
+    written = 0
+    for kind, (model, columns) in entries.SOURCES.items():
+        sources = dict(
+            model._default_manager.filter(account=account).values_list("pk", "synced_at")
+        )
+        current = {
+            object_id: (pk, changed_at)
+            for pk, object_id, changed_at in InventoryEntry.objects.filter(
+                account=account, kind=kind
+            ).values_list("pk", "object_id", "changed_at")
+        }
+        stale = [
+            pk
+            for pk, synced_at in sources.items()
+            if pk not in current or current[pk][1] != synced_at
+        ]
+        gone = [pk for object_id, (pk, _) in current.items() if object_id not in sources]
+        for start in range(0, len(stale), BATCH_SIZE):
+            rows = model._default_manager.filter(pk__in=stale[start : start + BATCH_SIZE]).only(
+                *columns
+            )
+            built = [
+                InventoryEntry(
+                    account=account,
+                    pk=current[row.pk][0] if row.pk in current else None,
+                    **entries.entry_fields(kind, row),
+                )
+                for row in rows
+            ]
+            to_create = [entry for entry in built if entry.pk is None]
+            to_update = [entry for entry in built if entry.pk is not None]
+            InventoryEntry.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+            if to_update:
+                InventoryEntry.objects.bulk_update(
+                    to_update, entries.UPDATED_FIELDS, batch_size=BATCH_SIZE
+                )
+            written += len(built)
+        if gone:
+            InventoryEntry.objects.filter(pk__in=gone).delete()
+            written += len(gone)
+    return written

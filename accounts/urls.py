@@ -38,4 +38,7 @@ urlpatterns = [
     path("resources/", views.resource_list, name="resource_list"),
     path("resources/<int:pk>/", views.resource_detail, name="resource_detail"),
     path("policies/<int:pk>/", views.policy_detail, name="policy_detail"),
+    path("policies/", views.policy_list, name="policy_list"),
+    path("policies/export.<str:fmt>", views.policy_export, name="policy_export"),
+    path("search/", views.inventory_search, name="inventory_search"),
 ]

@@ -4,28 +4,43 @@ request gets the region only."""
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh
 
-from accounts import denied, selectors, services
-from accounts.forms import IdentitySearchForm, ResourceSearchForm, RoleSearchForm
-from accounts.models import AwsAccount, IamRole
+from accounts import denied, entries, selectors, services
+from accounts.forms import (
+    GlobalSearchForm,
+    IdentitySearchForm,
+    PolicySearchForm,
+    ResourceSearchForm,
+    RoleSearchForm,
+)
+from accounts.models import AwsAccount, IamRole, InventoryEntry
 from accounts.usage import selectors as usage_selectors
 from brokering import selectors as brokering_selectors
 from brokering.services import session_name_for
 from iamportal.htmx import HtmxHttpRequest, region_only, template_for
-from iamportal.permissions import AnyUser, can_manage_accounts, can_sync_accounts, is_reviewer
+from iamportal.permissions import (
+    AnyUser,
+    can_manage_accounts,
+    can_sync_accounts,
+    can_view_inventory,
+    is_reviewer,
+)
 from requests_app.editors import edits_collected
 from requests_app.policy.diff import policy_diff
 from requests_app.selectors import access_request_pending_for, role_grants
@@ -119,6 +134,14 @@ def account_sync(request: HtmxHttpRequest, account_id: str) -> HttpResponse:
     return redirect("account_detail", account_id=account.account_id)
 
 
+def _page_number(text: str | None) -> int:
+    """A page number from a link; anything else is the first page."""
+    try:
+        return max(1, int(text or 1))
+    except ValueError:
+        return 1
+
+
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
@@ -126,17 +149,18 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     form = RoleSearchForm(request.GET)
     page = None
     if form.is_valid():
-        roles = selectors.roles_search(
+        page = selectors.roles_page(
             query=form.cleaned_data["q"],
             account_id=form.account_id,
+            number=_page_number(request.GET.get("page")),
+            size=PAGE_SIZE,
             among=usage_selectors.roles_with_unused() if form.unused_only else None,
         )
-        page = Paginator(roles, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "form": form,
         "page": page,
         "match_limit": selectors.SEARCH_MATCH_LIMIT,
-        "protected_ids": selectors.protected_role_ids(page.object_list) if page else set(),
+        "protected_ids": selectors.protected_role_ids(page.roles) if page else set(),
     }
     return render(request, template_for(request, "accounts/role_list.html", "results"), context)
 
@@ -313,3 +337,116 @@ def database_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     database = selectors.database_for_user(user=request.user, pk=pk)
     context = {"database": database, "tags": sorted(database.tags.items())}
     return render(request, "accounts/database_detail.html", context)
+
+
+# --- the Policies page, its exports, and the global search ---------------------------
+
+
+def _entry_rows(page_entries: list[InventoryEntry]) -> list[dict[str, Any]]:
+    return [
+        {
+            "entry": entry,
+            "url": entries.entry_url(entry, entry.account.account_id),
+            "console_url": entries.console_url(entry),
+            "tags": sorted(entry.tags.items()) if isinstance(entry.tags, dict) else [],
+        }
+        for entry in page_entries
+    ]
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def policy_list(request: HtmxHttpRequest) -> HttpResponse:
+    if not can_view_inventory(request.user):
+        raise Http404("No such page.")
+    form = PolicySearchForm(request.GET)
+    page = None
+    if form.is_valid():
+        page = selectors.policies_page(
+            form.criteria,
+            size=PAGE_SIZE,
+            after=form.cleaned_data["after"],
+            before=form.cleaned_data["before"],
+        )
+    context = {
+        "form": form,
+        "page": page,
+        "rows": _entry_rows(page.entries) if page else [],
+        "export_query": _export_query(request),
+    }
+    return render(request, template_for(request, "accounts/policy_list.html", "results"), context)
+
+
+def _export_query(request: HtmxHttpRequest) -> str:
+    """The page's filters, without its place in the list, for the export links."""
+    params = request.GET.copy()
+    for name in ("after", "before"):
+        params.pop(name, None)
+    return params.urlencode()
+
+
+class _Echo:
+    """A file-like object whose write returns what it is given: csv.writer then
+    formats one row at a time for the streamed response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(found: Iterator[InventoryEntry]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(entries.EXPORT_COLUMNS)
+    for entry in found:
+        row = entries.export_row(entry)
+        yield writer.writerow([entries.csv_cell(row[column]) for column in entries.EXPORT_COLUMNS])
+
+
+def _json_chunks(found: Iterator[InventoryEntry]) -> Iterator[str]:
+    yield "["
+    separator = "\n"
+    for entry in found:
+        yield separator + json.dumps(entries.export_row(entry), separators=(",", ":"))
+        separator = ",\n"
+    yield "\n]\n"
+
+
+@login_required
+@require_GET
+def policy_export(request: HtmxHttpRequest, fmt: str) -> HttpResponseBase:
+    """The filtered Policies list as CSV or JSON, streamed as it is read."""
+    if not can_view_inventory(request.user) or fmt not in ("csv", "json"):
+        raise Http404("No such export.")
+    form = PolicySearchForm(request.GET)
+    if not form.is_valid():
+        errors = "; ".join(str(error) for field in form.errors.values() for error in field)
+        return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
+    found = selectors.policies_export(form.criteria)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if fmt == "csv":
+        response = StreamingHttpResponse(_csv_lines(found), content_type="text/csv; charset=utf-8")
+    else:
+        response = StreamingHttpResponse(_json_chunks(found), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="iamportal-policies-{stamp}.{fmt}"'
+    return response
+
+
+@login_required
+@require_GET
+def inventory_search(request: HtmxHttpRequest) -> HttpResponse:
+    """The header's search: every kind of item whose name or ARN matches, grouped."""
+    if not can_view_inventory(request.user):
+        raise Http404("No such page.")
+    form = GlobalSearchForm(request.GET)
+    groups = []
+    if form.is_valid() and form.cleaned_data["q"]:
+        groups = [
+            {"group": group, "rows": _entry_rows(group.entries)}
+            for group in selectors.inventory_search(query=form.cleaned_data["q"])
+        ]
+    context = {
+        "form": form,
+        "groups": groups,
+        "found": any(item["rows"] for item in groups),
+    }
+    return render(request, "accounts/inventory_search.html", context)

@@ -43,7 +43,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy
+from accounts.entries import entry_url
+from accounts.models import AwsAccount, CloudResource, IamRole, InventoryEntry, ManagedPolicy
 from accounts.selectors import SEARCH_MAX_LENGTH, roles_search
 from brokering import cli_auth, selectors, services
 from brokering.models import CliChallenge, CredentialIssuance
@@ -524,6 +525,10 @@ def _resource_path(arn: str) -> str:
         if found is None:
             raise _UnknownResource("Resource not found in the inventory.", status=404)
         return reverse("resource_detail", kwargs={"pk": found.pk})
+    # IAM users, databases and any other item of the Policies page.
+    entry = InventoryEntry.objects.select_related("account").filter(arn=arn).first()
+    if entry is not None:
+        return entry_url(entry, entry.account.account_id)
     raise _UnknownResource("This resource type is currently not supported.", status=404)
 
 

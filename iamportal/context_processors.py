@@ -22,6 +22,7 @@ _SECTIONS = {
     "role_detail": "roles",
     "resource_list": "resources",
     "resource_detail": "resources",
+    "policy_list": "policies",
     "request_queue": "review",
     "database_list": "databases",
     "database_password": "databases",

@@ -403,7 +403,7 @@ def test_it_does_not_list_a_role_of_account_a_when_filtering_by_account_b(
     make_role(payments, "payments-only")
     response = client_for(requester).get(reverse("role_list"), {"account": analytics.account_id})
     assert "payments-only" not in response.content.decode()
-    assert response.context["page"].paginator.count == 0
+    assert response.context["page"].roles == []
 
 
 def test_it_answers_htmx_searches_with_the_results_only(requester: User, roles: None) -> None:
@@ -516,6 +516,39 @@ def test_it_pages_roles_fifty_at_a_time_by_name(requester: User, payments: AwsAc
     assert len(first.context["page"]) == 50
     assert [r.name for r in second.context["page"]] == ["app-050"]
     assert "page=2" in first.content.decode()
+
+
+def test_a_role_search_reads_one_row_past_the_page_and_counts_nothing(
+    requester: User, payments: AwsAccount
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    IamRole.objects.bulk_create(
+        IamRole(
+            account=payments,
+            arn=f"arn:aws:iam::{payments.account_id}:role/app-{number:03d}",
+            name=f"app-{number:03d}",
+            content_hash="x",
+            synced_at=timezone.now(),
+        )
+        for number in range(120)
+    )
+    client = client_for(requester)
+
+    with CaptureQueriesContext(connection) as queries:
+        first = client.get(reverse("role_list"), {"q": "app-"}).content.decode()
+    last = client.get(reverse("role_list"), {"q": "app-", "page": "3"}).content.decode()
+    beyond = client.get(reverse("role_list"), {"q": "app-", "page": "x"}).content.decode()
+
+    role_queries = [q["sql"] for q in queries.captured_queries if "accounts_iamrole" in q["sql"]]
+    assert not any("COUNT(" in sql.upper() for sql in role_queries)
+    assert "Roles 1\u201350 of more than 50 matching “app-”." in first
+    assert "Type more of the name or ARN" in first
+    assert "page=2" in first
+    assert "Roles 101\u2013120 matching “app-”." in last
+    assert "page=4" not in last and "page=2" in last
+    assert "Roles 1\u201350" in beyond
 
 
 # --- role detail ----------------------------------------------------------------------

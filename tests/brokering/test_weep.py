@@ -17,7 +17,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from accounts.models import CloudResource, IamRole, ManagedPolicy
+from accounts.models import CloudResource, Database, IamRole, IamUser, ManagedPolicy
+from accounts.services import inventory_entries_refresh
 from brokering.cli_auth import cli_token_issue
 from brokering.models import CredentialIssuance
 from brokering.weep import CliCredentialIssueApi, CliRoleDetailListApi
@@ -420,6 +421,31 @@ def test_inventory_resources_link_to_their_pages(reviewer: User, org: Org) -> No
     }
     for arn, url in expected.items():
         assert resource_url(client, arn).json()["data"]["url"] == url
+
+
+def test_users_and_databases_link_to_their_pages_through_the_policies_entries(
+    reviewer: User, org: Org
+) -> None:
+    common = {"account": org.prod, "content_hash": "x", "synced_at": timezone.now()}
+    IamUser.objects.create(arn=f"arn:aws:iam::{PROD}:user/deploy-bot", name="deploy-bot", **common)
+    database = Database.objects.create(
+        arn=f"arn:aws:rds:us-east-1:{PROD}:db:payments-db",
+        name="payments-db",
+        type="rds-instance",
+        region="us-east-1",
+        **common,
+    )
+    client = weep_client(reviewer)
+    before = resource_url(client, database.arn)
+    inventory_entries_refresh(account=org.prod)
+
+    assert before.status_code == 404
+    assert resource_url(client, f"arn:aws:iam::{PROD}:user/deploy-bot").json()["data"] == {
+        "url": f"/accounts/{PROD}/users/deploy-bot/"
+    }
+    assert resource_url(client, database.arn).json()["data"] == {
+        "url": f"/databases/{database.pk}/"
+    }
 
 
 def test_unknown_or_malformed_arns_are_clear_errors(reviewer: User, org: Org) -> None:

@@ -20,6 +20,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from accounts import services as accounts_services
 from accounts.models import (
     CloudResource,
     Database,
@@ -164,6 +165,7 @@ NOT_PAGES = {
     "role_console",
     "api_request_access_create",
     "access_grant_revoke",
+    "policy_export",
 }
 
 
@@ -369,6 +371,14 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
         "database_password",
         a.post(reverse("database_password", args=[database.pk]), {"db_user": "bad user"}),
     )
+    accounts_services.inventory_entries_refresh(account=account)
+    yield "policy_list", a.get(reverse("policy_list"))
+    yield "policy_list", a.get(reverse("policy_list"), {"public": "on", "tag": "team"})
+    yield "policy_list", a.get(reverse("policy_list"), {"type": "s3"}, HTTP_HX_REQUEST="true")
+    yield "policy_list", a.get(reverse("policy_list"), {"unchanged_days": "x"})
+    yield "inventory_search", a.get(reverse("inventory_search"))
+    yield "inventory_search", a.get(reverse("inventory_search"), {"q": "pay"})
+    yield "inventory_search", a.get(reverse("inventory_search"), {"q": "zebra"})
     yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
     yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
     now = timezone.now()

@@ -22,6 +22,9 @@ pytestmark = pytest.mark.django_db
         "/api/v2/get_resource_url?arn=arn:aws:s3:::b%00",
         "/api/v1/policies/typeahead?resource=iam_arn&search=x%00",
         "/roles/?q=pay%00",
+        "/policies/?tag=team%3Dpay%00",
+        "/policies/export.csv?q=pay%00",
+        "/search/?q=pay%00",
     ],
 )
 def test_nul_characters_in_the_url_are_a_400(requester: User, path: str) -> None:

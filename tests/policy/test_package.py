@@ -14,6 +14,7 @@ MODULES = (
     "arns",
     "diff",
     "evaluate",
+    "exposure",
     "generate",
     "limits",
     "lint",
