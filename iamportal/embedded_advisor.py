@@ -48,6 +48,8 @@ DEMO_LAST_USED: dict[str, dict[str, int | None]] = {
         "s3:listbucket": 3,
         "s3:putobject": None,
         "sqs": 130,
+        # Its database password (payments-db) is in daily use.
+        "rds-db": 1,
         "logs": 1,
     },
     "payments-batch": {"sqs": 1, "logs": 1},
