@@ -55,9 +55,10 @@ def test_a_second_pass_over_unchanged_data_writes_no_row(
 
 
 def test_a_change_in_use_rewrites_only_that_service(account: AwsAccount, role: IamRole) -> None:
-    embedded_advisor.usage_set(role.arn, {"s3": days_ago(3), "sqs": None})
+    s3_used = days_ago(3)
+    embedded_advisor.usage_set(role.arn, {"s3": s3_used, "sqs": None})
     advisor_pass(account)
-    embedded_advisor.usage_set(role.arn, {"s3": days_ago(3), "sqs": days_ago(1)})
+    embedded_advisor.usage_set(role.arn, {"s3": s3_used, "sqs": days_ago(1)})
     run = advisor_pass(account)
     assert (run.counts["created"], run.counts["updated"], run.counts["deleted"]) == (0, 1, 0)
 
