@@ -556,7 +556,7 @@ def access_grant_end(*, request_id: int, revoke_sessions: bool = True) -> Access
     now = timezone.now()
     with transaction.atomic():
         grant = (
-            AccessRule.objects.select_for_update()
+            AccessRule.objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(request_id=request_id)
             .first()
