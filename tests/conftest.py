@@ -39,6 +39,10 @@ os.environ.update(
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_DEFAULT_REGION": "us-east-1",
+        # iamportal reads no EC2 images, but moto builds its catalogue of them
+        # (thousands of images, volumes and snapshots) for every account and region
+        # whose EC2 it touches, as the Redshift read does: seconds per test.
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
     }
 )
 os.environ.pop("AWS_PROFILE", None)

@@ -79,6 +79,8 @@ class Command(BaseCommand):
         # moto is the optional "demo" extra: only this command needs it installed.
         from moto.server import ThreadedMotoServer
 
+        # iamportal reads no EC2 images; moto's catalogue of them costs seconds per account.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         server.start()
         children: list[subprocess.Popen[bytes]] = []
