@@ -7,6 +7,7 @@ account it assumes the *spoke* role to read inventory and apply changes.
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import botocore.loaders
 import botocore.session
 import requests
 from botocore.config import Config
+from botocore.hooks import HierarchicalEmitter
 from django.conf import settings
 
 from iamportal import embedded_advisor
@@ -48,12 +50,24 @@ _spokes: dict[tuple[str, str], _CachedSpoke] = {}
 # session (one per spoke account) builds its clients in milliseconds instead of
 # parsing the same JSON models again.
 _loader = botocore.loaders.create_loader()
+# botocore's built-in event handlers, registered once: a new session starts from a
+# copy of them instead of registering (and aliasing) each of them again.
+_builtin_events: HierarchicalEmitter | None = None
+
+
+def _session_events() -> HierarchicalEmitter:
+    global _builtin_events
+    with _lock:
+        if _builtin_events is None:
+            _builtin_events = HierarchicalEmitter()
+            botocore.session.Session(event_hooks=_builtin_events)
+        return copy.copy(_builtin_events)
 
 
 def new_session(**credentials: Any) -> boto3.Session:
     """A boto3 session sharing the process's model loader; keyword arguments are
     those of `boto3.Session` (credentials, region_name)."""
-    core = botocore.session.get_session()
+    core = botocore.session.Session(event_hooks=_session_events(), include_builtin_handlers=False)
     core.register_component("data_loader", _loader)
     return boto3.Session(botocore_session=core, **credentials)
 

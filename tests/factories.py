@@ -98,20 +98,28 @@ ECS_TRUST = json.dumps(
     }
 )
 
-# One administrator session per account and test: a new session assumes a role
-# and builds its clients again. Emptied after every test (the AWS is new).
+# One administrator session per account and test, and one client per service and
+# region of it: a new session assumes a role, and a client costs milliseconds to
+# build. Emptied after every test (the AWS is new).
 _admin_sessions: dict[str, Any] = {}
+_admin_clients: dict[tuple[str, str, str | None], Any] = {}
 
 
 def forget_admin_sessions() -> None:
     _admin_sessions.clear()
+    _admin_clients.clear()
 
 
 def admin_client(account_id: str, service: str, region: str | None = None) -> Any:
     """A client with an administrator of the account: how tests look at AWS."""
-    if account_id not in _admin_sessions:
-        _admin_sessions[account_id] = demo.account_session(account_id)
-    return aws.client(service, session=_admin_sessions[account_id], region=region)
+    key = (account_id, service, region)
+    if key not in _admin_clients:
+        if account_id not in _admin_sessions:
+            _admin_sessions[account_id] = demo.account_session(account_id)
+        _admin_clients[key] = aws.client(
+            service, session=_admin_sessions[account_id], region=region
+        )
+    return _admin_clients[key]
 
 
 def admin_iam(account_id: str) -> Any:
