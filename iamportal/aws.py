@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,11 @@ _hub: boto3.Session | None = None
 # Clients of the hub session, reused: building one costs milliseconds, and
 # botocore clients are safe to share between threads.
 _hub_clients: dict[tuple[Any, ...], Any] = {}
+# Clients of every other session (a spoke's, an organisation's), reused for as long
+# as their session lives: a sync or an apply asks for the same few many times.
+_session_clients: weakref.WeakKeyDictionary[boto3.Session, dict[tuple[Any, ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass
@@ -99,23 +105,26 @@ def hub_session() -> boto3.Session:
 
 
 def client(service: str, *, session: boto3.Session | None = None, region: str | None = None) -> Any:
-    """A client for `service` from `session` (default: the hub, whose clients are
-    reused), honouring the endpoint override and the retry policy."""
+    """A client for `service` from `session` (default: the hub), honouring the
+    endpoint override and the retry policy; one per session, service and region."""
     region = region or default_region()
+    key = (
+        service,
+        region,
+        settings.AWS_ENDPOINT_URL,
+        settings.AWS_MAX_ATTEMPTS,
+        settings.AWS_CONNECT_TIMEOUT,
+        settings.AWS_READ_TIMEOUT,
+    )
     with _lock:
-        if session is not None:
-            return _build_client(session, service, region)
-        key = (
-            service,
-            region,
-            settings.AWS_ENDPOINT_URL,
-            settings.AWS_MAX_ATTEMPTS,
-            settings.AWS_CONNECT_TIMEOUT,
-            settings.AWS_READ_TIMEOUT,
-        )
-        cached = _hub_clients.get(key)
+        if session is None or session is _hub:
+            clients = _hub_clients
+            session = hub_session()
+        else:
+            clients = _session_clients.setdefault(session, {})
+        cached = clients.get(key)
         if cached is None:
-            cached = _hub_clients[key] = _build_client(hub_session(), service, region)
+            cached = clients[key] = _build_client(session, service, region)
         return cached
 
 
@@ -138,6 +147,15 @@ def on_hub_call(event: str, handler: Any) -> None:
     with _lock:
         hub_session().events.register(event, handler)
         for cached in _hub_clients.values():
+            cached.meta.events.register(event, handler)
+
+
+def on_session_call(session: boto3.Session, event: str, handler: Any) -> None:
+    """Hook every client of `session` (a spoke's), present and future, into a
+    botocore event (used to observe or refuse calls at the AWS boundary in tests)."""
+    with _lock:
+        session.events.register(event, handler)
+        for cached in _session_clients.get(session, {}).values():
             cached.meta.events.register(event, handler)
 
 
@@ -224,6 +242,7 @@ def forget_sessions() -> None:
         _hub = None
         _spokes.clear()
         _hub_clients.clear()
+        _session_clients.clear()
 
 
 # moto's control API: in-process (tests) it answers at this address; a moto server

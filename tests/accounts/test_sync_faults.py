@@ -39,7 +39,7 @@ def prod(accounts: list[AwsAccount]) -> AwsAccount:
 
 def on_spoke_call(account: AwsAccount, event: str, handler: Callable[..., None]) -> None:
     """Hook the AWS calls a sync of `account` makes (its cached spoke session)."""
-    aws.spoke_session(account).events.register(event, handler)
+    aws.on_session_call(aws.spoke_session(account), event, handler)
 
 
 def aws_error(code: str, message: str, operation: str) -> ClientError:

@@ -40,7 +40,8 @@ def on_spoke_call(monkeypatch: pytest.MonkeyPatch, event: str, handler: Callable
     def hooked(service: str, *, session: Any = None, region: str | None = None) -> Any:
         client = real(service, session=session, region=region)
         if session is not None:
-            client.meta.events.register(event, handler)
+            # Clients are reused: hooked once each.
+            client.meta.events.register(event, handler, unique_id=(event, id(handler)))
         return client
 
     monkeypatch.setattr(aws, "client", hooked)
@@ -287,7 +288,7 @@ def test_one_account_failing_on_its_users_does_not_stop_the_others(
     def spoke(account: AwsAccount) -> Any:
         session = real(account)
         if account.account_id == broken.account_id:
-            session.events.register("before-call.iam.ListUsers", refuse)
+            aws.on_session_call(session, "before-call.iam.ListUsers", refuse)
         return session
 
     monkeypatch.setattr(aws, "spoke_session", spoke)

@@ -58,8 +58,8 @@ def puts_counted(role: IamRole) -> list[str]:
     def count(params: dict[str, Any], **kwargs: Any) -> None:
         written.append(params["PolicyName"])
 
-    aws.spoke_session(role.account).events.register(
-        "provide-client-params.iam.PutRolePolicy", count
+    aws.on_session_call(
+        aws.spoke_session(role.account), "provide-client-params.iam.PutRolePolicy", count
     )
     return written
 
@@ -237,8 +237,8 @@ def test_a_worker_whose_lease_was_taken_over_stops_without_writing(
             held = PolicyRequest.objects.filter(pk=request.pk)
             held.update(lease_owner=LIVE_WORKER, lease_expires_at=timezone.now())
 
-    aws.spoke_session(role.account).events.register(
-        "provide-client-params.iam.PutRolePolicy", stalled
+    aws.on_session_call(
+        aws.spoke_session(role.account), "provide-client-params.iam.PutRolePolicy", stalled
     )
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.policy_request_apply(request_id=request.pk)
@@ -267,8 +267,8 @@ def test_a_worker_taken_over_mid_change_leaves_the_outcome_to_the_new_holder(
             PolicyRequest.objects.filter(pk=request.pk).update(lease_owner=LIVE_WORKER)
             Change.objects.filter(request=request).update(claimed_by=LIVE_WORKER)
 
-    aws.spoke_session(role.account).events.register(
-        "provide-client-params.iam.PutRolePolicy", taken_over
+    aws.on_session_call(
+        aws.spoke_session(role.account), "provide-client-params.iam.PutRolePolicy", taken_over
     )
     services.policy_request_apply(request_id=request.pk)
 
