@@ -83,6 +83,21 @@ def _call_the_embedded_aws(self: BaseClient, operation_name: str, api_params: An
 BaseClient._make_api_call = _call_the_embedded_aws
 
 
+# The longest tests (a browser's, the API fuzzer's) start first: run last, as the
+# database tests' ordering would put the browser's, each keeps one worker busy
+# while the others have nothing left to do.
+_LONG = ("tests/e2e/test_tour.py", "tests/e2e/", "tests/test_api_fuzz.py")
+
+
+def _start_rank(item: pytest.Item) -> int:
+    return next((i for i, prefix in enumerate(_LONG) if item.nodeid.startswith(prefix)), len(_LONG))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_rank)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def suite_settings() -> Iterator[None]:
     """Test passwords need no protection against guessing: hashing each with the
