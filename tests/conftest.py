@@ -10,6 +10,7 @@ pay for it. Builders the tests share are in tests/factories.py.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import logging.config
@@ -26,6 +27,7 @@ from botocore.client import BaseClient
 from django.contrib.auth.models import User
 from django.test import Client
 from moto import mock_aws
+from moto.kms import models as moto_kms
 
 from brokering import federation_demo
 from iamportal import aws
@@ -71,6 +73,11 @@ class _EmbeddedAws:
 
 
 _embedded_aws = _EmbeddedAws()
+
+# moto makes an RSA key pair (tens of milliseconds) for every KMS key, even a
+# symmetric one, as the demo organisation creates; iamportal never uses a key's
+# material, so one pair per key spec serves the whole run.
+moto_kms.generate_private_key = functools.cache(moto_kms.generate_private_key)
 _make_api_call = BaseClient._make_api_call
 
 
