@@ -7,7 +7,8 @@ DEMO_AWS_PORT ?= 5000
 
 .PHONY: demo test lint venv bench clean editor
 
-# What is installed is marked by a stamp per extra: the demo needs the runtime and
+# Modules are compiled when first imported (most of the embedded AWS's never are),
+# not all at install. What is installed is marked by a stamp per extra: the demo needs the runtime and
 # the embedded AWS only; the tests and linters need `dev`, which includes the demo.
 DEMO_INSTALLED := $(VENV)/.demo-installed
 DEV_INSTALLED := $(VENV)/.dev-installed
@@ -18,14 +19,14 @@ $(DEMO_INSTALLED): pyproject.toml
 	@echo "Installing iamportal and the embedded AWS into $(VENV)/ (first run: about a minute)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install -e '.[demo]'
+	$(BIN)/python -m pip install --no-compile -e '.[demo]'
 	touch $@
 
 $(DEV_INSTALLED): pyproject.toml
 	@echo "Installing iamportal with its test and lint tools into $(VENV)/ (first run: about two minutes)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --no-compile -e '.[dev]'
 	touch $@ $(DEMO_INSTALLED)
 
 venv: $(DEV_INSTALLED)
@@ -58,8 +59,16 @@ lint: venv
 
 # Every core by default; PYTEST_WORKERS=0 runs the tests in one process.
 PYTEST_WORKERS ?= auto
-test: lint
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+PYTEST_ARGS ?=
+# mypy (one core) runs beside the tests; the first failure's exit status is make's,
+# the tests' first, so pytest's "no tests ran" (5) is never hidden.
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy . > $(VENV)/mypy.out 2>&1 & mypy=$$!; \
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); tests=$$?; \
+	wait $$mypy; typed=$$?; cat $(VENV)/mypy.out; \
+	if [ $$tests -ne 0 ]; then exit $$tests; fi; exit $$typed
 
 # The policy editor's bundle is committed; rebuild it (Node.js and npm) after
 # changing iamportal/editor/ or its lock file.
