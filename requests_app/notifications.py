@@ -286,7 +286,7 @@ def _recipients_and_details(
         everyone = reviewers().exclude(pk=request.requester_id)
         if actor is not None:
             everyone = everyone.exclude(pk=actor.pk)
-        return _Email(requester_told=False, others=list(everyone), extra={})
+        return _Email(requester_told=False, others=_who_may_approve(request, everyone), extra={})
     if kind == "approved":
         return _Email(requester_told=True, others=[], extra=_approvals(request, actor))
     if kind == "rejected":
@@ -333,6 +333,20 @@ def _recipients_and_details(
         return _Email(requester_told=False, others=list(involved), extra=extra)
     # applied, expiring, expired: only the requester, about their own access.
     return _Email(requester_told=True, others=[], extra={})
+
+
+def _who_may_approve(request: PolicyRequest, everyone: QuerySet[User]) -> list[User]:
+    """The reviewers the request's approval policy lets approve it: members of the
+    groups it names, or every reviewer when it names none. When nobody in those
+    groups can be written to, every reviewer is told, so that the request is not
+    left waiting unseen."""
+    groups = (request.approval_requirement or {}).get("reviewer_groups") or []
+    if groups:
+        members = User.groups.through.objects.filter(group__name__in=groups).values("user_id")
+        allowed = list(everyone.filter(pk__in=members))
+        if allowed:
+            return allowed
+    return list(everyone)
 
 
 def _changes_with_diff(request: PolicyRequest) -> list[dict[str, Any]]:

@@ -449,3 +449,47 @@ def test_the_admin_saves_a_policy_with_the_change_types_left_empty(admin_user: U
     created = ApprovalPolicy.objects.get(name="anything")
     assert created.change_types == []
     assert ApprovalPolicyChange.objects.get().actor == admin_user
+
+
+# --- who is told ------------------------------------------------------------------------
+
+
+def test_a_new_request_is_told_only_to_the_reviewers_its_policy_lets_approve(
+    requester: User, reviewer: User, lead: User, admin_user: User, role: IamRole, settings: Any
+) -> None:
+    settings.IAMPORTAL_NOTIFICATIONS = True
+    policy(admin_user, "payments leads", groups=["payments-leads"])
+    mail.outbox.clear()
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        submitted(requester, role)
+
+    assert sorted(a for m in mail.outbox for a in m.to) == ["lee@example.com"]
+
+
+def test_a_policy_whose_groups_nobody_can_be_written_to_tells_every_reviewer(
+    requester: User, reviewer: User, admin_user: User, role: IamRole, settings: Any
+) -> None:
+    settings.IAMPORTAL_NOTIFICATIONS = True
+    policy(admin_user, "nobody yet", groups=["payments-leads"])
+    mail.outbox.clear()
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        submitted(requester, role)
+
+    assert sorted(a for m in mail.outbox for a in m.to) == ["admin@example.com", "rita@example.com"]
+
+
+def test_without_a_policy_every_reviewer_is_told(
+    requester: User, reviewer: User, lead: User, admin_user: User, role: IamRole, settings: Any
+) -> None:
+    settings.IAMPORTAL_NOTIFICATIONS = True
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        submitted(requester, role)
+
+    assert sorted(a for m in mail.outbox for a in m.to) == [
+        "admin@example.com",
+        "lee@example.com",
+        "rita@example.com",
+    ]
