@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import AwsAccount, IamRole
@@ -96,6 +97,21 @@ def access_request_pending(*, user: User, role: IamRole) -> PolicyRequest | None
     return access_request_pending_for(user=user, role=role)
 
 
+def _grant_held(*, user: User, role: IamRole, now: datetime) -> PolicyRequest | None:
+    """The user's applied access request for `role` whose grant is still in force."""
+    return (
+        PolicyRequest.objects.filter(
+            requester_id=user.pk,
+            kind=PolicyRequest.Kind.ACCESS,
+            status=PolicyRequest.Status.APPLIED,
+            role_arn=role.arn,
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by(F("expires_at").asc(nulls_first=True), "pk")
+        .first()
+    )
+
+
 def access_request_submit(
     *,
     requester: User,
@@ -141,6 +157,16 @@ def access_request_submit(
     if pending is not None:
         raise RequestInvalid(
             {"role": f"Your access request #{pending.pk} for this role is already in progress."}
+        )
+    held = _grant_held(user=requester, role=role, now=now)
+    if held is not None:
+        until = (
+            f"until {held.expires_at:%Y-%m-%d %H:%M} UTC, so ask to extend it instead"
+            if held.expires_at
+            else "with no end"
+        )
+        raise RequestInvalid(
+            {"role": f"You already hold access to this role through request #{held.pk}, {until}."}
         )
     spec = ChangeSpec(
         type=Change.Type.ROLE_ACCESS_GRANT,

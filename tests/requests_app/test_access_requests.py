@@ -253,6 +253,27 @@ def test_a_second_request_for_the_same_role_is_refused_while_one_is_pending(
     assert f"#{first.pk}" in refused.value.errors["role"]
 
 
+def test_a_holder_of_a_grant_is_told_so_instead_of_asking_again(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    AwsAccount.objects.filter(pk=role.account_id).update(access_permanent_allowed=True)
+    role.account.refresh_from_db()
+    temporary = approve(asked(requester, role), reviewer)
+    with pytest.raises(services.RequestInvalid) as refused:
+        asked(requester, role, duration=None, permanent=True)
+    assert f"through request #{temporary.pk}, until" in refused.value.errors["role"]
+    assert "extend" in refused.value.errors["role"]
+
+    services.access_grant_revoke(request_id=temporary.pk, actor=requester)
+    permanent = approve(asked(requester, role, duration=None, permanent=True), reviewer)
+    with pytest.raises(services.RequestInvalid) as again:
+        asked(requester, role)
+    assert again.value.errors["role"] == (
+        f"You already hold access to this role through request #{permanent.pk}, with no end."
+    )
+    assert PolicyRequest.objects.filter(requester=requester, kind="access").count() == 2
+
+
 def test_access_is_not_asked_for_as_a_change_of_another_request(
     requester: User, role: IamRole
 ) -> None:
