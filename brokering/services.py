@@ -78,9 +78,31 @@ class IssuedCredentials:
 def session_name_for(user: User) -> str:
     """An STS role session name from the user's email (or username): 2-64 of
     the characters STS accepts, so CloudTrail shows who used the credentials."""
-    name = _SESSION_NAME_BAD.sub("-", (user.email or user.get_username()).strip())
-    name = name[:64]
-    return name if len(name) >= 2 else f"user-{user.pk}"
+    return _session_name(user.email or user.get_username(), user.pk)
+
+
+def _session_name(email_or_username: str, user_pk: int) -> str:
+    name = _SESSION_NAME_BAD.sub("-", email_or_username.strip())[:64]
+    return name if len(name) >= 2 else f"user-{user_pk}"
+
+
+def _session_names_held(*, user: User, role_arn: str, now: datetime) -> list[str]:
+    """The names of every session `user` may still hold on the role: today's, and
+    the ones iamportal issued under an email they had before (from the issuance
+    audit, within the longest session AWS allows). Today's first."""
+    current = session_name_for(user)
+    earlier = {
+        _session_name(email or user.get_username(), user.pk)
+        for email in CredentialIssuance.objects.filter(
+            user=user,
+            role_arn=role_arn,
+            outcome=CredentialIssuance.Outcome.ISSUED,
+            requested_at__gte=now - LONGEST_SESSION,
+        )
+        .values_list("user_email", flat=True)
+        .distinct()
+    }
+    return [current, *sorted(earlier - {current})]
 
 
 def source_ip_policy(networks: list[str]) -> dict[str, Any]:
@@ -688,7 +710,32 @@ def role_sessions_revoke(
             f"Role {role.name} is one of iamportal's own roles: its sessions cannot be "
             "revoked from iamportal (that would lock iamportal out of the account)."
         )
-    session_name = session_name_for(user)
+    # A user whose email changed may hold sessions named for the old one: each
+    # name gets its revocation; the one for today's name is returned.
+    names = _session_names_held(user=user, role_arn=role.arn, now=timezone.now())
+    revocations = [
+        _session_name_revoke(
+            role=role,
+            user=user,
+            session_name=name,
+            issued_before=issued_before,
+            actor=actor,
+            reason=reason,
+        )
+        for name in names
+    ]
+    return revocations[0]
+
+
+def _session_name_revoke(
+    *,
+    role: IamRole,
+    user: User,
+    session_name: str,
+    issued_before: datetime,
+    actor: User | None,
+    reason: str,
+) -> SessionRevocation:
     in_force = SessionRevocation.objects.filter(
         role_arn=role.arn,
         session_name=session_name,

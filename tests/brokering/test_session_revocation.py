@@ -341,6 +341,25 @@ def test_disabling_a_user_revokes_on_every_role_they_used_lately(
     assert all(r.actor == admin_user for r in revocations)
 
 
+def test_sessions_named_for_an_email_the_user_had_before_are_revoked_too(
+    role: IamRole, requester: User, bob: User
+) -> None:
+    _issued(requester, role.arn, ago=timedelta(hours=2))
+    _issued(bob, role.arn, ago=timedelta(hours=1))
+    requester.email = "alice.smith@example.com"
+    requester.save(update_fields=["email"])
+
+    revocation = revoke(role, requester, T1)
+
+    assert revocation.session_name == "alice.smith@example.com"
+    statements = denies(role)["Statement"]
+    assert len(statements) == 2
+    for name in ("alice@example.com", "alice.smith@example.com"):
+        assert deny_of(name, "2099-12-05T09:00:00Z") in statements
+    assert revoke(role, requester, T1) == revocation
+    assert SessionRevocation.objects.filter(user=requester).count() == 2
+
+
 def test_the_apply_survives_a_passing_aws_error(
     role: IamRole, requester: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
