@@ -32,13 +32,15 @@ from accounts.usage.models import RightsizingPolicy
 from iamportal import aws
 from iamportal.auth import user_groups_sync
 from iamportal.config_standin import ConfigAggregatorStandIn, Item
-from requests_app.models import PolicyTemplate
+from requests_app.models import ApprovalPolicy, PolicyTemplate
+from requests_app.services import approval_policy_save
 
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the identity iamportal runs as
 ENVIRONMENTS = ("prod", "staging", "dev")
 AUTH_TAG = "iamportal-authorized"
 AUTH_CLI_TAG = "iamportal-authorized-cli-only"
 
+DEMO_APPROVAL_POLICY = "Read-only outside production, up to 8 hours"
 DEMO_USERS = {
     # username: (groups, superuser for break-glass access)
     "alice": (["team-payments", "engineering"], False),
@@ -1041,6 +1043,26 @@ def demo_roles_age(accounts: list[DemoAccount], *, days: int = 400) -> None:
             for role in backend.get_roles():
                 if role.name in demo.roles:
                     role.create_date = role.create_date - timedelta(days=days)
+
+
+def approval_policies_seed(accounts: list[AwsAccount]) -> ApprovalPolicy:
+    """The demo's approval policy: access to a ReadOnly role outside production,
+    for up to 8 hours, is approved automatically (and recorded as such); every
+    other request needs its accounts' reviewers."""
+    policy = ApprovalPolicy.objects.filter(name=DEMO_APPROVAL_POLICY).first() or ApprovalPolicy(
+        name=DEMO_APPROVAL_POLICY,
+        order=10,
+        role_arn_pattern="ReadOnly",
+        request_kind=ApprovalPolicy.Kind.ACCESS,
+        max_duration=timedelta(hours=8),
+        automatic=True,
+    )
+    return approval_policy_save(
+        policy=policy,
+        actor=User.objects.get(username="admin"),
+        accounts=[a for a in accounts if a.environment != "prod"],
+        reviewer_groups=[],
+    )
 
 
 def rightsizing_policy_seed() -> None:

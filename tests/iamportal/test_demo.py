@@ -196,3 +196,44 @@ def test_in_the_demo_alice_gets_a_password_for_payments_db_through_payments_api(
     ids = set(Database.objects.filter(account=accounts[0]).values_list("resource_id", flat=True))
     if len(ids) == 1:
         assert any("same resource id" in note for note in org[0].notes)
+
+
+def test_in_the_demo_read_only_access_outside_production_is_approved_automatically() -> None:
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.test import TestCase
+    from django.utils import timezone
+
+    from accounts.models import IamRole
+    from requests_app import services
+
+    org = demo.organisation_seed()
+    accounts = demo.accounts_onboard(org)
+    demo.users_create("a-demo-password")
+    demo.approval_policies_seed(accounts)
+    for account in accounts:
+        IamRole.objects.create(
+            account=account,
+            arn=aws.role_arn(account.account_id, "ReadOnly"),
+            name="ReadOnly",
+            content_hash="x",
+            synced_at=timezone.now(),
+        )
+    sam = User.objects.get(username="sam")
+
+    def asked(environment: str, hours: int) -> str:
+        role = IamRole.objects.get(name="ReadOnly", account__environment=environment)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            request = services.access_request_submit(
+                requester=sam, role=role, justification="Incident", duration=timedelta(hours=hours)
+            )
+        request.refresh_from_db()
+        if request.status == "applied":
+            services.access_grant_revoke(request_id=request.pk, actor=sam)
+        return request.status
+
+    assert asked("staging", 4) == "applied"
+    assert asked("dev", 8) == "applied"
+    assert asked("staging", 9) == "pending"
+    assert asked("prod", 1) == "pending"

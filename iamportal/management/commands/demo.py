@@ -100,6 +100,7 @@ class Command(BaseCommand):
             password = demo.users_create(os.environ.get("DEMO_PASSWORD") or None)
             demo.policy_templates_seed()
             demo.rightsizing_policy_seed()
+            demo.approval_policies_seed(accounts)
             self.stdout.write("Running the first sync...")
             Conf.SYNC = True  # the first sync runs here, before the workers start
             logging.getLogger("django-q").setLevel(logging.WARNING)
