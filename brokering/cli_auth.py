@@ -13,6 +13,7 @@ polls or two approvals racing each other can never both win.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -395,6 +396,18 @@ def cli_challenge_approve(*, challenge: CliChallenge, user: User) -> bool:
             "CLI sign-in approved for %s from %s", user.get_username(), challenge.requesting_ip
         )
     return bool(approved)
+
+
+# Approving from a list (My roles) asks for the end of the link the terminal shows:
+# proof that the approver is looking at the terminal that asked, so that nobody
+# approves a sign-in someone else started in their name.
+CHALLENGE_CODE_LENGTH = 6
+
+
+def challenge_code_matches(*, challenge: CliChallenge, code: str) -> bool:
+    """Whether `code` is the last characters of the challenge's sign-in link."""
+    expected = challenge.token[-CHALLENGE_CODE_LENGTH:]
+    return hmac.compare_digest(code.strip().encode(), expected.encode())
 
 
 @dataclass(frozen=True)

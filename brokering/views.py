@@ -139,6 +139,7 @@ def my_roles(request: HtmxHttpRequest) -> HttpResponse:
         "pending_sign_ins": [] if region_only(request) else _pending_sign_ins(request),
         "denied_calls": [] if region_only(request) else _denied_calls(request, roles),
         "token_hours": settings.IAMPORTAL_CLI_TOKEN_HOURS,
+        "code_length": cli_auth.CHALLENGE_CODE_LENGTH,
     }
     return render(request, template_for(request, "brokering/my_roles.html", "roles"), context)
 
@@ -169,6 +170,15 @@ def my_cli_sign_in(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request,
             f"Refused the sign-in from {challenge.requesting_ip}: that terminal gets nothing.",
+        )
+    elif not cli_auth.challenge_code_matches(
+        challenge=challenge, code=request.POST.get("code", "")
+    ):
+        messages.error(
+            request,
+            f"Nothing was approved: type the last {cli_auth.CHALLENGE_CODE_LENGTH} characters "
+            "of the sign-in link your terminal shows. If you did not start this sign-in, "
+            "choose This was not me.",
         )
     elif cli_auth.cli_challenge_approve(challenge=challenge, user=request.user):
         messages.success(

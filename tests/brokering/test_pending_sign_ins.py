@@ -34,7 +34,9 @@ def my_roles(user: User) -> str:
 
 def answer(user: User, challenge: CliChallenge, action: str) -> Any:
     return client_for(user).post(
-        reverse("my_cli_sign_in", args=[challenge.pk]), {"action": action}, REMOTE_ADDR=BROWSER
+        reverse("my_cli_sign_in", args=[challenge.pk]),
+        {"action": action, "code": challenge.token[-6:]},
+        REMOTE_ADDR=BROWSER,
     )
 
 
@@ -88,7 +90,9 @@ def test_approving_from_my_roles_lets_the_terminal_collect_its_token(requester: 
     client = client_for(requester)
 
     response = client.post(
-        reverse("my_cli_sign_in", args=[challenge.pk]), {"action": "approve"}, follow=True
+        reverse("my_cli_sign_in", args=[challenge.pk]),
+        {"action": "approve", "code": challenge.token[-6:]},
+        follow=True,
     )
 
     assert response.redirect_chain == [(reverse("my_roles"), 302)]
@@ -99,6 +103,25 @@ def test_approving_from_my_roles_lets_the_terminal_collect_its_token(requester: 
     assert (challenge.status, challenge.user) == (CliChallenge.Status.APPROVED, requester)
     poll = cli_auth.cli_challenge_claim(token=challenge.token, polling_ip=TERMINAL)
     assert (poll.status, poll.user) == ("success", requester)
+
+
+@pytest.mark.parametrize("code", ["", "abcdef", "{start}"], ids=["none", "wrong", "link start"])
+def test_approving_from_my_roles_needs_the_end_of_the_terminals_link(
+    requester: User, code: str
+) -> None:
+    challenge = ask("alice")
+
+    response = client_for(requester).post(
+        reverse("my_cli_sign_in", args=[challenge.pk]),
+        {"action": "approve", "code": code.format(start=challenge.token[:6])},
+        follow=True,
+    )
+
+    assert "Nothing was approved: type the last 6 characters" in response.content.decode()
+    challenge.refresh_from_db()
+    assert (challenge.status, challenge.user) == (CliChallenge.Status.PENDING, None)
+    poll = cli_auth.cli_challenge_claim(token=challenge.token, polling_ip=TERMINAL)
+    assert poll.status == "pending"
 
 
 def test_refusing_from_my_roles_leaves_the_terminal_with_nothing(requester: User) -> None:
@@ -119,7 +142,9 @@ def test_a_sign_in_that_expired_meanwhile_is_not_approved(requester: User) -> No
 
     client = client_for(requester)
     response = client.post(
-        reverse("my_cli_sign_in", args=[challenge.pk]), {"action": "approve"}, follow=True
+        reverse("my_cli_sign_in", args=[challenge.pk]),
+        {"action": "approve", "code": challenge.token[-6:]},
+        follow=True,
     )
 
     assert "has expired or was already answered" in response.content.decode()
