@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 import pytest
 from botocore.client import BaseClient
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
 from moto import mock_aws
 from moto.kms import models as moto_kms
@@ -120,6 +121,20 @@ def suite_settings() -> Iterator[None]:
         IAMPORTAL_EMBEDDED_AWS=True,
     ):
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_connection_left_behind(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """A connection a test's thread (a loopback server's, a race's) left open would
+    keep PostgreSQL from dropping the test database at the end: closed first."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)
