@@ -19,14 +19,14 @@ $(DEMO_INSTALLED): pyproject.toml
 	@echo "Installing iamportal and the embedded AWS into $(VENV)/ (first run: about a minute)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --no-compile -e '.[demo]'
+	$(BIN)/python -m pip install -e '.[demo]' --no-compile
 	touch $@
 
 $(DEV_INSTALLED): pyproject.toml
 	@echo "Installing iamportal with its test and lint tools into $(VENV)/ (first run: about two minutes)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --no-compile -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[dev]' --no-compile
 	touch $@ $(DEMO_INSTALLED)
 
 venv: $(DEV_INSTALLED)

@@ -50,6 +50,9 @@ def browser() -> Iterator[Browser]:
     sync_api: Any = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
     )
+    # What a page shows may take a while on a busy machine (CI runs the browser
+    # beside the other tests): the assertions wait as long as the actions do.
+    sync_api.expect.set_options(timeout=15_000)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
