@@ -13,6 +13,31 @@ urlpatterns = [
         name="role_detail",
     ),
     path(
+        "accounts/<str:account_id>/roles/<str:role_name>/inline/",
+        views.role_inline,
+        name="role_inline",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/managed/",
+        views.role_managed,
+        name="role_managed",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/trust/",
+        views.role_trust,
+        name="role_trust",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/tags/",
+        views.role_tags,
+        name="role_tags",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/boundary/",
+        views.role_boundary,
+        name="role_boundary",
+    ),
+    path(
         "accounts/<str:account_id>/roles/<str:role_name>/history/",
         views.role_history,
         name="role_history",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -165,37 +165,138 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template_for(request, "accounts/role_list.html", "results"), context)
 
 
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+def role_page_context(request: HtmxHttpRequest, role: IamRole, *, tab: str) -> dict[str, Any]:
+    """What the header and the tab bar every tab of a role page shares need."""
+    return {
+        "role": role,
+        "tab": tab,
+        "tab_title": ROLE_TAB_TITLES[tab],
+        "protected": selectors.role_protected(role.arn),
+        "sees_audience": is_reviewer(request.user),
+        "collected_edits": len(edits_collected(session=request.session, role=role)),
+    }
+
+
+def role_tab_template(
+    request: HtmxHttpRequest, name: str, *, regions: Mapping[str, str] | None = None
+) -> str:
+    """A tab of a role page: the whole page; its panel (the tab bar and the tab)
+    for a tab link; or a smaller region when an htmx request targets its element
+    by id (`regions`: element id -> partial; the refresh poll, a page of history)."""
+    target = request.htmx.target if request.htmx else None
+    region = (regions or {}).get(target or "", "panel")
+    return template_for(request, name, region)
+
+
+def _role_for_tab(request: HtmxHttpRequest, account_id: str, role_name: str) -> IamRole:
+    """The role page's one gate, for every tab."""
     try:
-        role = selectors.role_for_user(
+        return selectors.role_for_user(
             user=request.user, account_id=account_id, role_name=role_name
         )
     except Http404:
         if region_only(request):
             # A refresh found the role deleted in AWS: reload, so the poll ends on "not found".
-            return HttpResponseClientRefresh()
+            raise RoleGone from None
         raise
+
+
+class RoleGone(Exception):
+    """An htmx request for a role that is gone: the page reloads to show why."""
+
+
+ROLE_TAB_TITLES = {
+    "overview": "",
+    "inline": "Inline policies",
+    "managed": "Managed policies",
+    "trust": "Trust policy",
+    "tags": "Tags",
+    "boundary": "Permissions boundary",
+    "history": "History",
+    "usage": "Usage",
+}
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request", "HX-Target")
+def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    """The Overview tab: your access, the grants, the facts, who may use the role."""
+    try:
+        role = _role_for_tab(request, account_id, role_name)
+    except RoleGone:
+        return HttpResponseClientRefresh()
     context = {
-        "role": role,
-        "trust_policy": _pretty(role.trust_policy),
-        "inline_policies": [
-            (name, _pretty(document)) for name, document in sorted(role.inline_policies.items())
-        ],
-        "attached_policies": selectors.role_attached_policies(role=role),
+        **role_page_context(request, role, tab="overview"),
         "tags": sorted(role.tags.items()),
-        "protected": selectors.role_protected(role.arn),
         **_guardrails(role.account),
         **_role_access(request.user, role),
         "denied": denied.recently_denied(role=role),
-        "collected_edits": len(edits_collected(session=request.session, role=role)),
         "denied_events_read": bool(settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL),
         "my_session_name": session_name_for(request.user) if request.user.is_authenticated else "",
         **usage_selectors.notice_banner(role),
     }
-    return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
+    template = role_tab_template(
+        request, "accounts/role_detail.html", regions={"role-detail": "detail"}
+    )
+    return render(request, template, context)
+
+
+def _role_part_tab(request: HtmxHttpRequest, account_id: str, role_name: str, tab: str) -> HttpResponse:
+    try:
+        role = _role_for_tab(request, account_id, role_name)
+    except RoleGone:
+        return HttpResponseClientRefresh()
+    context = role_page_context(request, role, tab=tab)
+    if tab == "inline":
+        context["inline_policies"] = [
+            (name, _pretty(document)) for name, document in sorted(role.inline_policies.items())
+        ]
+    elif tab == "managed":
+        context["attached_policies"] = selectors.role_attached_policies(role=role)
+    elif tab == "trust":
+        context["trust_policy"] = _pretty(role.trust_policy)
+    elif tab == "tags":
+        context["tags"] = sorted(role.tags.items())
+    elif tab == "boundary":
+        boundary = selectors.boundary_policy(arn=role.permissions_boundary_arn)
+        context["boundary_document"] = _pretty(boundary.document) if boundary else ""
+    return render(request, role_tab_template(request, "accounts/role_part.html"), context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_inline(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    return _role_part_tab(request, account_id, role_name, "inline")
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_managed(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    return _role_part_tab(request, account_id, role_name, "managed")
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_trust(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    return _role_part_tab(request, account_id, role_name, "trust")
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_tags(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    return _role_part_tab(request, account_id, role_name, "tags")
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_boundary(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    return _role_part_tab(request, account_id, role_name, "boundary")
 
 
 HISTORY_PAGE_SIZE = 20
@@ -203,7 +304,7 @@ HISTORY_PAGE_SIZE = 20
 
 @login_required
 @require_GET
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
     role = selectors.role_for_user(user=request.user, account_id=account_id, role_name=role_name)
     page = Paginator(selectors.role_history(role=role), HISTORY_PAGE_SIZE).get_page(
@@ -224,8 +325,9 @@ def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> H
         }
         for version in page.object_list
     ]
-    context = {"role": role, "page": page, "versions": versions}
-    return render(request, template_for(request, "accounts/role_history.html", "results"), context)
+    context = {**role_page_context(request, role, tab="history"), "page": page, "versions": versions}
+    template = role_tab_template(request, "accounts/role_history.html", regions={"results": "results"})
+    return render(request, template, context)
 
 
 @login_required
