@@ -225,6 +225,8 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
     yield "role_list", a.get(reverse("role_list"))
     yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
+    for tab in ("role_inline", "role_managed", "role_trust", "role_tags", "role_boundary"):
+        yield tab, a.get(reverse(tab, args=[account.account_id, api.name]))
     yield (
         "role_sessions_revoke",
         a.get(reverse("role_sessions_revoke", args=[account.account_id, api.name])),
