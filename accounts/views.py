@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -29,7 +29,7 @@ from accounts.forms import (
     ResourceSearchForm,
     RoleSearchForm,
 )
-from accounts.models import AwsAccount, IamRole, InventoryEntry
+from accounts.models import AwsAccount, IamRole, InventoryEntry, RoleVersion
 from accounts.usage import selectors as usage_selectors
 from brokering import selectors as brokering_selectors
 from brokering.services import session_name_for
@@ -302,15 +302,9 @@ def role_boundary(request: HtmxHttpRequest, account_id: str, role_name: str) -> 
 HISTORY_PAGE_SIZE = 20
 
 
-@login_required
-@require_GET
-@vary_on_headers("HX-Request", "HX-Target")
-def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    role = selectors.role_for_user(user=request.user, account_id=account_id, role_name=role_name)
-    page = Paginator(selectors.role_history(role=role), HISTORY_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    versions = [
+def _versions_shown(page: Page[RoleVersion]) -> list[dict[str, Any]]:
+    """Each version on a page of history, with its diff against the one before."""
+    return [
         {
             "version": version,
             "document": _pretty(version.document),
@@ -325,8 +319,48 @@ def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> H
         }
         for version in page.object_list
     ]
-    context = {**role_page_context(request, role, tab="history"), "page": page, "versions": versions}
-    template = role_tab_template(request, "accounts/role_history.html", regions={"results": "results"})
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request", "HX-Target")
+def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    """The History tab; for a role deleted since, the versions it left behind."""
+    try:
+        role = selectors.role_for_user(
+            user=request.user, account_id=account_id, role_name=role_name
+        )
+    except Http404:
+        return _deleted_role_history(request, account_id, role_name)
+    page = Paginator(selectors.role_history(role=role), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        **role_page_context(request, role, tab="history"),
+        "page": page,
+        "versions": _versions_shown(page),
+    }
+    template = role_tab_template(
+        request, "accounts/role_history.html", regions={"results": "results"}
+    )
+    return render(request, template, context)
+
+
+def _deleted_role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    history = selectors.deleted_role_history_for_user(
+        user=request.user, account_id=account_id, role_name=role_name
+    )
+    page = Paginator(history, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    latest = history.first()
+    context = {
+        "account": latest.account if latest else None,
+        "role_name": role_name,
+        "role_arn": latest.role_arn if latest else "",
+        "page": page,
+        "versions": _versions_shown(page),
+        "deleted": True,
+    }
+    template = template_for(request, "accounts/role_history_deleted.html", "results")
     return render(request, template, context)
 
 

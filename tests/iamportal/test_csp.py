@@ -234,6 +234,9 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "role_history", a.get(reverse("role_history", args=[account.account_id, api.name]))
     version = RoleVersion.objects.create(
         role=api,
+        account=api.account,
+        role_arn=api.arn,
+        role_name=api.name,
         part=RoleVersion.Part.TAGS,
         document={"team": "payments"},
         recorded_at=timezone.now(),
