@@ -80,7 +80,14 @@ class Inline(HTMLParser):
                 self.blocked.append(f"<{tag} hx-trigger filter> (needs eval)")
 
 
-HTMX_CONFIG = {"allowEval": False, "allowScriptTags": False, "includeIndicatorStyles": False}
+HTMX_CONFIG = {
+    "allowEval": False,
+    "allowScriptTags": False,
+    "includeIndicatorStyles": False,
+    # Back reloads from the server: restoring a snapshot re-applies style attributes.
+    "historyCacheSize": 0,
+    "refreshOnHistoryMiss": True,
+}
 
 
 def check(response: Any) -> Inline:
@@ -507,7 +514,7 @@ def test_the_server_error_page_carries_the_policy(
 def test_the_vendored_htmx_knows_the_settings_the_pages_give_it() -> None:
     htmx = (django_settings.BASE_DIR / "static" / "htmx.min.js").read_text()
     assert 'version:"2.' in htmx
-    for key in ("allowEval", "allowScriptTags", "includeIndicatorStyles"):
+    for key in HTMX_CONFIG:
         assert key in htmx
 
 
