@@ -295,7 +295,15 @@ class DatabaseAdmin(InventoryAdmin):
 
 @admin.register(RoleVersion)
 class RoleVersionAdmin(ReadOnlyAdmin):
-    list_display = ["role_name", "account", "part", "key", "source", "request_number", "recorded_at"]
+    list_display = [
+        "role_name",
+        "account",
+        "part",
+        "key",
+        "source",
+        "request_number",
+        "recorded_at",
+    ]
     list_filter = ["part", "source"]
     list_select_related = ["account"]
     search_fields = ["role_arn", "key"]

@@ -242,7 +242,9 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
     return render(request, template, context)
 
 
-def _role_part_tab(request: HtmxHttpRequest, account_id: str, role_name: str, tab: str) -> HttpResponse:
+def _role_part_tab(
+    request: HtmxHttpRequest, account_id: str, role_name: str, tab: str
+) -> HttpResponse:
     try:
         role = _role_for_tab(request, account_id, role_name)
     except RoleGone:
@@ -346,7 +348,9 @@ def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> H
     return render(request, template, context)
 
 
-def _deleted_role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+def _deleted_role_history(
+    request: HtmxHttpRequest, account_id: str, role_name: str
+) -> HttpResponse:
     history = selectors.deleted_role_history_for_user(
         user=request.user, account_id=account_id, role_name=role_name
     )

@@ -213,7 +213,9 @@ class RoleCreateForm(_TrustPreset, _Acknowledging):
         # A fixed number of blank inline policies: no script needed to add one.
         for n in range(1, INLINE_POLICY_SLOTS + 1):
             self.fields[f"inline_policy_name_{n}"] = forms.CharField(
-                label=f"Inline policy {n}: name", max_length=INLINE_POLICY_NAME_MAX_LENGTH, required=False
+                label=f"Inline policy {n}: name",
+                max_length=INLINE_POLICY_NAME_MAX_LENGTH,
+                required=False,
             )
             self.fields[f"inline_policy_document_{n}"] = forms.CharField(
                 label=f"Inline policy {n} (JSON)",
@@ -263,7 +265,9 @@ class RoleCreateForm(_TrustPreset, _Acknowledging):
             if name and not text:
                 self.add_error(document_field, "Give the inline policy's document.")
             if name and name.lower() in seen:
-                self.add_error(name_field, f"Another inline policy is named {name}: IAM ignores case.")
+                self.add_error(
+                    name_field, f"Another inline policy is named {name}: IAM ignores case."
+                )
             if name:
                 seen.add(name.lower())
 

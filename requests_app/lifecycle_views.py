@@ -65,8 +65,10 @@ _CREATE_FIELDS = {
 def _errors_shown(form: Any, errors: dict[str, str], fields: dict[str, str]) -> None:
     for key, message in errors.items():
         field = fields.get(key)
-        if field is None and key.startswith("payload.inline_policies") and hasattr(
-            form, "inline_field_for"
+        if (
+            field is None
+            and key.startswith("payload.inline_policies")
+            and hasattr(form, "inline_field_for")
         ):
             field = form.inline_field_for(key.removeprefix("payload.inline_policies").lstrip("."))
         if field is not None and field in form.fields:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils import timezone
@@ -574,7 +573,7 @@ def test_it_shows_a_role_with_its_policies(requester: User, payments: AwsAccount
 
     client = client_for(requester)
 
-    def tab(name: str) -> HttpResponse:
+    def tab(name: str) -> Any:
         return client.get(reverse(name, args=[payments.account_id, role.name]))
 
     html = tab("role_detail").content.decode()

@@ -4,7 +4,6 @@ list's "has unused permissions" filter."""
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 
 import pytest
