@@ -165,6 +165,18 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template_for(request, "accounts/role_list.html", "results"), context)
 
 
+ROLE_TAB_TITLES = {
+    "overview": "",
+    "inline": "Inline policies",
+    "managed": "Managed policies",
+    "trust": "Trust policy",
+    "tags": "Tags",
+    "boundary": "Permissions boundary",
+    "history": "History",
+    "usage": "Usage",
+}
+
+
 def role_page_context(request: HtmxHttpRequest, role: IamRole, *, tab: str) -> dict[str, Any]:
     """What the header and the tab bar every tab of a role page shares need."""
     return {
@@ -188,33 +200,18 @@ def role_tab_template(
     return template_for(request, name, region)
 
 
-def _role_for_tab(request: HtmxHttpRequest, account_id: str, role_name: str) -> IamRole:
-    """The role page's one gate, for every tab."""
+def _role_for_tab(request: HtmxHttpRequest, account_id: str, role_name: str) -> IamRole | None:
+    """The role page's one gate, for every tab. None for an htmx request about a
+    role that is gone (a refresh found it deleted in AWS): the caller reloads the
+    page, so a poll ends on "not found"."""
     try:
         return selectors.role_for_user(
             user=request.user, account_id=account_id, role_name=role_name
         )
     except Http404:
         if region_only(request):
-            # A refresh found the role deleted in AWS: reload, so the poll ends on "not found".
-            raise RoleGone from None
+            return None
         raise
-
-
-class RoleGone(Exception):
-    """An htmx request for a role that is gone: the page reloads to show why."""
-
-
-ROLE_TAB_TITLES = {
-    "overview": "",
-    "inline": "Inline policies",
-    "managed": "Managed policies",
-    "trust": "Trust policy",
-    "tags": "Tags",
-    "boundary": "Permissions boundary",
-    "history": "History",
-    "usage": "Usage",
-}
 
 
 @login_required
@@ -222,9 +219,8 @@ ROLE_TAB_TITLES = {
 @vary_on_headers("HX-Request", "HX-Target")
 def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
     """The Overview tab: your access, the grants, the facts, who may use the role."""
-    try:
-        role = _role_for_tab(request, account_id, role_name)
-    except RoleGone:
+    role = _role_for_tab(request, account_id, role_name)
+    if role is None:
         return HttpResponseClientRefresh()
     context = {
         **role_page_context(request, role, tab="overview"),
@@ -242,12 +238,14 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
     return render(request, template, context)
 
 
-def _role_part_tab(
-    request: HtmxHttpRequest, account_id: str, role_name: str, tab: str
-) -> HttpResponse:
-    try:
-        role = _role_for_tab(request, account_id, role_name)
-    except RoleGone:
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_part(request: HtmxHttpRequest, account_id: str, role_name: str, tab: str) -> HttpResponse:
+    """The tab of one part of a role: `tab` (inline, managed, trust, tags or
+    boundary) comes with its URL."""
+    role = _role_for_tab(request, account_id, role_name)
+    if role is None:
         return HttpResponseClientRefresh()
     context = role_page_context(request, role, tab=tab)
     if tab == "inline":
@@ -264,41 +262,6 @@ def _role_part_tab(
         boundary = selectors.boundary_policy(arn=role.permissions_boundary_arn)
         context["boundary_document"] = _pretty(boundary.document) if boundary else ""
     return render(request, role_tab_template(request, "accounts/role_part.html"), context)
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_inline(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    return _role_part_tab(request, account_id, role_name, "inline")
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_managed(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    return _role_part_tab(request, account_id, role_name, "managed")
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_trust(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    return _role_part_tab(request, account_id, role_name, "trust")
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_tags(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    return _role_part_tab(request, account_id, role_name, "tags")
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_boundary(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    return _role_part_tab(request, account_id, role_name, "boundary")
 
 
 HISTORY_PAGE_SIZE = 20
