@@ -295,12 +295,21 @@ class DatabaseAdmin(InventoryAdmin):
 
 @admin.register(RoleVersion)
 class RoleVersionAdmin(ReadOnlyAdmin):
-    list_display = ["role", "part", "key", "source", "request_number", "recorded_at"]
+    list_display = [
+        "role_name",
+        "account",
+        "part",
+        "key",
+        "source",
+        "request_number",
+        "recorded_at",
+    ]
     list_filter = ["part", "source"]
-    list_select_related = ["role"]
-    search_fields = ["role__arn", "key"]
+    list_select_related = ["account"]
+    search_fields = ["role_arn", "key"]
     raw_id_fields = ["role"]
     fields = readonly_fields = (
+        "role_arn",
         "role",
         "part",
         "key",

@@ -213,7 +213,11 @@ class RoleVersion(models.Model):
     """One version of one part of a role as a sync (or the refresh after an apply)
     saw it: written only when the part changed since its latest version, so the
     versions of a role are its history. `document` None: the part is absent (an
-    inline policy deleted, no boundary, an empty trust policy)."""
+    inline policy deleted, no boundary, an empty trust policy).
+
+    A role's versions outlive it: deleting the role (a sync that no longer finds
+    it, the apply of a delete request) leaves `role` empty, and the account, ARN
+    and name say whose versions they were."""
 
     class Part(models.TextChoices):
         INLINE = "inline", "Inline policy"
@@ -227,7 +231,12 @@ class RoleVersion(models.Model):
         REQUEST = "request", "iamportal request"
         OUTSIDE = "outside", "Changed outside iamportal"
 
-    role = models.ForeignKey(IamRole, on_delete=models.CASCADE, related_name="versions")
+    role = models.ForeignKey(
+        IamRole, on_delete=models.SET_NULL, null=True, blank=True, related_name="versions"
+    )
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="role_versions")
+    role_arn = models.CharField(max_length=2048)
+    role_name = models.CharField(max_length=128)
     part = models.CharField(max_length=16, choices=Part.choices)
     key = models.CharField(
         max_length=128, blank=True, help_text="The inline policy's name; empty for other parts."
@@ -240,10 +249,13 @@ class RoleVersion(models.Model):
 
     class Meta:
         ordering = ["-recorded_at", "-id"]
-        indexes = [models.Index(fields=["role", "part", "key", "-id"])]
+        indexes = [
+            models.Index(fields=["role", "part", "key", "-id"]),
+            models.Index(fields=["account", "role_name", "-id"]),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.role.name} {self.label} at {self.recorded_at:%Y-%m-%d %H:%M}"
+        return f"{self.role_name} {self.label} at {self.recorded_at:%Y-%m-%d %H:%M}"
 
     @property
     def label(self) -> str:

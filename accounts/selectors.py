@@ -127,14 +127,42 @@ def role_history(*, role: IamRole) -> QuerySet[RoleVersion]:
     earlier = RoleVersion.objects.filter(
         role=OuterRef("role"), part=OuterRef("part"), key=OuterRef("key"), pk__lt=OuterRef("pk")
     ).order_by("-pk")
-    return (
-        RoleVersion.objects.filter(role=role)
-        .annotate(
-            previous_id=Subquery(earlier.values("pk")[:1]),
-            previous_document=Subquery(earlier.values("document")[:1]),
-        )
-        .order_by("-recorded_at", "-pk")
+    return _with_previous(RoleVersion.objects.filter(role=role), earlier)
+
+
+def deleted_role_history_for_user(
+    *, user: AnyUser, account_id: str, role_name: str
+) -> QuerySet[RoleVersion]:
+    """The versions of a deleted role (no role of that name is in the account's
+    inventory any more), shaped as `role_history`'s. The rule is the role page's
+    own: whoever could see the role could read these documents while it existed,
+    so its history stays as visible as it was. A role of that name deleted more
+    than once has one history across its lives. 404 when there is none."""
+    if not can_view_inventory(user):
+        raise Http404("No such role.")
+    versions = RoleVersion.objects.filter(
+        account__account_id=account_id, role_name=role_name, role__isnull=True
     )
+    if not versions.exists():
+        raise Http404("No such role.")
+    earlier = RoleVersion.objects.filter(
+        account=OuterRef("account"),
+        role_name=OuterRef("role_name"),
+        role__isnull=True,
+        part=OuterRef("part"),
+        key=OuterRef("key"),
+        pk__lt=OuterRef("pk"),
+    ).order_by("-pk")
+    return _with_previous(versions.select_related("account"), earlier)
+
+
+def _with_previous(
+    versions: QuerySet[RoleVersion], earlier: QuerySet[RoleVersion]
+) -> QuerySet[RoleVersion]:
+    return versions.annotate(
+        previous_id=Subquery(earlier.values("pk")[:1]),
+        previous_document=Subquery(earlier.values("document")[:1]),
+    ).order_by("-recorded_at", "-pk")
 
 
 def resource_for_user(*, user: AnyUser, pk: int) -> CloudResource:

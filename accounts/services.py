@@ -763,6 +763,9 @@ def role_versions_record(
             versions += [
                 RoleVersion(
                     role=role,
+                    account_id=role.account_id,
+                    role_arn=role.arn,
+                    role_name=role.name,
                     part=part,
                     key=key,
                     document=document,
@@ -784,6 +787,9 @@ def role_versions_record(
             versions.append(
                 RoleVersion(
                     role=role,
+                    account_id=role.account_id,
+                    role_arn=role.arn,
+                    role_name=role.name,
                     part=part,
                     key=key,
                     document=document,

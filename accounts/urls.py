@@ -13,6 +13,36 @@ urlpatterns = [
         name="role_detail",
     ),
     path(
+        "accounts/<str:account_id>/roles/<str:role_name>/inline/",
+        views.role_part,
+        {"tab": "inline"},
+        name="role_inline",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/managed/",
+        views.role_part,
+        {"tab": "managed"},
+        name="role_managed",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/trust/",
+        views.role_part,
+        {"tab": "trust"},
+        name="role_trust",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/tags/",
+        views.role_part,
+        {"tab": "tags"},
+        name="role_tags",
+    ),
+    path(
+        "accounts/<str:account_id>/roles/<str:role_name>/boundary/",
+        views.role_part,
+        {"tab": "boundary"},
+        name="role_boundary",
+    ),
+    path(
         "accounts/<str:account_id>/roles/<str:role_name>/history/",
         views.role_history,
         name="role_history",

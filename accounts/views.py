@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -29,7 +29,7 @@ from accounts.forms import (
     ResourceSearchForm,
     RoleSearchForm,
 )
-from accounts.models import AwsAccount, IamRole, InventoryEntry
+from accounts.models import AwsAccount, IamRole, InventoryEntry, RoleVersion
 from accounts.usage import selectors as usage_selectors
 from brokering import selectors as brokering_selectors
 from brokering.services import session_name_for
@@ -165,51 +165,111 @@ def role_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template_for(request, "accounts/role_list.html", "results"), context)
 
 
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+ROLE_TAB_TITLES = {
+    "overview": "",
+    "inline": "Inline policies",
+    "managed": "Managed policies",
+    "trust": "Trust policy",
+    "tags": "Tags",
+    "boundary": "Permissions boundary",
+    "history": "History",
+    "usage": "Usage",
+}
+
+
+def role_page_context(request: HtmxHttpRequest, role: IamRole, *, tab: str) -> dict[str, Any]:
+    """What the header and the tab bar every tab of a role page shares need."""
+    return {
+        "role": role,
+        "tab": tab,
+        "tab_title": ROLE_TAB_TITLES[tab],
+        "protected": selectors.role_protected(role.arn),
+        "sees_audience": is_reviewer(request.user),
+        "collected_edits": len(edits_collected(session=request.session, role=role)),
+    }
+
+
+def role_tab_template(
+    request: HtmxHttpRequest, name: str, *, regions: Mapping[str, str] | None = None
+) -> str:
+    """A tab of a role page: the whole page; its panel (the tab bar and the tab)
+    for a tab link; or a smaller region when an htmx request targets its element
+    by id (`regions`: element id -> partial; the refresh poll, a page of history)."""
+    target = request.htmx.target if request.htmx else None
+    region = (regions or {}).get(target or "", "panel")
+    return template_for(request, name, region)
+
+
+def _role_for_tab(request: HtmxHttpRequest, account_id: str, role_name: str) -> IamRole | None:
+    """The role page's one gate, for every tab. None for an htmx request about a
+    role that is gone (a refresh found it deleted in AWS): the caller reloads the
+    page, so a poll ends on "not found"."""
     try:
-        role = selectors.role_for_user(
+        return selectors.role_for_user(
             user=request.user, account_id=account_id, role_name=role_name
         )
     except Http404:
         if region_only(request):
-            # A refresh found the role deleted in AWS: reload, so the poll ends on "not found".
-            return HttpResponseClientRefresh()
+            return None
         raise
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request", "HX-Target")
+def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    """The Overview tab: your access, the grants, the facts, who may use the role."""
+    role = _role_for_tab(request, account_id, role_name)
+    if role is None:
+        return HttpResponseClientRefresh()
     context = {
-        "role": role,
-        "trust_policy": _pretty(role.trust_policy),
-        "inline_policies": [
-            (name, _pretty(document)) for name, document in sorted(role.inline_policies.items())
-        ],
-        "attached_policies": selectors.role_attached_policies(role=role),
+        **role_page_context(request, role, tab="overview"),
         "tags": sorted(role.tags.items()),
-        "protected": selectors.role_protected(role.arn),
         **_guardrails(role.account),
         **_role_access(request.user, role),
         "denied": denied.recently_denied(role=role),
-        "collected_edits": len(edits_collected(session=request.session, role=role)),
         "denied_events_read": bool(settings.IAMPORTAL_DENIED_EVENTS_QUEUE_URL),
         "my_session_name": session_name_for(request.user) if request.user.is_authenticated else "",
         **usage_selectors.notice_banner(role),
     }
-    return render(request, template_for(request, "accounts/role_detail.html", "detail"), context)
+    template = role_tab_template(
+        request, "accounts/role_detail.html", regions={"role-detail": "detail"}
+    )
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def role_part(request: HtmxHttpRequest, account_id: str, role_name: str, tab: str) -> HttpResponse:
+    """The tab of one part of a role: `tab` (inline, managed, trust, tags or
+    boundary) comes with its URL."""
+    role = _role_for_tab(request, account_id, role_name)
+    if role is None:
+        return HttpResponseClientRefresh()
+    context = role_page_context(request, role, tab=tab)
+    if tab == "inline":
+        context["inline_policies"] = [
+            (name, _pretty(document)) for name, document in sorted(role.inline_policies.items())
+        ]
+    elif tab == "managed":
+        context["attached_policies"] = selectors.role_attached_policies(role=role)
+    elif tab == "trust":
+        context["trust_policy"] = _pretty(role.trust_policy)
+    elif tab == "tags":
+        context["tags"] = sorted(role.tags.items())
+    elif tab == "boundary":
+        boundary = selectors.boundary_policy(arn=role.permissions_boundary_arn)
+        context["boundary_document"] = _pretty(boundary.document) if boundary else ""
+    return render(request, role_tab_template(request, "accounts/role_part.html"), context)
 
 
 HISTORY_PAGE_SIZE = 20
 
 
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    role = selectors.role_for_user(user=request.user, account_id=account_id, role_name=role_name)
-    page = Paginator(selectors.role_history(role=role), HISTORY_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    versions = [
+def _versions_shown(page: Page[RoleVersion]) -> list[dict[str, Any]]:
+    """Each version on a page of history, with its diff against the one before."""
+    return [
         {
             "version": version,
             "document": _pretty(version.document),
@@ -224,8 +284,51 @@ def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> H
         }
         for version in page.object_list
     ]
-    context = {"role": role, "page": page, "versions": versions}
-    return render(request, template_for(request, "accounts/role_history.html", "results"), context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request", "HX-Target")
+def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
+    """The History tab; for a role deleted since, the versions it left behind."""
+    try:
+        role = selectors.role_for_user(
+            user=request.user, account_id=account_id, role_name=role_name
+        )
+    except Http404:
+        return _deleted_role_history(request, account_id, role_name)
+    page = Paginator(selectors.role_history(role=role), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        **role_page_context(request, role, tab="history"),
+        "page": page,
+        "versions": _versions_shown(page),
+    }
+    template = role_tab_template(
+        request, "accounts/role_history.html", regions={"results": "results"}
+    )
+    return render(request, template, context)
+
+
+def _deleted_role_history(
+    request: HtmxHttpRequest, account_id: str, role_name: str
+) -> HttpResponse:
+    history = selectors.deleted_role_history_for_user(
+        user=request.user, account_id=account_id, role_name=role_name
+    )
+    page = Paginator(history, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    latest = history.first()
+    context = {
+        "account": latest.account if latest else None,
+        "role_name": role_name,
+        "role_arn": latest.role_arn if latest else "",
+        "page": page,
+        "versions": _versions_shown(page),
+        "deleted": True,
+    }
+    template = template_for(request, "accounts/role_history_deleted.html", "results")
+    return render(request, template, context)
 
 
 @login_required

@@ -30,6 +30,8 @@ from requests_app.services import (
 )
 
 DOCUMENT_MAX_LENGTH = 30_000
+INLINE_POLICY_SLOTS = 3
+INLINE_POLICY_NAME_MAX_LENGTH = 128
 LIST_MAX_LENGTH = 5000
 HOURS = [(h * 3600, f"{h} hour{'s' if h > 1 else ''}") for h in range(1, 13)]
 EXPIRY_CHOICES = [
@@ -177,13 +179,6 @@ class RoleCreateForm(_TrustPreset, _Acknowledging):
         coerce=int,
         initial=SESSION_DURATION_MIN,
     )
-    inline_policy_name = forms.CharField(label="Inline policy name", max_length=128, required=False)
-    inline_policy_document = forms.CharField(
-        label="Inline policy (JSON)",
-        max_length=DOCUMENT_MAX_LENGTH,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 8, "class": "mono", "spellcheck": "false"}),
-    )
     managed_policy_arns = forms.CharField(
         label="Managed policies to attach",
         max_length=LIST_MAX_LENGTH,
@@ -213,9 +208,68 @@ class RoleCreateForm(_TrustPreset, _Acknowledging):
         help_text="A temporary role is deleted when its time is up.",
     )
 
-    def clean_inline_policy_document(self) -> dict[str, Any] | None:
-        text = self.cleaned_data["inline_policy_document"].strip()
-        return _json_object(text, "policy") if text else None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A fixed number of blank inline policies: no script needed to add one.
+        for n in range(1, INLINE_POLICY_SLOTS + 1):
+            self.fields[f"inline_policy_name_{n}"] = forms.CharField(
+                label=f"Inline policy {n}: name",
+                max_length=INLINE_POLICY_NAME_MAX_LENGTH,
+                required=False,
+            )
+            self.fields[f"inline_policy_document_{n}"] = forms.CharField(
+                label=f"Inline policy {n} (JSON)",
+                max_length=DOCUMENT_MAX_LENGTH,
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "spellcheck": "false"}),
+            )
+
+    def inline_slots(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
+        """Each inline policy's (name, document) fields, for the page."""
+        return [
+            (self[f"inline_policy_name_{n}"], self[f"inline_policy_document_{n}"])
+            for n in range(1, INLINE_POLICY_SLOTS + 1)
+        ]
+
+    def inline_policies(self) -> dict[str, dict[str, Any]]:
+        """The inline policies filled in, name -> document (after is_valid)."""
+        return {
+            self.cleaned_data[f"inline_policy_name_{n}"].strip(): document
+            for n in range(1, INLINE_POLICY_SLOTS + 1)
+            if (document := self.cleaned_data.get(f"inline_policy_document_{n}")) is not None
+        }
+
+    def inline_field_for(self, name: str) -> str:
+        """The field to show an error about the inline policy `name` on."""
+        for n in range(1, INLINE_POLICY_SLOTS + 1):
+            if (self.data.get(f"inline_policy_name_{n}") or "").strip() == name:
+                return f"inline_policy_document_{n}"
+        return "inline_policy_document_1"
+
+    def _clean_inline(self) -> None:
+        seen: set[str] = set()
+        for n in range(1, INLINE_POLICY_SLOTS + 1):
+            name_field, document_field = f"inline_policy_name_{n}", f"inline_policy_document_{n}"
+            name = (self.cleaned_data.get(name_field) or "").strip()
+            text = (self.cleaned_data.get(document_field) or "").strip()
+            document = None
+            if text:
+                try:
+                    document = _json_object(text, "policy")
+                except forms.ValidationError as exc:
+                    self.add_error(document_field, exc)
+                    continue
+            self.cleaned_data[document_field] = document
+            if document is not None and not name:
+                self.add_error(name_field, "Name the inline policy.")
+            if name and not text:
+                self.add_error(document_field, "Give the inline policy's document.")
+            if name and name.lower() in seen:
+                self.add_error(
+                    name_field, f"Another inline policy is named {name}: IAM ignores case."
+                )
+            if name:
+                seen.add(name.lower())
 
     def clean_managed_policy_arns(self) -> list[str]:
         return [
@@ -237,11 +291,7 @@ class RoleCreateForm(_TrustPreset, _Acknowledging):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        name = (data.get("inline_policy_name") or "").strip()
-        if data.get("inline_policy_document") is not None and not name:
-            self.add_error("inline_policy_name", "Name the inline policy.")
-        if name and data.get("inline_policy_document") is None:
-            self.add_error("inline_policy_document", "Give the inline policy's document.")
+        self._clean_inline()
         self.trust_missing(data)
         return data
 

@@ -65,8 +65,12 @@ _CREATE_FIELDS = {
 def _errors_shown(form: Any, errors: dict[str, str], fields: dict[str, str]) -> None:
     for key, message in errors.items():
         field = fields.get(key)
-        if field is None and key.startswith("payload.inline_policies"):
-            field = "inline_policy_document" if "inline_policy_document" in form.fields else None
+        if (
+            field is None
+            and key.startswith("payload.inline_policies")
+            and hasattr(form, "inline_field_for")
+        ):
+            field = form.inline_field_for(key.removeprefix("payload.inline_policies").lstrip("."))
         if field is not None and field in form.fields:
             form.add_error(field, message)
         else:
@@ -136,12 +140,11 @@ def _create_payload(form: RoleCreateForm, request: HtmxHttpRequest) -> dict[str,
         for key, value in services.access_tags_for(request.user).items():
             named = [v for v in tags.get(key, "").split(":") if v]
             tags[key] = ":".join(named if value in named else [*named, value])
-    inline = data["inline_policy_document"]
     return {
         "description": data["description"],
         "max_session_duration": data["max_session_duration"],
         "trust_policy": trust,
-        "inline_policies": {data["inline_policy_name"].strip(): inline} if inline else {},
+        "inline_policies": form.inline_policies(),
         "managed_policy_arns": data["managed_policy_arns"],
         "permissions_boundary_arn": data["permissions_boundary_arn"].strip(),
         "tags": tags,

@@ -282,7 +282,8 @@ def rightsizing_evaluate(*, account: AwsAccount, now: datetime | None = None) ->
     for version in RoleVersion.objects.filter(
         role_id__in=wanted, part__in=[RoleVersion.Part.INLINE, RoleVersion.Part.MANAGED]
     ).order_by("recorded_at", "id"):
-        versions.setdefault(version.role_id, []).append(version)
+        if version.role_id is not None:  # a deleted role's versions have none; never here
+            versions.setdefault(version.role_id, []).append(version)
     for role in roles:
         notice = notices.get(role.pk)
         if role_freshness(role, run=run, now=now).stale:

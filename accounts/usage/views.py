@@ -1,5 +1,5 @@
 """The usage page of a role: what each service is granted by, when it was last
-used, and what right-sizing plans for it."""
+used, and what right-sizing plans for it. It is the role page's Usage tab."""
 
 from __future__ import annotations
 
@@ -7,20 +7,23 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from accounts.selectors import role_for_user
 from accounts.usage import selectors
+from accounts.views import role_page_context, role_tab_template
 from iamportal.htmx import HtmxHttpRequest
 
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def role_usage(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
     role = role_for_user(user=request.user, account_id=account_id, role_name=role_name)
     usage = selectors.role_usage(role)
     context = {
-        "role": role,
+        **role_page_context(request, role, tab="usage"),
         "usage": usage,
         "interval_hours": selectors.interval().total_seconds() // 3600,
     }
-    return render(request, "usage/role_usage.html", context)
+    return render(request, role_tab_template(request, "usage/role_usage.html"), context)

@@ -221,3 +221,69 @@ def test_anonymous_visitors_of_a_history_go_to_the_login_page(
     response = anonymous.get(_history_url(account))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+# --- a deleted role's history ------------------------------------------------------------
+
+
+def test_a_role_a_sync_finds_gone_keeps_its_history(
+    account: AwsAccount, iam: Any, requester: User
+) -> None:
+    sync(account)
+    role = _role(account)
+    recorded = _versions(role)
+    iam.delete_role_policy(RoleName="payments-api", PolicyName="invoices-read")
+    iam.delete_role(RoleName="payments-api")
+
+    sync(account)
+
+    assert not IamRole.objects.filter(account=account, name="payments-api").exists()
+    kept = RoleVersion.objects.filter(account=account, role_name="payments-api").order_by("pk")
+    assert [(v.part, v.key, v.source) for v in kept] == recorded
+    assert {v.role_arn for v in kept} == {role.arn}
+    html = client_for(requester).get(_history_url(account)).content.decode()
+    assert "payments-api" in html
+    assert "This role was deleted" in html
+    assert role.arn in html
+    assert "Inline policy invoices-read" in html
+    assert "s3:GetObject" in html
+    assert "Restore this version" not in html
+
+
+def test_a_role_created_again_under_the_name_starts_a_new_history(
+    account: AwsAccount, iam: Any, requester: User
+) -> None:
+    sync(account)
+    iam.delete_role_policy(RoleName="payments-api", PolicyName="invoices-read")
+    iam.delete_role(RoleName="payments-api")
+    sync(account)
+    iam.create_role(RoleName="payments-api", AssumeRolePolicyDocument=json.dumps(TRUST))
+    sync(account)
+
+    html = client_for(requester).get(_history_url(account)).content.decode()
+    assert "This role was deleted" not in html
+    assert "Inline policy invoices-read" not in html
+    assert RoleVersion.objects.filter(role=None, role_name="payments-api").exists()
+
+
+@pytest.mark.parametrize("who", ["requester", "reviewer", "admin_user", "outsider"])
+def test_a_deleted_role_s_history_is_as_visible_as_the_role_was(
+    account: AwsAccount, iam: Any, who: str, request: pytest.FixtureRequest
+) -> None:
+    sync(account)
+    IamRole.objects.filter(account=account, name="payments-api").delete()
+    client = client_for(request.getfixturevalue(who))
+    assert client.get(_history_url(account)).status_code == 200
+    # Other tabs of a deleted role stay "not found".
+    gone = reverse("role_detail", args=[account.account_id, "payments-api"])
+    assert client.get(gone).status_code == 404
+
+
+def test_anonymous_visitors_of_a_deleted_role_s_history_go_to_the_login_page(
+    account: AwsAccount, iam: Any, anonymous: Client
+) -> None:
+    sync(account)
+    IamRole.objects.filter(account=account, name="payments-api").delete()
+    response = anonymous.get(_history_url(account))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))

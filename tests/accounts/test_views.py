@@ -571,21 +571,27 @@ def test_it_shows_a_role_with_its_policies(requester: User, payments: AwsAccount
         last_used_on=timezone.now().date(),
     )
 
-    response = client_for(requester).get(
-        reverse("role_detail", args=[payments.account_id, role.name])
-    )
+    client = client_for(requester)
 
-    html = response.content.decode()
+    def tab(name: str) -> Any:
+        return client.get(reverse(name, args=[payments.account_id, role.name]))
+
+    html = tab("role_detail").content.decode()
     assert role.arn in html
     assert "Reads invoices" in html
-    assert "read-invoices-inline" in html
-    assert "&quot;Resource&quot;: &quot;arn:aws:s3:::invoices/*&quot;" in html
-    assert "&quot;Service&quot;: &quot;ec2.amazonaws.com&quot;" in html
-    # Pretty-printed, not one long line.
-    assert '\n      "Effect"' in response.context["trust_policy"]
-    assert reverse("policy_detail", args=[policy.pk]) in html
-    assert "ReadOnlyAccess" in html
     assert "eu-west-1" in html
+    assert "read-invoices-inline" in tab("role_inline").content.decode()
+    assert "&quot;Resource&quot;: &quot;arn:aws:s3:::invoices/*&quot;" in (
+        tab("role_inline").content.decode()
+    )
+    trust = tab("role_trust")
+    assert "&quot;Service&quot;: &quot;ec2.amazonaws.com&quot;" in trust.content.decode()
+    # Pretty-printed, not one long line.
+    assert '\n      "Effect"' in trust.context["trust_policy"]
+    managed = tab("role_managed").content.decode()
+    assert reverse("policy_detail", args=[policy.pk]) in managed
+    assert "ReadOnlyAccess" in managed
+    assert "payments" in tab("role_tags").content.decode()
 
 
 def test_it_says_when_a_role_was_never_used(requester: User, payments: AwsAccount) -> None:
@@ -610,7 +616,9 @@ def test_it_refreshes_a_role_and_polls_until_it_is_done(
     assert response["Location"] == reverse("role_detail", args=[payments.account_id, role.name])
     role.refresh_from_db()
     assert role.refresh_pending
-    region = client.get(response["Location"], headers={"HX-Request": "true"}).content.decode()
+    region = client.get(
+        response["Location"], headers={"HX-Request": "true", "HX-Target": "role-detail"}
+    ).content.decode()
     assert region.lstrip().startswith('<section id="role-detail"')
     assert 'hx-trigger="every 2s"' in region
 

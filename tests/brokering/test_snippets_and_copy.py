@@ -47,8 +47,9 @@ def test_the_role_page_shows_your_access_before_the_policies(requester: User, or
     html = role_page(requester, org, "prod/payments-api")
     role = org.roles["prod/payments-api"]
 
-    assert html.index("Your access") < html.index("Trust policy") < html.index("Inline policies")
-    access = html[html.index('id="role-access"') : html.index("Trust policy")]
+    # Overview: your access comes before the role's facts.
+    assert html.index("Your access") < html.index('id="role-detail"')
+    access = html[html.index('id="role-access"') : html.index('id="role-detail"')]
     assert reverse("role_console", args=[role.pk]) in access
     assert reverse("my_role_cli", args=[role.pk]) in access
     assert reverse("my_role_credentials", args=[role.pk]) in access
@@ -62,7 +63,7 @@ def test_the_role_page_offers_no_credentials_to_whoever_may_not_use_the_role(
     html = role_page(outsider, org, "prod/payments-api")
     role = org.roles["prod/payments-api"]
 
-    assert html.index("Your access") < html.index("Trust policy")
+    assert html.index("Your access") < html.index('id="role-detail"')
     assert "You may not use this role" in html
     assert reverse("my_role_credentials", args=[role.pk]) not in html
     assert reverse("role_console", args=[role.pk]) not in html
@@ -71,7 +72,7 @@ def test_the_role_page_offers_no_credentials_to_whoever_may_not_use_the_role(
 def test_a_cli_only_role_page_offers_credentials_but_no_console(requester: User, org: Org) -> None:
     html = role_page(requester, org, "prod/payments-batch")
     role = org.roles["prod/payments-batch"]
-    access = html[html.index('id="role-access"') : html.index("Trust policy")]
+    access = html[html.index('id="role-access"') : html.index('id="role-detail"')]
 
     assert reverse("my_role_credentials", args=[role.pk]) in access
     assert reverse("role_console", args=[role.pk]) not in access

@@ -62,9 +62,11 @@ def test_a_trust_policy_and_a_bucket_policy_edited_approved_and_applied(
     # alice adds a statement to the trust policy from a preset.
     alice = signed_in(browser, live_server, "alice")
     alice.goto(f"/accounts/{dev.account_id}/roles/{ROLE}/")
-    alice.get_by_role("navigation", name="Edit this role").get_by_role(
-        "link", name="Trust policy"
+    alice.get_by_role("navigation", name="Parts of this role").get_by_role(
+        "link", name="Trust"
     ).click()
+    expect(alice).to_have_url(re.compile(r"/trust/$"))
+    alice.get_by_role("link", name="Edit the trust policy").click()
     expect(alice.get_by_role("heading", name="Edit the trust policy")).to_be_visible()
     expect(alice.locator(".policy-editor .cm-content")).to_contain_text("ecs-tasks.amazonaws.com")
     alice.get_by_label("Add a statement for").select_option("service")

@@ -129,13 +129,16 @@ def test_a_reviewer_approves_and_a_worker_applies_the_change(
     expect(rita.locator("#request-status")).to_have_text("Applied")
     shot(rita, "05-applied")
 
-    # alice sees her request applied, and the policy on the role's page.
+    # alice sees her request applied, and the policy on the role's Inline policies tab.
     alice.reload()
     expect(alice.locator("#request-status")).to_have_text("Applied")
     shot(alice, "06-alice-sees-it-applied")
     alice.get_by_role("link", name=ROLE, exact=True).click()
     expect(alice.get_by_role("heading", name=ROLE, exact=True)).to_be_visible()
     expect(alice.locator("body")).to_contain_text(request.role_arn)
+    alice.get_by_role("navigation", name="Parts of this role").get_by_role(
+        "link", name="Inline policies"
+    ).click()
     policy = alice.get_by_role("heading", name=POLICY_NAME, exact=True)
     expect(policy).to_be_visible()
     document = policy.locator("xpath=following-sibling::pre[1]")

@@ -179,7 +179,21 @@ def walk(tour: Tour, dev: AwsAccount) -> None:
     expect(page.get_by_role("heading", name=ROLE, exact=True)).to_be_visible()
     expect(page.locator("body")).to_contain_text(f"arn:aws:iam::{dev.account_id}:role/")
     expect(page.get_by_role("button", name="Copy ARN").first).to_be_visible()
+    tabs = page.get_by_role("navigation", name="Parts of this role")
+    expect(tabs.get_by_role("link", name="Overview")).to_have_attribute("aria-current", "page")
     tour.step(alice, "role")
+
+    # Its tabs: each swapped in place, each its own address, Back returns.
+    tabs.get_by_role("link", name="Inline policies").click()
+    expect(page).to_have_url(re.compile(r"/inline/$"))
+    expect(page.get_by_role("heading", name="Inline policies", exact=True)).to_be_visible()
+    expect(tabs.get_by_role("link", name="Inline policies")).to_have_attribute(
+        "aria-current", "page"
+    )
+    tour.step(alice, "role-inline-policies")
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/roles/{ROLE}/$"))
+    expect(page.get_by_role("heading", name="Your access")).to_be_visible()
 
     # My roles.
     tour.nav(alice).get_by_role("link", name="My roles", exact=True).click()

@@ -80,7 +80,14 @@ class Inline(HTMLParser):
                 self.blocked.append(f"<{tag} hx-trigger filter> (needs eval)")
 
 
-HTMX_CONFIG = {"allowEval": False, "allowScriptTags": False, "includeIndicatorStyles": False}
+HTMX_CONFIG = {
+    "allowEval": False,
+    "allowScriptTags": False,
+    "includeIndicatorStyles": False,
+    # Back reloads from the server: restoring a snapshot re-applies style attributes.
+    "historyCacheSize": 0,
+    "refreshOnHistoryMiss": True,
+}
 
 
 def check(response: Any) -> Inline:
@@ -225,6 +232,8 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "account_detail", a.get(reverse("account_detail", args=[account.account_id]))
     yield "role_list", a.get(reverse("role_list"))
     yield "role_detail", a.get(reverse("role_detail", args=[account.account_id, api.name]))
+    for tab in ("role_inline", "role_managed", "role_trust", "role_tags", "role_boundary"):
+        yield tab, a.get(reverse(tab, args=[account.account_id, api.name]))
     yield (
         "role_sessions_revoke",
         a.get(reverse("role_sessions_revoke", args=[account.account_id, api.name])),
@@ -232,6 +241,9 @@ def pages(inv: Inventory, pending: PolicyRequest, users: dict[str, User]) -> Ite
     yield "role_history", a.get(reverse("role_history", args=[account.account_id, api.name]))
     version = RoleVersion.objects.create(
         role=api,
+        account=api.account,
+        role_arn=api.arn,
+        role_name=api.name,
         part=RoleVersion.Part.TAGS,
         document={"team": "payments"},
         recorded_at=timezone.now(),
@@ -502,7 +514,7 @@ def test_the_server_error_page_carries_the_policy(
 def test_the_vendored_htmx_knows_the_settings_the_pages_give_it() -> None:
     htmx = (django_settings.BASE_DIR / "static" / "htmx.min.js").read_text()
     assert 'version:"2.' in htmx
-    for key in ("allowEval", "allowScriptTags", "includeIndicatorStyles"):
+    for key in HTMX_CONFIG:
         assert key in htmx
 
 

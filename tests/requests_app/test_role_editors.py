@@ -314,15 +314,13 @@ def test_iamportal_s_own_roles_cannot_be_edited(inv: Inventory, requester: User)
     assert not PolicyRequest.objects.exists()
 
 
-def test_the_role_page_links_to_each_editor(inv: Inventory, requester: User) -> None:
-    page = (
-        client_for(requester)
-        .get(reverse("role_detail", args=[PROD, inv.api.name]))
-        .content.decode()
-    )
+def test_each_tab_of_the_role_page_links_to_its_editor(inv: Inventory, requester: User) -> None:
+    client = client_for(requester)
     for part in ("trust", "inline", "managed", "tags", "boundary"):
-        assert _url(inv.api, part) in page
-    assert _url(inv.api, "inline", "payments-events") in page
+        tab = client.get(reverse(f"role_{part}", args=[PROD, inv.api.name])).content.decode()
+        assert _url(inv.api, part) in tab, part
+    inline = client.get(reverse("role_inline", args=[PROD, inv.api.name])).content.decode()
+    assert _url(inv.api, "inline", "payments-events") in inline
 
 
 # --- end to end against the embedded AWS -------------------------------------------------------

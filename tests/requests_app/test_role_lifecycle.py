@@ -16,7 +16,7 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AwsAccount, IamRole
+from accounts.models import AwsAccount, IamRole, RoleVersion
 from accounts.services import role_refresh
 from brokering.selectors import eligible_role_ids
 from requests_app import services, tasks
@@ -29,6 +29,7 @@ from tests.factories import (
     admin_iam,
     api_client,
     approve,
+    client_for,
     html_of,
     role_in,
 )
@@ -499,6 +500,37 @@ def test_a_role_is_deleted_with_everything_on_it_and_its_parts_are_kept(
     assert request.role is None and request.role_arn == role.arn
     assert change.previous == kept
     assert kept["trust_policy"]["Statement"][0]["Action"] == "sts:AssumeRole"
+
+
+def test_a_deleted_role_s_documents_stay_in_its_history(
+    requester: User, reviewer: User, account: AwsAccount
+) -> None:
+    role = doomed(account)
+    recorded = RoleVersion.objects.filter(role=role).count()
+    assert recorded
+    request = delete(requester, role)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.policy_request_approve(
+            request_id=request.pk,
+            reviewer=reviewer,
+            revision=request.revision,
+            findings_acknowledged=True,
+        )
+    assert not IamRole.objects.filter(arn=role.arn).exists()
+
+    kept = RoleVersion.objects.filter(account=account, role_name="payments-api")
+    assert kept.count() == recorded
+    assert {version.role_id for version in kept} == {None}
+    assert {version.role_arn for version in kept} == {role.arn}
+    html = (
+        client_for(requester)
+        .get(reverse("role_history", args=[account.account_id, "payments-api"]))
+        .content.decode()
+    )
+    assert "This role was deleted" in html
+    assert "Inline policy events-send" in html
+    assert "sqs:SendMessage" in html
+    assert "Restore this version" not in html
 
 
 class _FailingOnce:

@@ -20,6 +20,13 @@ from requests_app import services
 from requests_app.models import PolicyRequest
 from tests.factories import admin_iam, approve, client_for, flashed, role_in
 
+READ = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acme-reports/*"}
+    ],
+}
+
 pytestmark = pytest.mark.django_db
 
 CAST = ("requester", "reviewer", "admin_user", "outsider")
@@ -189,6 +196,51 @@ def test_create_previews_then_submits_and_a_reviewer_gets_the_role_made(
     assert IamRole.objects.filter(name="reports-builder").exists()
 
 
+def test_a_role_is_created_with_several_inline_and_managed_policies(
+    requester: User, reviewer: User, account: AwsAccount
+) -> None:
+    iam = admin_iam(account.account_id)
+    arns = [
+        iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(READ))["Policy"]["Arn"]
+        for name in ("reports-read", "reports-list")
+    ]
+    write = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::acme-reports/*"}
+        ],
+    }
+    form = create_form(
+        account,
+        inline_policy_name_1="reports-read",
+        inline_policy_document_1=json.dumps(READ),
+        inline_policy_name_3="reports-write",
+        inline_policy_document_3=json.dumps(write),
+        managed_policy_arns="\n".join(arns),
+    )
+    client = client_for(requester)
+    page = client.get(reverse("role_create")).content.decode()
+    for n in (1, 2, 3):
+        assert f'name="inline_policy_name_{n}"' in page
+        assert f'name="inline_policy_document_{n}"' in page
+
+    preview = client.post(reverse("role_create"), form).content.decode()
+    assert "reports-read" in preview and "reports-write" in preview
+    client.post(reverse("role_create"), {**form, "submit": "1"})
+
+    created = PolicyRequest.objects.get()
+    payload = created.changes.get().payload
+    assert set(payload["inline_policies"]) == {"reports-read", "reports-write"}
+    assert payload["managed_policy_arns"] == arns
+    approve(created, reviewer)
+    assert sorted(iam.list_role_policies(RoleName="reports-builder")["PolicyNames"]) == [
+        "reports-read",
+        "reports-write",
+    ]
+    attached = iam.list_attached_role_policies(RoleName="reports-builder")["AttachedPolicies"]
+    assert sorted(p["PolicyArn"] for p in attached) == sorted(arns)
+
+
 def test_create_by_htmx_swaps_the_form_and_redirects_on_submit(
     requester: User, account: AwsAccount
 ) -> None:
@@ -217,8 +269,23 @@ def test_create_by_htmx_swaps_the_form_and_redirects_on_submit(
         ({"name": "team/api"}, "A role name is 1-64 letters"),
         ({"path": "no spaces/"}, "Name the new role by its ARN"),
         ({"tags": "no equals sign"}, "Write each tag as key=value"),
-        ({"inline_policy_name": "x"}, "Give the inline policy&#x27;s document"),
-        ({"inline_policy_name": "x", "inline_policy_document": "[1]"}, "JSON object"),
+        ({"inline_policy_name_1": "x"}, "Give the inline policy&#x27;s document"),
+        ({"inline_policy_name_2": "x", "inline_policy_document_2": "[1]"}, "JSON object"),
+        ({"inline_policy_document_3": "{not json"}, "This is not valid JSON"),
+        ({"inline_policy_document_2": json.dumps(READ)}, "Name the inline policy."),
+        (
+            {
+                "inline_policy_name_1": "read",
+                "inline_policy_document_1": json.dumps(READ),
+                "inline_policy_name_3": "READ",
+                "inline_policy_document_3": json.dumps(READ),
+            },
+            "Another inline policy is named READ",
+        ),
+        (
+            {"inline_policy_name_1": "read", "inline_policy_document_1": '{"Statement": 5}'},
+            "Statement",
+        ),
         ({"managed_policy_arns": "arn:aws:iam::aws:policy/x y"}, "Name a managed policy"),
         ({"justification": ""}, "Say why you need this access"),
         ({"max_session_duration": "99"}, "Select a valid choice"),

@@ -201,6 +201,9 @@ def test_a_permission_granted_within_the_grace_period_is_kept(
     policy(grant_grace_days=14)
     RoleVersion.objects.create(
         role=unused,
+        account=unused.account,
+        role_arn=unused.arn,
+        role_name=unused.name,
         part=RoleVersion.Part.INLINE,
         key="payments-events",
         document=None,
@@ -209,6 +212,9 @@ def test_a_permission_granted_within_the_grace_period_is_kept(
     )
     RoleVersion.objects.create(
         role=unused,
+        account=unused.account,
+        role_arn=unused.arn,
+        role_name=unused.name,
         part=RoleVersion.Part.INLINE,
         key="payments-events",
         document=unused.inline_policies["payments-events"],

@@ -3,6 +3,7 @@ list's "has unused permissions" filter."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -118,7 +119,9 @@ def test_no_pass_yet_is_stale_too(requester: User, role: IamRole, usage: None) -
 def test_every_signed_in_user_sees_the_usage_of_a_role(
     who: str, request: pytest.FixtureRequest, role: IamRole, usage: None
 ) -> None:
-    assert "Usage of payments-api" in page(request.getfixturevalue(who), role)
+    html = page(request.getfixturevalue(who), role)
+    assert "<h1>payments-api" in html
+    assert re.search(r'<a href="[^"]*/usage/"[^>]*aria-current="page">Usage</a>', html)
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(anonymous: Client, role: IamRole) -> None:
