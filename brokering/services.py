@@ -215,9 +215,9 @@ def _rate_slot_update(user: User, now: datetime) -> int:
 def _rate_slot_sql() -> str:
     meta = CredentialRateWindow._meta
     table = connection.ops.quote_name(meta.db_table)
+    columns = {field.name: str(field.column) for field in meta.concrete_fields}
     start, count, user = (
-        connection.ops.quote_name(meta.get_field(name).column)
-        for name in ("window_start", "count", "user")
+        connection.ops.quote_name(columns[name]) for name in ("window_start", "count", "user")
     )
     # Only the model's own table and column names, quoted, go into the text; every
     # value is a parameter.
