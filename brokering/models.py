@@ -136,7 +136,9 @@ class CredentialIssuance(models.Model):
 
 class CredentialRateWindow(models.Model):
     """One user's credential count in the current minute. Taking a slot is one
-    conditional UPDATE, so concurrent requests of a user never exceed the limit."""
+    conditional UPDATE, so concurrent requests of a user never exceed the limit.
+    On PostgreSQL the table is unlogged (migration 0009): a slot taken does not
+    wait for the write-ahead log, and a crash only gives everyone a new minute."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True

@@ -77,6 +77,25 @@ def eligible_role_ids(user: AnyUser) -> dict[int, bool]:
     return dict(result)
 
 
+def role_grant_for_user(user: AnyUser, role_id: int) -> bool | None:
+    """Whether `user` may use one role: None when not, else whether only from the
+    command line. The same answer as eligible_role_ids(user).get(role_id), from
+    that role's entry under each of the user's principals, without gathering
+    every role the user may use (a credential request names one)."""
+    if not is_signed_in(user):
+        return None
+    index = eligibility.access_index()
+    memo = getattr(user, _MEMO, None)
+    if memo is not None and memo[0] is index:
+        return memo[1].get(role_id)
+    granted: bool | None = None
+    for principal in _principals(user):
+        cli_only = index.grants.get(principal, {}).get(role_id)
+        if cli_only is not None:
+            granted = cli_only if granted is None else granted and cli_only
+    return granted
+
+
 def roles_for_user(user: AnyUser, *, include_cli_only: bool = True) -> list[EligibleRole]:
     """The roles `user` may use, sorted by ARN (the order Weep lists them in)."""
     eligible = eligible_role_ids(user)
@@ -175,7 +194,7 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
     )
     if role is None:
         return None
-    cli_only = eligible_role_ids(user).get(role.pk)
+    cli_only = role_grant_for_user(user, role.pk)
     if cli_only is None or (cli_only and not include_cli_only):
         return None
     # The caller loads this role next (usable_role_for_user): keep it for this request.
@@ -193,7 +212,7 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
 def usable_role_for_user(*, user: AnyUser, role_id: int) -> IamRole:
     """The role with its account, when `user` may use it (credentials, the
     console); 404 otherwise."""
-    if role_id not in eligible_role_ids(user):
+    if role_grant_for_user(user, role_id) is None:
         raise Http404("No such role.")
     resolved: IamRole | None = user.__dict__.pop(_ROLE_MEMO, None)  # one use only
     if resolved is not None and resolved.pk == role_id:

@@ -13,7 +13,8 @@ import hmac
 from typing import Literal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, User
+from django.db.models import QuerySet
 
 AnyUser = AbstractBaseUser | AnonymousUser
 PermissionRole = Literal["admin", "reviewer", "engineer", "anonymous"]
@@ -29,6 +30,20 @@ def user_groups(user: AnyUser) -> frozenset[tuple[int, str]]:
         cached = frozenset(Group.objects.filter(user__pk=user.pk).values_list("pk", "name"))
         setattr(user, _CACHE, cached)
     return cached
+
+
+def user_with_groups(users: QuerySet[User]) -> User | None:
+    """The one user `users` selects (None when none does), with its groups read in
+    the same query, a join, so that user_groups answers from memory. For paths
+    where every request needs both, such as a credential request."""
+    fields = [field.attname for field in User._meta.concrete_fields]
+    rows = list(users.values_list(*fields, "groups__id", "groups__name"))
+    if not rows:
+        return None
+    user = User.from_db(users.db, fields, rows[0][: len(fields)])
+    groups = frozenset((row[-2], row[-1]) for row in rows if row[-2] is not None)
+    setattr(user, _CACHE, groups)
+    return user
 
 
 def group_names(user: AnyUser) -> frozenset[str]:
