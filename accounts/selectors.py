@@ -49,6 +49,7 @@ from accounts.models import (
     SyncRun,
 )
 from iamportal.permissions import AnyUser, can_view_inventory
+from requests_app.policy.aws_managed import aws_managed_document
 from requests_app.policy.evaluate import NamedPolicy, ScpLevel
 
 # Longer search strings are rejected: no ARN is longer, and a huge LIKE pattern is
@@ -826,10 +827,14 @@ def boundary_policy(*, arn: str) -> NamedPolicy | None:
     return NamedPolicy(name=arn, document=document)
 
 
-def role_identity_documents(*, roles: Iterable[IamRole]) -> dict[int, list[Any]]:
+def role_identity_documents(
+    *, roles: Iterable[IamRole], aws_managed: bool = False
+) -> dict[int, list[Any]]:
     """Role id -> the documents of its inline policies and of the attached
-    managed policies the inventory holds (AWS-managed ones are not read), with
-    one query for all the roles."""
+    managed policies the inventory holds, with one query for all the roles.
+    AWS-managed policies are not in the inventory: with `aws_managed`, the few
+    whose documents iamportal knows (`aws_managed_document`) are included;
+    any other attached AWS-managed policy is left out, so grants nothing."""
     roles = list(roles)
     attached = {
         role.pk: [
@@ -841,6 +846,11 @@ def role_identity_documents(*, roles: Iterable[IamRole]) -> dict[int, list[Any]]
     }
     wanted = {arn for arns in attached.values() for arn in arns}
     documents = dict(ManagedPolicy.objects.filter(arn__in=wanted).values_list("arn", "document"))
+    if aws_managed:
+        for arn in wanted:
+            known = aws_managed_document(arn)
+            if known is not None:
+                documents[arn] = known
     return {
         role.pk: [
             *(role.inline_policies or {}).values(),
