@@ -47,6 +47,8 @@ from accounts.models import (
     RoleVersion,
     ServiceControlPolicy,
     SyncRun,
+    config_type_label,
+    entry_type_label,
 )
 from iamportal.permissions import AnyUser, can_view_inventory
 from requests_app.policy.aws_managed import aws_managed_document
@@ -460,7 +462,19 @@ def resource_types() -> list[tuple[str, str]]:
         )
 
     config_types = cache.get_or_set(RESOURCE_TYPES_CACHE_KEY, found, RESOURCE_TYPES_CACHE_SECONDS)
-    return [*CloudResource.Type.choices, *((t, t) for t in config_types or [])]
+    return [*CloudResource.Type.choices, *((t, config_type_label(t)) for t in config_types or [])]
+
+
+def entry_types() -> list[tuple[str, str]]:
+    """The Policies page's type filter: every type of item the inventory can
+    hold, with the AWS Config types it holds now (as `resource_types`)."""
+    return [
+        ("role", entry_type_label("role")),
+        ("user", entry_type_label("user")),
+        ("policy", entry_type_label("policy")),
+        *resource_types(),
+        *Database.Type.choices,
+    ]
 
 
 # --- one role -------------------------------------------------------------------
