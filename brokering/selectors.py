@@ -484,9 +484,7 @@ def database_role_check(*, role: IamRole, database: Database, db_user: str) -> N
         raise DatabaseUserRefused(
             f"{database.name} does not take IAM authentication tokens from iamportal."
         )
-    documents = accounts_selectors.role_identity_documents(roles=[role], aws_managed=True)[
-        role.pk
-    ]
+    documents = accounts_selectors.role_identity_documents(roles=[role], aws_managed=True)[role.pk]
     resource = db_user_arn(database=database, partition=_partition(role.arn), db_user=db_user)
     result = evaluate.policy_evaluate(
         documents, action=CONNECT, resource=resource, context=_context(role.arn)
