@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 
-from accounts.models import AwsAccount, CloudResource, Database
+from accounts.models import AwsAccount, CloudResource
 from accounts.selectors import (
     CURSOR_MAX_LENGTH,
     SEARCH_MAX_LENGTH,
@@ -13,6 +13,7 @@ from accounts.selectors import (
     Cursor,
     PolicyFilters,
     cursor_decode,
+    entry_types,
     resource_types,
 )
 
@@ -101,14 +102,6 @@ class PolicySearchForm(RoleSearchForm):
     type = forms.ChoiceField(
         label="Type",
         required=False,
-        choices=[
-            ("", "All types"),
-            ("role", "IAM role"),
-            ("user", "IAM user"),
-            ("policy", "Managed policy"),
-            *CloudResource.Type.choices,
-            *Database.Type.choices,
-        ],
         error_messages={"invalid_choice": "There is no such type of item."},
     )
     tag = forms.CharField(
@@ -135,6 +128,11 @@ class PolicySearchForm(RoleSearchForm):
     )
     after = forms.CharField(required=False, max_length=CURSOR_MAX_LENGTH)
     before = forms.CharField(required=False, max_length=CURSOR_MAX_LENGTH)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # AWS Config brings any type the inventory holds.
+        self.fields["type"].choices = [("", "All types"), *entry_types()]  # type: ignore[attr-defined]
 
     def clean_tag(self) -> tuple[str, str | None] | None:
         text = self.cleaned_data["tag"].strip()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -606,11 +607,36 @@ class InventoryEntry(models.Model):
 
     @property
     def type_label(self) -> str:
-        labels = {
-            "role": "IAM role",
-            "user": "IAM user",
-            "policy": "Managed policy",
-            **dict(CloudResource.Type.choices),
-            **dict(Database.Type.choices),
-        }
-        return str(labels.get(self.type, self.type))
+        return entry_type_label(self.type)
+
+
+# Where an AWS Config type name's words meet: "SecurityGroup", "DBInstance".
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def config_type_label(config_type: str) -> str:
+    """A readable label for an AWS Config resource type: "AWS::DynamoDB::Table"
+    is "DynamoDB table", "AWS::EC2::SecurityGroup" "EC2 security group"."""
+    parts = config_type.split("::")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        return config_type
+    words = [
+        word if word.isupper() or len(word) == 1 else word.lower()
+        for word in _WORD_START.split(parts[2])
+    ]
+    return " ".join([parts[1], *words])
+
+
+def entry_type_label(type_: str) -> str:
+    """The label of a Policies page entry's type: the built-in types' own, an
+    AWS Config type's readable form."""
+    labels = {
+        "role": "IAM role",
+        "user": "IAM user",
+        "policy": "Managed policy",
+        **dict(CloudResource.Type.choices),
+        **dict(Database.Type.choices),
+    }
+    if type_ in labels:
+        return str(labels[type_])
+    return config_type_label(type_)

@@ -47,8 +47,11 @@ from accounts.models import (
     RoleVersion,
     ServiceControlPolicy,
     SyncRun,
+    config_type_label,
+    entry_type_label,
 )
 from iamportal.permissions import AnyUser, can_view_inventory
+from requests_app.policy.aws_managed import aws_managed_document
 from requests_app.policy.evaluate import NamedPolicy, ScpLevel
 
 # Longer search strings are rejected: no ARN is longer, and a huge LIKE pattern is
@@ -487,7 +490,19 @@ def resource_types() -> list[tuple[str, str]]:
         )
 
     config_types = cache.get_or_set(RESOURCE_TYPES_CACHE_KEY, found, RESOURCE_TYPES_CACHE_SECONDS)
-    return [*CloudResource.Type.choices, *((t, t) for t in config_types or [])]
+    return [*CloudResource.Type.choices, *((t, config_type_label(t)) for t in config_types or [])]
+
+
+def entry_types() -> list[tuple[str, str]]:
+    """The Policies page's type filter: every type of item the inventory can
+    hold, with the AWS Config types it holds now (as `resource_types`)."""
+    return [
+        ("role", entry_type_label("role")),
+        ("user", entry_type_label("user")),
+        ("policy", entry_type_label("policy")),
+        *resource_types(),
+        *Database.Type.choices,
+    ]
 
 
 # --- one role -------------------------------------------------------------------
@@ -854,10 +869,14 @@ def boundary_policy(*, arn: str) -> NamedPolicy | None:
     return NamedPolicy(name=arn, document=document)
 
 
-def role_identity_documents(*, roles: Iterable[IamRole]) -> dict[int, list[Any]]:
+def role_identity_documents(
+    *, roles: Iterable[IamRole], aws_managed: bool = False
+) -> dict[int, list[Any]]:
     """Role id -> the documents of its inline policies and of the attached
-    managed policies the inventory holds (AWS-managed ones are not read), with
-    one query for all the roles."""
+    managed policies the inventory holds, with one query for all the roles.
+    AWS-managed policies are not in the inventory: with `aws_managed`, the few
+    whose documents iamportal knows (`aws_managed_document`) are included;
+    any other attached AWS-managed policy is left out, so grants nothing."""
     roles = list(roles)
     attached = {
         role.pk: [
@@ -869,6 +888,11 @@ def role_identity_documents(*, roles: Iterable[IamRole]) -> dict[int, list[Any]]
     }
     wanted = {arn for arns in attached.values() for arn in arns}
     documents = dict(ManagedPolicy.objects.filter(arn__in=wanted).values_list("arn", "document"))
+    if aws_managed:
+        for arn in wanted:
+            known = aws_managed_document(arn)
+            if known is not None:
+                documents[arn] = known
     return {
         role.pk: [
             *(role.inline_policies or {}).values(),
@@ -1053,7 +1077,14 @@ def _page_rows(
     # Sorting on an expression keeps the database from walking the name index.
     name = Concat("name", Value(""), output_field=CharField())
     sort = (name.desc(), "-id") if backwards else (name.asc(), "id")
-    return rows + list(_listed(beyond).order_by(*sort)[: limit - len(rows)])
+    # The matches past the window can be tens of thousands: they are sorted as
+    # bare (name, id) pairs in a subquery, and only the page's rows are then
+    # read whole and joined to their account (sorting whole rows joined to
+    # their accounts took twice as long).
+    found = beyond.order_by(*sort).values("pk")[: limit - len(rows)]
+    return rows + list(
+        _listed(InventoryEntry.objects.filter(pk__in=Subquery(found))).order_by(*order)
+    )
 
 
 def _through(

@@ -455,7 +455,7 @@ def databases_for_user(user: AnyUser) -> list[ReachableDatabase]:
     role_rows = IamRole.objects.filter(pk__in=[role.id for role in roles]).only(
         "pk", "inline_policies", "managed_policies"
     )
-    documents = accounts_selectors.role_identity_documents(roles=role_rows)
+    documents = accounts_selectors.role_identity_documents(roles=role_rows, aws_managed=True)
     found = []
     for database in databases:
         account_roles = tuple(by_account[database.account.account_id])
@@ -503,7 +503,7 @@ def database_role_check(*, role: IamRole, database: Database, db_user: str) -> N
         raise DatabaseUserRefused(
             f"{database.name} does not take IAM authentication tokens from iamportal."
         )
-    documents = accounts_selectors.role_identity_documents(roles=[role])[role.pk]
+    documents = accounts_selectors.role_identity_documents(roles=[role], aws_managed=True)[role.pk]
     resource = db_user_arn(database=database, partition=_partition(role.arn), db_user=db_user)
     result = evaluate.policy_evaluate(
         documents, action=CONNECT, resource=resource, context=_context(role.arn)

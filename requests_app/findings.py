@@ -33,6 +33,7 @@ from django.conf import settings
 
 from accounts.models import AwsAccount, IamRole, ManagedPolicy
 from requests_app.models import Change, PolicyRequest
+from requests_app.policy.aws_managed import AWS_MANAGED_DOCUMENTS
 from requests_app.policy.limits import compact_size
 from requests_app.policy.lint import (
     action_display_name,
@@ -69,40 +70,26 @@ FINDING_RULES: dict[str, tuple[Severity, str]] = {
 }
 
 # AWS-managed policies are not in the inventory (it holds each account's own
-# policies): the risky ones are known by name. Their documents, reduced to what
-# the escalation check needs, stand in for the real ones.
-_EVERYTHING = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+# policies): the risky ones are known by name. The documents iamportal knows
+# (requests_app/policy/aws_managed.py), reduced to what the escalation check
+# needs, stand in for the real ones.
 AWS_MANAGED_RISKY: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "AdministratorAccess": (
         "managed-policy-admin",
         "allows every action on every resource: full administrator access to the account",
-        {"Version": "2012-10-17", "Statement": [_EVERYTHING]},
+        AWS_MANAGED_DOCUMENTS["AdministratorAccess"],
     ),
     "PowerUserAccess": (
         "managed-policy-broad",
         "allows every action of every service except IAM, Organizations and account "
         "management, including starting instances, functions and containers that run "
         "with other roles",
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "NotAction": ["iam:*", "organizations:*", "account:*"],
-                    "Resource": "*",
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": ["iam:CreateServiceLinkedRole", "iam:DeleteServiceLinkedRole"],
-                    "Resource": "*",
-                },
-            ],
-        },
+        AWS_MANAGED_DOCUMENTS["PowerUserAccess"],
     ),
     "IAMFullAccess": (
         "managed-policy-iam-write",
         "allows every IAM action: the role can give itself, or anyone, any permission",
-        {"Version": "2012-10-17", "Statement": [{**_EVERYTHING, "Action": "iam:*"}]},
+        AWS_MANAGED_DOCUMENTS["IAMFullAccess"],
     ),
     "AWSOrganizationsFullAccess": (
         "managed-policy-broad",

@@ -27,6 +27,7 @@ from accounts.models import (
     IamUser,
     InventoryEntry,
     ManagedPolicy,
+    config_type_label,
 )
 from iamportal import demo
 from tests.factories import Inventory, client_for, sync
@@ -270,6 +271,54 @@ def test_the_page_links_to_each_item_and_to_the_aws_console(
         "#database:id=payments-db;is-cluster=false" in page
     )
     assert "https://console.aws.amazon.com/iam/home#/roles/details/payments-api" in page
+
+
+def test_the_type_filter_offers_the_aws_config_types_the_inventory_holds(
+    world: Inventory, requester: User
+) -> None:
+    account = world.account
+    for config_type, name in (
+        ("AWS::DynamoDB::Table", "orders-table"),
+        ("AWS::KMS::Key", "payments-key"),
+        ("AWS::Lambda::Function", "payments-worker"),
+    ):
+        CloudResource.objects.create(
+            account=account,
+            type=config_type,
+            source=CloudResource.Source.CONFIG,
+            region="us-east-1",
+            arn=f"arn:aws:x:us-east-1:{account.account_id}:{name}",
+            name=name,
+            **_synced(),
+        )
+    services.inventory_entries_refresh(account=account)
+    client = client_for(requester)
+
+    response = get(client)
+    options = dict(response.context["form"].fields["type"].choices)
+    assert options["AWS::DynamoDB::Table"] == "DynamoDB table"
+    assert options["AWS::KMS::Key"] == "KMS key"
+    assert options["AWS::Lambda::Function"] == "Lambda function"
+    assert options["role"] == "IAM role" and options["rds-instance"] == "RDS instance"
+    assert '<option value="AWS::KMS::Key">KMS key</option>' in response.content.decode()
+
+    filtered = get(client, type="AWS::KMS::Key")
+    assert not filtered.context["form"].errors
+    assert names(filtered) == ["payments-key"]
+    assert '<span class="badge">KMS key</span>' in filtered.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("config_type", "label"),
+    [
+        ("AWS::EC2::SecurityGroup", "EC2 security group"),
+        ("AWS::RDS::DBSnapshot", "RDS DB snapshot"),
+        ("AWS::ElasticLoadBalancingV2::LoadBalancer", "ElasticLoadBalancingV2 load balancer"),
+        ("Custom::Thing", "Custom::Thing"),
+    ],
+)
+def test_an_aws_config_type_reads_as_words(config_type: str, label: str) -> None:
+    assert config_type_label(config_type) == label
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ def test_it_filters_by_an_aws_config_type_it_offers(
     client = client_for(requester)
     page = client.get(reverse("resource_list"))
     html = page.content.decode()
-    assert '<option value="AWS::DynamoDB::Table">AWS::DynamoDB::Table</option>' in html
+    assert '<option value="AWS::DynamoDB::Table">DynamoDB table</option>' in html
     assert '<option value="s3">S3 bucket</option>' in html
     filtered = client.get(reverse("resource_list"), {"type": "AWS::DynamoDB::Table"})
     assert [r.name for r in filtered.context["page"]] == ["orders"]

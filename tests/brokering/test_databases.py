@@ -262,6 +262,39 @@ def test_a_role_of_the_user_without_connect_is_refused(
     assert CredentialIssuance.objects.get().outcome == CredentialIssuance.Outcome.DENIED
 
 
+def _attach(role: IamRole, *names: str) -> None:
+    role.managed_policies = [
+        {"name": name, "arn": f"arn:aws:iam::aws:policy/{name}"} for name in names
+    ]
+    role.save(update_fields=["managed_policies"])
+
+
+def test_an_aws_managed_policy_iamportal_knows_lets_a_role_connect_as_any_user(
+    admin_user: User, org: Org, dbs: dict[str, Database]
+) -> None:
+    # break-glass has no policy of its own that allows rds-db:connect.
+    role = org.roles["prod/break-glass"]
+    _attach(role, "PowerUserAccess")
+    client = client_for(admin_user)
+    payments = card(client.get(reverse("database_list")).content.decode(), dbs["payments"])
+    assert "Get a password" in payments and "break-glass" in payments
+    response = get_password(client, dbs["payments"], role, "app_user")
+    assert response.status_code == 200, response.content.decode()[:2000]
+    assert CredentialIssuance.objects.get().outcome == CredentialIssuance.Outcome.ISSUED
+
+
+def test_an_aws_managed_policy_whose_document_iamportal_lacks_grants_nothing(
+    admin_user: User, org: Org, dbs: dict[str, Database]
+) -> None:
+    role = org.roles["prod/break-glass"]
+    _attach(role, "AmazonRDSFullAccess", "IAMFullAccess")
+    client = client_for(admin_user)
+    page = client.get(reverse("database_list")).content.decode()
+    assert "AdministratorAccess and PowerUserAccess" in page  # the limit is said
+    assert "Get a password" not in card(page, dbs["payments"])
+    assert get_password(client, dbs["payments"], role, "app_user").status_code == 400
+
+
 def test_a_role_the_user_may_not_use_is_404_even_with_connect(
     admin_user: User, org: Org, dbs: dict[str, Database]
 ) -> None:
