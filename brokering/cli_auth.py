@@ -34,7 +34,7 @@ from rest_framework.request import Request
 from brokering.models import CliChallenge
 from iamportal.auth import ApiTokenAuthentication
 from iamportal.models import ExternalIdentity
-from iamportal.permissions import user_with_groups
+from iamportal.permissions import active_user_with_groups
 from iamportal.services import IdentityRefused, external_identity_sign_in
 from iamportal.throttle import Throttled, backoff_wait, seconds_until, wait_phrase, window_wait
 
@@ -121,7 +121,7 @@ def cli_token_user(encoded: str) -> User | None:
     if not isinstance(subject, str) or not subject.isdigit() or len(subject) > 18:
         return None
     # With its groups: the Weep endpoints all ask which roles the user may use.
-    return user_with_groups(User.objects.filter(pk=int(subject), is_active=True))
+    return active_user_with_groups(int(subject))
 
 
 # --- authentication classes --------------------------------------------------------------

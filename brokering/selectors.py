@@ -4,21 +4,24 @@ not exist."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from django.contrib.auth.models import Group, User
-from django.db.models import Max, Q, QuerySet
+from django.db import connection
+from django.db.models import Field, Max, Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
 from accounts import selectors as accounts_selectors
-from accounts.models import Database, IamRole
+from accounts.models import AwsAccount, Database, IamRole
 from brokering import eligibility
 from brokering.models import CliChallenge, CredentialIssuance, SessionRevocation
+from iamportal import rows
 from iamportal.permissions import AnyUser, is_signed_in, user_groups
 from requests_app.policy import evaluate
 
@@ -35,14 +38,10 @@ class EligibleRole:
 
 _MEMO = "_iamportal_eligible"
 _ROLE_MEMO = "_iamportal_resolved_role"
-RESOLVED_ROLE_FIELDS = (
-    "arn",
-    "name",
-    "max_session_duration",
-    "account__account_id",
-    "account__name",
-    "account__enabled",
-)
+# What issuing credentials and a console session read of a role resolved by its
+# ARN: not the policies, which can be tens of kilobytes of JSON to decode.
+RESOLVED_ROLE_FIELDS = ("arn", "name", "max_session_duration", "account")
+RESOLVED_ACCOUNT_FIELDS = ("account_id", "name", "enabled")
 
 
 def _principals(user: AnyUser) -> list[str]:
@@ -184,14 +183,7 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
     fragment, a role the user may not use) falls through to the full resolution."""
     if not arn.startswith("arn:"):
         return None
-    role = (
-        IamRole.objects.filter(arn=arn, account__enabled=True)
-        .select_related("account")
-        # What issuing credentials and a console session read: not the policies,
-        # which can be tens of kilobytes of JSON to decode.
-        .only(*RESOLVED_ROLE_FIELDS)
-        .first()
-    )
+    role = _role_by_arn(arn)
     if role is None:
         return None
     cli_only = role_grant_for_user(user, role.pk)
@@ -206,6 +198,42 @@ def _exact_arn_match(user: AnyUser, arn: str, *, include_cli_only: bool) -> Elig
         account_id=role.account.account_id,
         account_name=role.account.name,
         cli_only=cli_only,
+    )
+
+
+def _role_by_arn(arn: str) -> IamRole | None:
+    """The role with this exact ARN in an enabled account, with its account: one
+    read on the unique ARN index, written once (iamportal.rows) since every
+    credential request runs it."""
+    role_fields, account_fields = _resolved_fields()
+    with connection.cursor() as cursor:
+        cursor.execute(_role_by_arn_sql(), [arn, True])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    role = rows.instance(IamRole, role_fields, found[: len(role_fields)])
+    account = rows.instance(AwsAccount, account_fields, found[len(role_fields) :])
+    IamRole._meta.get_field("account").set_cached_value(role, account)
+    return role
+
+
+@functools.cache
+def _resolved_fields() -> tuple[list[Field], list[Field]]:
+    return (
+        rows.concrete_fields(IamRole, RESOLVED_ROLE_FIELDS),
+        rows.concrete_fields(AwsAccount, RESOLVED_ACCOUNT_FIELDS),
+    )
+
+
+@functools.cache
+def _role_by_arn_sql() -> str:
+    role_fields, account_fields = _resolved_fields()
+    table, column = rows.table, rows.column
+    return (
+        f"SELECT {rows.columns('r', role_fields)}, {rows.columns('a', account_fields)} "  # noqa: S608
+        f"FROM {table(IamRole)} r JOIN {table(AwsAccount)} a "
+        f"ON a.{column(AwsAccount, 'pk')} = r.{column(IamRole, 'account')} "
+        f"WHERE r.{column(IamRole, 'arn')} = %s AND a.{column(AwsAccount, 'enabled')} = %s"
     )
 
 

@@ -34,7 +34,7 @@ from brokering.models import (
     CredentialRateWindow,
     SessionRevocation,
 )
-from iamportal import aws, jobs
+from iamportal import aws, jobs, rows
 from requests_app.policy.limits import INLINE_POLICIES_MAX_SIZE, compact_size, inline_policies_size
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def _audit(
     # which no database text column accepts.
     role_arn = role_arn.replace("\x00", "")
     parts = role_arn.split(":")
-    return CredentialIssuance.objects.create(
+    issuance = CredentialIssuance(
         user=user,
         user_email=user.email or user.get_username(),
         role_arn=role_arn[:2048],
@@ -164,6 +164,9 @@ def _audit(
         request_id=request_id[:64],
         target=target.replace("\x00", "")[:512],
     )
+    # Every credential request writes one: the statement is written once.
+    rows.insert(issuance)
+    return issuance
 
 
 def issuance_denied(

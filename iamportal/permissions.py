@@ -9,12 +9,16 @@ everyone else signed in is an engineer.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, User
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Field
+
+from iamportal import rows
 
 AnyUser = AbstractBaseUser | AnonymousUser
 PermissionRole = Literal["admin", "reviewer", "engineer", "anonymous"]
@@ -32,18 +36,54 @@ def user_groups(user: AnyUser) -> frozenset[tuple[int, str]]:
     return cached
 
 
-def user_with_groups(users: QuerySet[User]) -> User | None:
-    """The one user `users` selects (None when none does), with its groups read in
-    the same query, a join, so that user_groups answers from memory. For paths
-    where every request needs both, such as a credential request."""
-    fields = [field.attname for field in User._meta.concrete_fields]
-    rows = list(users.values_list(*fields, "groups__id", "groups__name"))
-    if not rows:
+def active_user_with_groups(pk: int) -> User | None:
+    """The active user with primary key `pk` (None when there is none), with its
+    groups read in the same statement, a join, so that user_groups answers from
+    memory. For paths where every request needs both, such as a credential request;
+    the statement is written once (iamportal.rows). The password hash and the
+    sign-in dates are not read (they repeat on every group's row); they load if
+    used."""
+    with connection.cursor() as cursor:
+        cursor.execute(_user_with_groups_sql(), [pk, True])
+        found = cursor.fetchall()
+    if not found:
         return None
-    user = User.from_db(users.db, fields, rows[0][: len(fields)])
-    groups = frozenset((row[-2], row[-1]) for row in rows if row[-2] is not None)
+    fields = _user_fields()
+    user = rows.instance(User, fields, found[0][: len(fields)])
+    groups = frozenset((row[-2], row[-1]) for row in found if row[-2] is not None)
     setattr(user, _CACHE, groups)
     return user
+
+
+# What a request reads of its user: identity and permission flags.
+_USER_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
+
+
+@functools.cache
+def _user_fields() -> list[Field]:
+    return rows.concrete_fields(User, _USER_FIELDS)
+
+
+@functools.cache
+def _user_with_groups_sql() -> str:
+    through = User.groups.through
+    table, column = rows.table, rows.column
+    return (
+        f"SELECT {rows.columns('u', _user_fields())}, "  # noqa: S608
+        f"g.{column(Group, 'pk')}, g.{column(Group, 'name')} "
+        f"FROM {table(User)} u "
+        f"LEFT JOIN {table(through)} ug ON ug.{column(through, 'user')} = u.{column(User, 'pk')} "
+        f"LEFT JOIN {table(Group)} g ON g.{column(Group, 'pk')} = ug.{column(through, 'group')} "
+        f"WHERE u.{column(User, 'pk')} = %s AND u.{column(User, 'is_active')} = %s"
+    )
 
 
 def group_names(user: AnyUser) -> frozenset[str]:

@@ -5,6 +5,7 @@ names them, and fails when one is added."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.django_db
 def _statement(sql: str) -> tuple[str, str]:
     """(verb, first table) of a statement: ("SELECT", "auth_user")."""
     verb = sql.split(None, 1)[0].upper()
-    quoted = sql.split('"')
-    return verb, quoted[1] if len(quoted) > 1 else ""
+    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?([\w]+)', sql, re.IGNORECASE)
+    return verb, table.group(1) if table else ""
 
 
 def test_a_credential_request_reads_the_user_and_the_role_and_writes_the_slot_and_audit(

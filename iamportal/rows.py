@@ -1,0 +1,116 @@
+"""Statements written once, for the few paths every credential request takes.
+
+Building a query through the ORM (resolving lookups, joins and columns, then
+compiling) costs several times what PostgreSQL takes to answer it: on the
+credential path the three ORM statements cost more CPU than everything else
+iamportal does for the request. The statements here are composed once per
+process from the models' own table and column names, quoted by the database
+backend; every value is a parameter. Rows are turned into model instances with the
+same converters the ORM applies, so a value reads the same (an aware datetime on
+SQLite too) whichever way it was loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+Converter = Callable[[Any], Any]
+
+
+def quoted(name: str | None) -> str:
+    if not name:
+        raise ValueError("no column or table name to quote")
+    return str(connection.ops.quote_name(name))
+
+
+def table(model: type[Model]) -> str:
+    """The model's table name, quoted."""
+    return quoted(model._meta.db_table)
+
+
+def column(model: type[Model], name: str) -> str:
+    """The column of the model's field `name` (the primary key for "pk"), quoted."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is not a column")
+    return quoted(field.column)
+
+
+def columns(alias: str, fields: Sequence[Field[Any, Any]]) -> str:
+    """`alias."column", ...` for `fields`, in their order."""
+    return ", ".join(f"{alias}.{quoted(field.column)}" for field in fields)
+
+
+def concrete_fields(model: type[Model], names: Sequence[str] | None = None) -> list[Field]:
+    """The model's concrete fields (all of them, or those named), in model order."""
+    fields = list(model._meta.concrete_fields)
+    if names is None:
+        return fields
+    wanted = set(names) | {"id"}
+    return [field for field in fields if field.name in wanted or field.attname in wanted]
+
+
+def _converters(fields: Sequence[Field[Any, Any]]) -> list[list[Converter]]:
+    return _converters_for(tuple(fields), connection.vendor)
+
+
+@functools.cache
+def _converters_for(fields: tuple[Field[Any, Any], ...], vendor: str) -> list[list[Converter]]:
+    """What the ORM's compiler applies to each column read from this kind of
+    database."""
+    converters: list[list[Converter]] = []
+    for field in fields:
+        column = field.get_col(field.model._meta.db_table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        converters.append([functools.partial(_apply, function, column) for function in functions])
+    return converters
+
+
+def _apply(function: Callable[..., Any], column: Any, value: Any) -> Any:
+    return function(value, column, connection)
+
+
+def instance(model: type[M], fields: Sequence[Field[Any, Any]], values: Sequence[Any]) -> M:
+    """A model instance from a row holding `fields` in order, as the ORM would load
+    it: fields not read are deferred (loaded on first use)."""
+    converted = []
+    for value, functions in zip(values, _converters(fields), strict=True):
+        for function in functions:
+            value = function(value)
+        converted.append(value)
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)
+
+
+def insert(obj: Model) -> None:
+    """INSERT `obj` (a new row; no signals, which no caller here has) and set its
+    primary key, with each value prepared as the ORM prepares it for saving."""
+    meta = obj._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
+    sql = _insert_sql(type(obj))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        if connection.features.can_return_columns_from_insert:
+            obj.pk = cursor.fetchone()[0]
+        else:
+            obj.pk = cursor.lastrowid
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+@functools.cache
+def _insert_sql(model: type[Model]) -> str:
+    meta = model._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    names = ", ".join(quoted(field.column) for field in fields)
+    slots = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {table(model)} ({names}) VALUES ({slots})"  # noqa: S608
+    if connection.features.can_return_columns_from_insert:
+        sql += f" RETURNING {column(model, 'pk')}"
+    return sql

@@ -1,0 +1,124 @@
+"""The statements written once for the credential path read and write exactly what
+the ORM would: the same values, of the same types, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.db.models import Model
+from django.utils import timezone
+
+from accounts.models import AwsAccount, IamRole
+from brokering import selectors
+from brokering.models import CredentialIssuance
+from iamportal import rows
+from iamportal.permissions import active_user_with_groups, user_groups
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(obj: object, model: type[Model]) -> dict[str, object]:
+    return {f.attname: getattr(obj, f.attname) for f in model._meta.concrete_fields}
+
+
+def test_a_user_reads_as_the_orm_reads_it_with_its_groups() -> None:
+    user = make_user("dana", "payments", "oncall", first_name="Dana", is_staff=True)
+    User.objects.filter(pk=user.pk).update(last_login=datetime(2026, 3, 1, 9, 30, tzinfo=UTC))
+    expected = User.objects.get(pk=user.pk)
+
+    loaded = active_user_with_groups(user.pk)
+
+    assert loaded is not None
+    assert _fields(loaded, User) == _fields(expected, User)
+    assert loaded.last_login == datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    assert loaded.last_login is not None and loaded.last_login.tzinfo is not None
+    assert type(loaded.is_staff) is bool
+    assert {name for _, name in user_groups(loaded)} == {"payments", "oncall"}
+
+
+def test_a_user_without_groups_has_none_and_a_disabled_or_missing_user_is_none() -> None:
+    alone = make_user("alone")
+    gone = make_user("gone", "payments")
+    User.objects.filter(pk=gone.pk).update(is_active=False)
+
+    loaded = active_user_with_groups(alone.pk)
+    assert loaded is not None and user_groups(loaded) == frozenset()
+    assert active_user_with_groups(gone.pk) is None
+    assert active_user_with_groups(gone.pk + 1000) is None
+
+
+def _role(account: AwsAccount, name: str) -> IamRole:
+    return IamRole.objects.create(
+        account=account,
+        arn=f"arn:aws:iam::{account.account_id}:role/{name}",
+        name=name,
+        content_hash="x",
+        synced_at=timezone.now(),
+        max_session_duration=7200,
+        trust_policy={"Version": "2012-10-17", "Statement": []},
+    )
+
+
+def test_a_role_by_its_arn_comes_with_its_account_and_loads_the_rest_on_use() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    role = _role(account, "deploy")
+
+    found = selectors._role_by_arn(role.arn)
+
+    assert found is not None
+    assert (found.pk, found.arn, found.name, found.max_session_duration) == (
+        role.pk,
+        role.arn,
+        "deploy",
+        7200,
+    )
+    assert (found.account.pk, found.account.account_id, found.account.name) == (
+        account.pk,
+        "111122223333",
+        "payments-prod",
+    )
+    # What was not read is loaded when used, as with .only().
+    assert found.trust_policy == {"Version": "2012-10-17", "Statement": []}
+    assert selectors._role_by_arn(role.arn.upper()) is None
+    assert selectors._role_by_arn(role.arn + "x") is None
+
+
+def test_a_role_in_a_disabled_account_is_not_found() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="old", enabled=False)
+    role = _role(account, "deploy")
+
+    assert selectors._role_by_arn(role.arn) is None
+
+
+def test_an_inserted_row_reads_back_as_saved_through_the_orm() -> None:
+    user = make_user("dana")
+    expires = timezone.now() + timedelta(hours=1)
+    values = {
+        "user": user,
+        "user_email": "dana@example.com",
+        "role_arn": "arn:aws:iam::111122223333:role/deploy",
+        "account_id": "111122223333",
+        "kind": CredentialIssuance.Kind.CLI,
+        "outcome": CredentialIssuance.Outcome.ISSUED,
+        "source_ip": "2001:db8::7",
+        "expiration": expires,
+        "ip_restricted": True,
+        "request_id": "abc",
+    }
+    written = CredentialIssuance(**values)
+    rows.insert(written)
+    through_orm = CredentialIssuance.objects.create(**values)
+
+    assert written.pk is not None and written.pk != through_orm.pk
+    first = CredentialIssuance.objects.get(pk=written.pk)
+    second = CredentialIssuance.objects.get(pk=through_orm.pk)
+    ignored = {"id", "requested_at"}
+    assert {k: v for k, v in _fields(first, CredentialIssuance).items() if k not in ignored} == {
+        k: v for k, v in _fields(second, CredentialIssuance).items() if k not in ignored
+    }
+    assert first.expiration == expires
+    assert abs(first.requested_at - timezone.now()) < timedelta(minutes=1)
+    assert not written._state.adding
