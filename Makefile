@@ -7,6 +7,12 @@ DEMO_AWS_PORT ?= 5000
 
 .PHONY: demo test lint venv bench clean editor
 
+# Every interpreter started here (test workers, the tests that run manage.py, the
+# demo's processes) reuses the modules compiled by the first, even where the
+# environment asks Python not to keep them: compiling Django, DRF and boto3 again
+# costs each interpreter over a second.
+export PYTHONDONTWRITEBYTECODE :=
+
 # Modules are compiled when first imported (most of the embedded AWS's never are),
 # not all at install. What is installed is marked by a stamp per extra: the demo needs the runtime and
 # the embedded AWS only; the tests and linters need `dev`, which includes the demo.

@@ -507,26 +507,30 @@ def test_an_empty_json_export_is_an_empty_array(world: Inventory, requester: Use
 EXPORTED = 50_000
 
 
-@pytest.fixture
-def fifty_thousand(inv: Inventory) -> AwsAccount:
+def _bulk_entries(account: AwsAccount, count: int) -> None:
     now = timezone.now()
     InventoryEntry.objects.bulk_create(
         (
             InventoryEntry(
-                account=inv.account,
+                account=account,
                 kind="resource",
                 object_id=1_000_000 + index,
                 type="sqs",
-                arn=f"arn:aws:sqs:us-east-1:{inv.account.account_id}:bulk-{index:05d}",
+                arn=f"arn:aws:sqs:us-east-1:{account.account_id}:bulk-{index:05d}",
                 name=f"bulk-{index:05d}",
                 region="us-east-1",
                 changed_at=now,
-                search_key=f"ARN:AWS:SQS:US-EAST-1:{inv.account.account_id}:BULK-{index:05d}",
+                search_key=f"ARN:AWS:SQS:US-EAST-1:{account.account_id}:BULK-{index:05d}",
             )
-            for index in range(EXPORTED)
+            for index in range(count)
         ),
         batch_size=5000,
     )
+
+
+@pytest.fixture
+def fifty_thousand(inv: Inventory) -> AwsAccount:
+    _bulk_entries(inv.account, EXPORTED)
     return inv.account
 
 
@@ -552,12 +556,13 @@ def test_an_export_of_50000_items_streams_them_a_chunk_at_a_time(
     assert all(f"LIMIT {selectors.EXPORT_CHUNK_SIZE}" in q["sql"] for q in chunks)
 
 
-def test_the_export_reads_the_whole_set_in_order_without_gaps(
-    fifty_thousand: AwsAccount,
-) -> None:
-    found = selectors.policies_export(selectors.PolicyFilters(query="bulk-"), chunk_size=7_000)
+def test_the_export_reads_the_whole_set_in_order_without_gaps(inv: Inventory) -> None:
+    # Chunks that do not divide the set, the last one short: the same reading as
+    # the 50,000-item export above, on fewer rows.
+    _bulk_entries(inv.account, 2_000)
+    found = selectors.policies_export(selectors.PolicyFilters(query="bulk-"), chunk_size=70)
     names_ = [entry.name for entry in found]
-    assert names_ == [f"bulk-{index:05d}" for index in range(EXPORTED)]
+    assert names_ == [f"bulk-{index:05d}" for index in range(2_000)]
 
 
 # --- console links ------------------------------------------------------------------
