@@ -94,7 +94,12 @@ BaseClient._make_api_call = _call_the_embedded_aws
 # The longest tests (a browser's, the API fuzzer's) start first: run last, as the
 # database tests' ordering would put the browser's, each keeps one worker busy
 # while the others have nothing left to do.
-_LONG = ("tests/e2e/test_tour.py", "tests/e2e/", "tests/test_api_fuzz.py")
+_LONG = (
+    "tests/e2e/test_tour.py",
+    "tests/e2e/",
+    "tests/test_api_fuzz.py",
+    "tests/accounts/test_policies_page.py::test_an_export_of_50000",
+)
 
 
 def _start_rank(item: pytest.Item) -> int:
