@@ -183,6 +183,8 @@ def role_page_context(request: HtmxHttpRequest, role: IamRole, *, tab: str) -> d
         "role": role,
         "tab": tab,
         "tab_title": ROLE_TAB_TITLES[tab],
+        # A tab link swaps the panel alone: it carries the page's title along.
+        "title_in_panel": region_only(request),
         "protected": selectors.role_protected(role.arn),
         "sees_audience": is_reviewer(request.user),
         "collected_edits": len(edits_collected(session=request.session, role=role)),

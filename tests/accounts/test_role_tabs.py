@@ -73,6 +73,21 @@ def test_an_htmx_tab_link_gets_the_panel_alone(tab: str, inv: Inventory, request
     assert "<h1>" not in html
     assert _current(html) == [TABS[tab]]
     assert "HX-Request" in response["Vary"]
+    # htmx takes the page's title from the panel.
+    assert html.count("<title>") == 1
+    assert f"<title>{inv.api.name}" in html
+
+
+def test_a_tab_link_changes_the_title_to_the_tab_s(inv: Inventory, requester: User) -> None:
+    client = client_for(requester)
+    page = client.get(_url("role_trust", inv.api)).content.decode()
+    panel = client.get(
+        _url("role_trust", inv.api), headers={"HX-Request": "true", "HX-Target": "role-panel"}
+    ).content.decode()
+
+    title = f"<title>{inv.api.name} · Trust policy · iamportal</title>"
+    assert page.count("<title>") == 1 and title in page
+    assert title in panel
 
 
 @pytest.mark.parametrize("tab", TABS)
