@@ -202,7 +202,7 @@ def role_tab_template(
     return template_for(request, name, region)
 
 
-def _role_for_tab(request: HtmxHttpRequest, account_id: str, role_name: str) -> IamRole | None:
+def role_for_tab(request: HtmxHttpRequest, account_id: str, role_name: str) -> IamRole | None:
     """The role page's one gate, for every tab. None for an htmx request about a
     role that is gone (a refresh found it deleted in AWS): the caller reloads the
     page, so a poll ends on "not found"."""
@@ -221,7 +221,7 @@ def _role_for_tab(request: HtmxHttpRequest, account_id: str, role_name: str) -> 
 @vary_on_headers("HX-Request", "HX-Target")
 def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
     """The Overview tab: your access, the grants, the facts, who may use the role."""
-    role = _role_for_tab(request, account_id, role_name)
+    role = role_for_tab(request, account_id, role_name)
     if role is None:
         return HttpResponseClientRefresh()
     context = {
@@ -246,7 +246,7 @@ def role_detail(request: HtmxHttpRequest, account_id: str, role_name: str) -> Ht
 def role_part(request: HtmxHttpRequest, account_id: str, role_name: str, tab: str) -> HttpResponse:
     """The tab of one part of a role: `tab` (inline, managed, trust, tags or
     boundary) comes with its URL."""
-    role = _role_for_tab(request, account_id, role_name)
+    role = role_for_tab(request, account_id, role_name)
     if role is None:
         return HttpResponseClientRefresh()
     context = role_page_context(request, role, tab=tab)
@@ -298,6 +298,9 @@ def role_history(request: HtmxHttpRequest, account_id: str, role_name: str) -> H
             user=request.user, account_id=account_id, role_name=role_name
         )
     except Http404:
+        if region_only(request) and request.htmx.target == "role-panel":
+            # A tab link of a role deleted meanwhile: the whole page says so.
+            return HttpResponseClientRefresh()
         return _deleted_role_history(request, account_id, role_name)
     page = Paginator(selectors.role_history(role=role), HISTORY_PAGE_SIZE).get_page(
         request.GET.get("page")

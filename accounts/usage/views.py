@@ -8,10 +8,10 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh
 
-from accounts.selectors import role_for_user
 from accounts.usage import selectors
-from accounts.views import role_page_context, role_tab_template
+from accounts.views import role_for_tab, role_page_context, role_tab_template
 from iamportal.htmx import HtmxHttpRequest
 
 
@@ -19,7 +19,9 @@ from iamportal.htmx import HtmxHttpRequest
 @require_GET
 @vary_on_headers("HX-Request")
 def role_usage(request: HtmxHttpRequest, account_id: str, role_name: str) -> HttpResponse:
-    role = role_for_user(user=request.user, account_id=account_id, role_name=role_name)
+    role = role_for_tab(request, account_id, role_name)
+    if role is None:
+        return HttpResponseClientRefresh()
     usage = selectors.role_usage(role)
     context = {
         **role_page_context(request, role, tab="usage"),

@@ -118,6 +118,22 @@ def test_anonymous_visitors_are_sent_to_sign_in(
 
 
 @pytest.mark.parametrize("tab", TABS)
+def test_a_tab_link_to_a_role_deleted_meanwhile_reloads_the_page(
+    tab: str, inv: Inventory, requester: User
+) -> None:
+    url = _url(tab, inv.api)
+    inv.api.delete()
+    client = client_for(requester)
+
+    clicked = client.get(url, headers={"HX-Request": "true", "HX-Target": "role-panel"})
+
+    # htmx swaps nothing on a 404: the click would do nothing. The page reloads
+    # and says the role is gone.
+    assert clicked["HX-Refresh"] == "true"
+    assert client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize("tab", TABS)
 def test_a_role_that_does_not_exist_is_404_on_every_tab(
     tab: str, inv: Inventory, requester: User
 ) -> None:
