@@ -457,9 +457,9 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
     with what is known of it when it is new). All or nothing."""
     now = timezone.now()
     with transaction.atomic():
-        written: set[str] = set()
+        written: list[IamRole] = []
         roles = _upsert(IamRole, account, inventory.roles, now, written=written)
-        _role_versions_after_sync(account=account, arns=written, now=now)
+        _role_versions_after_sync(account=account, roles=written, now=now)
         policies = _upsert(ManagedPolicy, account, inventory.policies, now)
         resources = _upsert(
             CloudResource, account, inventory.resources, now, unreadable=inventory.unreadable
@@ -513,13 +513,13 @@ def _upsert(
     *,
     unreadable: list[dict[str, Any]] | None = None,
     keep: Q | None = None,
-    written: set[str] | None = None,
+    written: list[M] | None = None,
 ) -> UpsertResult:
     """`unreadable` (resources only): rows of what is known (arn, name, type,
     region) plus "error"; never deleted, never overwritten with less. `keep`:
     existing rows that are not deleted when missing from `rows` (their listing
-    failed). `written`, when given, receives the ARNs of the rows created or
-    updated from `rows`."""
+    failed). `written`, when given, receives the rows created or updated from
+    `rows`, as written."""
     result = UpsertResult()
     manager = model._default_manager
     existing: dict[str, tuple[int, str]] = {
@@ -571,8 +571,6 @@ def _upsert(
             )
         else:
             to_mark.append(model(pk=found[0], read_error=item["error"], read_error_at=now))
-    if written is not None:
-        written.update(row.arn for row in (*to_create, *to_update))
     moved = 0
     if to_create:
         # Bucket ARNs name no account: a bucket deleted in one account and created
@@ -584,6 +582,8 @@ def _upsert(
     if to_update:
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
         manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
+    if written is not None:
+        written += [*to_create, *to_update]
     if to_mark:
         manager.bulk_update(to_mark, ["read_error", "read_error_at"], batch_size=BATCH_SIZE)
     if marked & readable:
@@ -804,15 +804,23 @@ def role_versions_record(
     return len(versions)
 
 
-def _role_versions_after_sync(*, account: AwsAccount, arns: set[str], now: datetime) -> None:
+def _role_versions_after_sync(*, account: AwsAccount, roles: list[IamRole], now: datetime) -> None:
     """History for the roles a sync created or rewrote (their content hash
-    changed); unchanged roles are not even read."""
-    ordered = sorted(arns)
+    changed), from the rows as the sync wrote them: unchanged roles are not
+    even read, and written ones are not read back."""
+    ordered = sorted(roles, key=lambda role: role.arn)
     for start in range(0, len(ordered), BATCH_SIZE):
-        roles = list(
-            IamRole.objects.filter(account=account, arn__in=ordered[start : start + BATCH_SIZE])
-        )
-        role_versions_record(roles=roles, now=now)
+        batch = ordered[start : start + BATCH_SIZE]
+        if any(role.pk is None for role in batch):
+            # The database did not return the new rows' keys (SQLite before 3.35).
+            keys = dict(
+                IamRole.objects.filter(
+                    account=account, arn__in=[role.arn for role in batch]
+                ).values_list("arn", "pk")
+            )
+            for role in batch:
+                role.pk = keys[role.arn]
+        role_versions_record(roles=batch, now=now)
 
 
 # --- users, groups and databases ----------------------------------------------------

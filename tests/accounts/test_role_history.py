@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -81,6 +82,20 @@ def test_the_first_sync_records_a_baseline_of_every_part(account: AwsAccount, ia
     assert inline.document == READ_INVOICES
     assert role.versions.get(part="tags").document == {"team": "payments"}
     assert role.versions.get(part="boundary").document is None
+
+
+def test_the_baseline_belongs_to_the_role_when_the_database_returns_no_new_keys(
+    account: AwsAccount, iam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on SQLite before 3.35: bulk inserts leave the new rows without their keys.
+    monkeypatch.setattr(
+        type(connection.features), "can_return_rows_from_bulk_insert", False, raising=False
+    )
+    sync(account)
+    role = _role(account)
+    assert len(_versions(role)) == 5
+    versions = RoleVersion.objects.select_related("role")
+    assert all(v.role is not None and v.role.arn == v.role_arn for v in versions)
 
 
 def test_a_sync_that_sees_no_change_writes_no_version(account: AwsAccount, iam: Any) -> None:
