@@ -545,12 +545,14 @@ def _upsert(
         digest = content_hash(row)
         found = existing.pop(row["arn"], None)
         if found is None:
-            to_create.append(model(account=account, content_hash=digest, synced_at=now, **row))
+            to_create.append(
+                model(account_id=account.pk, content_hash=digest, synced_at=now, **row)
+            )
             continue
         readable.add(found[0])
         if found[1] != digest:
             to_update.append(
-                model(pk=found[0], account=account, content_hash=digest, synced_at=now, **row)
+                model(pk=found[0], account_id=account.pk, content_hash=digest, synced_at=now, **row)
             )
     for item in unreadable or []:
         if item["arn"] in seen:
@@ -561,7 +563,7 @@ def _upsert(
         if found is None:
             to_create.append(
                 model(
-                    account=account,
+                    account_id=account.pk,
                     content_hash=content_hash(known),
                     synced_at=now,
                     read_error=item["error"],
@@ -762,7 +764,7 @@ def role_versions_record(
         if known is None:
             versions += [
                 RoleVersion(
-                    role=role,
+                    role_id=role.pk,
                     account_id=role.account_id,
                     role_arn=role.arn,
                     role_name=role.name,
@@ -786,7 +788,7 @@ def role_versions_record(
             request = attribution.get((part, key))
             versions.append(
                 RoleVersion(
-                    role=role,
+                    role_id=role.pk,
                     account_id=role.account_id,
                     role_arn=role.arn,
                     role_name=role.name,
@@ -941,7 +943,7 @@ def inventory_entries_refresh(*, account: AwsAccount) -> int:
             )
             built = [
                 InventoryEntry(
-                    account=account,
+                    account_id=account.pk,
                     pk=current[row.pk][0] if row.pk in current else None,
                     **entries.entry_fields(kind, row),
                 )
