@@ -938,13 +938,14 @@ def inventory_entries_refresh(*, account: AwsAccount) -> int:
         ]
         gone = [pk for object_id, (pk, _) in current.items() if object_id not in sources]
         for start in range(0, len(stale), BATCH_SIZE):
-            rows = model._default_manager.filter(pk__in=stale[start : start + BATCH_SIZE]).only(
-                *columns
+            # Plain values: the entry needs a few columns, not model instances.
+            rows = model._default_manager.filter(pk__in=stale[start : start + BATCH_SIZE]).values(
+                "pk", *columns
             )
             built = [
                 InventoryEntry(
                     account_id=account.pk,
-                    pk=current[row.pk][0] if row.pk in current else None,
+                    pk=current[row["pk"]][0] if row["pk"] in current else None,
                     **entries.entry_fields(kind, row),
                 )
                 for row in rows
