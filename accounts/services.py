@@ -38,6 +38,7 @@ from accounts.models import (
 )
 from iamportal import aws, jobs
 from iamportal.revisions import revision_bump
+from iamportal.rows import insert_all
 
 log = logging.getLogger(__name__)
 
@@ -580,7 +581,7 @@ def _upsert(
         moved, _ = (
             manager.filter(arn__in=[row.arn for row in to_create]).exclude(account=account).delete()
         )
-        manager.bulk_create(to_create, batch_size=BATCH_SIZE)
+        insert_all(model, to_create)
     if to_update:
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
         manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
@@ -802,7 +803,7 @@ def role_versions_record(
                     request_number=request,
                 )
             )
-    RoleVersion.objects.bulk_create(versions, batch_size=BATCH_SIZE)
+    insert_all(RoleVersion, versions)
     return len(versions)
 
 
@@ -814,7 +815,7 @@ def _role_versions_after_sync(*, account: AwsAccount, roles: list[IamRole], now:
     for start in range(0, len(ordered), BATCH_SIZE):
         batch = ordered[start : start + BATCH_SIZE]
         if any(role.pk is None for role in batch):
-            # The database did not return the new rows' keys (SQLite before 3.35).
+            # New rows: the insert did not give their keys back.
             keys = dict(
                 IamRole.objects.filter(
                     account=account, arn__in=[role.arn for role in batch]
@@ -952,7 +953,7 @@ def inventory_entries_refresh(*, account: AwsAccount) -> int:
             ]
             to_create = [entry for entry in built if entry.pk is None]
             to_update = [entry for entry in built if entry.pk is not None]
-            InventoryEntry.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+            insert_all(InventoryEntry, to_create)
             if to_update:
                 InventoryEntry.objects.bulk_update(
                     to_update, entries.UPDATED_FIELDS, batch_size=BATCH_SIZE
