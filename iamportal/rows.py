@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -126,14 +126,16 @@ def insert_all(model: type[Model], objs: Sequence[Model]) -> None:
     The new rows' primary keys are not set on `objs`."""
     if not objs:
         return
+    # The connection itself: `connection` is a proxy that looks it up on every use.
+    database = connections[DEFAULT_DB_ALIAS]
     columns: list[list[Any]] = []
     for field in _inserted_fields(model):
         values = [field.pre_save(obj, add=True) for obj in objs]
         if all(value is values[0] for value in values):
-            columns.append([field.get_db_prep_save(values[0], connection)] * len(objs))
+            columns.append([field.get_db_prep_save(values[0], database)] * len(objs))
         else:
-            columns.append([field.get_db_prep_save(value, connection) for value in values])
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            columns.append([field.get_db_prep_save(value, database) for value in values])
+    with transaction.atomic(savepoint=False), database.cursor() as cursor:
         cursor.executemany(_insert_all_sql(model), list(zip(*columns, strict=True)))
 
 
