@@ -50,31 +50,33 @@ UPDATED_FIELDS = (
 )
 
 
-def entry_fields(kind: str, row: Any) -> dict[str, Any]:
-    """The columns of the entry for `row`, a row of the kind's source table."""
+def entry_fields(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the entry for `row`, the kind's `SOURCES` columns and "pk"
+    of a row of its source table (as `.values()` reads them)."""
+    tags = row["tags"]
     fields: dict[str, Any] = {
         "kind": kind,
-        "object_id": row.pk,
+        "object_id": row["pk"],
         "type": kind,
-        "arn": row.arn,
-        "name": row.name,
+        "arn": row["arn"],
+        "name": row["name"],
         "region": "",
-        "tags": row.tags if isinstance(row.tags, dict) else {},
+        "tags": tags if isinstance(tags, dict) else {},
         "has_resource_policy": False,
         "public": False,
-        "changed_at": row.synced_at,
-        "search_key": row.arn.upper(),
+        "changed_at": row["synced_at"],
+        "search_key": row["arn"].upper(),
     }
     if kind == Kind.ROLE:
         # A role's trust policy is the resource policy of the role.
-        fields["has_resource_policy"] = bool(row.trust_policy)
-        fields["public"] = policy_is_public(row.trust_policy)
+        fields["has_resource_policy"] = bool(row["trust_policy"])
+        fields["public"] = policy_is_public(row["trust_policy"])
     elif kind in (Kind.RESOURCE, Kind.DATABASE):
-        fields["type"] = row.type
-        fields["region"] = row.region
+        fields["type"] = row["type"]
+        fields["region"] = row["region"]
     if kind == Kind.RESOURCE:
-        fields["has_resource_policy"] = bool(row.policy)
-        fields["public"] = policy_is_public(row.policy)
+        fields["has_resource_policy"] = bool(row["policy"])
+        fields["public"] = policy_is_public(row["policy"])
     return fields
 
 

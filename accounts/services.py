@@ -38,6 +38,7 @@ from accounts.models import (
 )
 from iamportal import aws, jobs
 from iamportal.revisions import revision_bump
+from iamportal.rows import insert_all
 
 log = logging.getLogger(__name__)
 
@@ -457,9 +458,9 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
     with what is known of it when it is new). All or nothing."""
     now = timezone.now()
     with transaction.atomic():
-        written: set[str] = set()
+        written: list[IamRole] = []
         roles = _upsert(IamRole, account, inventory.roles, now, written=written)
-        _role_versions_after_sync(account=account, arns=written, now=now)
+        _role_versions_after_sync(account=account, roles=written, now=now)
         policies = _upsert(ManagedPolicy, account, inventory.policies, now)
         resources = _upsert(
             CloudResource, account, inventory.resources, now, unreadable=inventory.unreadable
@@ -513,13 +514,13 @@ def _upsert(
     *,
     unreadable: list[dict[str, Any]] | None = None,
     keep: Q | None = None,
-    written: set[str] | None = None,
+    written: list[M] | None = None,
 ) -> UpsertResult:
     """`unreadable` (resources only): rows of what is known (arn, name, type,
     region) plus "error"; never deleted, never overwritten with less. `keep`:
     existing rows that are not deleted when missing from `rows` (their listing
-    failed). `written`, when given, receives the ARNs of the rows created or
-    updated from `rows`."""
+    failed). `written`, when given, receives the rows created or updated from
+    `rows`, as written."""
     result = UpsertResult()
     manager = model._default_manager
     existing: dict[str, tuple[int, str]] = {
@@ -545,12 +546,14 @@ def _upsert(
         digest = content_hash(row)
         found = existing.pop(row["arn"], None)
         if found is None:
-            to_create.append(model(account=account, content_hash=digest, synced_at=now, **row))
+            to_create.append(
+                model(account_id=account.pk, content_hash=digest, synced_at=now, **row)
+            )
             continue
         readable.add(found[0])
         if found[1] != digest:
             to_update.append(
-                model(pk=found[0], account=account, content_hash=digest, synced_at=now, **row)
+                model(pk=found[0], account_id=account.pk, content_hash=digest, synced_at=now, **row)
             )
     for item in unreadable or []:
         if item["arn"] in seen:
@@ -561,7 +564,7 @@ def _upsert(
         if found is None:
             to_create.append(
                 model(
-                    account=account,
+                    account_id=account.pk,
                     content_hash=content_hash(known),
                     synced_at=now,
                     read_error=item["error"],
@@ -571,8 +574,6 @@ def _upsert(
             )
         else:
             to_mark.append(model(pk=found[0], read_error=item["error"], read_error_at=now))
-    if written is not None:
-        written.update(row.arn for row in (*to_create, *to_update))
     moved = 0
     if to_create:
         # Bucket ARNs name no account: a bucket deleted in one account and created
@@ -580,10 +581,12 @@ def _upsert(
         moved, _ = (
             manager.filter(arn__in=[row.arn for row in to_create]).exclude(account=account).delete()
         )
-        manager.bulk_create(to_create, batch_size=BATCH_SIZE)
+        insert_all(model, to_create)
     if to_update:
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
         manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
+    if written is not None:
+        written += [*to_create, *to_update]
     if to_mark:
         manager.bulk_update(to_mark, ["read_error", "read_error_at"], batch_size=BATCH_SIZE)
     if marked & readable:
@@ -762,7 +765,7 @@ def role_versions_record(
         if known is None:
             versions += [
                 RoleVersion(
-                    role=role,
+                    role_id=role.pk,
                     account_id=role.account_id,
                     role_arn=role.arn,
                     role_name=role.name,
@@ -786,7 +789,7 @@ def role_versions_record(
             request = attribution.get((part, key))
             versions.append(
                 RoleVersion(
-                    role=role,
+                    role_id=role.pk,
                     account_id=role.account_id,
                     role_arn=role.arn,
                     role_name=role.name,
@@ -800,19 +803,27 @@ def role_versions_record(
                     request_number=request,
                 )
             )
-    RoleVersion.objects.bulk_create(versions, batch_size=BATCH_SIZE)
+    insert_all(RoleVersion, versions)
     return len(versions)
 
 
-def _role_versions_after_sync(*, account: AwsAccount, arns: set[str], now: datetime) -> None:
+def _role_versions_after_sync(*, account: AwsAccount, roles: list[IamRole], now: datetime) -> None:
     """History for the roles a sync created or rewrote (their content hash
-    changed); unchanged roles are not even read."""
-    ordered = sorted(arns)
+    changed), from the rows as the sync wrote them: unchanged roles are not
+    even read, and written ones are not read back."""
+    ordered = sorted(roles, key=lambda role: role.arn)
     for start in range(0, len(ordered), BATCH_SIZE):
-        roles = list(
-            IamRole.objects.filter(account=account, arn__in=ordered[start : start + BATCH_SIZE])
-        )
-        role_versions_record(roles=roles, now=now)
+        batch = ordered[start : start + BATCH_SIZE]
+        if any(role.pk is None for role in batch):
+            # New rows: the insert did not give their keys back.
+            keys = dict(
+                IamRole.objects.filter(
+                    account=account, arn__in=[role.arn for role in batch]
+                ).values_list("arn", "pk")
+            )
+            for role in batch:
+                role.pk = keys[role.arn]
+        role_versions_record(roles=batch, now=now)
 
 
 # --- users, groups and databases ----------------------------------------------------
@@ -928,20 +939,21 @@ def inventory_entries_refresh(*, account: AwsAccount) -> int:
         ]
         gone = [pk for object_id, (pk, _) in current.items() if object_id not in sources]
         for start in range(0, len(stale), BATCH_SIZE):
-            rows = model._default_manager.filter(pk__in=stale[start : start + BATCH_SIZE]).only(
-                *columns
+            # Plain values: the entry needs a few columns, not model instances.
+            rows = model._default_manager.filter(pk__in=stale[start : start + BATCH_SIZE]).values(
+                "pk", *columns
             )
             built = [
                 InventoryEntry(
-                    account=account,
-                    pk=current[row.pk][0] if row.pk in current else None,
+                    account_id=account.pk,
+                    pk=current[row["pk"]][0] if row["pk"] in current else None,
                     **entries.entry_fields(kind, row),
                 )
                 for row in rows
             ]
             to_create = [entry for entry in built if entry.pk is None]
             to_update = [entry for entry in built if entry.pk is not None]
-            InventoryEntry.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
+            insert_all(InventoryEntry, to_create)
             if to_update:
                 InventoryEntry.objects.bulk_update(
                     to_update, entries.UPDATED_FIELDS, batch_size=BATCH_SIZE

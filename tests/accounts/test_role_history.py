@@ -83,6 +83,17 @@ def test_the_first_sync_records_a_baseline_of_every_part(account: AwsAccount, ia
     assert role.versions.get(part="boundary").document is None
 
 
+def test_each_version_of_a_first_sync_belongs_to_the_role_of_its_arn(
+    account: AwsAccount, iam: Any
+) -> None:
+    # New roles are inserted without getting their keys back: the history finds them.
+    sync(account)
+    role = _role(account)
+    assert len(_versions(role)) == 5
+    versions = RoleVersion.objects.select_related("role")
+    assert all(v.role is not None and v.role.arn == v.role_arn for v in versions)
+
+
 def test_a_sync_that_sees_no_change_writes_no_version(account: AwsAccount, iam: Any) -> None:
     sync(account)
     first = RoleVersion.objects.count()

@@ -1,5 +1,6 @@
-"""The statements written once for the credential path read and write exactly what
-the ORM would: the same values, of the same types, on SQLite and PostgreSQL."""
+"""The statements written once for the credential path and the sync's inserts read
+and write exactly what the ORM would: the same values, of the same types, on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db.models import Model
 from django.utils import timezone
 
-from accounts.models import AwsAccount, IamRole
+from accounts.models import AwsAccount, CloudResource, IamRole
 from brokering import selectors
 from brokering.models import CredentialIssuance
 from iamportal import rows
@@ -122,3 +123,61 @@ def test_an_inserted_row_reads_back_as_saved_through_the_orm() -> None:
     assert first.expiration == expires
     assert abs(first.requested_at - timezone.now()) < timedelta(minutes=1)
     assert not written._state.adding
+
+
+def _resources(account: AwsAccount, prefix: str, now: datetime) -> list[CloudResource]:
+    return [
+        CloudResource(
+            account_id=account.pk,
+            arn=f"arn:aws:sqs:us-east-1:111122223333:{prefix}-{index}",
+            name=f"{prefix}-{index}",
+            tags={"team": "payments", "n": index},
+            content_hash="h",
+            synced_at=now,
+            type="sqs",
+            region="us-east-1",
+            policy={"Statement": [{"Effect": "Allow"}]} if index else None,
+            source="config",
+            summary={"sizeGiB": index, "encrypted": True},
+            changed_in_aws_at=now - timedelta(days=index) if index else None,
+        )
+        for index in range(3)
+    ]
+
+
+def test_rows_inserted_together_read_back_as_bulk_created_ones() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    now = timezone.now()
+    written = _resources(account, "inserted", now)
+    rows.insert_all(CloudResource, written)
+    CloudResource.objects.bulk_create(_resources(account, "bulk", now))
+    rows.insert_all(CloudResource, [])
+
+    inserted = CloudResource.objects.filter(name__startswith="inserted").order_by("name")
+    bulk = CloudResource.objects.filter(name__startswith="bulk").order_by("name")
+    ignored = {"id", "arn", "name"}
+    assert [
+        {k: v for k, v in _fields(row, CloudResource).items() if k not in ignored}
+        for row in inserted
+    ] == [
+        {k: v for k, v in _fields(row, CloudResource).items() if k not in ignored} for row in bulk
+    ]
+    assert len(inserted) == 3
+    assert inserted[0].policy is None and inserted[1].policy == {"Statement": [{"Effect": "Allow"}]}
+    assert inserted[2].synced_at == now and inserted[2].read_error_at is None
+    # Unlike bulk_create, the keys are not set on the objects.
+    assert all(obj.pk is None for obj in written)
+
+
+def test_rows_inserted_together_get_their_generated_columns() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    role = IamRole(
+        account_id=account.pk,
+        arn="arn:aws:iam::111122223333:role/Deploy",
+        name="Deploy",
+        content_hash="x",
+        synced_at=timezone.now(),
+    )
+    rows.insert_all(IamRole, [role])
+
+    assert IamRole.objects.get(name="Deploy").search_key == role.arn.upper()
