@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from accounts.models import AwsAccount, IamRole
-from accounts.services import account_add
+from accounts.services import account_add, role_adopt
 from iamportal import aws, demo
 from requests_app import changes
 from requests_app.changes import ChangeInvalid, ChangeRefused, ChangeSpec
@@ -74,9 +74,13 @@ def other(account: AwsAccount) -> AwsAccount:
 @pytest.fixture
 def role(account: AwsAccount) -> IamRole:
     iam = admin_client(account.account_id, "iam")
-    iam.create_role(RoleName="payments-api", AssumeRolePolicyDocument=json.dumps(ECS_TRUST))
-    synced(account)
-    return IamRole.objects.get(name="payments-api")
+    created = iam.create_role(
+        RoleName="payments-api", AssumeRolePolicyDocument=json.dumps(ECS_TRUST)
+    )
+    # Read as a sync would read it; the rest of the account is not needed.
+    role = role_adopt(account=account, arn=created["Role"]["Arn"])
+    assert role is not None
+    return role
 
 
 def iam_of(role: IamRole) -> Any:
