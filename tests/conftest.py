@@ -272,7 +272,8 @@ def federation(settings: Any) -> Iterator[Federation]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Stopping waits for the loop's next look at the shutdown flag: look often.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/federation"
     settings.IAMPORTAL_FEDERATION_URL = state.url
