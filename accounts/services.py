@@ -756,6 +756,9 @@ def role_versions_record(
     seen"; an inline policy that disappeared, a version with no document). A
     part in `attribution` is recorded as that request's change; any other
     change was made outside iamportal. Returns how many versions were written."""
+    if any(role.pk is None for role in roles):
+        # A version without its role would be written with no link to it.
+        raise ValueError("role versions are recorded for saved roles only")
     latest = role_versions_latest(role_ids=[role.pk for role in roles])
     attribution = attribution or {}
     versions: list[RoleVersion] = []

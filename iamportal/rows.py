@@ -14,11 +14,12 @@ SQLite too) whichever way it was loaded.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Field, Model
+from django.db.models import NOT_PROVIDED, Field, Model
 
 M = TypeVar("M", bound=Model)
 Converter = Callable[[Any], Any]
@@ -49,32 +50,42 @@ def columns(alias: str, fields: Sequence[Field[Any, Any]]) -> str:
 
 
 def concrete_fields(model: type[Model], names: Sequence[str] | None = None) -> list[Field]:
-    """The model's concrete fields (all of them, or those named), in model order."""
+    """The model's concrete fields (all of them, or those named, with the primary
+    key), in model order."""
     fields = list(model._meta.concrete_fields)
     if names is None:
         return fields
-    wanted = set(names) | {"id"}
+    wanted = set(names) | {model._meta.pk.name}
     return [field for field in fields if field.name in wanted or field.attname in wanted]
 
 
+# Per connection (one per thread and database), since the converters are the
+# connection's own methods (SQLite's reads the connection's time zone).
+_CONVERTERS: weakref.WeakKeyDictionary[Any, dict[tuple[Field, ...], list[list[Converter]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _converters(fields: Sequence[Field[Any, Any]]) -> list[list[Converter]]:
-    return _converters_for(tuple(fields), connection.vendor)
+    """What the ORM's compiler applies to each column read through this thread's
+    connection."""
+    database = connections[DEFAULT_DB_ALIAS]
+    known = _CONVERTERS.setdefault(database, {})
+    key = tuple(fields)
+    if key not in known:
+        converters: list[list[Converter]] = []
+        for field in fields:
+            column = field.get_col(field.model._meta.db_table)
+            functions = database.ops.get_db_converters(column) + column.get_db_converters(database)
+            converters.append(
+                [functools.partial(_apply, function, column, database) for function in functions]
+            )
+        known[key] = converters
+    return known[key]
 
 
-@functools.cache
-def _converters_for(fields: tuple[Field[Any, Any], ...], vendor: str) -> list[list[Converter]]:
-    """What the ORM's compiler applies to each column read from this kind of
-    database."""
-    converters: list[list[Converter]] = []
-    for field in fields:
-        column = field.get_col(field.model._meta.db_table)
-        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        converters.append([functools.partial(_apply, function, column) for function in functions])
-    return converters
-
-
-def _apply(function: Callable[..., Any], column: Any, value: Any) -> Any:
-    return function(value, column, connection)
+def _apply(function: Callable[..., Any], column: Any, database: Any, value: Any) -> Any:
+    return function(value, column, database)
 
 
 def instance(model: type[M], fields: Sequence[Field[Any, Any]], values: Sequence[Any]) -> M:
@@ -91,11 +102,11 @@ def instance(model: type[M], fields: Sequence[Field[Any, Any]], values: Sequence
 def insert(obj: Model) -> None:
     """INSERT `obj` (a new row; no signals, which no caller here has) and set its
     primary key, with each value prepared as the ORM prepares it for saving."""
-    meta = obj._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    fields = _inserted_fields(type(obj))
     values = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
     sql = _insert_sql(type(obj))
-    with connection.cursor() as cursor:
+    # As Model.save: a failed INSERT inside a transaction marks it for rollback.
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
         cursor.execute(sql, values)
         if connection.features.can_return_columns_from_insert:
             obj.pk = cursor.fetchone()[0]
@@ -107,8 +118,7 @@ def insert(obj: Model) -> None:
 
 @functools.cache
 def _insert_sql(model: type[Model]) -> str:
-    meta = model._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    fields = _inserted_fields(model)
     names = ", ".join(quoted(field.column) for field in fields)
     slots = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {table(model)} ({names}) VALUES ({slots})"  # noqa: S608
@@ -140,11 +150,15 @@ def insert_all(model: type[Model], objs: Sequence[Model]) -> None:
 
 
 def _inserted_fields(model: type[Model]) -> list[Field[Any, Any]]:
-    return [
+    fields = [
         field
         for field in model._meta.concrete_fields
         if not field.primary_key and not field.generated
     ]
+    if any(field.db_default is not NOT_PROVIDED for field in fields):
+        # The ORM leaves such a column out of the INSERT; these statements do not.
+        raise TypeError(f"{model.__name__} has a database default: save it through the ORM")
+    return fields
 
 
 @functools.cache

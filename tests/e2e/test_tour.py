@@ -190,9 +190,13 @@ def walk(tour: Tour, dev: AwsAccount) -> None:
     expect(tabs.get_by_role("link", name="Inline policies")).to_have_attribute(
         "aria-current", "page"
     )
+    expect(page).to_have_title(f"{ROLE} · Inline policies · iamportal")
+    # The title came along with the panel: none is left in the page's body.
+    expect(page.locator("body title")).to_have_count(0)
     tour.step(alice, "role-inline-policies")
     page.go_back()
     expect(page).to_have_url(re.compile(rf"/roles/{ROLE}/$"))
+    expect(page).to_have_title(f"{ROLE} · iamportal")
     expect(page.get_by_role("heading", name="Your access")).to_be_visible()
 
     # My roles.
