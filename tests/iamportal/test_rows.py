@@ -16,7 +16,7 @@ from brokering import selectors
 from brokering.models import CredentialIssuance
 from iamportal import rows
 from iamportal.permissions import active_user_with_groups, user_groups
-from tests.factories import make_user
+from tests.factories import make_user, role_in
 
 pytestmark = pytest.mark.django_db
 
@@ -52,15 +52,11 @@ def test_a_user_without_groups_has_none_and_a_disabled_or_missing_user_is_none()
 
 
 def _role(account: AwsAccount, name: str) -> IamRole:
-    return IamRole.objects.create(
-        account=account,
-        arn=f"arn:aws:iam::{account.account_id}:role/{name}",
-        name=name,
-        content_hash="x",
-        synced_at=timezone.now(),
-        max_session_duration=7200,
-        trust_policy={"Version": "2012-10-17", "Statement": []},
-    )
+    role = role_in(account, name, in_aws=False)
+    role.max_session_duration = 7200
+    role.trust_policy = {"Version": "2012-10-17", "Statement": []}
+    role.save(update_fields=["max_session_duration", "trust_policy"])
+    return role
 
 
 def test_a_role_by_its_arn_comes_with_its_account_and_loads_the_rest_on_use() -> None:
