@@ -7,9 +7,9 @@ so it can be tested with any child processes.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import FrameType
@@ -17,21 +17,64 @@ from types import FrameType
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class StopRequest:
+    """A request to stop that a signal handler may make.
+
+    Python runs a signal handler in the main thread, between two steps of
+    whatever it was doing, so the handler must take no lock the main thread
+    may hold. `threading.Event` does: a Ctrl-C that lands while the main thread
+    is inside `Event.wait` (re-taking the event's lock after a timeout) blocks
+    the handler's `Event.set` on that lock forever, and the demo hangs. Here
+    `set` only records the request and writes a byte to a pipe, which wakes a
+    `wait` at once; it may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._wake_read, self._wake_write = os.pipe()
+        for fd in (self._wake_read, self._wake_write):
+            os.set_blocking(fd, False)
+
+    def set(self) -> None:
+        self._requested = True
+        with suppress(OSError):  # the pipe is full (woken already) or closed
+            os.write(self._wake_write, b"\0")
+
+    def is_set(self) -> bool:
+        return self._requested
+
+    def wait(self, timeout: float) -> bool:
+        """Whether a stop was requested, waiting up to `timeout` seconds for one."""
+        if not self._requested:
+            select.select([self._wake_read], [], [], timeout)
+        return self._requested
+
+    def close(self) -> None:
+        for fd in (self._wake_read, self._wake_write):
+            with suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> StopRequest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @contextmanager
-def stop_requests() -> Iterator[threading.Event]:
-    """An event set by Ctrl-C (SIGINT) or SIGTERM while the block runs, instead of
-    the KeyboardInterrupt or the sudden death those would cause."""
-    stop = threading.Event()
+def stop_requests() -> Iterator[StopRequest]:
+    """A stop requested by Ctrl-C (SIGINT) or SIGTERM while the block runs, instead
+    of the KeyboardInterrupt or the sudden death those would cause."""
+    with StopRequest() as stop:
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            stop.set()
 
-    previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
-    try:
-        yield stop
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
+        try:
+            yield stop
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @contextmanager
@@ -78,7 +121,7 @@ def _foreground(tty: int, group: int) -> None:
 def processes_supervise(
     children: Sequence[subprocess.Popen[bytes]],
     *,
-    stop: threading.Event,
+    stop: StopRequest,
     poll_seconds: float = 0.5,
 ) -> subprocess.Popen[bytes] | None:
     """Wait until a child exits (returned) or a stop is requested (None). Stopping

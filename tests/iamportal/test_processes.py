@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,8 @@ def test_a_child_that_exits_on_its_own_is_reported(
     failing = child("import sys, time; time.sleep(0.3); sys.exit(3)")
     children = [*sleepers, failing]
 
-    exited = processes.processes_supervise(children, stop=threading.Event(), poll_seconds=0.05)
+    with processes.StopRequest() as stop:
+        exited = processes.processes_supervise(children, stop=stop, poll_seconds=0.05)
 
     assert exited is failing
     assert failing.returncode == 3
@@ -49,19 +52,70 @@ def test_a_child_that_exits_on_its_own_is_reported(
 def test_a_stop_request_ends_the_wait_without_a_failure(
     sleepers: list[subprocess.Popen[bytes]],
 ) -> None:
-    stop = threading.Event()
-    threading.Timer(0.2, stop.set).start()
+    with processes.StopRequest() as stop:
+        threading.Timer(0.2, stop.set).start()
 
-    assert processes.processes_supervise(sleepers, stop=stop, poll_seconds=0.05) is None
+        assert processes.processes_supervise(sleepers, stop=stop, poll_seconds=0.05) is None
 
 
 def test_a_child_stopping_together_with_a_stop_request_is_no_failure() -> None:
-    stop = threading.Event()
     quick = child("import sys; sys.exit(0)")
     quick.wait()
-    threading.Timer(0.05, stop.set).start()  # the signal arrives just after the child exits
+    with processes.StopRequest() as stop:
+        threading.Timer(0.05, stop.set).start()  # the signal arrives just after the child exits
 
-    assert processes.processes_supervise([quick], stop=stop, poll_seconds=0.5) is None
+        assert processes.processes_supervise([quick], stop=stop, poll_seconds=0.5) is None
+
+
+def test_a_stop_request_wakes_a_wait_at_once() -> None:
+    with processes.StopRequest() as stop:
+        threading.Timer(0.05, stop.set).start()
+        started = time.monotonic()
+
+        assert stop.wait(30) is True
+        assert time.monotonic() - started < 10
+        assert stop.is_set()
+
+
+# Signals keep arriving while the main thread waits on the stop request, as a
+# Ctrl-C may land at any moment of the supervisor's wait.
+SIGNALLED_WHILE_WAITING = """
+import os, signal, threading, time
+from iamportal import processes
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what is left once the block ends
+done = threading.Event()
+def send():
+    while not done.wait(0.003):
+        os.kill(os.getpid(), signal.SIGTERM)
+with processes.stop_requests() as stop:
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            stop.wait(0)
+    finally:
+        done.set()
+        sender.join()
+print("stopped" if stop.is_set() else "not stopped", flush=True)
+"""
+
+
+def test_a_signal_landing_inside_the_wait_never_hangs_the_supervisor() -> None:
+    # A handler that took a lock the interrupted wait held would block on it
+    # for ever (then, signalled again, fail with RecursionError).
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", SIGNALLED_WHILE_WAITING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "stopped\n"
+    assert "Traceback" not in done.stderr
 
 
 def test_stopping_kills_a_child_that_ignores_sigterm() -> None:
@@ -152,8 +206,13 @@ print("stopped", flush=True)
 
 
 def _read_until(fd: int, marker: bytes, deadline: float) -> bytes:
+    """What the terminal printed until `marker`, its end, or `deadline`, whichever
+    comes first: a hung child fails the test instead of hanging the suite."""
     seen = b""
-    while marker not in seen and time.monotonic() < deadline:
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
         try:
             chunk = os.read(fd, 1024)
         except OSError:  # the terminal closed: every process on it has exited
@@ -162,6 +221,21 @@ def _read_until(fd: int, marker: bytes, deadline: float) -> bytes:
             break
         seen += chunk
     return seen
+
+
+def _exit_status(pid: int, terminal: int, deadline: float) -> int | None:
+    """The wait status of `pid`, or None when it has not exited by `deadline`;
+    then everything on the terminal is killed, so that nothing is left behind."""
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    for group in (os.tcgetpgrp(terminal), pid):
+        with suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="needs make")
@@ -178,9 +252,10 @@ def test_ctrl_c_at_the_terminal_ends_make_with_exit_status_0(tmp_path: Path) -> 
         assert b"ready" in _read_until(terminal, b"ready", deadline)
         os.write(terminal, b"\x03")  # Ctrl-C
         output = _read_until(terminal, b"\x00never", deadline)
-        _pid, status = os.waitpid(pid, 0)
+        status = _exit_status(pid, terminal, deadline)
     finally:
         os.close(terminal)
+    assert status is not None, f"make did not exit after Ctrl-C; it printed {output!r}"
     assert b"stopped" in output
     assert b"Interrupt" not in output
     assert os.waitstatus_to_exitcode(status) == 0
