@@ -132,8 +132,9 @@ def insert_all(model: type[Model], objs: Sequence[Model]) -> None:
     the thousands of rows of a first sync, where `bulk_create` spends most of its
     time preparing every value of every row: each value is prepared as the ORM
     prepares it for saving, but a value every row shares (the account, the
-    sync's time, a default) once, and one statement is prepared for all rows.
-    The new rows' primary keys are not set on `objs`."""
+    sync's time, a default) once, and the rows are sent together (COPY on
+    PostgreSQL, one prepared INSERT for all rows elsewhere). The new rows'
+    primary keys are not set on `objs`."""
     if not objs:
         return
     # The connection itself: `connection` is a proxy that looks it up on every use.
@@ -145,8 +146,16 @@ def insert_all(model: type[Model], objs: Sequence[Model]) -> None:
             columns.append([field.get_db_prep_save(values[0], database)] * len(objs))
         else:
             columns.append([field.get_db_prep_save(value, database) for value in values])
+    rows = zip(*columns, strict=True)
     with transaction.atomic(savepoint=False), database.cursor() as cursor:
-        cursor.executemany(_insert_all_sql(model), list(zip(*columns, strict=True)))
+        if database.vendor == "postgresql":
+            # COPY: the rows stream in one operation. An INSERT per row, even
+            # pipelined, took PostgreSQL several times as long.
+            with database.wrap_database_errors, cursor.cursor.copy(_copy_sql(model)) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(_insert_all_sql(model), list(rows))
 
 
 def _inserted_fields(model: type[Model]) -> list[Field[Any, Any]]:
@@ -167,3 +176,9 @@ def _insert_all_sql(model: type[Model]) -> str:
     names = ", ".join(quoted(field.column) for field in fields)
     slots = ", ".join(["%s"] * len(fields))
     return f"INSERT INTO {table(model)} ({names}) VALUES ({slots})"  # noqa: S608
+
+
+@functools.cache
+def _copy_sql(model: type[Model]) -> str:
+    names = ", ".join(quoted(field.column) for field in _inserted_fields(model))
+    return f"COPY {table(model)} ({names}) FROM STDIN"

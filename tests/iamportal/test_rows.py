@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -163,6 +164,33 @@ def test_rows_inserted_together_read_back_as_bulk_created_ones() -> None:
     assert inserted[2].synced_at == now and inserted[2].read_error_at is None
     # Unlike bulk_create, the keys are not set on the objects.
     assert all(obj.pk is None for obj in written)
+
+
+def test_rows_inserted_together_keep_text_that_a_bulk_load_must_escape() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    awkward = "tab\there, line\nbreak, back\\slash, \\N, quote' \" and caf\u00e9 \U0001f680"
+    written = _resources(account, "awkward", timezone.now())
+    written[1].tags = {"note": awkward, "empty": ""}
+    written[1].summary = {"description": awkward}
+    written[2].region = ""
+    rows.insert_all(CloudResource, written)
+
+    found = CloudResource.objects.get(name="awkward-1")
+    assert found.tags == {"note": awkward, "empty": ""}
+    assert found.summary == {"description": awkward}
+    assert CloudResource.objects.get(name="awkward-2").region == ""
+
+
+def test_rows_inserted_together_are_all_refused_when_one_is_a_duplicate() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    now = timezone.now()
+    rows.insert_all(CloudResource, _resources(account, "first", now)[:1])
+    again = [*_resources(account, "second", now), *_resources(account, "first", now)[:1]]
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.insert_all(CloudResource, again)
+
+    assert list(CloudResource.objects.values_list("name", flat=True)) == ["first-0"]
 
 
 def test_rows_inserted_together_get_their_generated_columns() -> None:
