@@ -101,8 +101,14 @@ class CredentialIssuance(models.Model):
         FAILED = "failed"
         RATE_LIMITED = "rate_limited", "rate limited"
 
+    # Indexed by (user, -requested_at) below, which also serves the foreign key:
+    # every credential request writes a row, and each index costs it time.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     user_email = models.CharField(max_length=254, blank=True)
     role_arn = models.CharField("role ARN", max_length=2048)

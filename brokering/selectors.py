@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from django.contrib.auth.models import Group, User
-from django.db import connection
 from django.db.models import Field, Max, Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
@@ -206,7 +205,7 @@ def _role_by_arn(arn: str) -> IamRole | None:
     read on the unique ARN index, written once (iamportal.rows) since every
     credential request runs it."""
     role_fields, account_fields = _resolved_fields()
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(_role_by_arn_sql(), [arn, True])
         found = cursor.fetchone()
     if found is None:

@@ -221,7 +221,7 @@ def _rate_slot_update(user: User, now: datetime) -> int:
     runs it, and building it through the ORM's Case and When cost about as much CPU
     as all the other statements of the request together."""
     lapsed = connection.ops.adapt_datetimefield_value(now - RATE_WINDOW)
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(
             _rate_slot_sql(),
             [

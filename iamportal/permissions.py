@@ -15,7 +15,6 @@ from typing import Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, User
-from django.db import connection
 from django.db.models import Field
 
 from iamportal import rows
@@ -43,7 +42,7 @@ def active_user_with_groups(pk: int) -> User | None:
     the statement is written once (iamportal.rows). The password hash and the
     sign-in dates are not read (they repeat on every group's row); they load if
     used."""
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(_user_with_groups_sql(), [pk, True])
         found = cursor.fetchall()
     if not found:

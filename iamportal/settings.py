@@ -158,6 +158,15 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL;",
         }
     )
+# The few statements every credential request runs are prepared once per
+# PostgreSQL connection (iamportal.rows.cursor; the ORM's queries bind their values
+# on the client and are never prepared). Turn off behind a connection pooler in
+# transaction mode that does not keep prepared statements (PgBouncer before 1.21,
+# or without max_prepared_statements).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if _database["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
+    # Django turns psycopg's preparing off unless a threshold is given.
+    _database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DATABASES: dict[str, Any] = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

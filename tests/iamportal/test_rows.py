@@ -5,11 +5,13 @@ and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole
@@ -205,3 +207,40 @@ def test_rows_inserted_together_get_their_generated_columns() -> None:
     rows.insert_all(IamRole, [role])
 
     assert IamRole.objects.get(name="Deploy").search_key == role.arn.upper()
+
+
+def _prepared_on_server(text: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{text}%"]
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_the_credential_paths_statements_are_prepared_once_per_connection() -> None:
+    user = make_user("dana", "payments")
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    role = _role(account, "deploy")
+    with CaptureQueriesContext(connection) as seen:
+        for _ in range(3):
+            assert selectors._role_by_arn(role.arn) is not None
+            assert active_user_with_groups(user.pk) is not None
+
+    # Still seen by Django's query log, once per run.
+    assert len(seen) == 6
+    assert _prepared_on_server('WHERE r."arn" = $1') == 1
+    assert _prepared_on_server('WHERE u."id" = $1') == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_prepared_statements_can_be_turned_off_for_a_pooler(settings: Any) -> None:
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    connection.close()  # a new connection: nothing prepared on it yet
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    role = _role(account, "deploy")
+
+    assert selectors._role_by_arn(role.arn) is not None
+
+    assert _prepared_on_server('WHERE r."arn" =') == 0
