@@ -209,7 +209,8 @@ def insert_all(model: type[Model], objs: Sequence[Model]) -> None:
             cursor.executemany(_insert_all_sql(model), list(rows))
 
 
-def _inserted_fields(model: type[Model]) -> list[Field[Any, Any]]:
+@functools.cache
+def _inserted_fields(model: type[Model]) -> tuple[Field[Any, Any], ...]:
     fields = [
         field
         for field in model._meta.concrete_fields
@@ -218,7 +219,7 @@ def _inserted_fields(model: type[Model]) -> list[Field[Any, Any]]:
     if any(field.db_default is not NOT_PROVIDED for field in fields):
         # The ORM leaves such a column out of the INSERT; these statements do not.
         raise TypeError(f"{model.__name__} has a database default: save it through the ORM")
-    return fields
+    return tuple(fields)
 
 
 @functools.cache
