@@ -174,7 +174,10 @@ class InventoryItem(models.Model):
 
 
 class IamRole(InventoryItem):
-    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="roles")
+    # Served by the (account, name) index below.
+    account = models.ForeignKey(
+        AwsAccount, on_delete=models.CASCADE, related_name="roles", db_index=False
+    )
     role_id = models.CharField(max_length=128, blank=True)
     path = models.CharField(max_length=512, default="/")
     description = models.TextField(blank=True)
@@ -301,7 +304,11 @@ class CloudResource(InventoryItem):
         DIRECT = "direct", "Read directly"
         CONFIG = "config", "AWS Config"
 
-    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="resources")
+    # Served by the (account, type, name) index below: one index fewer to keep
+    # up for the thousands of rows a sync writes.
+    account = models.ForeignKey(
+        AwsAccount, on_delete=models.CASCADE, related_name="resources", db_index=False
+    )
     # Not limited to the choices: AWS Config types are stored as Config names them.
     type = models.CharField(max_length=128, choices=Type.choices)
     region = models.CharField(max_length=32, blank=True)
@@ -554,8 +561,9 @@ class InventoryEntry(models.Model):
         RESOURCE = "resource", "Resource"
         DATABASE = "database", "Database"
 
+    # Served by the inventoryentry_account index below.
     account = models.ForeignKey(
-        AwsAccount, on_delete=models.CASCADE, related_name="inventory_entries"
+        AwsAccount, on_delete=models.CASCADE, related_name="inventory_entries", db_index=False
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # The source row's primary key in the table `kind` names.

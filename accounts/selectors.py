@@ -460,11 +460,15 @@ def roles_page(
 def resources_search(
     *, query: str, account_id: str | None, resource_type: str | None = None
 ) -> QuerySet[CloudResource]:
-    """Resources whose ARN contains `query` (any case), ordered by name then account."""
+    """Resources whose ARN contains `query` (any case), ordered by name then account.
+    The text is looked up among the resources' Policies page entries, written in
+    the same transaction as the resources, whose capitalised ARN has the trigram
+    index (the resources' own table has none to keep up on every sync)."""
     _check_query(query)
     resources = CloudResource.objects.select_related("account").only(*RESOURCE_LIST_FIELDS)
     if query:
-        resources = resources.filter(arn__icontains=query)
+        entries = InventoryEntry.objects.filter(kind=InventoryEntry.Kind.RESOURCE)
+        resources = resources.filter(pk__in=_text_filter(entries, query).values("object_id"))
     if account_id:
         resources = resources.filter(account__account_id=account_id)
     if resource_type:

@@ -577,10 +577,11 @@ def _upsert(
     moved = 0
     if to_create:
         # Bucket ARNs name no account: a bucket deleted in one account and created
-        # in this one keeps its ARN. AWS just said it is here now.
-        moved, _ = (
-            manager.filter(arn__in=[row.arn for row in to_create]).exclude(account=account).delete()
-        )
+        # in this one keeps its ARN. AWS just said it is here now. An ARN that
+        # names this account can have no row in another one.
+        elsewhere = [row.arn for row in to_create if _arn_account(row.arn) != account.account_id]
+        if elsewhere:
+            moved, _ = manager.filter(arn__in=elsewhere).exclude(account=account).delete()
         insert_all(model, to_create)
     if to_update:
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
@@ -603,6 +604,12 @@ def _upsert(
     result.created, result.updated = len(to_create), len(to_update)
     result.deleted = len(existing) + moved
     return result
+
+
+def _arn_account(arn: str) -> str:
+    """The account an ARN names ("" for an S3 bucket's)."""
+    parts = arn.split(":", 5)
+    return parts[4] if len(parts) == 6 else ""
 
 
 def sync_history_prune() -> int:

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
+from accounts.services import inventory_entries_refresh
 from tests.factories import PASSWORD, client_for
 
 TRUST_POLICY = {
@@ -62,7 +63,7 @@ def make_resource(account: AwsAccount, name: str, type: str = "s3", **extra: Any
         "sqs": f"arn:aws:sqs:us-east-1:{account.account_id}:{name}",
         "sns": f"arn:aws:sns:us-east-1:{account.account_id}:{name}",
     }
-    return CloudResource.objects.create(
+    resource = CloudResource.objects.create(
         account=account,
         arn=arns[type],
         name=name,
@@ -72,6 +73,9 @@ def make_resource(account: AwsAccount, name: str, type: str = "s3", **extra: Any
         synced_at=timezone.now(),
         **extra,
     )
+    # As a sync writes it: with its Policies page entry, which search reads.
+    inventory_entries_refresh(account=account)
+    return resource
 
 
 def make_policy(account: AwsAccount, name: str, **extra: Any) -> ManagedPolicy:

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource
+from accounts.services import inventory_entries_refresh
 from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +59,7 @@ def bucket(payments: AwsAccount) -> CloudResource:
 def test_it_filters_by_an_aws_config_type_it_offers(
     requester: User, table: CloudResource, bucket: CloudResource
 ) -> None:
+    inventory_entries_refresh(account=table.account)  # as a sync leaves them
     client = client_for(requester)
     page = client.get(reverse("resource_list"))
     html = page.content.decode()

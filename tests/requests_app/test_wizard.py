@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole
+from accounts.services import inventory_entries_refresh
 from requests_app import services
 from requests_app.models import Change, PolicyRequest, PolicyTemplate, RequestEvent
 from requests_app.policy import lint_rules
@@ -259,6 +260,7 @@ def test_step_two_offers_plain_language_access_and_flags_destructive_choices(
 def test_the_resource_typeahead_searches_the_inventory_for_the_service(
     alice: Client, inv: Inventory
 ) -> None:
+    inventory_entries_refresh(account=inv.account)  # as a sync leaves the inventory
     response = alice.get(
         url("request_resources", inv.api), {"service": "s3", "resource": "audit"}, **HTMX
     )
