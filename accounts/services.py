@@ -534,7 +534,8 @@ def _upsert(
         marked = set(
             manager.filter(account=account).exclude(read_error="").values_list("pk", flat=True)
         )
-    to_create: list[M] = []
+    # New rows as values, not model instances: a first sync creates thousands.
+    to_create: list[dict[str, Any]] = []
     to_update: list[M] = []
     to_mark: list[M] = []
     readable: set[int] = set()
@@ -547,7 +548,7 @@ def _upsert(
         found = existing.pop(row["arn"], None)
         if found is None:
             to_create.append(
-                model(account_id=account.pk, content_hash=digest, synced_at=now, **row)
+                {**row, "account_id": account.pk, "content_hash": digest, "synced_at": now}
             )
             continue
         readable.add(found[0])
@@ -563,14 +564,14 @@ def _upsert(
         found = existing.pop(item["arn"], None)
         if found is None:
             to_create.append(
-                model(
-                    account_id=account.pk,
-                    content_hash=content_hash(known),
-                    synced_at=now,
-                    read_error=item["error"],
-                    read_error_at=now,
+                {
                     **known,
-                )
+                    "account_id": account.pk,
+                    "content_hash": content_hash(known),
+                    "synced_at": now,
+                    "read_error": item["error"],
+                    "read_error_at": now,
+                }
             )
         else:
             to_mark.append(model(pk=found[0], read_error=item["error"], read_error_at=now))
@@ -579,7 +580,9 @@ def _upsert(
         # Bucket ARNs name no account: a bucket deleted in one account and created
         # in this one keeps its ARN. AWS just said it is here now. An ARN that
         # names this account can have no row in another one.
-        elsewhere = [row.arn for row in to_create if _arn_account(row.arn) != account.account_id]
+        elsewhere = [
+            row["arn"] for row in to_create if _arn_account(row["arn"]) != account.account_id
+        ]
         if elsewhere:
             moved, _ = manager.filter(arn__in=elsewhere).exclude(account=account).delete()
         insert_all(model, to_create)
@@ -587,7 +590,7 @@ def _upsert(
         fields = [*rows[0].keys(), "content_hash", "synced_at"]
         manager.bulk_update(to_update, fields, batch_size=BATCH_SIZE)
     if written is not None:
-        written += [*to_create, *to_update]
+        written += [*(model(**row) for row in to_create), *to_update]
     if to_mark:
         manager.bulk_update(to_mark, ["read_error", "read_error_at"], batch_size=BATCH_SIZE)
     if marked & readable:
@@ -953,22 +956,20 @@ def inventory_entries_refresh(*, account: AwsAccount) -> int:
             rows = model._default_manager.filter(pk__in=stale[start : start + BATCH_SIZE]).values(
                 "pk", *columns
             )
-            built = [
-                InventoryEntry(
-                    account_id=account.pk,
-                    pk=current[row["pk"]][0] if row["pk"] in current else None,
-                    **entries.entry_fields(kind, row),
-                )
-                for row in rows
-            ]
-            to_create = [entry for entry in built if entry.pk is None]
-            to_update = [entry for entry in built if entry.pk is not None]
+            to_create: list[dict[str, Any]] = []
+            to_update: list[InventoryEntry] = []
+            for row in rows:
+                fields = {"account_id": account.pk, **entries.entry_fields(kind, row)}
+                if row["pk"] in current:
+                    to_update.append(InventoryEntry(pk=current[row["pk"]][0], **fields))
+                else:
+                    to_create.append(fields)
             insert_all(InventoryEntry, to_create)
             if to_update:
                 InventoryEntry.objects.bulk_update(
                     to_update, entries.UPDATED_FIELDS, batch_size=BATCH_SIZE
                 )
-            written += len(built)
+            written += len(to_create) + len(to_update)
         if gone:
             InventoryEntry.objects.filter(pk__in=gone).delete()
             written += len(gone)

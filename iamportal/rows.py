@@ -15,14 +15,28 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
-from django.db.models import NOT_PROVIDED, Field, Model
+from django.db.models import (
+    NOT_PROVIDED,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Field,
+    IntegerField,
+    Model,
+    PositiveBigIntegerField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallIntegerField,
+    TextField,
+)
+from django.utils import timezone
 
 M = TypeVar("M", bound=Model)
 Converter = Callable[[Any], Any]
@@ -178,25 +192,37 @@ def _insert_sql(model: type[Model]) -> str:
     return sql
 
 
-def insert_all(model: type[Model], objs: Sequence[Model]) -> None:
+def insert_all(model: type[Model], objs: Sequence[Model] | Sequence[Mapping[str, Any]]) -> None:
     """INSERT `objs` (new rows of `model`; no signals) as `bulk_create` would, for
     the thousands of rows of a first sync, where `bulk_create` spends most of its
     time preparing every value of every row: each value is prepared as the ORM
     prepares it for saving, but a value every row shares (the account, the
-    sync's time, a default) once, and the rows are sent together (COPY on
-    PostgreSQL, one prepared INSERT for all rows elsewhere). The new rows'
-    primary keys are not set on `objs`."""
+    sync's time, a default) once, and plain text, numbers and flags not at all;
+    and the rows are sent together (COPY on PostgreSQL, one prepared INSERT for
+    all rows elsewhere). The new rows' primary keys are not set on `objs`.
+
+    `objs` are model instances, or mappings of field names (or a foreign key's
+    `<name>_id`) to values, where a field left out takes its default: a model
+    instance per row costs more than preparing all its values."""
     if not objs:
         return
     # The connection itself: `connection` is a proxy that looks it up on every use.
     database = connections[DEFAULT_DB_ALIAS]
     columns: list[list[Any]] = []
-    for field in _inserted_fields(model):
-        values = [field.pre_save(obj, add=True) for obj in objs]
-        if all(value is values[0] for value in values):
-            columns.append([field.get_db_prep_save(values[0], database)] * len(objs))
-        else:
-            columns.append([field.get_db_prep_save(value, database) for value in values])
+    if isinstance(objs[0], Model):
+        instances = cast(Sequence[Model], objs)
+        for field in _inserted_fields(model):
+            values = [field.pre_save(obj, add=True) for obj in instances]
+            columns.append(_prepared(field, values, database))
+    else:
+        mappings = cast(Sequence[Mapping[str, Any]], objs)
+        known = _field_names(model)
+        for mapping in mappings:
+            if not mapping.keys() <= known:
+                unknown = ", ".join(sorted(mapping.keys() - known))
+                raise TypeError(f"{model.__name__} has no field {unknown}")
+        for field in _inserted_fields(model):
+            columns.append(_prepared(field, _mapped(field, mappings), database))
     rows = zip(*columns, strict=True)
     with transaction.atomic(savepoint=False), database.cursor() as cursor:
         if database.vendor == "postgresql":
@@ -207,6 +233,65 @@ def insert_all(model: type[Model], objs: Sequence[Model]) -> None:
                     copy.write_row(row)
         else:
             cursor.executemany(_insert_all_sql(model), list(rows))
+
+
+# Fields whose value, of exactly this Python type, the ORM saves as it is.
+_PLAIN_FIELDS: dict[type[Field[Any, Any]], type] = {
+    CharField: str,
+    TextField: str,
+    BooleanField: bool,
+    IntegerField: int,
+    BigIntegerField: int,
+    SmallIntegerField: int,
+    PositiveIntegerField: int,
+    PositiveBigIntegerField: int,
+    PositiveSmallIntegerField: int,
+}
+
+
+def _prepared(field: Field[Any, Any], values: list[Any], database: Any) -> list[Any]:
+    """`values` of `field` as the ORM prepares them for saving."""
+    first = values[0]
+    if all(value is first for value in values):
+        return [field.get_db_prep_save(first, database)] * len(values)
+    plain = _PLAIN_FIELDS.get(type(field))
+    if plain is not None and all(type(value) is plain for value in values):
+        return values
+    return [field.get_db_prep_save(value, database) for value in values]
+
+
+_MISSING = object()
+
+
+def _mapped(field: Field[Any, Any], mappings: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """`field`'s value in each mapping, by its name or column attribute, or its
+    default where a mapping leaves it out."""
+    default: Any = _MISSING
+    values = []
+    for mapping in mappings:
+        value = mapping.get(field.attname, _MISSING)
+        if value is _MISSING:
+            value = mapping.get(field.name, _MISSING)
+            if isinstance(value, Model):  # a foreign key given as its object
+                value = value.pk
+        if value is _MISSING:
+            if default is _MISSING:
+                default = _default(field)
+            value = default
+        values.append(value)
+    return values
+
+
+def _default(field: Field[Any, Any]) -> Any:
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return timezone.now()
+    return field.get_default()
+
+
+@functools.cache
+def _field_names(model: type[Model]) -> frozenset[str]:
+    fields = model._meta.concrete_fields
+    return frozenset({field.name for field in fields} | {field.attname for field in fields})
 
 
 @functools.cache

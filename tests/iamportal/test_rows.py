@@ -209,6 +209,58 @@ def test_rows_inserted_together_get_their_generated_columns() -> None:
     assert IamRole.objects.get(name="Deploy").search_key == role.arn.upper()
 
 
+def _as_values(resource: CloudResource) -> dict[str, object]:
+    """The resource as a mapping of field names, leaving out `attributes` (which
+    has a default)."""
+    values = {
+        field.name: getattr(resource, field.attname)
+        for field in CloudResource._meta.concrete_fields
+        if not field.primary_key and field.name != "attributes"
+    }
+    values["account"] = resource.account_id  # a foreign key by its name, given its key
+    return values
+
+
+def test_rows_given_as_values_read_back_as_bulk_created_instances() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    now = timezone.now()
+    objects = _resources(account, "values", now)
+    mappings = [_as_values(obj) for obj in objects]
+    mappings[0] = {**mappings[0], "account": account, "tags": {"team": "payments"}}
+    mappings[2]["name"] = 7  # not text: prepared by the field, as the ORM would
+    rows.insert_all(CloudResource, mappings)
+    CloudResource.objects.bulk_create(_resources(account, "bulk", now))
+
+    inserted = list(CloudResource.objects.filter(arn__contains="values").order_by("arn"))
+    bulk = list(CloudResource.objects.filter(name__startswith="bulk").order_by("name"))
+    ignored = {"id", "arn", "name", "tags"}
+    assert [
+        {k: v for k, v in _fields(row, CloudResource).items() if k not in ignored}
+        for row in inserted
+    ] == [
+        {k: v for k, v in _fields(row, CloudResource).items() if k not in ignored} for row in bulk
+    ]
+    assert [row.tags for row in inserted] == [
+        {"team": "payments"},
+        {"team": "payments", "n": 1},
+        {"team": "payments", "n": 2},
+    ]
+    assert [row.name for row in inserted] == ["values-0", "values-1", "7"]
+    # Left out: the field's default.
+    assert [row.attributes for row in inserted] == [{}, {}, {}]
+
+
+def test_values_naming_no_field_are_refused_before_anything_is_written() -> None:
+    account = AwsAccount.objects.create(account_id="111122223333", name="payments-prod")
+    mappings = [_as_values(obj) for obj in _resources(account, "typo", timezone.now())]
+    mappings[2]["regoin"] = "eu-west-1"
+
+    with pytest.raises(TypeError, match="CloudResource has no field regoin"):
+        rows.insert_all(CloudResource, mappings)
+
+    assert not CloudResource.objects.exists()
+
+
 def _prepared_on_server(text: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
