@@ -4,6 +4,7 @@ entry's iamportal page and AWS console page; and the rows of an export."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +51,7 @@ UPDATED_FIELDS = (
 )
 
 
-def entry_fields(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+def entry_fields(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """The columns of the entry for `row`, the kind's `SOURCES` columns and "pk"
     of a row of its source table (as `.values()` reads them)."""
     tags = row["tags"]

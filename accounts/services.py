@@ -6,8 +6,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Max, Model, Q
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
@@ -467,7 +467,17 @@ def inventory_write(*, account: AwsAccount, inventory: fetch.Inventory) -> dict[
         )
         identities = identities_write(account=account, inventory=inventory, now=now)
         databases = _upsert(Database, account, inventory.databases, now, keep=_unlisted(inventory))
-        inventory_entries_refresh(account=account)
+        users = identities[0]  # groups have no entries
+        inventory_entries_refresh(
+            account=account,
+            written={
+                InventoryEntry.Kind.ROLE: roles.rows,
+                InventoryEntry.Kind.USER: users.rows,
+                InventoryEntry.Kind.POLICY: policies.rows,
+                InventoryEntry.Kind.RESOURCE: resources.rows,
+                InventoryEntry.Kind.DATABASE: databases.rows,
+            },
+        )
         if roles.written:
             # Role tags grant access and rules match role ARNs.
             access_changed()
@@ -495,6 +505,8 @@ class UpsertResult:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    # The rows created or rewritten from what AWS listed, by ARN, as written.
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def written(self) -> int:
@@ -550,12 +562,14 @@ def _upsert(
             to_create.append(
                 {**row, "account_id": account.pk, "content_hash": digest, "synced_at": now}
             )
+            result.rows[row["arn"]] = to_create[-1]
             continue
         readable.add(found[0])
         if found[1] != digest:
             to_update.append(
                 model(pk=found[0], account_id=account.pk, content_hash=digest, synced_at=now, **row)
             )
+            result.rows[row["arn"]] = {**row, "synced_at": now}
     for item in unreadable or []:
         if item["arn"] in seen:
             continue
@@ -928,13 +942,17 @@ def organization_sync() -> dict[str, int] | None:
 # --- the Policies page's entries -------------------------------------------------------
 
 
-def inventory_entries_refresh(*, account: AwsAccount) -> int:
+def inventory_entries_refresh(
+    *, account: AwsAccount, written: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
+) -> int:
     """Bring the account's `InventoryEntry` rows in line with its roles, users,
     managed policies, resources and databases: an entry is written only where
     its source row is new or was rewritten since (its `synced_at` moved), and
     removed with it, so a sync that changed nothing writes nothing here either.
+    `written` (kind, then ARN: the row's values as just written, from
+    `UpsertResult.rows`) saves reading those rows back; any other is read.
     Returns the number of entries written or deleted."""
-    written = 0
+    count = 0
     for kind, (model, columns) in entries.SOURCES.items():
         sources = dict(
             model._default_manager.filter(account=account).values_list("pk", "synced_at")
@@ -951,11 +969,9 @@ def inventory_entries_refresh(*, account: AwsAccount) -> int:
             if pk not in current or current[pk][1] != synced_at
         ]
         gone = [pk for object_id, (pk, _) in current.items() if object_id not in sources]
+        given = (written or {}).get(kind, {})
         for start in range(0, len(stale), BATCH_SIZE):
-            # Plain values: the entry needs a few columns, not model instances.
-            rows = model._default_manager.filter(pk__in=stale[start : start + BATCH_SIZE]).values(
-                "pk", *columns
-            )
+            rows = _entry_sources(model, columns, stale[start : start + BATCH_SIZE], given)
             to_create: list[dict[str, Any]] = []
             to_update: list[InventoryEntry] = []
             for row in rows:
@@ -969,8 +985,33 @@ def inventory_entries_refresh(*, account: AwsAccount) -> int:
                 InventoryEntry.objects.bulk_update(
                     to_update, entries.UPDATED_FIELDS, batch_size=BATCH_SIZE
                 )
-            written += len(to_create) + len(to_update)
+            count += len(to_create) + len(to_update)
         if gone:
             InventoryEntry.objects.filter(pk__in=gone).delete()
-            written += len(gone)
-    return written
+            count += len(gone)
+    return count
+
+
+def _entry_sources(
+    model: type[Model],
+    columns: tuple[str, ...],
+    pks: list[int],
+    given: Mapping[str, Mapping[str, Any]],
+) -> list[Mapping[str, Any]]:
+    """The source rows `pks`, with "pk" and `columns`: from `given` (by ARN)
+    where it holds them, read otherwise. Plain values: an entry needs a few
+    columns, not model instances."""
+    manager = model._default_manager
+    if not given:
+        return list(manager.filter(pk__in=pks).values("pk", *columns))
+    rows: list[Mapping[str, Any]] = []
+    unknown = []
+    for pk, arn in manager.filter(pk__in=pks).values_list("pk", "arn"):
+        row = given.get(arn)
+        if row is None or not all(column in row for column in columns):
+            unknown.append(pk)
+        else:
+            rows.append({**{column: row[column] for column in columns}, "pk": pk})
+    if unknown:
+        rows += manager.filter(pk__in=unknown).values("pk", *columns)
+    return rows

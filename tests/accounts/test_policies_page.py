@@ -185,6 +185,29 @@ def test_a_sync_keeps_the_entries_and_a_second_one_writes_none() -> None:
     assert writes == []
 
 
+def _entries(account: AwsAccount) -> list[dict[str, Any]]:
+    return list(
+        InventoryEntry.objects.filter(account=account)
+        .order_by("kind", "object_id")
+        .values(*[f.attname for f in InventoryEntry._meta.concrete_fields if f.name != "id"])
+    )
+
+
+def test_a_sync_builds_the_entries_it_would_read_back_from_its_rows() -> None:
+    org = demo.organisation_seed()
+    account = demo.accounts_onboard(org)[0]
+    sync(account)
+    built = _entries(account)
+    assert {entry["kind"] for entry in built} >= {"role", "policy", "resource"}
+    assert any(entry["has_resource_policy"] for entry in built)
+
+    # The same entries, built from the rows read back from the database.
+    InventoryEntry.objects.filter(account=account).delete()
+    services.inventory_entries_refresh(account=account)
+
+    assert _entries(account) == built
+
+
 # --- who may see it -----------------------------------------------------------------
 
 
