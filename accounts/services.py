@@ -785,23 +785,27 @@ def role_versions_record(
         raise ValueError("role versions are recorded for saved roles only")
     latest = role_versions_latest(role_ids=[role.pk for role in roles])
     attribution = attribution or {}
-    versions: list[RoleVersion] = []
+    # Values, not model instances: a first sync records thousands.
+    versions: list[dict[str, Any]] = []
     for role in roles:
         known = latest.get(role.pk)
         parts = role_parts(role)
+        of_role = {
+            "role_id": role.pk,
+            "account_id": role.account_id,
+            "role_arn": role.arn,
+            "role_name": role.name,
+            "recorded_at": now,
+        }
         if known is None:
             versions += [
-                RoleVersion(
-                    role_id=role.pk,
-                    account_id=role.account_id,
-                    role_arn=role.arn,
-                    role_name=role.name,
-                    part=part,
-                    key=key,
-                    document=document,
-                    recorded_at=now,
-                    source=RoleVersion.Source.FIRST_SEEN,
-                )
+                {
+                    **of_role,
+                    "part": part,
+                    "key": key,
+                    "document": document,
+                    "source": RoleVersion.Source.FIRST_SEEN,
+                }
                 for (part, key), document in parts.items()
             ]
             continue
@@ -815,20 +819,16 @@ def role_versions_record(
                 continue
             request = attribution.get((part, key))
             versions.append(
-                RoleVersion(
-                    role_id=role.pk,
-                    account_id=role.account_id,
-                    role_arn=role.arn,
-                    role_name=role.name,
-                    part=part,
-                    key=key,
-                    document=document,
-                    recorded_at=now,
-                    source=RoleVersion.Source.OUTSIDE
+                {
+                    **of_role,
+                    "part": part,
+                    "key": key,
+                    "document": document,
+                    "source": RoleVersion.Source.OUTSIDE
                     if request is None
                     else RoleVersion.Source.REQUEST,
-                    request_number=request,
-                )
+                    "request_number": request,
+                }
             )
     insert_all(RoleVersion, versions)
     return len(versions)
