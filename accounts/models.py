@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models.functions import StrIndex, Substr, Upper
 
 account_id_validator = RegexValidator(r"^\d{12}$", "An AWS account id is exactly 12 digits.")
 role_name_validator = RegexValidator(
@@ -204,13 +204,73 @@ class IamRole(InventoryItem):
         db_persist=True,
     )
 
+    # What follows the account in the capitalised ARN (":ROLE/PATH/NAME"), which
+    # roles in many accounts share. Search looks text up among these once each
+    # (RoleArnTail) and then finds the roles through the index below, instead of
+    # asking a trigram index over every role.
+    search_tail = models.GeneratedField(
+        expression=Substr(Upper("arn"), StrIndex(Upper("arn"), models.Value(":ROLE/"))),
+        output_field=models.CharField(max_length=2048),
+        db_persist=True,
+    )
+
     class Meta(InventoryItem.Meta):
         verbose_name = "IAM role"
-        indexes = [models.Index(fields=["account", "name"])]
+        indexes = [
+            # A role list per account, in name order; on PostgreSQL search reads the
+            # roles of an account from this index alone.
+            models.Index(
+                fields=["account", "name"],
+                include=["search_key", "id"],
+                name="iamrole_account_name",
+            ),
+            # The roles that share a tail, with what a search page sorts by, so
+            # PostgreSQL answers from the index alone.
+            models.Index(
+                fields=["search_tail", "account"], include=["name", "id"], name="iamrole_tail"
+            ),
+        ]
 
     @property
     def refresh_pending(self) -> bool:
         return bool(self.refresh_requested_at and self.refresh_requested_at > self.synced_at)
+
+
+class RoleArnTail(models.Model):
+    """Each distinct `IamRole.search_tail`, once: the text role search looks up
+    first. Kept by database triggers on the roles table (migration 0018), so no
+    way of writing a role can leave it out; tails no role has any more are
+    removed by `services.role_search_names_prune`. No unique constraint, on
+    purpose: two syncs adding the same new tail never wait for each other, and
+    the prune removes the rare duplicate."""
+
+    search_key = models.CharField(max_length=2048)
+
+    class Meta:
+        indexes = [
+            # Equality (the triggers' check) and prefixes (a pasted ARN).
+            models.Index(
+                fields=["search_key"], opclasses=["varchar_pattern_ops"], name="rolearntail_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.search_key
+
+
+class RoleArnHead(models.Model):
+    """Each distinct start of a role ARN up to its account ("ARN:AWS:IAM::<id>")
+    per account, kept as `RoleArnTail`: a search for an account id, or text
+    across the account and the role, finds the accounts here."""
+
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, db_index=False)
+    search_key = models.CharField(max_length=2048)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "search_key"], name="rolearnhead_key")]
+
+    def __str__(self) -> str:
+        return self.search_key
 
 
 class RoleVersion(models.Model):

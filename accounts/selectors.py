@@ -28,8 +28,10 @@ from django.db.models import (
     Subquery,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Coalesce, Concat
+from django.db.models.functions import Coalesce, Concat, StrIndex
+from django.db.models.lookups import GreaterThan
 from django.http import Http404
 from django.utils import timezone
 
@@ -44,6 +46,8 @@ from accounts.models import (
     ManagedPolicy,
     OrgAccount,
     OrgNode,
+    RoleArnHead,
+    RoleArnTail,
     RoleVersion,
     ServiceControlPolicy,
     SyncRun,
@@ -356,6 +360,106 @@ def _text_filter(model_query: QuerySet[Any], query: str) -> QuerySet[Any]:
     return model_query.filter(arn__icontains=query)
 
 
+# Every role ARN's tail starts with this: "ARN:AWS:IAM::<id>" + ":ROLE/PATH/NAME".
+_TAIL_START = ":ROLE/"
+
+
+def _crosses_into_tail(head: str, text: str) -> bool:
+    """Whether `text` can run from the end of `head` into a tail: a start of
+    the text ends the head, and the rest is how every tail starts (":RO") or
+    starts like a tail (":ROLE/TEAM/...")."""
+    for cut in range(1, len(text)):
+        rest = text[cut:]
+        if (_TAIL_START.startswith(rest) or rest.startswith(_TAIL_START)) and head.endswith(
+            text[:cut]
+        ):
+            return True
+    return False
+
+
+def _role_match_parts(
+    *, query: str, account_id: str | None, among: QuerySet[Any] | None
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """SQL for the roles matching a search, as (id, name, account_id) rows, each
+    part at most SEARCH_MATCH_LIMIT + 1 rows; together they are every match.
+
+    A role's capitalised ARN is its head ("ARN:AWS:IAM::<id>", one per account)
+    and its tail (":ROLE/PATH/NAME", shared by the roles of that name in every
+    account). The text is within the tail, or within the head, or runs from the
+    end of the head into the tail. The first is looked up among the distinct
+    tails (RoleArnTail, a few thousand where roles number a million), whose
+    roles are then read by tail from a B-tree index. For the other two, or when
+    the search is within one account, the roles of the accounts concerned are
+    checked one by one, in an index that holds their ARNs."""
+    limit = SEARCH_MATCH_LIMIT + 1
+    roles = IamRole.objects.order_by()
+    if among is not None:
+        # Role ids from another filter (roles with unused permissions).
+        roles = roles.filter(pk__in=among)
+    columns = ("id", "name", "account_id")
+    if not query:
+        if account_id:
+            roles = roles.filter(account__account_id=account_id)
+        return [roles.values_list(*columns)[:limit].query.sql_with_params()]
+    upper = query.upper()
+    heads = RoleArnHead.objects.values_list("account_id", "search_key")
+    if account_id:
+        heads = heads.filter(account__account_id=account_id)
+    accounts = sorted(
+        {
+            account
+            for account, head in heads
+            if account_id or upper in head or _crosses_into_tail(head, upper)
+        }
+    )
+    parts = []
+    if accounts:
+        in_accounts = roles.filter(account_id__in=accounts, search_key__contains=upper)
+        parts.append(in_accounts.values_list(*columns)[:limit].query.sql_with_params())
+    if account_id:
+        return parts  # the account's roles were all checked
+    tails = RoleArnTail.objects.order_by()
+    probe = search_probe(upper)
+    if len(probe) >= 3:  # through the trigram index
+        tails = tails.filter(search_key__contains=probe)
+    if probe != upper:
+        # The whole text, on the rows the probe found, not through the index.
+        tails = tails.filter(GreaterThan(StrIndex("search_key", Value(upper)), 0))
+    tail_keys = tails.values("search_key")
+    if connection.vendor != "postgresql":
+        by_tail = roles.filter(search_tail__in=tail_keys).values_list(*columns)[:limit]
+        return [*parts, by_tail.query.sql_with_params()]
+    # Tail by tail, each tail's roles from the index alone, stopping at the limit.
+    # OFFSET 0 keeps PostgreSQL from merging the two into one join, which it may
+    # answer by reading the whole roles table when it misjudges how many tails match.
+    tails_sql, tails_params = tail_keys.query.sql_with_params()
+    per_tail = roles.filter(search_tail=RawSQL("t.search_key", ())).values_list(*columns)
+    per_tail_sql, per_tail_params = per_tail.query.sql_with_params()
+    sql = (
+        f"SELECT r.id, r.name, r.account_id FROM ({tails_sql} OFFSET 0) t "  # noqa: S608
+        f"CROSS JOIN LATERAL ({per_tail_sql} OFFSET 0) r LIMIT %s"
+    )
+    return [*parts, (sql, (*tails_params, *per_tail_params, limit))]
+
+
+def _role_matches_sql(
+    *, query: str, account_id: str | None, among: QuerySet[Any] | None
+) -> tuple[str, tuple[Any, ...]]:
+    """One SELECT of at most SEARCH_MATCH_LIMIT + 1 matching roles' (id, name,
+    account_id): which ones, when there are more, is not defined."""
+    parts = _role_match_parts(query=query, account_id=account_id, among=among)
+    if not parts:  # no account holds the text, or the one asked for has no roles
+        nothing = IamRole.objects.order_by().filter(pk__isnull=True)
+        parts = [nothing.values_list("id", "name", "account_id").query.sql_with_params()]
+    # Every part is SQL the ORM compiled, with its parameters kept apart.
+    union = " UNION ".join(
+        f"SELECT * FROM ({sql}) p{n}"  # noqa: S608
+        for n, (sql, _) in enumerate(parts)
+    )
+    params = tuple(param for _, part_params in parts for param in part_params)
+    return f"SELECT * FROM ({union}) u LIMIT %s", (*params, SEARCH_MATCH_LIMIT + 1)  # noqa: S608
+
+
 def roles_search(
     *, query: str, account_id: str | None, among: QuerySet[Any] | None = None
 ) -> QuerySet[IamRole]:
@@ -363,25 +467,16 @@ def roles_search(
     at most SEARCH_MATCH_LIMIT + 1 of them.
 
     The ARN holds the path and the role name, so one case-insensitive substring
-    match finds partial names and partial ARNs. It runs on the stored capitalised
-    ARN, which PostgreSQL serves from a trigram index. A broad search ("svc")
-    can match tens of thousands of roles; counting and sorting all of them costs
-    far more than a page of 50 is worth, so only the first matches found are
-    kept, and the page asks for a narrower search when there are more.
-    `among`: a subquery of role ids the roles must be among."""
+    match finds partial names and partial ARNs. A broad search ("svc") can match
+    tens of thousands of roles; counting and sorting all of them costs far more
+    than a page of 50 is worth, so only the first matches found are kept, and
+    the page asks for a narrower search when there are more. How the matches
+    are found: `_role_match_parts`. `among`: a subquery of role ids the roles
+    must be among."""
     _check_query(query)
-    matching = IamRole.objects.all()
-    if query:
-        matching = _text_filter(matching, query)
-    if account_id:
-        matching = matching.filter(account__account_id=account_id)
-    if among is not None:
-        # Role ids from another filter (roles with unused permissions).
-        matching = matching.filter(pk__in=among)
-    # A subquery, so the database stops at the limit and no id list travels twice.
-    found = matching.order_by().values("pk")[: SEARCH_MATCH_LIMIT + 1]
+    sql, params = _role_matches_sql(query=query, account_id=account_id, among=among)
     return (
-        IamRole.objects.filter(pk__in=Subquery(found))
+        IamRole.objects.filter(pk__in=RawSQL(f"SELECT m.id FROM ({sql}) m", params))  # noqa: S608, S611
         .select_related("account")
         .only(*ROLE_LIST_FIELDS)
         .order_by("name", "account__account_id")
@@ -443,8 +538,21 @@ def roles_page(
     last = max(1, -(-SEARCH_MATCH_LIMIT // size))
     number = min(max(number, 1), last)
     offset = (number - 1) * size
-    found = roles_search(query=query, account_id=account_id, among=among)
-    rows = list(found[offset : offset + size + 1])
+    _check_query(query)
+    sql, params = _role_matches_sql(query=query, account_id=account_id, among=among)
+    # The kept matches are put in page order by the name and account alone (on
+    # PostgreSQL, from the index that found them); only the page's rows are read.
+    in_order = (
+        f"SELECT m.id FROM ({sql}) m JOIN {AwsAccount._meta.db_table} a "  # noqa: S608
+        "ON a.id = m.account_id "
+        "ORDER BY m.name, a.account_id LIMIT %s OFFSET %s"
+    )
+    rows = list(
+        IamRole.objects.filter(pk__in=RawSQL(in_order, (*params, size + 1, offset)))  # noqa: S611
+        .select_related("account")
+        .only(*ROLE_LIST_FIELDS)
+        .order_by("name", "account__account_id")
+    )
     # Only the first SEARCH_MATCH_LIMIT matches are listed; one more means there are more.
     capped = offset + len(rows) > SEARCH_MATCH_LIMIT
     shown = rows[: min(size, SEARCH_MATCH_LIMIT - offset)]
