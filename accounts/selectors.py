@@ -422,7 +422,7 @@ def _role_match_parts(
     probe = search_probe(upper)
     if len(probe) >= 3:  # through the trigram index
         tails = tails.filter(search_key__contains=probe)
-    if probe != upper:
+    if len(probe) < 3 or probe != upper:
         # The whole text, on the rows the probe found, not through the index.
         tails = tails.filter(GreaterThan(StrIndex("search_key", Value(upper)), 0))
     tail_keys = tails.values("search_key")

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import connection, transaction
-from django.db.models import F, Max, Model, Q
+from django.db import OperationalError, connection, transaction
+from django.db.models import Exists, F, Max, Model, OuterRef, Q
+from django.db.models.functions import Length, Substr
 from django.utils import timezone
 from django_q.exceptions import TimeoutException
 
@@ -32,6 +33,8 @@ from accounts.models import (
     ManagedPolicy,
     OrgAccount,
     OrgNode,
+    RoleArnHead,
+    RoleArnTail,
     RoleVersion,
     ServiceControlPolicy,
     SyncRun,
@@ -636,6 +639,47 @@ def sync_history_prune() -> int:
     keep = AwsAccount.objects.exclude(latest_sync=None).values("latest_sync")
     deleted, _ = SyncRun.objects.filter(finished_at__lt=cutoff).exclude(pk__in=keep).delete()
     return deleted
+
+
+def role_search_names_prune() -> tuple[int, int]:
+    """Forget the role ARN tails and heads (what role search looks text up in)
+    that no role has any more, and the duplicates two syncs may have added at
+    the same moment. Returns how many tails and heads went.
+
+    On PostgreSQL the two tables are locked against writes first: the roles
+    table's triggers add a tail only when they do not see it, so a tail removed
+    while a sync's uncommitted role still counts on it would leave that role
+    out of search. The lock waits for those syncs to commit; the syncs wait a
+    moment for the prune. If it cannot have the lock within 10 seconds, the
+    prune is left to its next turn."""
+    has_tail = IamRole.objects.filter(search_tail=OuterRef("search_key"))
+    head = Substr("search_key", 1, Length("search_key") - Length("search_tail"))
+    has_head = (
+        IamRole.objects.filter(account_id=OuterRef("account_id"))
+        .annotate(head=head)
+        .filter(head=OuterRef("search_key"))
+    )
+    earlier_tail = RoleArnTail.objects.filter(
+        search_key=OuterRef("search_key"), pk__lt=OuterRef("pk")
+    )
+    earlier_head = RoleArnHead.objects.filter(
+        account_id=OuterRef("account_id"), search_key=OuterRef("search_key"), pk__lt=OuterRef("pk")
+    )
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '10s'")
+                    cursor.execute(
+                        f"LOCK TABLE {RoleArnTail._meta.db_table}, {RoleArnHead._meta.db_table} "
+                        "IN SHARE ROW EXCLUSIVE MODE"
+                    )
+            tails, _ = RoleArnTail.objects.filter(~Exists(has_tail) | Exists(earlier_tail)).delete()
+            heads, _ = RoleArnHead.objects.filter(~Exists(has_head) | Exists(earlier_head)).delete()
+    except OperationalError as exc:  # the lock was not had in time
+        log.warning("role search names not pruned this time: %s", exc)
+        return 0, 0
+    return tails, heads
 
 
 # --- one role -------------------------------------------------------------------

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 def accounts_sync_all_task() -> int:
     """The schedule: one sync task per enabled account, so accounts run in parallel."""
     services.sync_history_prune()
+    services.role_search_names_prune()
     queued = 0
     for account in AwsAccount.objects.filter(enabled=True):
         services.account_sync_request(account=account, trigger=SyncRun.Trigger.SCHEDULE)

@@ -254,7 +254,9 @@ def inventory_load(*, roles: int, accounts: int, rng: random.Random) -> Seeded:
 # Trigram indexes the migrations create: dropped for the load and built after it,
 # which takes a fraction of the time of keeping them up to date row by row.
 TRIGRAM_INDEXES = {
-    "accounts_iamrole_search_key_trgm": "accounts_iamrole USING gin (search_key gin_trgm_ops)",
+    "accounts_rolearntail_search_key_trgm": (
+        "accounts_rolearntail USING gin (search_key gin_trgm_ops)"
+    ),
     "accounts_inventoryentry_search_key_trgm": (
         "accounts_inventoryentry USING gin (search_key gin_trgm_ops)"
     ),
@@ -630,11 +632,14 @@ def _role_queries(search: Search) -> list[str]:
 def _scans(node: dict[str, Any]) -> Iterator[str]:
     """How each node of a JSON plan reads the roles table."""
     index = node.get("Index Name", "")
-    if node.get("Relation Name") == "accounts_iamrole" and node["Node Type"] == "Seq Scan":
+    relation = node.get("Relation Name")
+    if relation == "accounts_iamrole" and node["Node Type"] == "Seq Scan":
         yield "seq scan"
-    elif index == "accounts_iamrole_arn_trgm":
-        yield "trigram"
-    elif index.startswith("accounts_iamrole"):
+    elif relation == "accounts_rolearntail" and node["Node Type"] == "Seq Scan":
+        yield "all tails"
+    elif index == "accounts_rolearntail_search_key_trgm":
+        yield "tail trigram"
+    elif relation == "accounts_iamrole" and index:
         short = index.removeprefix("accounts_iamrole_")
         # No index condition: every entry is read and the filter applied to each.
         yield f"index {short}" if "Index Cond" in node else f"all of index {short}"
