@@ -364,17 +364,43 @@ def _text_filter(model_query: QuerySet[Any], query: str) -> QuerySet[Any]:
 _TAIL_START = ":ROLE/"
 
 
-def _crosses_into_tail(head: str, text: str) -> bool:
-    """Whether `text` can run from the end of `head` into a tail: a start of
-    the text ends the head, and the rest is how every tail starts (":RO") or
-    starts like a tail (":ROLE/TEAM/...")."""
+def _crossings(head: str, text: str) -> Iterator[str]:
+    """How `text` can run from the end of `head` into a tail: for each start of
+    the text that ends the head, the rest, when a tail could start with it (or
+    every tail does: ":RO")."""
     for cut in range(1, len(text)):
         rest = text[cut:]
         if (_TAIL_START.startswith(rest) or rest.startswith(_TAIL_START)) and head.endswith(
             text[:cut]
         ):
-            return True
-    return False
+            yield rest
+
+
+_ROLE_MATCH_COLUMNS = ("id", "name", "account_id")
+
+
+def _roles_by_tail(
+    roles: QuerySet[IamRole], tails: QuerySet[Any], limit: int
+) -> tuple[str, tuple[Any, ...]]:
+    """SQL for at most `limit` of `roles` whose tail is one of `tails` (a query
+    of RoleArnTail keys), as (id, name, account_id) rows."""
+    if connection.vendor != "postgresql":
+        found = roles.filter(search_tail__in=tails).values_list(*_ROLE_MATCH_COLUMNS)[:limit]
+        return found.query.sql_with_params()
+    # Tail by tail, each tail's roles from the (tail, account) index alone,
+    # stopping at the limit. OFFSET 0 keeps PostgreSQL from merging the two into
+    # one join, which it may answer by reading the whole roles table when it
+    # misjudges how many tails match.
+    tails_sql, tails_params = tails.query.sql_with_params()
+    per_tail = roles.filter(search_tail=RawSQL("t.search_key", ())).values_list(
+        *_ROLE_MATCH_COLUMNS
+    )
+    per_tail_sql, per_tail_params = per_tail.query.sql_with_params()
+    sql = (
+        f"SELECT r.id, r.name, r.account_id FROM ({tails_sql} OFFSET 0) t "  # noqa: S608
+        f"CROSS JOIN LATERAL ({per_tail_sql} OFFSET 0) r LIMIT %s"
+    )
+    return sql, (*tails_params, *per_tail_params, limit)
 
 
 def _role_match_parts(
@@ -385,39 +411,55 @@ def _role_match_parts(
 
     A role's capitalised ARN is its head ("ARN:AWS:IAM::<id>", one per account)
     and its tail (":ROLE/PATH/NAME", shared by the roles of that name in every
-    account). The text is within the tail, or within the head, or runs from the
-    end of the head into the tail. The first is looked up among the distinct
-    tails (RoleArnTail, a few thousand where roles number a million), whose
-    roles are then read by tail from a B-tree index. For the other two, or when
-    the search is within one account, the roles of the accounts concerned are
-    checked one by one, in an index that holds their ARNs."""
+    account). The text is
+    - within the tail: looked up among the distinct tails (RoleArnTail, tens of
+      thousands where roles number a million), whose roles are then read by
+      tail from a B-tree index;
+    - from the end of a head into the tail ("9012:role/service/"): the tails
+      that start with the rest, read the same way, in the accounts of that head;
+    - within the head (an account id), or from its end into ":ROLE/" that
+      every tail starts with: every role of that account matches, and they are
+      read from the account's (account, name) index, which holds the ARN too.
+    Within one account, that account's roles are checked in its index."""
     limit = SEARCH_MATCH_LIMIT + 1
     roles = IamRole.objects.order_by()
     if among is not None:
         # Role ids from another filter (roles with unused permissions).
         roles = roles.filter(pk__in=among)
-    columns = ("id", "name", "account_id")
     if not query:
         if account_id:
             roles = roles.filter(account__account_id=account_id)
-        return [roles.values_list(*columns)[:limit].query.sql_with_params()]
+        return [roles.values_list(*_ROLE_MATCH_COLUMNS)[:limit].query.sql_with_params()]
     upper = query.upper()
     heads = RoleArnHead.objects.values_list("account_id", "search_key")
     if account_id:
         heads = heads.filter(account__account_id=account_id)
-    accounts = sorted(
-        {
-            account
-            for account, head in heads
-            if account_id or upper in head or _crosses_into_tail(head, upper)
-        }
-    )
+    heads_of: dict[int, list[str]] = {}
+    for account, head in heads:
+        heads_of.setdefault(account, []).append(head)
+    whole: set[int] = set()  # accounts whose roles are checked one by one
+    by_start: dict[str, set[int]] = {}  # a start of tails: the accounts concerned
+    for account, account_heads in heads_of.items():
+        for head in account_heads:
+            if account_id or upper in head:
+                whole.add(account)
+            for rest in _crossings(head, upper):
+                if _TAIL_START.startswith(rest) or len(account_heads) > 1:
+                    # Every tail matches; or roles of this account have other heads,
+                    # which the tail index cannot tell apart.
+                    whole.add(account)
+                else:
+                    by_start.setdefault(rest, set()).add(account)
     parts = []
-    if accounts:
-        in_accounts = roles.filter(account_id__in=accounts, search_key__contains=upper)
-        parts.append(in_accounts.values_list(*columns)[:limit].query.sql_with_params())
+    if whole:
+        in_accounts = roles.filter(account_id__in=sorted(whole), search_key__contains=upper)
+        parts.append(in_accounts.values_list(*_ROLE_MATCH_COLUMNS)[:limit].query.sql_with_params())
     if account_id:
         return parts  # the account's roles were all checked
+    for rest, accounts in sorted(by_start.items()):
+        starting = RoleArnTail.objects.order_by().filter(search_key__startswith=rest)
+        in_accounts = roles.filter(account_id__in=sorted(accounts - whole))
+        parts.append(_roles_by_tail(in_accounts, starting.values("search_key"), limit))
     tails = RoleArnTail.objects.order_by()
     probe = search_probe(upper)
     if len(probe) >= 3:  # through the trigram index
@@ -425,21 +467,7 @@ def _role_match_parts(
     if len(probe) < 3 or probe != upper:
         # The whole text, on the rows the probe found, not through the index.
         tails = tails.filter(GreaterThan(StrIndex("search_key", Value(upper)), 0))
-    tail_keys = tails.values("search_key")
-    if connection.vendor != "postgresql":
-        by_tail = roles.filter(search_tail__in=tail_keys).values_list(*columns)[:limit]
-        return [*parts, by_tail.query.sql_with_params()]
-    # Tail by tail, each tail's roles from the index alone, stopping at the limit.
-    # OFFSET 0 keeps PostgreSQL from merging the two into one join, which it may
-    # answer by reading the whole roles table when it misjudges how many tails match.
-    tails_sql, tails_params = tail_keys.query.sql_with_params()
-    per_tail = roles.filter(search_tail=RawSQL("t.search_key", ())).values_list(*columns)
-    per_tail_sql, per_tail_params = per_tail.query.sql_with_params()
-    sql = (
-        f"SELECT r.id, r.name, r.account_id FROM ({tails_sql} OFFSET 0) t "  # noqa: S608
-        f"CROSS JOIN LATERAL ({per_tail_sql} OFFSET 0) r LIMIT %s"
-    )
-    return [*parts, (sql, (*tails_params, *per_tail_params, limit))]
+    return [*parts, _roles_by_tail(roles, tails.values("search_key"), limit)]
 
 
 def _role_matches_sql(

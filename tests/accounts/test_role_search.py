@@ -30,9 +30,7 @@ def make_role(account: AwsAccount, name: str, *, path: str = "/") -> IamRole:
 
 
 def found(query: str, account_id: str | None = None) -> set[str]:
-    return {
-        role.arn for role in selectors.roles_search(query=query, account_id=account_id)
-    }
+    return {role.arn for role in selectors.roles_search(query=query, account_id=account_id)}
 
 
 def expected(query: str, account_id: str | None = None) -> set[str]:
@@ -52,6 +50,12 @@ def inventory(db: None) -> dict[str, AwsAccount]:
         make_role(account, "lambda-etl", path="/service-role/")
     make_role(prod, "PaymentsAdminRole")
     make_role(dev, "svc-search-api", path="/team/search/")
+    # Rows no sync writes, which search must still get right: an ARN that names
+    # another account, and one with no ":role/" in it.
+    for arn in ("arn:aws:iam::777777777777:role/service/svc-stray", "arn:aws:iam::123:odd/thing"):
+        IamRole.objects.create(
+            account=prod, arn=arn, name=arn[-9:], content_hash="x", synced_at=timezone.now()
+        )
     return {"prod": prod, "dev": dev}
 
 
@@ -68,6 +72,8 @@ QUERIES = [
     "arn:aws:iam::210987654321:role/team/search/svc-search-api",  # a whole ARN
     "arn:aws:iam::",  # the start every head has
     "role/ci-deploy",
+    "7777:role/service/",  # into the tail from the head of a stray ARN
+    "123:odd/th",
     "%",  # wildcards of LIKE are plain characters
     "_",
     "zebra",  # nothing
@@ -106,7 +112,7 @@ def test_a_page_is_in_name_then_account_order(inventory: dict[str, AwsAccount]) 
     ]
     assert page.has_next
     rest = selectors.roles_page(query="svc", account_id=None, number=2, size=2)
-    assert [r.name for r in rest] == ["svc-search-api"]
+    assert [r.name for r in rest] == ["svc-search-api", "svc-stray"]
     assert not rest.has_next
 
 
