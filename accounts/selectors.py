@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     CharField,
@@ -378,24 +379,37 @@ def _crossings(head: str, text: str) -> Iterator[str]:
 
 _ROLE_MATCH_COLUMNS = ("id", "name", "account_id")
 
+# SQL and its parameters, kept apart.
+Compiled = tuple[str, tuple[Any, ...]]
 
-def _roles_by_tail(
-    roles: QuerySet[IamRole], tails: QuerySet[Any], limit: int
-) -> tuple[str, tuple[Any, ...]]:
+
+def _compiled(query: QuerySet[Any]) -> Compiled | None:
+    """The SQL of `query`, or None when it can match nothing (a filter on an
+    empty list, say), which Django does not turn into SQL."""
+    try:
+        return query.query.sql_with_params()
+    except EmptyResultSet:
+        return None
+
+
+def _roles_by_tail(roles: QuerySet[IamRole], tails: QuerySet[Any], limit: int) -> Compiled | None:
     """SQL for at most `limit` of `roles` whose tail is one of `tails` (a query
     of RoleArnTail keys), as (id, name, account_id) rows."""
     if connection.vendor != "postgresql":
-        found = roles.filter(search_tail__in=tails).values_list(*_ROLE_MATCH_COLUMNS)[:limit]
-        return found.query.sql_with_params()
+        return _compiled(
+            roles.filter(search_tail__in=tails).values_list(*_ROLE_MATCH_COLUMNS)[:limit]
+        )
     # Tail by tail, each tail's roles from the (tail, account) index alone,
     # stopping at the limit. OFFSET 0 keeps PostgreSQL from merging the two into
     # one join, which it may answer by reading the whole roles table when it
     # misjudges how many tails match.
-    tails_sql, tails_params = tails.query.sql_with_params()
     per_tail = roles.filter(search_tail=RawSQL("t.search_key", ())).values_list(
         *_ROLE_MATCH_COLUMNS
     )
-    per_tail_sql, per_tail_params = per_tail.query.sql_with_params()
+    tails_compiled, per_tail_compiled = _compiled(tails), _compiled(per_tail)
+    if tails_compiled is None or per_tail_compiled is None:
+        return None
+    (tails_sql, tails_params), (per_tail_sql, per_tail_params) = tails_compiled, per_tail_compiled
     sql = (
         f"SELECT r.id, r.name, r.account_id FROM ({tails_sql} OFFSET 0) t "  # noqa: S608
         f"CROSS JOIN LATERAL ({per_tail_sql} OFFSET 0) r LIMIT %s"
@@ -405,7 +419,7 @@ def _roles_by_tail(
 
 def _role_match_parts(
     *, query: str, account_id: str | None, among: QuerySet[Any] | None
-) -> list[tuple[str, tuple[Any, ...]]]:
+) -> list[Compiled | None]:
     """SQL for the roles matching a search, as (id, name, account_id) rows, each
     part at most SEARCH_MATCH_LIMIT + 1 rows; together they are every match.
 
@@ -429,7 +443,7 @@ def _role_match_parts(
     if not query:
         if account_id:
             roles = roles.filter(account__account_id=account_id)
-        return [roles.values_list(*_ROLE_MATCH_COLUMNS)[:limit].query.sql_with_params()]
+        return [_compiled(roles.values_list(*_ROLE_MATCH_COLUMNS)[:limit])]
     upper = query.upper()
     heads = RoleArnHead.objects.values_list("account_id", "search_key")
     if account_id:
@@ -453,7 +467,7 @@ def _role_match_parts(
     parts = []
     if whole:
         in_accounts = roles.filter(account_id__in=sorted(whole), search_key__contains=upper)
-        parts.append(in_accounts.values_list(*_ROLE_MATCH_COLUMNS)[:limit].query.sql_with_params())
+        parts.append(_compiled(in_accounts.values_list(*_ROLE_MATCH_COLUMNS)[:limit]))
     if account_id:
         return parts  # the account's roles were all checked
     for rest, accounts in sorted(by_start.items()):
@@ -475,10 +489,14 @@ def _role_matches_sql(
 ) -> tuple[str, tuple[Any, ...]]:
     """One SELECT of at most SEARCH_MATCH_LIMIT + 1 matching roles' (id, name,
     account_id): which ones, when there are more, is not defined."""
-    parts = _role_match_parts(query=query, account_id=account_id, among=among)
-    if not parts:  # no account holds the text, or the one asked for has no roles
+    parts = [
+        part
+        for part in _role_match_parts(query=query, account_id=account_id, among=among)
+        if part is not None
+    ]
+    if not parts:  # nothing can match: no account holds the text, say
         nothing = IamRole.objects.order_by().filter(pk__isnull=True)
-        parts = [nothing.values_list("id", "name", "account_id").query.sql_with_params()]
+        parts = [nothing.values_list(*_ROLE_MATCH_COLUMNS).query.sql_with_params()]
     # Every part is SQL the ORM compiled, with its parameters kept apart.
     union = " UNION ".join(
         f"SELECT * FROM ({sql}) p{n}"  # noqa: S608

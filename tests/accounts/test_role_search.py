@@ -104,6 +104,16 @@ def test_it_keeps_to_the_roles_another_filter_chose(inventory: dict[str, AwsAcco
     assert [role.arn for role in roles] == ["arn:aws:iam::210987654321:role/ci-deploy"]
 
 
+@pytest.mark.parametrize("query", ["", "svc", "123456789012", "9012:role/service/"])
+def test_another_filter_that_chose_no_role_leaves_none(
+    inventory: dict[str, AwsAccount], query: str
+) -> None:
+    nothing = IamRole.objects.filter(pk__in=[]).values("pk")
+    assert list(selectors.roles_search(query=query, account_id=None, among=nothing)) == []
+    page = selectors.roles_page(query=query, account_id=None, number=1, size=50, among=nothing)
+    assert page.roles == []
+
+
 def test_a_page_is_in_name_then_account_order(inventory: dict[str, AwsAccount]) -> None:
     page = selectors.roles_page(query="svc", account_id=None, number=1, size=2)
     assert [(r.name, r.account.account_id) for r in page] == [
