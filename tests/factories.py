@@ -247,6 +247,19 @@ EVENTS_POLICY = {
 }
 
 
+def make_role(account: AwsAccount, name: str, *, path: str = "/", **extra: Any) -> IamRole:
+    """A role as a sync would write it: its ARN from the account, path and name."""
+    return IamRole.objects.create(
+        account=account,
+        arn=f"arn:aws:iam::{account.account_id}:role{path}{name}",
+        name=name,
+        path=path,
+        content_hash="x",
+        synced_at=timezone.now(),
+        **extra,
+    )
+
+
 @dataclass
 class Inventory:
     account: AwsAccount

@@ -14,19 +14,9 @@ from django.utils import timezone
 
 from accounts import selectors, services
 from accounts.models import AwsAccount, IamRole, RoleArnHead, RoleArnTail
+from tests.factories import make_role
 
 pytestmark = pytest.mark.django_db
-
-
-def make_role(account: AwsAccount, name: str, *, path: str = "/") -> IamRole:
-    return IamRole.objects.create(
-        account=account,
-        arn=f"arn:aws:iam::{account.account_id}:role{path}{name}",
-        name=name,
-        path=path,
-        content_hash="x",
-        synced_at=timezone.now(),
-    )
 
 
 def found(query: str, account_id: str | None = None) -> set[str]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import AwsAccount, CloudResource, IamRole, ManagedPolicy, SyncRun
 from accounts.services import inventory_entries_refresh
-from tests.factories import PASSWORD, client_for
+from tests.factories import PASSWORD, client_for, make_role
 
 TRUST_POLICY = {
     "Version": "2012-10-17",
@@ -43,18 +43,6 @@ def payments(db: None) -> AwsAccount:
 @pytest.fixture
 def analytics(db: None) -> AwsAccount:
     return AwsAccount.objects.create(account_id="222222222222", name="analytics")
-
-
-def make_role(account: AwsAccount, name: str, *, path: str = "/", **extra: Any) -> IamRole:
-    return IamRole.objects.create(
-        account=account,
-        arn=f"arn:aws:iam::{account.account_id}:role{path}{name}",
-        name=name,
-        path=path,
-        content_hash="x",
-        synced_at=timezone.now(),
-        **extra,
-    )
 
 
 def make_resource(account: AwsAccount, name: str, type: str = "s3", **extra: Any) -> CloudResource:
