@@ -20,6 +20,7 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    Exists,
     IntegerField,
     Max,
     Model,
@@ -392,21 +393,31 @@ def _compiled(query: QuerySet[Any]) -> Compiled | None:
         return None
 
 
-def _roles_by_tail(roles: QuerySet[IamRole], tails: QuerySet[Any], limit: int) -> Compiled | None:
-    """SQL for at most `limit` of `roles` whose tail is one of `tails` (a query
-    of RoleArnTail keys), as (id, name, account_id) rows."""
+def _roles_by_tail(
+    roles: QuerySet[IamRole], tails: QuerySet[RoleArnTail], limit: int
+) -> Compiled | None:
+    """SQL for at most `limit` of `roles` whose tail is one of `tails`, as (id,
+    name, account_id) rows."""
     if connection.vendor != "postgresql":
+        keys = tails.values("search_key")
         return _compiled(
-            roles.filter(search_tail__in=tails).values_list(*_ROLE_MATCH_COLUMNS)[:limit]
+            roles.filter(search_tail__in=keys).values_list(*_ROLE_MATCH_COLUMNS)[:limit]
         )
     # Tail by tail, each tail's roles from the (tail, account) index alone,
     # stopping at the limit. OFFSET 0 keeps PostgreSQL from merging the two into
     # one join, which it may answer by reading the whole roles table when it
-    # misjudges how many tails match.
-    per_tail = roles.filter(search_tail=RawSQL("t.search_key", ())).values_list(
+    # misjudges how many tails match. A tail two syncs added at the same moment
+    # has two rows until the next prune: only its first row's roles are read, or
+    # they would count twice towards the limit and crowd out other tails' roles.
+    # (DISTINCT would read every matching tail before the first role.)
+    first_of_tail = ~Exists(
+        RoleArnTail.objects.filter(search_key=RawSQL("t.search_key", ()), pk__lt=RawSQL("t.id", ()))
+    )
+    per_tail = roles.filter(first_of_tail, search_tail=RawSQL("t.search_key", ())).values_list(
         *_ROLE_MATCH_COLUMNS
     )
-    tails_compiled, per_tail_compiled = _compiled(tails), _compiled(per_tail)
+    tails_compiled = _compiled(tails.values("id", "search_key"))
+    per_tail_compiled = _compiled(per_tail)
     if tails_compiled is None or per_tail_compiled is None:
         return None
     (tails_sql, tails_params), (per_tail_sql, per_tail_params) = tails_compiled, per_tail_compiled
@@ -473,7 +484,7 @@ def _role_match_parts(
     for rest, accounts in sorted(by_start.items()):
         starting = RoleArnTail.objects.order_by().filter(search_key__startswith=rest)
         in_accounts = roles.filter(account_id__in=sorted(accounts - whole))
-        parts.append(_roles_by_tail(in_accounts, starting.values("search_key"), limit))
+        parts.append(_roles_by_tail(in_accounts, starting, limit))
     tails = RoleArnTail.objects.order_by()
     probe = search_probe(upper)
     if len(probe) >= 3:  # through the trigram index
@@ -481,7 +492,7 @@ def _role_match_parts(
     if len(probe) < 3 or probe != upper:
         # The whole text, on the rows the probe found, not through the index.
         tails = tails.filter(GreaterThan(StrIndex("search_key", Value(upper)), 0))
-    return [*parts, _roles_by_tail(roles, tails.values("search_key"), limit)]
+    return [*parts, _roles_by_tail(roles, tails, limit)]
 
 
 def _role_matches_sql(

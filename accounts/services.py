@@ -650,8 +650,8 @@ def role_search_names_prune() -> tuple[int, int]:
     table's triggers add a tail only when they do not see it, so a tail removed
     while a sync's uncommitted role still counts on it would leave that role
     out of search. The lock waits for those syncs to commit; the syncs wait a
-    moment for the prune. If it cannot have the lock within 10 seconds, the
-    prune is left to its next turn."""
+    moment for the prune. If it cannot have the locks within a second each, the
+    prune is left to its next turn, so that role writes never wait long."""
     has_tail = IamRole.objects.filter(search_tail=OuterRef("search_key"))
     head = Substr("search_key", 1, Length("search_key") - Length("search_tail"))
     has_head = (
@@ -669,7 +669,7 @@ def role_search_names_prune() -> tuple[int, int]:
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = '10s'")
+                    cursor.execute("SET LOCAL lock_timeout = '1s'")
                     cursor.execute(
                         f"LOCK TABLE {RoleArnTail._meta.db_table}, {RoleArnHead._meta.db_table} "
                         "IN SHARE ROW EXCLUSIVE MODE"

@@ -12,7 +12,9 @@ table adds the heads and tails it does not have yet, whoever writes the role.
 They are created after every change to the roles table in this migration:
 SQLite rebuilds a table to alter it, which drops its triggers, so a later
 migration that alters `accounts_iamrole` must create them again (the search
-tests fail if it does not). The roles' own trigram index goes.
+tests fail if it does not), and one that rebuilds `accounts_rolearntail` or
+`accounts_rolearnhead` must drop them first and create them again after (they
+name those tables). The roles' own trigram index goes.
 """
 
 import django.db.models.deletion
@@ -37,21 +39,58 @@ WHERE NOT EXISTS (
 );
 """
 
+# Under READ COMMITTED, Django's default and what iamportal's claims rely on, the
+# check above sees a tail removed by a prune that held the tables while this
+# statement waited. At a stricter level the statement keeps an older snapshot, so
+# the rows it counts on are locked instead: one a prune has removed since makes
+# the write fail with a serialization error (and the sync try again) rather than
+# leave a role out of search.
+STRICTER_LEVEL_LOCKS = """
+IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM 1 FROM accounts_rolearntail t
+    WHERE t.search_key IN (SELECT n.search_tail FROM new_roles n) FOR KEY SHARE;
+    PERFORM 1 FROM accounts_rolearnhead h
+    WHERE (h.account_id, h.search_key) IN (SELECT n.account_id, {head} FROM new_roles n)
+    FOR KEY SHARE;
+END IF;
+""".format(head=HEAD.format(row="n"))  # noqa: S608
+ADD_NEW_NAMES = STRICTER_LEVEL_LOCKS + ADD_NAMES.format(
+    source="new_roles", head=HEAD.format(row="n")
+)
+
 POSTGRESQL_CREATE = [
-    f"""CREATE FUNCTION accounts_iamrole_search_names() RETURNS trigger
+    f"""CREATE FUNCTION accounts_iamrole_search_names_insert() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
-    {ADD_NAMES.format(source="new_roles", head=HEAD.format(row="n"))}
+    {ADD_NEW_NAMES}
     RETURN NULL;
     END $$""",
+    # An update adds names only when it changed a role's ARN or account: most
+    # (a sync's changed policies, a refresh request) do neither, and then do not
+    # touch the two tables, so they never wait for a prune.
+    f"""CREATE FUNCTION accounts_iamrole_search_names_update() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+    IF EXISTS (
+        SELECT 1 FROM new_roles n JOIN old_roles o ON o.id = n.id
+        WHERE n.arn IS DISTINCT FROM o.arn OR n.account_id IS DISTINCT FROM o.account_id
+    ) THEN
+    {ADD_NEW_NAMES}
+    END IF;
+    RETURN NULL;
+    END $$""",  # noqa: S608
     # Once per statement, over the rows it wrote: a sync inserts thousands at once.
     "CREATE TRIGGER accounts_iamrole_search_names_insert AFTER INSERT ON accounts_iamrole "
     "REFERENCING NEW TABLE AS new_roles FOR EACH STATEMENT "
-    "EXECUTE FUNCTION accounts_iamrole_search_names()",
+    "EXECUTE FUNCTION accounts_iamrole_search_names_insert()",
     "CREATE TRIGGER accounts_iamrole_search_names_update AFTER UPDATE ON accounts_iamrole "
-    "REFERENCING NEW TABLE AS new_roles FOR EACH STATEMENT "
-    "EXECUTE FUNCTION accounts_iamrole_search_names()",
+    "REFERENCING OLD TABLE AS old_roles NEW TABLE AS new_roles FOR EACH STATEMENT "
+    "EXECUTE FUNCTION accounts_iamrole_search_names_update()",
     "DROP INDEX IF EXISTS accounts_iamrole_search_key_trgm",
+]
+# After the roles already here have been added: building an index in one go is
+# faster than keeping it up row by row.
+POSTGRESQL_INDEX = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE INDEX IF NOT EXISTS accounts_rolearntail_search_key_trgm "
     "ON accounts_rolearntail USING gin (search_key gin_trgm_ops)",
@@ -60,7 +99,8 @@ POSTGRESQL_DROP = [
     "DROP INDEX IF EXISTS accounts_rolearntail_search_key_trgm",
     "DROP TRIGGER IF EXISTS accounts_iamrole_search_names_insert ON accounts_iamrole",
     "DROP TRIGGER IF EXISTS accounts_iamrole_search_names_update ON accounts_iamrole",
-    "DROP FUNCTION IF EXISTS accounts_iamrole_search_names()",
+    "DROP FUNCTION IF EXISTS accounts_iamrole_search_names_insert()",
+    "DROP FUNCTION IF EXISTS accounts_iamrole_search_names_update()",
     "CREATE INDEX IF NOT EXISTS accounts_iamrole_search_key_trgm "
     "ON accounts_iamrole USING gin (search_key gin_trgm_ops)",
 ]
@@ -78,9 +118,10 @@ WHERE NOT EXISTS (
 );
 """.format(head=HEAD.format(row="NEW"))  # noqa: S608
 SQLITE_CREATE = [
-    f"CREATE TRIGGER accounts_iamrole_search_names_{event.lower()} AFTER {event} "
-    f"ON accounts_iamrole FOR EACH ROW BEGIN {SQLITE_ROW} END"
-    for event in ("INSERT", "UPDATE")
+    "CREATE TRIGGER accounts_iamrole_search_names_insert AFTER INSERT "
+    f"ON accounts_iamrole FOR EACH ROW BEGIN {SQLITE_ROW} END",
+    "CREATE TRIGGER accounts_iamrole_search_names_update AFTER UPDATE OF arn, account_id "
+    f"ON accounts_iamrole FOR EACH ROW BEGIN {SQLITE_ROW} END",
 ]
 SQLITE_DROP = [
     "DROP TRIGGER IF EXISTS accounts_iamrole_search_names_insert",
@@ -98,6 +139,8 @@ def names_keep(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None
     ):
         if statement.strip():
             schema_editor.execute(statement)
+    for statement in POSTGRESQL_INDEX if postgresql else []:
+        schema_editor.execute(statement)
 
 
 def names_drop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:

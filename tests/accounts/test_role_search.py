@@ -147,6 +147,52 @@ def test_a_role_is_found_however_it_was_written(inventory: dict[str, AwsAccount]
     assert found("moving", "555566667777") == {"arn:aws:iam::555566667777:role/moving"}
 
 
+def test_a_tail_added_twice_at_once_does_not_crowd_out_other_roles(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(selectors, "SEARCH_MATCH_LIMIT", 3)
+    accounts = [
+        AwsAccount.objects.create(account_id=f"10000000000{n}", name=f"a{n}") for n in range(3)
+    ]
+    for account in accounts:
+        make_role(account, "svc-a")
+    RoleArnTail.objects.create(search_key=":ROLE/SVC-A")  # as two syncs at once may
+    make_role(accounts[0], "svc-b")
+
+    # Four roles match: one more than the limit, so the page says there are more.
+    assert len(found("svc-")) == 4
+    page = selectors.roles_page(query="svc-", account_id=None, number=1, size=50)
+    assert page.capped
+
+
+def test_an_update_that_keeps_the_arn_leaves_the_search_tables_alone(
+    inventory: dict[str, AwsAccount],
+) -> None:
+    role = IamRole.objects.get(name="ci-deploy", account=inventory["prod"])
+    RoleArnTail.objects.filter(search_key=":ROLE/CI-DEPLOY").delete()
+
+    IamRole.objects.filter(pk=role.pk).update(description="changed")
+    assert not RoleArnTail.objects.filter(search_key=":ROLE/CI-DEPLOY").exists()
+
+    IamRole.objects.filter(pk=role.pk).update(arn=f"{role.arn}-renamed", name="ci-deploy-renamed")
+    assert RoleArnTail.objects.filter(search_key=":ROLE/CI-DEPLOY-RENAMED").exists()
+    assert found("deploy-ren") == {f"{role.arn}-renamed"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's isolation levels")
+def test_names_are_added_at_a_stricter_isolation_level_too() -> None:
+    account = AwsAccount.objects.create(account_id="123456789012", name="prod")
+    make_role(account, "existing")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        make_role(account, "existing-too")  # its head is there: locked, not added
+        make_role(account, "strict-one")
+    assert found("strict-o") == {"arn:aws:iam::123456789012:role/strict-one"}
+    assert RoleArnTail.objects.filter(search_key=":ROLE/STRICT-ONE").count() == 1
+
+
 def test_a_prune_forgets_what_no_role_has_and_keeps_what_one_still_has(
     inventory: dict[str, AwsAccount],
 ) -> None:
