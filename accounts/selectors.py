@@ -394,10 +394,11 @@ def _compiled(query: QuerySet[Any]) -> Compiled | None:
 
 
 def _roles_by_tail(
-    roles: QuerySet[IamRole], tails: QuerySet[RoleArnTail], limit: int
+    roles: QuerySet[IamRole], tails: QuerySet[RoleArnTail], limit: int, *, sparse: bool = False
 ) -> Compiled | None:
     """SQL for at most `limit` of `roles` whose tail is one of `tails`, as (id,
-    name, account_id) rows."""
+    name, account_id) rows. `sparse`: most tails have none of `roles` (those of
+    one account, say)."""
     if connection.vendor != "postgresql":
         keys = tails.values("search_key")
         return _compiled(
@@ -409,9 +410,12 @@ def _roles_by_tail(
     # misjudges how many tails match. A tail two syncs added at the same moment
     # has two rows until the next prune: only its first row's roles are read, or
     # they would count twice towards the limit and crowd out other tails' roles.
-    # (DISTINCT would read every matching tail before the first role.)
+    # (DISTINCT would read every matching tail before the first role.) The check
+    # is made once per tail, or, where most tails have no role to read, once per
+    # role found.
+    tail_key = OuterRef("search_tail") if sparse else RawSQL("t.search_key", ())
     first_of_tail = ~Exists(
-        RoleArnTail.objects.filter(search_key=RawSQL("t.search_key", ()), pk__lt=RawSQL("t.id", ()))
+        RoleArnTail.objects.filter(search_key=tail_key, pk__lt=RawSQL("t.id", ()))
     )
     per_tail = roles.filter(first_of_tail, search_tail=RawSQL("t.search_key", ())).values_list(
         *_ROLE_MATCH_COLUMNS
@@ -484,7 +488,7 @@ def _role_match_parts(
     for rest, accounts in sorted(by_start.items()):
         starting = RoleArnTail.objects.order_by().filter(search_key__startswith=rest)
         in_accounts = roles.filter(account_id__in=sorted(accounts - whole))
-        parts.append(_roles_by_tail(in_accounts, starting, limit))
+        parts.append(_roles_by_tail(in_accounts, starting, limit, sparse=True))
     tails = RoleArnTail.objects.order_by()
     probe = search_probe(upper)
     if len(probe) >= 3:  # through the trigram index

@@ -165,6 +165,21 @@ def test_a_tail_added_twice_at_once_does_not_crowd_out_other_roles(
     assert page.capped
 
 
+def test_a_tail_added_twice_does_not_crowd_out_roles_found_from_an_account_on(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(selectors, "SEARCH_MATCH_LIMIT", 2)
+    account = AwsAccount.objects.create(account_id="100000000000", name="a0")
+    make_role(account, "svc-a")
+    RoleArnTail.objects.create(search_key=":ROLE/SVC-A")  # as two syncs at once may
+    make_role(account, "svc-b")
+    make_role(account, "svc-c")
+
+    # Three roles match: one more than the limit.
+    assert len(found("0000:role/svc-")) == 3
+    assert selectors.roles_page(query="0000:role/svc-", account_id=None, number=1, size=50).capped
+
+
 def test_an_update_that_keeps_the_arn_leaves_the_search_tables_alone(
     inventory: dict[str, AwsAccount],
 ) -> None:
