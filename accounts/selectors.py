@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
+    BooleanField,
     CharField,
     Count,
     DateTimeField,
@@ -432,6 +433,29 @@ def _roles_by_tail(
     return sql, (*tails_params, *per_tail_params, limit)
 
 
+# Beyond this many tails starting alike, the roles of the accounts concerned are
+# checked one by one instead (see `_role_match_parts`).
+_FEW_TAILS = 500
+
+
+def _tails_starting(start: str) -> QuerySet[RoleArnTail]:
+    """The tails that start with `start`. On PostgreSQL through their B-tree index
+    as a range in byte order, which its pattern operators compare in: asked with
+    LIKE, PostgreSQL may prefer the trigram index, which reads every tail that
+    has the start's trigrams anywhere."""
+    tails = RoleArnTail.objects.order_by()
+    if connection.vendor != "postgresql":
+        return tails.filter(search_key__startswith=start)
+    # No character sorts after U+10FFFF: the range holds exactly the keys with the start.
+    in_range = RawSQL(  # noqa: S611
+        f"{RoleArnTail._meta.db_table}.search_key ~>=~ %s "
+        f"AND {RoleArnTail._meta.db_table}.search_key ~<~ %s",
+        (start, start + "\U0010ffff"),
+        output_field=BooleanField(),
+    )
+    return tails.filter(in_range)
+
+
 def _role_match_parts(
     *, query: str, account_id: str | None, among: QuerySet[Any] | None
 ) -> list[Compiled | None]:
@@ -486,7 +510,18 @@ def _role_match_parts(
     if account_id:
         return parts  # the account's roles were all checked
     for rest, accounts in sorted(by_start.items()):
-        starting = RoleArnTail.objects.order_by().filter(search_key__startswith=rest)
+        starting = _tails_starting(rest)
+        if starting[:_FEW_TAILS].count() >= _FEW_TAILS:
+            # A start most tails have (":ROLE/SVC"): the accounts' own roles are
+            # fewer to check, and most of them match.
+            parts.append(
+                _compiled(
+                    roles.filter(
+                        account_id__in=sorted(accounts), search_key__contains=upper
+                    ).values_list(*_ROLE_MATCH_COLUMNS)[:limit]
+                )
+            )
+            continue
         in_accounts = roles.filter(account_id__in=sorted(accounts - whole))
         parts.append(_roles_by_tail(in_accounts, starting, limit, sparse=True))
     tails = RoleArnTail.objects.order_by()

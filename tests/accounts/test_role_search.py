@@ -77,6 +77,15 @@ def test_it_finds_exactly_the_roles_whose_arn_holds_the_text(
     assert found(query) == expected(query)
 
 
+@pytest.mark.parametrize("query", ["9012:role/service/svc", "7777:role/service/", "0987654321:ro"])
+def test_it_finds_the_same_when_many_tails_start_alike(
+    inventory: dict[str, AwsAccount], query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past this many tails with the same start, the account's roles are read instead.
+    monkeypatch.setattr(selectors, "_FEW_TAILS", 1)
+    assert found(query) == expected(query)
+
+
 @pytest.mark.parametrize("query", ["svc", "4567", "9012:role/service/", "ci", "zebra", ""])
 def test_it_finds_exactly_the_matching_roles_of_one_account(
     inventory: dict[str, AwsAccount], query: str
