@@ -274,7 +274,11 @@ def test_a_prune_waits_for_a_sync_still_writing_a_role_whose_tail_it_would_forge
     pruner.start()
     with connection.cursor() as cursor:  # the prune is waiting for the lock
         for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                "AND relation = 'accounts_rolearntail'::regclass "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
             if cursor.fetchone()[0]:
                 break
             time.sleep(0.05)
