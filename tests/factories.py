@@ -249,13 +249,13 @@ EVENTS_POLICY = {
 
 def make_role(account: AwsAccount, name: str, *, path: str = "/", **extra: Any) -> IamRole:
     """A role as a sync would write it: its ARN from the account, path and name."""
+    extra.setdefault("synced_at", timezone.now())
     return IamRole.objects.create(
         account=account,
         arn=f"arn:aws:iam::{account.account_id}:role{path}{name}",
         name=name,
         path=path,
         content_hash="x",
-        synced_at=timezone.now(),
         **extra,
     )
 
@@ -273,15 +273,7 @@ def inventory() -> Inventory:
     now = timezone.now()
 
     def role(name: str, path: str = "/", **extra: Any) -> IamRole:
-        return IamRole.objects.create(
-            account=account,
-            arn=f"arn:aws:iam::{PROD}:role{path}{name}",
-            name=name,
-            path=path,
-            content_hash="x",
-            synced_at=now,
-            **extra,
-        )
+        return make_role(account, name, path=path, synced_at=now, **extra)
 
     api = role(
         "payments-api",
