@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from ipaddress import ip_network
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.utils import timezone
 
 from brokering import services
 from brokering.models import CredentialIssuance
@@ -83,6 +86,49 @@ def test_an_aws_refusal_is_a_credential_error_and_audited(requester: User, org: 
     row = CredentialIssuance.objects.get()
     assert row.outcome == "failed"
     assert "AccessDenied" in row.error
+    assert row.expiration is None
+
+
+def test_the_audit_names_the_credentials_before_aws_is_asked_for_them(
+    requester: User, org: Org
+) -> None:
+    seen_by_aws: list[list[tuple[str, str, object]]] = []
+
+    def look(**kwargs: Any) -> None:
+        rows = CredentialIssuance.objects.values_list("user_email", "outcome", "expiration")
+        seen_by_aws.append(list(rows))
+
+    aws.on_hub_call("before-call.sts.AssumeRole", look)
+    issued = issue(requester, org)
+
+    [[(email, outcome, expiration)]] = seen_by_aws
+    assert (email, outcome) == ("alice@example.com", "issued")
+    assert isinstance(expiration, datetime)
+    assert abs(expiration.timestamp() - issued.expiration.timestamp()) < 2
+    assert CredentialIssuance.objects.get().expiration == issued.expiration.replace(microsecond=0)
+
+
+def test_the_recorded_expiration_follows_aws_when_aws_counts_from_another_second(
+    requester: User, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if iamportal's clock were 30 seconds behind AWS's.
+    behind = timezone.now
+    monkeypatch.setattr(services.timezone, "now", lambda: behind() - timedelta(seconds=30))
+    issued = issue(requester, org)
+    assert CredentialIssuance.objects.get().expiration == issued.expiration
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_the_slot_and_the_audit_row_are_written_without_prepared_statements(
+    requester: User, org: Org, settings: Any
+) -> None:
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    issue(requester, org)
+    issue(requester, org)
+    row = CredentialIssuance.objects.order_by("id").last()
+    assert row is not None
+    assert (row.outcome, row.source_ip, row.error) == ("issued", "10.0.0.9", "")
+    assert row.expiration is not None
 
 
 @pytest.mark.parametrize(
