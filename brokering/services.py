@@ -19,7 +19,7 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -43,6 +43,10 @@ FEDERATION_TIMEOUT_SECONDS = 10
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 # The characters RFC 3986 allows in a URL (percent-escapes included), and no others.
 _URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+
+
+# The error of an issuance whose call to AWS was cut short.
+INTERRUPTED = "interrupted before AWS answered; AWS may have issued credentials"
 
 
 class CredentialError(Exception):
@@ -153,7 +157,9 @@ def _audit_row(
         user=user,
         user_email=user.email or user.get_username(),
         role_arn=role_arn[:2048],
-        account_id=parts[4] if len(parts) > 4 and parts[4].isdigit() else "",
+        account_id=parts[4]
+        if len(parts) > 4 and len(parts[4]) == 12 and parts[4].isdigit()
+        else "",
         kind=kind,
         outcome=outcome,
         error=error[:2000],
@@ -255,12 +261,13 @@ def _rate_slot_sql() -> str:
     )
 
 
-def _rate_slot_take(user: User) -> int:
+def _rate_slot_take(user: User, *, tried: bool = False) -> int:
     """Take one of the user's credential slots for this minute; 0 when taken,
     otherwise the seconds until the next window opens. One statement in the usual
-    case; a user's first request creates the window with its slot taken."""
+    case; a user's first request creates the window with its slot taken. `tried`:
+    the caller has just run the UPDATE, and it took no slot."""
     now = timezone.now()
-    if _rate_slot_update(user, now):
+    if not tried and _rate_slot_update(user, now):
         return 0
     _, created = CredentialRateWindow.objects.get_or_create(
         user=user, defaults={"window_start": now, "count": 1}
@@ -278,9 +285,7 @@ def _slot_taken_and_recorded(user: User, issuance: CredentialIssuance) -> bool:
     in one statement: the UPDATE of `_rate_slot_update`, then the INSERT, made only
     when the UPDATE took a slot. True when both were written; False, with nothing
     written, when no slot was taken (the user has no window yet, or is at the
-    limit), and everywhere else."""
-    if connection.vendor != "postgresql":
-        return False
+    limit)."""
     with transaction.mark_for_rollback_on_error(), rows.cursor() as cursor:
         cursor.execute(
             _slot_and_record_sql(),
@@ -305,9 +310,10 @@ def _issuance_record(user: User, issuance: CredentialIssuance) -> None:
     AWS is asked for anything: one statement on PostgreSQL when the user's window
     is open and below the limit. Over the limit, raise RateLimited, having written
     a rate_limited row instead (while the audit has room for the user)."""
-    if _slot_taken_and_recorded(user, issuance):
+    tried = connection.vendor == "postgresql"
+    if tried and _slot_taken_and_recorded(user, issuance):
         return
-    retry_after = _rate_slot_take(user)
+    retry_after = _rate_slot_take(user, tried=tried)
     if not retry_after:
         rows.insert(issuance)
         return
@@ -315,8 +321,21 @@ def _issuance_record(user: User, issuance: CredentialIssuance) -> None:
         issuance.outcome = CredentialIssuance.Outcome.RATE_LIMITED
         issuance.error = "rate limit"
         issuance.expiration = None
+        issuance.ip_restricted = False
+        issuance.request_id = ""
         rows.insert(issuance)
     raise RateLimited(retry_after=retry_after)
+
+
+def _issuance_failed(issuance: CredentialIssuance, error: str) -> None:
+    """Turn the row written before the call into a failed one. Best effort: a
+    database that fails here is logged, and the caller still raises its error."""
+    try:
+        CredentialIssuance.objects.filter(pk=issuance.pk).update(
+            outcome=CredentialIssuance.Outcome.FAILED, error=error[:2000], expiration=None
+        )
+    except DatabaseError:
+        log.exception("could not record issuance %s as failed: %s", issuance.pk, error)
 
 
 def credentials_issue(
@@ -366,16 +385,30 @@ def credentials_issue(
     except (ClientError, BotoCoreError) as exc:
         error = describe_error(exc)
         log.warning("credentials for %s refused to %s: %s", role.arn, user.get_username(), error)
-        CredentialIssuance.objects.filter(pk=issuance.pk).update(
-            outcome=CredentialIssuance.Outcome.FAILED, error=error[:2000], expiration=None
-        )
+        _issuance_failed(issuance, error)
         raise CredentialError(error) from None
+    except BaseException:
+        # A worker stopped mid-call (its timeout), or anything else: the user gets
+        # nothing, but AWS may have issued.
+        _issuance_failed(issuance, INTERRUPTED)
+        raise
     raw = response["Credentials"]
     expiration = raw["Expiration"]
     if expiration.tzinfo is None:
         expiration = expiration.replace(tzinfo=UTC)
     if int(expiration.timestamp()) != int(asked_until.timestamp()):
         CredentialIssuance.objects.filter(pk=issuance.pk).update(expiration=expiration)
+    # What ties the audit row to AWS's own record of the call (CloudTrail's
+    # requestID): AWS's request id is known only now, and writing it into the row
+    # would cost every request a statement after the call.
+    log.info(
+        "credentials for %s issued to %s: issuance %s, request %s, AWS request %s",
+        role.arn,
+        user.get_username(),
+        issuance.pk,
+        issuance.request_id,
+        response.get("ResponseMetadata", {}).get("RequestId", ""),
+    )
     return IssuedCredentials(
         access_key_id=raw["AccessKeyId"],
         secret_access_key=raw["SecretAccessKey"],

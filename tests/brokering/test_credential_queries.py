@@ -28,6 +28,7 @@ def _statement(sql: str) -> tuple[str, str]:
     return verb, table.group(1) if table else ""
 
 
+@pytest.mark.usefixtures("aws_answers_within_the_second")
 def test_a_credential_request_reads_the_user_and_the_role_and_writes_the_slot_and_audit(
     requester: User, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -243,6 +243,14 @@ def test_the_body_is_json_whatever_the_content_type(requester: User, org: Org) -
     assert get_credentials(weep_client(requester), body, "text/plain").status_code == 200
 
 
+def test_a_role_arn_naming_no_possible_account_is_refused_and_audited(
+    requester: User, org: Org
+) -> None:
+    assert_weep_error(ask(weep_client(requester), "arn:aws:iam::1234567890123:role/x"), 403, "900")
+    refused = CredentialIssuance.objects.get()
+    assert (refused.outcome, refused.account_id) == ("denied", "")
+
+
 def test_aws_refusing_is_902_and_audited_as_failed(requester: User, org: Org) -> None:
     aws.on_hub_call("before-call.sts.AssumeRole", fail_assume_role)
     body = assert_weep_error(ask(weep_client(requester), "payments-batch"), 403, "902")
