@@ -39,8 +39,6 @@ import argparse
 import cProfile
 import gc
 import json
-import logging
-import os
 import pstats
 import random
 import sys
@@ -463,15 +461,6 @@ def pairs_measure(client: Client, targets: list[tuple[str, dict[str, Any]]], cou
     return pairs
 
 
-def log_lines_discarded() -> None:
-    """iamportal logs a line for every credential it issues: still written, at the
-    same cost, but to nowhere, so that the figures are not lost among them."""
-    sink = open(os.devnull, "w")  # noqa: SIM115 (open for the rest of the run)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sink)
-
-
 def queries_of(call: Callable[[], object]) -> list[tuple[str, float]]:
     """(SQL, ms until the database answered) of every query one call runs."""
     from django.db import connection
@@ -651,7 +640,6 @@ def main() -> None:
             (arn, assume_role_params(user, arn))
             for arn in rng.sample(eligible, min(20, len(eligible)))
         ]
-        log_lines_discarded()
         for _ in range(WARM_UP_REQUESTS):
             roles_request(client)
             credentials_request(client, targets[0][0])

@@ -19,7 +19,7 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -43,10 +43,6 @@ FEDERATION_TIMEOUT_SECONDS = 10
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 # The characters RFC 3986 allows in a URL (percent-escapes included), and no others.
 _URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
-
-
-# The error of an issuance whose call to AWS was cut short.
-INTERRUPTED = "interrupted before AWS answered; AWS may have issued credentials"
 
 
 class CredentialError(Exception):
@@ -135,7 +131,7 @@ def credential_duration(role: IamRole) -> int:
     return max(900, min(settings.IAMPORTAL_CREDENTIAL_DURATION_SECONDS, role.max_session_duration))
 
 
-def _audit_row(
+def _audit(
     *,
     user: User,
     role_arn: str,
@@ -153,7 +149,7 @@ def _audit_row(
     # which no database text column accepts.
     role_arn = role_arn.replace("\x00", "")
     parts = role_arn.split(":")
-    return CredentialIssuance(
+    issuance = CredentialIssuance(
         user=user,
         user_email=user.email or user.get_username(),
         role_arn=role_arn[:2048],
@@ -170,6 +166,9 @@ def _audit_row(
         request_id=request_id[:64],
         target=target.replace("\x00", "")[:512],
     )
+    # Every credential request writes one: the statement is written once.
+    rows.insert(issuance)
+    return issuance
 
 
 def issuance_denied(
@@ -187,19 +186,16 @@ def issuance_denied(
     if not _audit_room(user):
         log.warning("not recording more refusals for %s this minute", user.get_username())
         return
-    # Every refused request writes one: the statement is written once.
-    rows.insert(
-        _audit_row(
-            user=user,
-            role_arn=requested,
-            kind=kind,
-            outcome=CredentialIssuance.Outcome.DENIED,
-            source_ip=source_ip,
-            user_agent=user_agent,
-            error=reason,
-            request_id=request_id,
-            target=target,
-        )
+    _audit(
+        user=user,
+        role_arn=requested,
+        kind=kind,
+        outcome=CredentialIssuance.Outcome.DENIED,
+        source_ip=source_ip,
+        user_agent=user_agent,
+        error=reason,
+        request_id=request_id,
+        target=target,
     )
 
 
@@ -226,21 +222,20 @@ def _rate_slot_update(user: User, now: datetime) -> int:
     Written in SQL (the same on SQLite and PostgreSQL): every credential request
     runs it, and building it through the ORM's Case and When cost about as much CPU
     as all the other statements of the request together."""
-    with rows.cursor() as cursor:
-        cursor.execute(_rate_slot_sql(), _rate_slot_params(user, now))
-        return cursor.rowcount
-
-
-def _rate_slot_params(user: User, now: datetime) -> list[Any]:
     lapsed = connection.ops.adapt_datetimefield_value(now - RATE_WINDOW)
-    return [
-        lapsed,
-        connection.ops.adapt_datetimefield_value(now),
-        lapsed,
-        user.pk,
-        lapsed,
-        settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT,
-    ]
+    with rows.cursor() as cursor:
+        cursor.execute(
+            _rate_slot_sql(),
+            [
+                lapsed,
+                connection.ops.adapt_datetimefield_value(now),
+                lapsed,
+                user.pk,
+                lapsed,
+                settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT,
+            ],
+        )
+        return cursor.rowcount
 
 
 @functools.cache
@@ -261,13 +256,12 @@ def _rate_slot_sql() -> str:
     )
 
 
-def _rate_slot_take(user: User, *, tried: bool = False) -> int:
+def _rate_slot_take(user: User) -> int:
     """Take one of the user's credential slots for this minute; 0 when taken,
     otherwise the seconds until the next window opens. One statement in the usual
-    case; a user's first request creates the window with its slot taken. `tried`:
-    the caller has just run the UPDATE, and it took no slot."""
+    case; a user's first request creates the window with its slot taken."""
     now = timezone.now()
-    if not tried and _rate_slot_update(user, now):
+    if _rate_slot_update(user, now):
         return 0
     _, created = CredentialRateWindow.objects.get_or_create(
         user=user, defaults={"window_start": now, "count": 1}
@@ -280,62 +274,24 @@ def _rate_slot_take(user: User, *, tried: bool = False) -> int:
     return min(max(wait, 1), int(RATE_WINDOW.total_seconds()))
 
 
-def _slot_taken_and_recorded(user: User, issuance: CredentialIssuance) -> bool:
-    """On PostgreSQL, take a slot of the user's rate window and write `issuance`,
-    in one statement: the UPDATE of `_rate_slot_update`, then the INSERT, made only
-    when the UPDATE took a slot. True when both were written; False, with nothing
-    written, when no slot was taken (the user has no window yet, or is at the
-    limit)."""
-    with transaction.mark_for_rollback_on_error(), rows.cursor() as cursor:
-        cursor.execute(
-            _slot_and_record_sql(),
-            [*_rate_slot_params(user, timezone.now()), *rows.inserted_values(issuance)],
-        )
-        found = cursor.fetchone()
-    if found is None:
-        return False
-    rows.inserted(issuance, found[0])
-    return True
-
-
-@functools.cache
-def _slot_and_record_sql() -> str:
-    # Table and column names, quoted, and the rate UPDATE's text: no value.
-    taken = f"WITH slot AS ({_rate_slot_sql()} RETURNING 1) "
-    return taken + rows.insert_if_sql(CredentialIssuance, "EXISTS (SELECT 1 FROM slot)")
-
-
-def _issuance_record(user: User, issuance: CredentialIssuance) -> None:
-    """Take a slot of the user's credential rate limit and write `issuance`, before
-    AWS is asked for anything: one statement on PostgreSQL when the user's window
-    is open and below the limit. Over the limit, raise RateLimited, having written
-    a rate_limited row instead (while the audit has room for the user)."""
-    tried = connection.vendor == "postgresql"
-    if tried and _slot_taken_and_recorded(user, issuance):
-        return
-    retry_after = _rate_slot_take(user, tried=tried)
+def _check_rate(
+    *, user: User, role_arn: str, kind: str, source_ip: str | None, agent: str, target: str = ""
+) -> None:
+    retry_after = _rate_slot_take(user)
     if not retry_after:
-        rows.insert(issuance)
         return
     if _audit_room(user):
-        issuance.outcome = CredentialIssuance.Outcome.RATE_LIMITED
-        issuance.error = "rate limit"
-        issuance.expiration = None
-        issuance.ip_restricted = False
-        issuance.request_id = ""
-        rows.insert(issuance)
-    raise RateLimited(retry_after=retry_after)
-
-
-def _issuance_failed(issuance: CredentialIssuance, error: str) -> None:
-    """Turn the row written before the call into a failed one. Best effort: a
-    database that fails here is logged, and the caller still raises its error."""
-    try:
-        CredentialIssuance.objects.filter(pk=issuance.pk).update(
-            outcome=CredentialIssuance.Outcome.FAILED, error=error[:2000], expiration=None
+        _audit(
+            user=user,
+            role_arn=role_arn,
+            kind=kind,
+            outcome=CredentialIssuance.Outcome.RATE_LIMITED,
+            source_ip=source_ip,
+            user_agent=agent,
+            error="rate limit",
+            target=target,
         )
-    except DatabaseError:
-        log.exception("could not record issuance %s as failed: %s", issuance.pk, error)
+    raise RateLimited(retry_after=retry_after)
 
 
 def credentials_issue(
@@ -351,63 +307,56 @@ def credentials_issue(
     """AssumeRole on `role` with the hub identity, as `user`. The caller has
     already checked that `user` may use `role` (brokering.selectors). `target`
     names what the credentials are for beyond the role (a database), for the audit."""
+    _check_rate(
+        user=user,
+        role_arn=role.arn,
+        kind=kind,
+        source_ip=source_ip,
+        agent=user_agent,
+        target=target,
+    )
     networks = [str(n) for n in settings.IAMPORTAL_CREDENTIAL_ALLOWED_CIDRS]
     if no_ip_restrictions and settings.IAMPORTAL_ALLOW_NO_IP_RESTRICTIONS:
         networks = []
-    duration = credential_duration(role)
     params: dict[str, Any] = {
         "RoleArn": role.arn,
         "RoleSessionName": session_name_for(user),
-        "DurationSeconds": duration,
+        "DurationSeconds": credential_duration(role),
     }
     if networks:
         params["Policy"] = json.dumps(source_ip_policy(networks), separators=(",", ":"))
-    # Recorded as issued before AWS is asked, so that no credentials exist that the
-    # audit does not name, and so that a successful call writes nothing more. AWS
-    # counts the duration from when it answers: the expiration is corrected below
-    # in the rare case its second differs from the one recorded.
-    asked_until = (timezone.now() + timedelta(seconds=duration)).replace(microsecond=0)
-    issuance = _audit_row(
+    try:
+        response = aws.client("sts").assume_role(**params)
+    except (ClientError, BotoCoreError) as exc:
+        error = describe_error(exc)
+        log.warning("credentials for %s refused to %s: %s", role.arn, user.get_username(), error)
+        _audit(
+            user=user,
+            role_arn=role.arn,
+            kind=kind,
+            outcome=CredentialIssuance.Outcome.FAILED,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            error=error,
+            ip_restricted=bool(networks),
+            target=target,
+        )
+        raise CredentialError(error) from None
+    raw = response["Credentials"]
+    expiration = raw["Expiration"]
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=UTC)
+    _audit(
         user=user,
         role_arn=role.arn,
         kind=kind,
         outcome=CredentialIssuance.Outcome.ISSUED,
         source_ip=source_ip,
         user_agent=user_agent,
-        expiration=asked_until,
+        expiration=expiration,
         ip_restricted=bool(networks),
-        request_id=uuid.uuid4().hex,
+        request_id=response.get("ResponseMetadata", {}).get("RequestId", "") or uuid.uuid4().hex,
         target=target,
-    )
-    _issuance_record(user, issuance)
-    try:
-        response = aws.client("sts").assume_role(**params)
-    except (ClientError, BotoCoreError) as exc:
-        error = describe_error(exc)
-        log.warning("credentials for %s refused to %s: %s", role.arn, user.get_username(), error)
-        _issuance_failed(issuance, error)
-        raise CredentialError(error) from None
-    except BaseException:
-        # A worker stopped mid-call (its timeout), or anything else: the user gets
-        # nothing, but AWS may have issued.
-        _issuance_failed(issuance, INTERRUPTED)
-        raise
-    raw = response["Credentials"]
-    expiration = raw["Expiration"]
-    if expiration.tzinfo is None:
-        expiration = expiration.replace(tzinfo=UTC)
-    if int(expiration.timestamp()) != int(asked_until.timestamp()):
-        CredentialIssuance.objects.filter(pk=issuance.pk).update(expiration=expiration)
-    # What ties the audit row to AWS's own record of the call (CloudTrail's
-    # requestID): AWS's request id is known only now, and writing it into the row
-    # would cost every request a statement after the call.
-    log.info(
-        "credentials for %s issued to %s: issuance %s, request %s, AWS request %s",
-        role.arn,
-        user.get_username(),
-        issuance.pk,
-        issuance.request_id,
-        response.get("ResponseMetadata", {}).get("RequestId", ""),
     )
     return IssuedCredentials(
         access_key_id=raw["AccessKeyId"],

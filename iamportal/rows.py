@@ -167,42 +167,18 @@ class _LoggedPrepared(CursorDebugWrapper):
 def insert(obj: Model) -> None:
     """INSERT `obj` (a new row; no signals, which no caller here has) and set its
     primary key, with each value prepared as the ORM prepares it for saving."""
+    fields = _inserted_fields(type(obj))
+    values = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
+    sql = _insert_sql(type(obj))
     # As Model.save: a failed INSERT inside a transaction marks it for rollback.
     with transaction.mark_for_rollback_on_error(), cursor() as prepared:
-        prepared.execute(_insert_sql(type(obj)), inserted_values(obj))
+        prepared.execute(sql, values)
         if connection.features.can_return_columns_from_insert:
-            pk = prepared.fetchone()[0]
+            obj.pk = prepared.fetchone()[0]
         else:
-            pk = prepared.lastrowid
-    inserted(obj, pk)
-
-
-def inserted_values(obj: Model) -> list[Any]:
-    """The values an INSERT of `obj` writes, prepared as the ORM prepares them for
-    saving, in the order of the statements written here."""
-    fields = _inserted_fields(type(obj))
-    return [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
-
-
-def inserted(obj: Model, pk: Any) -> None:
-    """Mark `obj` as the saved row with primary key `pk`."""
-    obj.pk = pk
+            obj.pk = prepared.lastrowid
     obj._state.adding = False
     obj._state.db = connection.alias
-
-
-def insert_if_sql(model: type[Model], condition: str) -> str:
-    """An INSERT of one row of `model`, its values the parameters in the order of
-    `inserted_values`, made only where the SQL `condition` holds, returning the
-    primary key (no row when it does not hold). For a statement that does another
-    write first (a PostgreSQL WITH) and records a row only when that write took."""
-    fields = _inserted_fields(model)
-    names = ", ".join(quoted(field.column) for field in fields)
-    slots = ", ".join(["%s"] * len(fields))
-    return (
-        f"INSERT INTO {table(model)} ({names}) SELECT {slots} "
-        f"WHERE {condition} RETURNING {column(model, 'pk')}"
-    )
 
 
 @functools.cache

@@ -8,9 +8,7 @@ its tag). rita (reviewer) and oscar (outsider) may use none of these; admin
 
 from __future__ import annotations
 
-from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
@@ -72,30 +70,6 @@ def rate_clock_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
 
     stopped = timezone.now()
     monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: stopped))
-
-
-@pytest.fixture
-def aws_answers_within_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    """iamportal's clock stopped at a whole second, and AWS counting its
-    expiration from half a second later: the second recorded before the call is
-    AWS's, so nothing is corrected after it (otherwise the odd request that
-    crosses a second would)."""
-    from brokering import services
-
-    stopped = timezone.now().replace(microsecond=0)
-    monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: stopped))
-    durations: list[int] = []
-
-    def asked(params: dict[str, Any], **kwargs: Any) -> None:
-        durations.append(params["DurationSeconds"])
-
-    def answer(parsed: dict[str, Any], **kwargs: Any) -> None:
-        if "Credentials" in parsed:
-            late = timedelta(seconds=durations[-1], milliseconds=500)
-            parsed["Credentials"]["Expiration"] = stopped + late
-
-    aws.on_hub_call("provide-client-params.sts.AssumeRole", asked)
-    aws.on_hub_call("after-call.sts.AssumeRole", answer)
 
 
 @pytest.fixture

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 from ipaddress import ip_network
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import DatabaseError, connection
-from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from brokering import services
 from brokering.models import CredentialIssuance
@@ -88,107 +83,6 @@ def test_an_aws_refusal_is_a_credential_error_and_audited(requester: User, org: 
     row = CredentialIssuance.objects.get()
     assert row.outcome == "failed"
     assert "AccessDenied" in row.error
-    assert row.expiration is None
-
-
-def test_the_audit_names_the_credentials_before_aws_is_asked_for_them(
-    requester: User, org: Org
-) -> None:
-    seen_by_aws: list[list[tuple[str, str, object]]] = []
-
-    def look(**kwargs: Any) -> None:
-        rows = CredentialIssuance.objects.values_list("user_email", "outcome", "expiration")
-        seen_by_aws.append(list(rows))
-
-    aws.on_hub_call("before-call.sts.AssumeRole", look)
-    issued = issue(requester, org)
-
-    [[(email, outcome, expiration)]] = seen_by_aws
-    assert (email, outcome) == ("alice@example.com", "issued")
-    assert isinstance(expiration, datetime)
-    assert abs(expiration.timestamp() - issued.expiration.timestamp()) < 2
-    row = CredentialIssuance.objects.get()
-    assert row.expiration is not None
-    assert int(row.expiration.timestamp()) == issued.expiration_epoch
-
-
-def test_the_recorded_expiration_follows_aws_when_aws_counts_from_another_second(
-    requester: User, org: Org, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # As if iamportal's clock were 30 seconds behind AWS's.
-    behind = timezone.now() - timedelta(seconds=30)
-    monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: behind))
-    issued = issue(requester, org)
-    assert CredentialIssuance.objects.get().expiration == issued.expiration
-
-
-@pytest.mark.usefixtures("aws_answers_within_the_second")
-def test_the_recorded_expiration_stands_when_aws_counts_from_the_same_second(
-    requester: User, org: Org
-) -> None:
-    issued = issue(requester, org)
-    row = CredentialIssuance.objects.get()
-    assert row.expiration == issued.expiration.replace(microsecond=0)
-    assert row.expiration != issued.expiration
-
-
-def test_a_call_cut_short_is_recorded_as_failed_and_not_swallowed(
-    requester: User, org: Org
-) -> None:
-    def stop(**kwargs: Any) -> None:
-        raise SystemExit("worker timeout")
-
-    aws.on_hub_call("before-call.sts.AssumeRole", stop)
-    with pytest.raises(SystemExit):
-        issue(requester, org)
-    row = CredentialIssuance.objects.get()
-    assert (row.outcome, row.error, row.expiration) == ("failed", services.INTERRUPTED, None)
-
-
-def test_an_aws_refusal_is_still_a_credential_error_when_the_audit_cannot_record_it(
-    requester: User, org: Org, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from botocore.exceptions import ClientError
-
-    def refuse(**kwargs: Any) -> None:
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "trust"}}, "AssumeRole")
-
-    def database_down(*args: Any, **kwargs: Any) -> None:
-        raise DatabaseError("connection lost")
-
-    aws.on_hub_call("provide-client-params.sts.AssumeRole", refuse)
-    monkeypatch.setattr(CredentialIssuance.objects, "filter", database_down)
-    with pytest.raises(services.CredentialError, match="AccessDenied"):
-        issue(requester, org)
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
-@pytest.mark.parametrize("prepared", [True, False])
-@pytest.mark.parametrize("source_ip", ["10.0.0.9", "2001:db8::7", None])
-def test_the_slot_and_the_audit_row_are_one_statement(
-    requester: User, org: Org, settings: Any, prepared: bool, source_ip: str | None
-) -> None:
-    settings.DATABASE_PREPARED_STATEMENTS = prepared
-    settings.IAMPORTAL_CREDENTIAL_ALLOWED_CIDRS = [ip_network("10.0.0.0/8")]
-    role = org.roles["prod/payments-api"]
-    services.credentials_issue(user=requester, role=role, kind="cli", source_ip="10.0.0.1")
-    with CaptureQueriesContext(connection) as queries:
-        issued = services.credentials_issue(
-            user=requester, role=role, kind="cli", source_ip=source_ip, user_agent="weep"
-        )
-    assert [query["sql"].split(None, 1)[0] for query in queries.captured_queries][:1] == ["WITH"]
-    row = CredentialIssuance.objects.order_by("id").last()
-    assert row is not None
-    assert (row.outcome, row.source_ip, row.user_agent, row.error) == (
-        "issued",
-        source_ip,
-        "weep",
-        "",
-    )
-    assert row.ip_restricted
-    assert row.expiration is not None
-    assert int(row.expiration.timestamp()) == issued.expiration_epoch
-    assert CredentialIssuance.objects.count() == 2
 
 
 @pytest.mark.parametrize(
