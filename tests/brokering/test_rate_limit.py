@@ -87,40 +87,29 @@ def test_one_users_requests_do_not_count_against_another(
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"
 )
-def test_twenty_concurrent_requests_get_exactly_the_limit(
-    requester: User, org: Org, settings: Any
-) -> None:
-    settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT = 7
-    assert concurrent_outcomes(requester, org) == (7, 13)
-    assert outcomes(requester).count("issued") == 7
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"
+@pytest.mark.parametrize(
+    ("window", "issued"),
+    [
+        # the user's first requests: the window is created by one of them
+        (None, 7),
+        # a window that lapsed full: the first request opens a new one
+        ((timedelta(seconds=-61), 7), 7),
+        # an open window with two slots taken: only what is left
+        ((timedelta(0), 2), 5),
+    ],
+    ids=["no-window", "lapsed-window", "open-window"],
 )
-def test_twenty_concurrent_requests_on_a_lapsed_window_get_exactly_the_limit(
-    requester: User, org: Org, settings: Any
+def test_twenty_concurrent_requests_get_exactly_what_the_limit_leaves(
+    requester: User, org: Org, settings: Any, window: tuple[timedelta, int] | None, issued: int
 ) -> None:
     settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT = 7
-    CredentialRateWindow.objects.create(
-        user=requester, window_start=timezone.now() - timedelta(seconds=61), count=7
-    )
-    assert concurrent_outcomes(requester, org) == (7, 13)
-    assert outcomes(requester).count("issued") == 7
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="needs concurrent writers (PostgreSQL)"
-)
-def test_twenty_concurrent_requests_on_an_open_window_get_exactly_what_is_left(
-    requester: User, org: Org, settings: Any
-) -> None:
-    settings.IAMPORTAL_CREDENTIAL_RATE_LIMIT = 7
-    CredentialRateWindow.objects.create(user=requester, window_start=timezone.now(), count=2)
-    assert concurrent_outcomes(requester, org) == (5, 15)
-    assert outcomes(requester).count("issued") == 5
+    if window is not None:
+        age, count = window
+        CredentialRateWindow.objects.create(
+            user=requester, window_start=timezone.now() + age, count=count
+        )
+    assert concurrent_outcomes(requester, org) == (issued, 20 - issued)
+    assert outcomes(requester).count("issued") == issued
 
 
 def concurrent_outcomes(requester: User, org: Org) -> tuple[int, int]:
