@@ -92,7 +92,7 @@ class AccessRuleAdmin(AdminsManageAdmin):
     def matching_roles(self, rule: AccessRule) -> SafeString | str:
         if not rule.role_pattern:
             return "-"
-        arns = roles_matching(rule.role_pattern)
+        arns = roles_matching(rule.role_pattern, exact=rule.request_id is not None)
         count = f"{len(arns)} role{'' if len(arns) == 1 else 's'}"
         if not arns:
             return f"{count}: no synced role matches this pattern."

@@ -123,7 +123,7 @@ def _build(revision: int) -> AccessIndex:
 
     now = timezone.now()
     in_force = rules_in_force(now)
-    rules = list(in_force.only("role_pattern", "cli_only", "group_id", "user_id"))
+    rules = list(in_force.only("role_pattern", "cli_only", "group_id", "user_id", "request_id"))
     if rules:
         arns = [(pk, arn.lower()) for pk, arn in IamRole.objects.values_list("pk", "arn")]
         by_arn = {arn: pk for pk, arn in arns}
@@ -135,7 +135,9 @@ def _build(revision: int) -> AccessIndex:
             else:
                 continue
             pattern = rule.role_pattern.strip().lower()
-            if not _is_wildcard(pattern):
+            # The grant of an access request is for its one role, even one whose
+            # path holds * ? or [ (IAM allows them): never a pattern.
+            if rule.request_id is not None or not _is_wildcard(pattern):
                 if pattern in by_arn:
                     _grant(grants, principal, by_arn[pattern], rule.cli_only)
                 continue
@@ -164,9 +166,14 @@ def rules_in_force(now: datetime) -> QuerySet[AccessRule]:
     )
 
 
-def roles_matching(pattern: str) -> list[str]:
+def roles_matching(pattern: str, *, exact: bool = False) -> list[str]:
     """The ARNs of the synced roles a rule's pattern matches, in order: the same
-    test the index makes."""
+    test the index makes. `exact`: the pattern is an ARN, wildcards or not (the
+    grant of an access request)."""
+    if exact:
+        wanted = pattern.strip().lower()
+        roles = IamRole.objects.filter(arn__iexact=pattern.strip()).order_by("arn")
+        return [arn for arn in roles.values_list("arn", flat=True) if arn.lower() == wanted]
     return [
         arn
         for arn in IamRole.objects.order_by("arn").values_list("arn", flat=True)

@@ -11,13 +11,14 @@ from typing import Any
 
 import boto3
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import IamRole
 from brokering.services import access_grant_end, access_grant_start
 from requests_app.changes.base import ChangeRefused, ChangeType, Checked, Slot
 from requests_app.changes.common import invalid, last_segment, role_guard
-from requests_app.models import Change, PolicyRequest
+from requests_app.models import Change, PolicyRequest, RequestEvent
 
 
 def access_payload(*, user: User, cli_only: bool, starts_at: datetime | None) -> dict[str, Any]:
@@ -54,15 +55,25 @@ def _apply(change: Change, session: boto3.Session) -> dict[str, Any]:
     role = IamRole.objects.select_related("account").filter(arn=change.target_arn).first()
     if role is None:
         raise ChangeRefused("The role is no longer in the inventory: nothing granted.")
-    grant = access_grant_start(
-        request_id=request.pk,
-        user=user,
-        role=role,
-        cli_only=bool(payload.get("cli_only")),
-        starts_at=payload_starts_at(payload),
-        expires_at=request.expires_at,
-        replaces_request_id=request.extends_id,
-    )
+    with transaction.atomic():
+        if request.extends_id is not None:
+            # Locked as revoking it locks it: a revocation either comes first and
+            # is seen here, or comes after and ends this grant too.
+            extended = PolicyRequest.objects.select_for_update().get(pk=request.extends_id)
+            if extended.events.filter(kind=RequestEvent.Kind.REVOKED).exists():
+                raise ChangeRefused(
+                    f"The access this extends (request #{extended.pk}) was revoked or given "
+                    "up: nothing granted."
+                )
+        grant = access_grant_start(
+            request_id=request.pk,
+            user=user,
+            role=role,
+            cli_only=bool(payload.get("cli_only")),
+            starts_at=payload_starts_at(payload),
+            expires_at=request.expires_at,
+            replaces_request_id=request.extends_id,
+        )
     return {"grant": grant.pk}
 
 

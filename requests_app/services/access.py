@@ -215,21 +215,7 @@ def access_grant_revoke(*, request_id: int, actor: User, reason: str = "") -> Po
             type=Change.Type.ROLE_ACCESS_GRANT, status=Change.Status.APPLIED
         ).update(status=Change.Status.REVERTED)
         access_grant_end(request_id=request_id)
-        # An extension waiting for review must not bring the access back.
-        for extension_id in request.extensions.filter(
-            status=PolicyRequest.Status.PENDING
-        ).values_list("pk", flat=True):
-            if _status_claim(
-                extension_id,
-                from_status=PolicyRequest.Status.PENDING,
-                to_status=PolicyRequest.Status.CANCELLED,
-            ):
-                _event(
-                    extension_id,
-                    RequestEvent.Kind.CANCELLED,
-                    actor=actor,
-                    message=f"The access it extends (request #{request_id}) was ended.",
-                )
+        _extensions_end(request_id, actor=actor)
         verb = "Given up by its holder" if holder else f"Revoked by {actor.get_username()}"
         _event(
             request_id,
@@ -241,3 +227,40 @@ def access_grant_revoke(*, request_id: int, actor: User, reason: str = "") -> Po
         _notify("expired", request_id, actor=actor)
     request.refresh_from_db()
     return request
+
+
+# An extension in one of these has not given access yet: it is cancelled.
+_EXTENSION_NOT_YET = (
+    PolicyRequest.Status.PENDING,
+    PolicyRequest.Status.APPROVED,
+    PolicyRequest.Status.FAILED,
+)
+
+
+def _extensions_end(request_id: int, *, actor: User) -> None:
+    """When a grant is revoked or given up, so is every extension of it: one not
+    applied yet is cancelled (an approved one would otherwise bring the access
+    back when a worker applies it); one being applied, or applied but not yet
+    holding the access, has its grant ended. The apply of an extension also
+    refuses once the access it extends was revoked (changes/access.py)."""
+    extensions = PolicyRequest.objects.filter(extends_id=request_id).values_list("pk", "status")
+    for extension_id, current in extensions:
+        status = PolicyRequest.Status(current)
+        message = f"The access it extends (request #{request_id}) was ended."
+        if status in _EXTENSION_NOT_YET:
+            if _status_claim(
+                extension_id, from_status=status, to_status=PolicyRequest.Status.CANCELLED
+            ):
+                _event(extension_id, RequestEvent.Kind.CANCELLED, actor=actor, message=message)
+        elif status in (PolicyRequest.Status.APPLYING, PolicyRequest.Status.APPLIED):
+            access_grant_end(request_id=extension_id)
+            if status == PolicyRequest.Status.APPLIED and _status_claim(
+                extension_id, from_status=status, to_status=PolicyRequest.Status.EXPIRED
+            ):
+                Change.objects.filter(
+                    request_id=extension_id,
+                    type=Change.Type.ROLE_ACCESS_GRANT,
+                    status=Change.Status.APPLIED,
+                ).update(status=Change.Status.REVERTED)
+            _event(extension_id, RequestEvent.Kind.REVOKED, actor=actor, message=message)
+            _extensions_end(extension_id, actor=actor)

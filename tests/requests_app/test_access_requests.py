@@ -17,11 +17,12 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole
 from brokering import selectors as brokering_selectors
 from brokering.models import AccessRule, SessionRevocation
-from brokering.services import REVOKED_SESSIONS_POLICY
+from brokering.services import REVOKED_SESSIONS_POLICY, access_grant_start
 from requests_app import services, tasks
+from requests_app.changes import ChangeRefused, change_apply
 from requests_app.models import ApprovalPolicy, Change, PolicyRequest
 from requests_app.revision import revision_compute
-from tests.factories import admin_action, admin_iam, approve, make_user
+from tests.factories import admin_action, admin_iam, approve, make_user, revision_of_request
 
 pytestmark = pytest.mark.django_db
 
@@ -377,6 +378,102 @@ def test_ending_a_grant_cancels_its_pending_extension(
     extension.refresh_from_db()
     assert extension.status == "cancelled"
     assert not may_use(requester, role)
+
+
+def _extension(first: PolicyRequest, requester: User) -> PolicyRequest:
+    assert first.expires_at is not None
+    return services.policy_request_extend(
+        request_id=first.pk,
+        requester=requester,
+        expires_at=first.expires_at + timedelta(days=1),
+        justification="Still on call.",
+    )
+
+
+@pytest.mark.parametrize("state", ["approved", "failed"])
+def test_ending_a_grant_cancels_an_extension_approved_but_not_applied(
+    requester: User, reviewer: User, role: IamRole, state: str
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    extension = _extension(first, requester)
+    # Approved, its apply still queued (the on-commit task is not run).
+    services.policy_request_approve(
+        request_id=extension.pk, reviewer=reviewer, revision=revision_of_request(extension.pk)
+    )
+    if state == "failed":
+        PolicyRequest.objects.filter(pk=extension.pk).update(status="failed")
+
+    services.access_grant_revoke(request_id=first.pk, actor=reviewer, reason="Incident.")
+
+    extension.refresh_from_db()
+    assert extension.status == "cancelled"
+    services.policy_request_apply(request_id=extension.pk)  # the queued task, or a retry
+    extension.refresh_from_db()
+    assert extension.status == "cancelled"
+    assert not AccessRule.objects.filter(request=extension).exists()
+    assert not may_use(requester, role)
+
+
+def test_an_extension_applying_when_its_grant_is_revoked_grants_nothing(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    extension = _extension(first, requester)
+    # A worker has claimed the extension and is applying it.
+    PolicyRequest.objects.filter(pk=extension.pk).update(status="applying")
+
+    services.access_grant_revoke(request_id=first.pk, actor=reviewer)
+
+    change = extension.changes.get()
+    with pytest.raises(ChangeRefused, match="revoked"):
+        change_apply(change=change, session=None)
+    assert not AccessRule.objects.filter(request=extension).exists()
+    assert not may_use(requester, role)
+
+
+def test_an_extension_granted_just_before_the_revocation_is_ended_with_it(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    extension = _extension(first, requester)
+    PolicyRequest.objects.filter(pk=extension.pk).update(status="applying")
+    change = extension.changes.get()
+    change_apply(change=change, session=None)
+    assert may_use(requester, role)
+
+    services.access_grant_revoke(request_id=first.pk, actor=reviewer)
+
+    assert not AccessRule.objects.get(request=extension).enabled
+    assert not may_use(requester, role)
+    assert extension.events.filter(kind="revoked").exists()
+
+
+def test_a_grant_for_a_role_whose_path_holds_wildcards_is_for_that_role_only(
+    requester: User, role: IamRole
+) -> None:
+    # IAM allows * ? [ in a path. Role names are unique in an account, so this pair
+    # is only ever seen in an inventory that a sync has not caught up with yet.
+    def synced(path: str) -> IamRole:
+        return IamRole.objects.create(
+            account=role.account,
+            arn=f"arn:aws:iam::{role.account.account_id}:role/{path}/Admin",
+            name="Admin",
+            path=f"/{path}/",
+            content_hash="x",
+            synced_at=timezone.now(),
+        )
+
+    production, odd = synced("prod"), synced("*")
+    access_grant_start(  # what applying the approved request does
+        request_id=asked(requester, odd).pk,
+        user=requester,
+        role=odd,
+        cli_only=False,
+        starts_at=None,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    assert may_use(requester, odd)
+    assert not may_use(requester, production)
 
 
 def test_reviewers_revoke_grants_in_the_admin_and_others_cannot(
