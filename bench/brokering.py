@@ -10,8 +10,10 @@ a few hundred roles. `--grants N` adds N grants of single roles to single users
 later: the shape of a granted access request), most
 to other people and a few to the user, to show that the cost of a request does
 not grow with everyone else's grants. Every request goes through Django's whole
-stack (django.test.Client: middleware, authentication, the view) with the cookie
-the challenge login hands Weep; AWS is moto's in-process mock.
+stack with the cookie the challenge login hands Weep, handed to iamportal's WSGI
+application as a WSGI server such as gunicorn hands it (so Django's per-request
+connection health check runs, as in production, and none of django.test.Client's
+extras do); AWS is moto's in-process mock.
 
   (1) GET /api/v2/get_roles?all=true, what Weep's role picker asks for;
   (2) POST /api/v1/get_credentials for an eligible role, given by its exact ARN;
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import io
 import json
 import pstats
 import random
@@ -52,8 +55,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-    from django.test import Client
-    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
     from accounts.models import AwsAccount, IamRole
 
@@ -397,22 +398,86 @@ def _differences(first: list[float], second: list[float]) -> list[float]:
     return [a - b for a, b in zip(first, second, strict=True)]
 
 
-def _checked(response: TestResponse, what: str) -> TestResponse:
-    if response.status_code != 200:
-        raise SystemExit(f"{what} answered {response.status_code}: {response.content[:500]!r}")
-    return response
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
-def roles_request(client: Client) -> TestResponse:
-    return _checked(client.get(ROLES_PATH, HTTP_USER_AGENT=WEEP_AGENT), "get_roles")
+class Server:
+    """What a WSGI server does with one request from Weep: an environ as gunicorn
+    builds it, iamportal's WSGI application called with it, the body read and the
+    response closed (which ends the request: Django's request_finished)."""
+
+    def __init__(self, cookie: str) -> None:
+        from django.conf import settings
+
+        from iamportal.wsgi import application
+
+        self.application = application
+        self.cookie = f"{settings.IAMPORTAL_CLI_COOKIE_NAME}={cookie}"
+
+    def request(self, method: str, target: str, body: bytes = b"") -> Answer:
+        path, _, query = target.partition("?")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_PORT": "50000",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_USER_AGENT": WEEP_AGENT,
+            "HTTP_ACCEPT": "*/*",
+            "HTTP_COOKIE": self.cookie,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        if body:
+            environ["CONTENT_TYPE"] = "application/json"
+            environ["CONTENT_LENGTH"] = str(len(body))
+        statuses: list[str] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None, /
+        ) -> Callable[[bytes], object]:
+            statuses.append(status)
+            return sys.stdout.buffer.write  # WSGI's write(); Django never calls it
+
+        chunks = self.application(environ, start_response)
+        try:
+            content = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return Answer(status=int(statuses[0].split()[0]), body=content)
 
 
-def credentials_request(client: Client, arn: str) -> TestResponse:
-    body = json.dumps({"requested_role": arn, "no_ip_restrictions": False})
-    response = client.post(
-        CREDENTIALS_PATH, body, content_type="application/json", HTTP_USER_AGENT=WEEP_AGENT
-    )
-    return _checked(response, f"get_credentials for {arn}")
+def _checked(answer: Answer, what: str) -> Answer:
+    if answer.status != 200:
+        raise SystemExit(f"{what} answered {answer.status}: {answer.body[:500]!r}")
+    return answer
+
+
+def roles_request(server: Server) -> Answer:
+    return _checked(server.request("GET", ROLES_PATH), "get_roles")
+
+
+def credentials_request(server: Server, arn: str) -> Answer:
+    body = json.dumps({"requested_role": arn, "no_ip_restrictions": False}).encode()
+    return _checked(server.request("POST", CREDENTIALS_PATH, body), f"get_credentials for {arn}")
 
 
 def assume_role_params(user: User, arn: str) -> dict[str, Any]:
@@ -447,7 +512,7 @@ class Pairs:
     bare: Timings
 
 
-def pairs_measure(client: Client, targets: list[tuple[str, dict[str, Any]]], count: int) -> Pairs:
+def pairs_measure(server: Server, targets: list[tuple[str, dict[str, Any]]], count: int) -> Pairs:
     """(2) and (3) one after the other, taking turns at going first, so that neither
     always runs on the caches the other just warmed."""
     pairs = Pairs(full=Timings([], []), bare=Timings([], []))
@@ -455,14 +520,16 @@ def pairs_measure(client: Client, targets: list[tuple[str, dict[str, Any]]], cou
         arn, params = targets[index % len(targets)]
         for step in (0, 1) if index % 2 == 0 else (1, 0):
             if step == 0:
-                pairs.full.time(partial(credentials_request, client, arn))
+                pairs.full.time(partial(credentials_request, server, arn))
             else:
                 pairs.bare.time(partial(assume_role_bare, params))
     return pairs
 
 
 def queries_of(call: Callable[[], object]) -> list[tuple[str, float]]:
-    """(SQL, ms until the database answered) of every query one call runs."""
+    """(SQL, ms until the database answered) of every query one call runs, with
+    the connection health check Django runs before a request's first query (on
+    the driver's own cursor, which execute_wrapper does not see)."""
     from django.db import connection
 
     queries: list[tuple[str, float]] = []
@@ -474,8 +541,21 @@ def queries_of(call: Callable[[], object]) -> list[tuple[str, float]]:
         finally:
             queries.append((sql, _ms(started)))
 
-    with connection.execute_wrapper(timed):
-        call()
+    usable = connection.is_usable
+
+    def health_check() -> bool:
+        started = time.perf_counter()
+        try:
+            return usable()
+        finally:
+            queries.append(("SELECT 1 (the connection health check)", _ms(started)))
+
+    connection.is_usable = health_check  # type: ignore[method-assign]
+    try:
+        with connection.execute_wrapper(timed):
+            call()
+    finally:
+        del connection.is_usable
     return queries
 
 
@@ -581,8 +661,7 @@ def main() -> None:
 
     bench.django_setup()
 
-    from django.conf import settings
-    from django.test import Client, override_settings
+    from django.test import override_settings
     from moto import mock_aws
 
     from brokering import eligibility
@@ -613,13 +692,12 @@ def main() -> None:
             flush=True,
         )
 
-        client = Client(enforce_csrf_checks=True, REMOTE_ADDR="127.0.0.1")
-        client.cookies[settings.IAMPORTAL_CLI_COOKIE_NAME] = cli_cookie(user)
+        server = Server(cli_cookie(user))
 
         # The first request of a fresh process: it builds the access index.
         eligibility.forget_index()
         started = time.perf_counter()
-        first = roles_request(client)
+        first = roles_request(server)
         cold_ms = _ms(started)
         eligible = [role["arn"] for role in first.json()["data"]["roles"]]
         index = eligibility.access_index()
@@ -641,8 +719,8 @@ def main() -> None:
             for arn in rng.sample(eligible, min(20, len(eligible)))
         ]
         for _ in range(WARM_UP_REQUESTS):
-            roles_request(client)
-            credentials_request(client, targets[0][0])
+            roles_request(server)
+            credentials_request(server, targets[0][0])
             assume_role_bare(targets[0][1])
 
         # As bench/sync.py: moto keeps all of AWS's state in this process (in use it is
@@ -656,8 +734,8 @@ def main() -> None:
         )
         roles = Timings([], [])
         for _ in range(args.requests):
-            roles.time(partial(roles_request, client))
-        pairs = pairs_measure(client, targets, args.requests)
+            roles.time(partial(roles_request, server))
+        pairs = pairs_measure(server, targets, args.requests)
         print(f"Load average after timing: {bench.load_average()}")
 
         client_ms: list[float] = []
@@ -717,16 +795,16 @@ def main() -> None:
         )
 
         arn = targets[0][0]
-        _queries(f"(1) GET {ROLES_PATH}", queries_of(lambda: roles_request(client)))
+        _queries(f"(1) GET {ROLES_PATH}", queries_of(lambda: roles_request(server)))
         _queries(
             f"(2) POST {CREDENTIALS_PATH}",
-            queries_of(lambda: credentials_request(client, arn)),
+            queries_of(lambda: credentials_request(server, arn)),
         )
         if not roles_met:
-            profile(lambda: roles_request(client), times=PROFILED_REQUESTS, title="(1) missed")
+            profile(lambda: roles_request(server), times=PROFILED_REQUESTS, title="(1) missed")
         if not (overhead_met and cpu_met):
             profile(
-                lambda: credentials_request(client, arn),
+                lambda: credentials_request(server, arn),
                 times=PROFILED_REQUESTS,
                 title="(2) missed",
             )

@@ -158,13 +158,22 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL;",
         }
     )
+if _database["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with the connection health check spaced out
+    # (iamportal.postgresql.base).
+    _database["ENGINE"] = "iamportal.postgresql"
+# A connection that answered within this many milliseconds is not checked again
+# before a request's first query; 0 checks before every request, as Django does.
+DATABASE_HEALTH_CHECK_INTERVAL = (
+    env_int("DATABASE_HEALTH_CHECK_INTERVAL_MS", 500, maximum=60_000) / 1000
+)
 # The few statements every credential request runs are prepared once per
 # PostgreSQL connection (iamportal.rows.cursor; the ORM's queries bind their values
 # on the client and are never prepared). Turn off behind a connection pooler in
 # transaction mode that does not keep prepared statements (PgBouncer before 1.21,
 # or without max_prepared_statements).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-if _database["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
+if _database["ENGINE"] == "iamportal.postgresql" and DATABASE_PREPARED_STATEMENTS:
     # Django turns psycopg's preparing off unless a threshold is given.
     _database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DATABASES: dict[str, Any] = {"default": _database}

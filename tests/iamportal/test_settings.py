@@ -57,6 +57,7 @@ def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off() -> None:
         ("Q_WORKERS", "many"),
         ("Q_BROKER", "amqp://guest@localhost"),
         ("DATABASE_URL", "nosuchdb://x"),
+        ("DATABASE_HEALTH_CHECK_INTERVAL_MS", "soon"),
         ("IAMPORTAL_SYNC_INTERVAL_MINUTES", "0"),
         ("IAMPORTAL_REGIONS", "us-east-1,not a region"),
         ("IAMPORTAL_CONFIG_AGGREGATOR", "not an aggregator name"),
