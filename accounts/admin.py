@@ -24,6 +24,7 @@ from accounts.models import (
 )
 from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
 from iamportal.permissions import can_sync_accounts
+from requests_app.selectors import approval_policies_emptied_by
 
 
 @admin.register(AwsAccount)
@@ -58,6 +59,13 @@ class AwsAccountAdmin(AdminsManageAdmin):
         "created_at",
     ]
     actions = ["sync_now"]
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        problems = approval_policies_emptied_by(account_pks=[account.pk for account in objs])
+        return deleted, counts, perms_needed, [*protected, *problems]
 
     @admin.display(description="latest sync")
     def latest_sync_status(self, account: AwsAccount) -> str:

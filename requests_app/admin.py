@@ -6,7 +6,8 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.auth.models import User
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group, User
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest
 from django.template.response import TemplateResponse
@@ -33,7 +34,7 @@ from requests_app.models import (
 from requests_app.policy.diff import policy_diff
 from requests_app.policy.templates import TemplateInvalid, template_check
 from requests_app.revision import revision_compute, revision_short
-from requests_app.selectors import request_for_user
+from requests_app.selectors import approval_policies_emptied_by, request_for_user
 
 
 class PolicyTemplateForm(forms.ModelForm):
@@ -574,3 +575,19 @@ class NotificationAdmin(ReadOnlyAdmin):
     @admin.display(description="Request")
     def request_link(self, obj: Notification) -> SafeString:
         return _request_link(obj.request)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class ReviewerGroupAdmin(GroupAdmin):
+    """Django's group admin, refusing to delete the last reviewer group an
+    approval policy names."""
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        problems = approval_policies_emptied_by(group_pks=[group.pk for group in objs])
+        return deleted, counts, perms_needed, [*protected, *problems]

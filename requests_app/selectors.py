@@ -3,6 +3,7 @@ which requests a user may see, and which roles a user may ask changes for."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 
 from django.core.exceptions import PermissionDenied
@@ -13,7 +14,7 @@ from django.utils import timezone
 from accounts.models import IamRole
 from brokering.selectors import RoleAmbiguous, RoleNotFound, role_pick
 from iamportal.permissions import AnyUser, can_view_inventory, is_reviewer, is_signed_in
-from requests_app.models import Change, PolicyRequest, PolicyTemplate
+from requests_app.models import ApprovalPolicy, Change, PolicyRequest, PolicyTemplate
 
 # An ambiguous role name lists at most this many of the roles it matches.
 ROLE_MATCHES_MAX = 20
@@ -203,3 +204,28 @@ def access_request_pending_for(*, user: AnyUser, role: IamRole) -> PolicyRequest
         .order_by("-created_at")
         .first()
     )
+
+
+def approval_policies_emptied_by(
+    *, account_pks: Iterable[int] = (), group_pks: Iterable[int] = ()
+) -> list[str]:
+    """What deleting these accounts or groups would do to the approval policies
+    naming them: one that names no other account would match every account, one
+    that names no other reviewer group would let any reviewer approve. The admin
+    refuses such a deletion until the policy is changed."""
+    accounts, groups = set(account_pks), set(group_pks)
+    problems: list[str] = []
+    for policy in ApprovalPolicy.objects.prefetch_related("accounts", "reviewer_groups"):
+        named = {account.pk for account in policy.accounts.all()}
+        if named and named <= accounts:
+            problems.append(
+                f"Approval policy {policy.name!r} names no other account: without it, the "
+                "policy would match every account. Change the policy first."
+            )
+        named = {group.pk for group in policy.reviewer_groups.all()}
+        if named and named <= groups:
+            problems.append(
+                f"Approval policy {policy.name!r} names no other reviewer group: without it, "
+                "any reviewer could approve. Change the policy first."
+            )
+    return problems

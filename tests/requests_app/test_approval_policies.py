@@ -493,3 +493,68 @@ def test_without_a_policy_every_reviewer_is_told(
         "lee@example.com",
         "rita@example.com",
     ]
+
+
+# --- what deleting an account or a group would do to a policy --------------------------
+
+
+def _deleted_in_the_admin(user: User, model: str, obj: Any, *, bulk: bool) -> Any:
+    admin = client_for(user)
+    if bulk:
+        return admin.post(
+            reverse(f"admin:{model}_changelist"),
+            {"action": "delete_selected", "_selected_action": [str(obj.pk)], "post": "yes"},
+        )
+    return admin.post(reverse(f"admin:{model}_delete", args=[obj.pk]), {"post": "yes"})
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_the_only_account_of_a_policy_is_not_deleted_from_under_it(
+    admin_user: User, bulk: bool
+) -> None:
+    sandbox = AwsAccount.objects.create(account_id="999999999999", name="sandbox")
+    staging = AwsAccount.objects.create(account_id="888888888888", name="staging")
+    policy(
+        admin_user,
+        "sandbox self-service",
+        accounts=[sandbox],
+        automatic=True,
+        request_kind=ApprovalPolicy.Kind.ACCESS,
+    )
+    policy(admin_user, "non-production", accounts=[sandbox, staging], groups=["payments-leads"])
+
+    refused = _deleted_in_the_admin(admin_user, "accounts_awsaccount", sandbox, bulk=bulk)
+
+    # Without its one account, the automatic policy would match every account.
+    assert refused.status_code == 200
+    assert "names no other account" in html.unescape(refused.content.decode())
+    assert AwsAccount.objects.filter(pk=sandbox.pk).exists()
+
+    deleted = _deleted_in_the_admin(admin_user, "accounts_awsaccount", staging, bulk=bulk)
+
+    assert deleted.status_code == 302
+    assert not AwsAccount.objects.filter(pk=staging.pk).exists()
+    wider = ApprovalPolicy.objects.get(name="non-production")
+    assert [a.pk for a in wider.accounts.all()] == [sandbox.pk]
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_the_only_reviewer_group_of_a_policy_is_not_deleted_from_under_it(
+    admin_user: User, superuser: User, bulk: bool
+) -> None:
+    policy(admin_user, "prod leads", groups=["payments-leads"])
+    policy(admin_user, "either", groups=["payments-leads", "platform-leads"])
+    leads = Group.objects.get(name="payments-leads")
+    platform = Group.objects.get(name="platform-leads")
+
+    refused = _deleted_in_the_admin(superuser, "auth_group", leads, bulk=bulk)
+
+    # Without its one group, any reviewer could approve what the policy covers.
+    assert refused.status_code == 200
+    assert "names no other reviewer group" in html.unescape(refused.content.decode())
+    assert Group.objects.filter(pk=leads.pk).exists()
+
+    deleted = _deleted_in_the_admin(superuser, "auth_group", platform, bulk=bulk)
+
+    assert deleted.status_code == 302
+    assert not Group.objects.filter(pk=platform.pk).exists()
