@@ -133,7 +133,9 @@ def access_request_submit(
     account = role.account
     errors = _role_errors(role) | _justification_errors(justification)
     errors |= _start_errors(starts_at, now)
-    start = max(starts_at or now, now)
+    # A refused start (years ahead, say) is not reckoned with: the duration added
+    # to it could leave the calendar.
+    start = now if "starts_at" in errors else max(starts_at or now, now)
     chosen = sum(1 for given in (duration is not None, expires_at is not None, permanent) if given)
     if chosen != 1:
         errors["duration"] = "Choose how long: a duration, an end date, or permanent access."

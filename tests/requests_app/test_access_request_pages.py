@@ -155,6 +155,19 @@ def test_the_api_creates_an_access_request(requester: User, role: IamRole) -> No
         {"role": "payments-api", "justification": "", "hours": 1},
         {"role": "payments-api", "justification": "x", "hours": "eight"},
         {"role": "payments-api", "justification": "x", "hours": 1, "starts_at": "2000-01-01"},
+        # Refused for starting too late, not a 500 for ending past the calendar.
+        {
+            "role": "payments-api",
+            "justification": "x",
+            "hours": 8,
+            "starts_at": "9999-12-31T23:00Z",
+        },
+        {
+            "role": "payments-api",
+            "justification": "x",
+            "expires_at": "9999-12-31T23:59Z",
+            "starts_at": "9999-12-31T23:00Z",
+        },
     ],
 )
 def test_the_api_answers_bad_input_with_a_400(
