@@ -1040,17 +1040,19 @@ def _role_denies_lift(*, account_id: int | None, role_arn: str, now: datetime) -
     account = AwsAccount.objects.filter(pk=account_id).first() if account_id else None
     if account is None:  # offboarded: nothing iamportal can reach, or needs to
         return due.update(status=SessionRevocation.Status.REMOVED, removed_at=now)
-    still = set(
-        rows.filter(
-            status__in=[SessionRevocation.Status.PENDING, SessionRevocation.Status.APPLIED],
-            remove_after__gt=now,
-        ).values_list("session_name", flat=True)
-    )
-    lifting = set(due.values_list("session_name", flat=True)) - still
     iam = aws.client("iam", session=aws.spoke_session(account))
     role_name = role_arn.rsplit("/", 1)[-1]
     with transaction.atomic():
         _account_locked(account)
+        # Read under the lock that applying a revocation takes: one of the same
+        # user applied meanwhile keeps their statement.
+        still = set(
+            rows.filter(
+                status__in=[SessionRevocation.Status.PENDING, SessionRevocation.Status.APPLIED],
+                remove_after__gt=now,
+            ).values_list("session_name", flat=True)
+        )
+        lifting = set(due.values_list("session_name", flat=True)) - still
         statements = _revoked_policy_read(iam, role_name)
         kept = [s for s in statements if _statement_session(s) not in lifting]
         if len(kept) != len(statements) or not kept:

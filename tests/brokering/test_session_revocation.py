@@ -192,6 +192,32 @@ def test_a_users_deny_stays_while_a_later_revocation_of_them_is_in_force(
     assert denies(role)["Statement"] == [deny_of("alice@example.com", "2099-12-05T10:30:01Z")]
 
 
+def test_a_revocation_applied_while_old_denies_are_lifted_keeps_its_deny(
+    role: IamRole, requester: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = revoke(role, requester, T1)
+    lift_at = first.remove_after + timedelta(seconds=1)
+    spoke_session = services.aws.spoke_session
+    lifting: list[bool] = []
+
+    def reaching_the_account(account: AwsAccount) -> Any:
+        # While the lift reaches the account, the user is revoked again (disabled,
+        # say) and that revocation is applied, before the lift takes the lock.
+        if not lifting:
+            lifting.append(True)
+            revoke(role, requester, lift_at)
+        return spoke_session(account)
+
+    monkeypatch.setattr(services.aws, "spoke_session", reaching_the_account)
+    session_revocations_lift(now=lift_at)
+
+    later = SessionRevocation.objects.exclude(pk=first.pk).get()
+    assert later.status == SessionRevocation.Status.APPLIED
+    assert [s["Condition"]["StringLike"] for s in denies(role)["Statement"]] == [
+        {"aws:userid": "*:alice@example.com"}
+    ]
+
+
 def test_lifting_a_policy_deleted_by_hand_is_harmless(role: IamRole, requester: User) -> None:
     revocation = revoke(role, requester, T1)
     admin_iam(role.account.account_id).delete_role_policy(
