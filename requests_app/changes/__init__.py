@@ -36,6 +36,7 @@ from requests_app.changes.common import (
     json_size,
     protected_policy_refusal,
     protected_role_refusal,
+    reserved_policy_name,
     role_guard,
 )
 from requests_app.changes.crossaccount import cross_account_changes, statement_sid
@@ -73,6 +74,7 @@ __all__ = [
     "principal_policy_after",
     "protected_policy_refusal",
     "protected_role_refusal",
+    "reserved_policy_name",
     "role_protected",
     "statement_sid",
 ]

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from accounts.fetch import policy_document
 from accounts.models import AwsAccount, IamRole
 from accounts.selectors import role_protected
+from brokering.services import REVOKED_SESSIONS_POLICY
 from iamportal import aws
 from requests_app.changes.base import ChangeInvalid, ChangeRefused, Slot
 from requests_app.models import Change
@@ -268,6 +269,27 @@ def role_guard(change: Change, session: boto3.Session) -> None:
         raise ChangeRefused(
             protected_role_refusal(last_segment(change.target_arn)) + " Nothing was changed."
         )
+
+
+def reserved_policy_name(name: str) -> str:
+    """Why no request may write the inline policy `name`, or "": the policy that
+    denies revoked sessions is iamportal's own, written only by revoking
+    sessions; a request deleting or replacing it would bring them back."""
+    if name.strip().lower() != REVOKED_SESSIONS_POLICY.lower():
+        return ""
+    return (
+        f"The inline policy {REVOKED_SESSIONS_POLICY} is iamportal's own: it denies "
+        "sessions that were revoked, and only revoking sessions changes it."
+    )
+
+
+def inline_guard(change: Change) -> None:
+    """role_guard, and refuse iamportal's own inline policy, for a request
+    filed before that name was refused at submission."""
+    name = change.payload.get("policy_name") if isinstance(change.payload, dict) else None
+    refusal = reserved_policy_name(name) if isinstance(name, str) else ""
+    if refusal:
+        raise ChangeRefused(refusal + " Nothing was changed.")
 
 
 def no_document(change: Change) -> tuple[Any, Any] | None:

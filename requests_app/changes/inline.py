@@ -13,12 +13,14 @@ from requests_app.changes.common import (
     dumps,
     iam_client,
     identity_document,
+    inline_guard,
     invalid,
     json_size,
     last_segment,
     outcome_of,
     payload_fields,
     payload_of,
+    reserved_policy_name,
     role_guard,
     role_managed,
     same_document,
@@ -37,7 +39,15 @@ def _policy_name(payload: dict[str, Any]) -> str:
             "payload.policy_name",
             "A policy name is 1-128 letters, digits or +=,.@_- characters.",
         )
+    refusal = reserved_policy_name(name)
+    if refusal:
+        invalid("payload.policy_name", refusal)
     return name
+
+
+def _inline_guard(change: Change, session: boto3.Session) -> None:
+    role_guard(change, session)
+    inline_guard(change)
 
 
 def _inline_put_validate(target_arn: str, payload: dict[str, Any]) -> Checked:
@@ -131,7 +141,7 @@ INLINE_POLICY_PUT = ChangeType(
     validate=_inline_put_validate,
     apply=_inline_put_apply,
     revert=_inline_put_revert,
-    guard=role_guard,
+    guard=_inline_guard,
     document=_put_document,
     summary=_put_summary,
     slots=_slots,
@@ -145,7 +155,7 @@ INLINE_POLICY_DELETE = ChangeType(
     validate=_inline_delete_validate,
     apply=_inline_delete_apply,
     revert=_inline_delete_revert,
-    guard=role_guard,
+    guard=_inline_guard,
     document=_delete_document,
     summary=_delete_summary,
     slots=_slots,

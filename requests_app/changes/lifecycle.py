@@ -36,6 +36,7 @@ from requests_app.changes.common import (
     payload_fields,
     payload_of,
     protected_role_refusal,
+    reserved_policy_name,
     role_guard,
     role_managed,
     same_document,
@@ -154,6 +155,9 @@ def _inline_checked(value: Any) -> dict[str, Any]:
                 f"The policy name {name[:130]!r} is not 1-128 letters, digits or +=,.@_- "
                 "characters.",
             )
+        refusal = reserved_policy_name(name)
+        if refusal:
+            invalid("payload.inline_policies", refusal)
         if name.lower() in seen:
             invalid("payload.inline_policies", f"IAM policy names ignore case: {name!r} is twice.")
         seen.add(name.lower())

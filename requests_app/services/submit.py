@@ -22,6 +22,7 @@ from requests_app.changes import (
     change_validate,
     cross_account_changes,
     protected_role_refusal,
+    reserved_policy_name,
     role_protected,
 )
 from requests_app.findings import findings_errors, findings_risk, request_findings
@@ -171,6 +172,8 @@ def policy_request_preview(
     name = (policy_name or "").strip() or default_policy_name(role, document=document)
     if not POLICY_NAME.fullmatch(name):
         errors["policy_name"] = "A policy name is 1-128 letters, digits or +=,.@_- characters."
+    elif refusal := reserved_policy_name(name):
+        errors["policy_name"] = refusal
     others = {k: v for k, v in (role.inline_policies or {}).items() if k != name}
     findings = policy_lint(document, other_inline_policies_size=inline_policies_size(others))
     blocking = [f for f in findings if f.severity == "error" and f.code in BLOCKING_LINT_CODES]

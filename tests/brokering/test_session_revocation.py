@@ -26,7 +26,14 @@ from brokering.services import (
     session_revocations_sweep,
     user_deactivate,
 )
-from tests.factories import admin_iam, big_policy, inline_names, make_user, role_in
+from requests_app.models import Change, PolicyRequest
+from requests_app.revision import revision_of_request
+from requests_app.services import (
+    RequestInvalid,
+    policy_request_changes_submit,
+    policy_request_preview,
+)
+from tests.factories import admin_iam, approve, big_policy, inline_names, make_user, role_in
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -408,3 +415,84 @@ def test_the_apply_survives_a_passing_aws_error(
         assert session_revocations_sweep()["requeued"] == 1
     revocation.refresh_from_db()
     assert revocation.status == SessionRevocation.Status.APPLIED
+
+
+# --- iamportal's own inline policy is not for requests -------------------------------
+
+
+def _synced_with_denies(role: IamRole, requester: User) -> IamRole:
+    revoke(role, requester, T1)
+    IamRole.objects.filter(pk=role.pk).update(
+        inline_policies={REVOKED_SESSIONS_POLICY: denies(role)}
+    )
+    role.refresh_from_db()
+    return role
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type": "inline_policy_delete", "payload": {"policy_name": REVOKED_SESSIONS_POLICY}},
+        {
+            "type": "inline_policy_put",
+            "payload": {
+                "policy_name": REVOKED_SESSIONS_POLICY.upper(),
+                "document": {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+                },
+            },
+        },
+    ],
+)
+def test_a_request_cannot_delete_or_replace_the_revoked_sessions_policy(
+    role: IamRole, requester: User, bob: User, change: dict[str, Any]
+) -> None:
+    role = _synced_with_denies(role, requester)
+    with pytest.raises(RequestInvalid, match="iamportal's own"):
+        policy_request_changes_submit(
+            requester=bob,
+            role=role,
+            justification="Cleaning up.",
+            changes=[{**change, "target_arn": role.arn}],
+        )
+    with pytest.raises(RequestInvalid, match="iamportal's own"):
+        policy_request_preview(
+            role=role,
+            document=change["payload"].get("document") or {},
+            justification="Cleaning up.",
+            policy_name=REVOKED_SESSIONS_POLICY,
+        )
+    assert REVOKED_SESSIONS_POLICY in inline_names(role)
+
+
+def test_a_request_filed_before_the_name_was_refused_is_refused_at_apply(
+    role: IamRole, requester: User, bob: User, reviewer: User
+) -> None:
+    role = _synced_with_denies(role, requester)
+    IamRole.objects.filter(pk=role.pk).update(
+        inline_policies={**role.inline_policies, "cleanup": {"Version": "2012-10-17"}}
+    )
+    role.refresh_from_db()
+    request = policy_request_changes_submit(
+        requester=bob,
+        role=role,
+        justification="Cleaning up.",
+        changes=[
+            {
+                "type": "inline_policy_delete",
+                "target_arn": role.arn,
+                "payload": {"policy_name": "cleanup"},
+            }
+        ],
+    )
+    assert isinstance(request, PolicyRequest)
+    # As it would have been filed then: the reviewer sees and approves this name.
+    Change.objects.filter(request=request).update(payload={"policy_name": REVOKED_SESSIONS_POLICY})
+    PolicyRequest.objects.filter(pk=request.pk).update(revision=revision_of_request(request.pk))
+
+    request = approve(request, reviewer)
+
+    assert request.status == "failed"
+    assert "iamportal's own" in request.changes.get().error
+    assert REVOKED_SESSIONS_POLICY in inline_names(role)
