@@ -648,6 +648,11 @@ REVOKED_SESSIONS_POLICY = "iamportal-revoked-sessions"
 LONGEST_SESSION = timedelta(hours=12)
 # Clocks differ a little between iamportal and AWS: a deny stays this much longer.
 _CLOCK_MARGIN = timedelta(minutes=5)
+# When access ends (a grant ends, a user is disabled), credentials may still be
+# issued for a moment: by another web server whose access index is not yet
+# fresh, or by a request already past its check and waiting for STS. Their
+# sessions are revoked too: the deny covers sessions issued up to this long after.
+IN_FLIGHT = timedelta(seconds=eligibility.FRESHNESS_SECONDS + 10)
 _USERID = "aws:userid"
 _ISSUED = "aws:TokenIssueTime"
 
@@ -809,7 +814,7 @@ def grant_ended(*, user: User, role: IamRole) -> SessionRevocation | None:
         return role_sessions_revoke(
             role=role,
             user=user,
-            issued_before=timezone.now(),
+            issued_before=timezone.now() + IN_FLIGHT,
             actor=None,
             reason="Access grant ended",
         )
@@ -840,7 +845,7 @@ def user_deactivate(*, user: User, actor: User | None, reason: str = "") -> list
                 role_sessions_revoke(
                     role=role,
                     user=user,
-                    issued_before=now,
+                    issued_before=now + IN_FLIGHT,
                     actor=actor,
                     reason=reason or "User disabled",
                 )
