@@ -155,6 +155,32 @@ def access_request_submit(
             errors["duration" if duration is not None else key] = message
     if errors:
         raise RequestInvalid(errors)
+    with transaction.atomic():
+        # One submission of this user at a time: two at once would both find
+        # nothing pending and make two requests, and later two grants.
+        User.objects.select_for_update().filter(pk=requester.pk).first()
+        return _access_request_create(
+            requester=requester,
+            role=role,
+            justification=justification,
+            expires_at=None if permanent else expires_at,
+            starts_at=starts_at,
+            cli_only=cli_only,
+            now=now,
+        )
+
+
+def _access_request_create(
+    *,
+    requester: User,
+    role: IamRole,
+    justification: str,
+    expires_at: datetime | None,
+    starts_at: datetime | None,
+    cli_only: bool,
+    now: datetime,
+) -> PolicyRequest:
+    account = role.account
     pending = access_request_pending(user=requester, role=role)
     if pending is not None:
         raise RequestInvalid(
@@ -184,7 +210,7 @@ def access_request_submit(
         role=role,
         specs=[spec],
         justification=justification,
-        expires_at=None if permanent else expires_at,
+        expires_at=expires_at,
         findings=[],
         kind=PolicyRequest.Kind.ACCESS,
     )

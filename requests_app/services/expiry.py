@@ -47,7 +47,11 @@ def policy_request_extend(
         old = _request_get(request_id, lock=True)
         if old.requester_id != requester.pk:
             raise RequestActionForbidden("Only the requester asks to extend their access.")
-        if old.status != PolicyRequest.Status.APPLIED or old.expires_at is None:
+        if (
+            old.status != PolicyRequest.Status.APPLIED
+            or old.expires_at is None
+            or old.expires_at <= timezone.now()  # ended, the sweep not there yet
+        ):
             raise RequestActionRefused(
                 "Only applied temporary access can be extended, before it expires."
             )
@@ -57,9 +61,14 @@ def policy_request_extend(
             errors |= access_end_errors(old.account, start=timezone.now(), expires_at=expires_at)
         if errors:
             raise RequestInvalid(errors)
-        if old.extensions.filter(status=PolicyRequest.Status.PENDING).exists():
+        waiting = (
+            PolicyRequest.Status.PENDING,
+            PolicyRequest.Status.APPROVED,
+            PolicyRequest.Status.APPLYING,
+        )
+        if old.extensions.filter(status__in=waiting).exists():
             raise RequestActionRefused(
-                "An extension of this request is already waiting for review."
+                "An extension of this request is already waiting for review or being applied."
             )
         role = old.role
         if role is None:

@@ -476,6 +476,31 @@ def test_a_grant_for_a_role_whose_path_holds_wildcards_is_for_that_role_only(
     assert not may_use(requester, production)
 
 
+def test_a_grant_that_has_ended_is_not_extended_before_the_sweep_comes(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    PolicyRequest.objects.filter(pk=first.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    with pytest.raises(services.RequestActionRefused, match="before it expires"):
+        _extension(first, requester)
+
+
+def test_one_extension_at_a_time_until_it_is_applied(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    extension = _extension(first, requester)
+    services.policy_request_approve(  # approved, its apply not run yet
+        request_id=extension.pk, reviewer=reviewer, revision=revision_of_request(extension.pk)
+    )
+
+    with pytest.raises(services.RequestActionRefused, match="being applied"):
+        _extension(first, requester)
+
+
 def test_reviewers_revoke_grants_in_the_admin_and_others_cannot(
     requester: User, reviewer: User, role: IamRole
 ) -> None:

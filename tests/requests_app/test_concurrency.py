@@ -205,3 +205,31 @@ def test_an_email_delivered_twice_at_once_is_sent_once(requester: User, role: Ia
     assert sorted(results) == [0, 1], results
     assert Notification.objects.get(pk=notification.pk).status == Notification.Status.SENT
     assert len(mail.outbox) == 1
+
+
+def test_two_access_requests_for_one_role_at_once_make_one(
+    requester: User, role: IamRole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from requests_app.services import access
+
+    looked = access.access_request_pending
+
+    def slow(**kwargs: object) -> PolicyRequest | None:
+        time.sleep(0.3)  # both threads have looked before either makes its request
+        return looked(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(access, "access_request_pending", slow)
+
+    def ask() -> PolicyRequest:
+        return services.access_request_submit(
+            requester=requester, role=role, justification="On call.", duration=timedelta(hours=8)
+        )
+
+    results = race(ask, ask)
+
+    refused = [r for r in results if isinstance(r, services.RequestInvalid)]
+    assert len(refused) == 1, results
+    assert "already in progress" in str(refused[0].errors)
+    assert PolicyRequest.objects.filter(kind="access", requester=requester).count() == 1
