@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from accounts.models import IamRole
-from brokering import services
+from brokering import selectors, services
 from brokering.eligibility import roles_matching
 from brokering.models import AccessRule, CliChallenge, CredentialIssuance, SessionRevocation
 from brokering.selectors import access_rule_preview
@@ -311,6 +311,13 @@ class UserDisablingAdmin(UserAdmin):
             f"Disabled {len(queryset)} user(s); ending their sessions on {ended} role(s).",
             messages.SUCCESS,
         )
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        holding = selectors.users_holding_sessions([user.pk for user in objs])
+        return deleted, counts, perms_needed, [*protected, *holding]
 
     def save_model(
         self, request: HttpRequest, obj: User, form: ModelForm[User], change: bool

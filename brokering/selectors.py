@@ -5,8 +5,9 @@ not exist."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from django.contrib.auth.models import Group, User
@@ -545,3 +546,25 @@ def access_request_path(requested: str) -> str:
     """Where a user refused a role asks for access to it: the access request page
     for the role they named (an ARN, a name or a part of one, as Weep sends it)."""
     return reverse("access_request_new") + "?" + urlencode({"role": requested.strip()[:2048]})
+
+
+def users_holding_sessions(user_pks: Iterable[int], *, now: datetime | None = None) -> list[str]:
+    """Why these users should be disabled before they are deleted: an active
+    user who got AWS credentials or a console session within the longest session
+    AWS allows may still hold it, and deleting them would end none of it
+    (disabling does, and leaves the user to delete afterwards)."""
+    since = (now or timezone.now()) - timedelta(hours=12)
+    holding = (
+        User.objects.filter(pk__in=list(user_pks), is_active=True)
+        .filter(
+            pk__in=CredentialIssuance.objects.filter(
+                outcome=CredentialIssuance.Outcome.ISSUED, requested_at__gte=since
+            ).values("user_id")
+        )
+        .order_by("username")
+    )
+    return [
+        f"{user.get_username()} got AWS credentials in the last 12 hours: disable them first "
+        '("Disable and end their AWS sessions"), which ends those sessions, then delete.'
+        for user in holding
+    ]

@@ -468,3 +468,36 @@ def test_only_admins_may_disable_users_with_the_action(reviewer: User, requester
     assert response.status_code in (302, 403)
     requester.refresh_from_db()
     assert requester.is_active
+
+
+def test_a_user_holding_sessions_is_disabled_before_being_deleted(
+    superuser: User, requester: User, outsider: User, role: Any
+) -> None:
+    CredentialIssuance.objects.create(
+        user=requester,
+        user_email=requester.email,
+        role_arn=role.arn,
+        kind="cli",
+        outcome=CredentialIssuance.Outcome.ISSUED,
+    )
+    admin = client_for(superuser)
+    delete = reverse("admin:auth_user_delete", args=[requester.pk])
+
+    refused = admin.post(delete, {"post": "yes"})
+
+    # Deleting would end none of their sessions; disabling does.
+    assert refused.status_code == 200
+    assert "disable them first" in refused.content.decode()
+    assert User.objects.filter(pk=requester.pk).exists()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        admin.post(
+            reverse("admin:auth_user_changelist"),
+            {"action": "deactivate", "_selected_action": [requester.pk]},
+        )
+    assert admin.post(delete, {"post": "yes"}).status_code == 302
+    assert not User.objects.filter(pk=requester.pk).exists()
+    assert SessionRevocation.objects.get().session_name == "alice@example.com"
+    # Someone who got no credentials lately is deleted at once.
+    deleted = admin.post(reverse("admin:auth_user_delete", args=[outsider.pk]), {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not User.objects.filter(pk=outsider.pk).exists()
