@@ -568,3 +568,12 @@ def users_holding_sessions(user_pks: Iterable[int], *, now: datetime | None = No
         '("Disable and end their AWS sessions"), which ends those sessions, then delete.'
         for user in holding
     ]
+
+
+def session_revocations_given_up(*, now: datetime | None = None) -> int:
+    """Revocations that failed for good while the sessions they were to end may
+    still be live (before their `remove_after`): someone has to end those
+    sessions in AWS. The status page and the metrics show it."""
+    return SessionRevocation.objects.filter(
+        status=SessionRevocation.Status.FAILED, remove_after__gt=now or timezone.now()
+    ).count()

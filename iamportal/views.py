@@ -22,6 +22,7 @@ from django_q.brokers import get_broker
 from django_q.models import OrmQ
 
 from accounts.selectors import account_sync_metrics
+from brokering.selectors import session_revocations_given_up
 from iamportal import jobs, permissions, selectors, services
 from iamportal.forms import ApiTokenCreateForm, LocalLoginForm
 from iamportal.landing import landing_url
@@ -71,6 +72,8 @@ def status(request: HttpRequest) -> HttpResponse:
         "jobs": jobs.job_statuses(),
         "queued_tasks": _queued_tasks(),
         "broker": "Redis" if settings.Q_BROKER else "Database",
+        "revocations_given_up": session_revocations_given_up(),
+        "can_review": permissions.is_reviewer(request.user),
     }
     return render(request, "iamportal/status.html", context)
 
@@ -184,6 +187,12 @@ def _exposition() -> str:
                     ({"account_id": a.account_id, "kind": "resource"}, float(a.resources)),
                 )
             ],
+        ),
+        *_family(
+            "iamportal_session_revocations_failed",
+            "Session revocations that gave up while the sessions they were to end may "
+            "still work: end them in AWS.",
+            [({}, float(session_revocations_given_up()))],
         ),
         *_family(
             "iamportal_workers_alive",

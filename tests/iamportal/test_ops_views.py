@@ -263,3 +263,41 @@ def test_a_worker_starts_even_when_its_first_heartbeat_cannot_be_written(
     monkeypatch.setattr(jobs, "heartbeat", database_down)
     jobs.heartbeat_on_worker_start(proc_name="Process-1")  # logs, does not raise
     assert not jobs.workers_alive()
+
+
+def test_a_revocation_that_gave_up_is_shown_until_its_sessions_expire(
+    requester: User, reviewer: User
+) -> None:
+    from brokering.models import SessionRevocation
+
+    now = timezone.now()
+    given_up = SessionRevocation.objects.create(
+        role_arn="arn:aws:iam::111111111111:role/ci",
+        session_name="alice@example.com",
+        issued_before=now,
+        remove_after=now + timedelta(hours=12),
+        status=SessionRevocation.Status.FAILED,
+        last_error="Gave up after 3 attempts: Throttling",
+    )
+    metric = "iamportal_session_revocations_failed 1.0"
+
+    def status_page(user: User) -> str:
+        return client_for(user).get(reverse("status")).content.decode()
+
+    assert metric in client_for(requester).get(reverse("metrics")).content.decode()
+    page = status_page(reviewer)
+    assert 'id="revocations-given-up"' in page
+    assert "status__exact=failed" in page
+    # Engineers are told it is in hand, not sent to an admin page they cannot open.
+    assert (
+        "status__exact=failed" not in client_for(requester).get(reverse("status")).content.decode()
+    )
+
+    SessionRevocation.objects.filter(pk=given_up.pk).update(remove_after=now)
+    assert "iamportal_session_revocations_failed 0.0" in (
+        client_for(requester).get(reverse("metrics")).content.decode()
+    )
+    assert (
+        'id="revocations-given-up"'
+        not in client_for(reviewer).get(reverse("status")).content.decode()
+    )
