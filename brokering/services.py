@@ -1031,7 +1031,8 @@ def session_revocations_lift(*, now: datetime | None = None) -> int:
         status=SessionRevocation.Status.APPLIED, remove_after__lte=now
     )
     lifted = 0
-    for account_id, role_arn in due.values_list("account_id", "role_arn").distinct():
+    roles = due.order_by().values_list("account_id", "role_arn").distinct()
+    for account_id, role_arn in roles:
         try:
             lifted += _role_denies_lift(account_id=account_id, role_arn=role_arn, now=now)
         except (ClientError, BotoCoreError) as exc:
@@ -1066,4 +1067,7 @@ def _role_denies_lift(*, account_id: int | None, role_arn: str, now: datetime) -
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
                     raise
-        return due.update(status=SessionRevocation.Status.REMOVED, removed_at=now)
+        # A user's statement kept for a later revocation stays applied with it: if
+        # that one fails instead, the next lift still finds this one due.
+        lifted = due.filter(session_name__in=lifting)
+        return lifted.update(status=SessionRevocation.Status.REMOVED, removed_at=now)

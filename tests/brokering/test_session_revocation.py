@@ -195,10 +195,39 @@ def test_a_users_deny_stays_while_a_later_revocation_of_them_is_in_force(
     role: IamRole, requester: User
 ) -> None:
     first = revoke(role, requester, T1)
-    revoke(role, requester, T2)
+    second = revoke(role, requester, T2)
 
-    assert session_revocations_lift(now=first.remove_after + timedelta(seconds=1)) == 1
+    assert session_revocations_lift(now=first.remove_after + timedelta(seconds=1)) == 0
     assert denies(role)["Statement"] == [deny_of("alice@example.com", "2099-12-05T10:30:01Z")]
+    first.refresh_from_db()
+    assert first.status == SessionRevocation.Status.APPLIED  # its deny is still there
+
+    assert session_revocations_lift(now=second.remove_after + timedelta(seconds=1)) == 2
+    assert inline_names(role) == []
+
+
+def test_a_deny_kept_for_a_revocation_that_then_fails_is_still_lifted(
+    role: IamRole, requester: User
+) -> None:
+    first = revoke(role, requester, T1)
+    lift_at = first.remove_after + timedelta(seconds=1)
+    # A later revocation of the same user, not applied yet: the deny stays for it.
+    later = SessionRevocation.objects.create(
+        role=role,
+        account=role.account,
+        role_arn=role.arn,
+        user=requester,
+        session_name=first.session_name,
+        issued_before=T2,
+        remove_after=T2 + timedelta(days=1),
+    )
+    assert session_revocations_lift(now=lift_at) == 0
+    assert denies(role)["Statement"]
+
+    SessionRevocation.objects.filter(pk=later.pk).update(status=SessionRevocation.Status.FAILED)
+
+    assert session_revocations_lift(now=lift_at) == 1
+    assert inline_names(role) == []
 
 
 def test_a_revocation_applied_while_old_denies_are_lifted_keeps_its_deny(
