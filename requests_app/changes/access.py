@@ -18,7 +18,7 @@ from accounts.models import IamRole
 from brokering.services import access_grant_end, access_grant_start
 from requests_app.changes.base import ChangeRefused, ChangeType, Checked, Slot
 from requests_app.changes.common import invalid, last_segment, role_guard
-from requests_app.models import Change, PolicyRequest, RequestEvent
+from requests_app.models import Change, PolicyRequest
 
 
 def access_payload(*, user: User, cli_only: bool, starts_at: datetime | None) -> dict[str, Any]:
@@ -58,12 +58,14 @@ def _apply(change: Change, session: boto3.Session) -> dict[str, Any]:
     with transaction.atomic():
         if request.extends_id is not None:
             # Locked as revoking it locks it: a revocation either comes first and
-            # is seen here, or comes after and ends this grant too.
+            # is seen here, or comes after and ends this grant too. An extension
+            # takes over access in force, never brings back access that ended.
             extended = PolicyRequest.objects.select_for_update().get(pk=request.extends_id)
-            if extended.events.filter(kind=RequestEvent.Kind.REVOKED).exists():
+            if extended.status != PolicyRequest.Status.APPLIED:
                 raise ChangeRefused(
-                    f"The access this extends (request #{extended.pk}) was revoked or given "
-                    "up: nothing granted."
+                    f"The access this extends (request #{extended.pk}) is no longer in force "
+                    "(revoked, given up, expired or already extended): nothing granted. Ask "
+                    "for access again."
                 )
         grant = access_grant_start(
             request_id=request.pk,

@@ -235,12 +235,19 @@ def _create_validate(target_arn: str, payload: dict[str, Any]) -> Checked:
 
 def role_snapshot(role: IamRole) -> dict[str, Any]:
     """Every part of `role` as the inventory has it, in the shape of a creation's
-    payload (with when it was last used): what a deletion keeps."""
+    payload (with when it was last used): what a deletion keeps, and what a clone
+    copies. Not iamportal's revoked-sessions policy: it is about this role's
+    sessions, lifted on its own, and no request writes it."""
+    inline = {
+        name: document
+        for name, document in (role.inline_policies or {}).items()
+        if not reserved_policy_name(name)
+    }
     return {
         "description": role.description,
         "max_session_duration": role.max_session_duration,
         "trust_policy": role.trust_policy or {},
-        "inline_policies": dict(role.inline_policies or {}),
+        "inline_policies": inline,
         "managed_policy_arns": [
             str(p.get("arn")) for p in role.managed_policies or [] if isinstance(p, dict)
         ],
@@ -512,12 +519,23 @@ def _settings_slots(target_arn: str, payload: dict[str, Any]) -> set[Slot]:
     return {("role-settings", target_arn, key) for key in payload} or _role_slots(target_arn, {})
 
 
+def _create_guard(change: Change, session: boto3.Session) -> None:
+    """role_guard, and iamportal's own inline policy refused for a request filed
+    before that name was refused at submission."""
+    role_guard(change, session)
+    policies = change.payload.get("inline_policies") if isinstance(change.payload, dict) else None
+    for name in policies if isinstance(policies, dict) else {}:
+        refusal = reserved_policy_name(str(name))
+        if refusal:
+            raise ChangeRefused(refusal + " Nothing was changed.")
+
+
 ROLE_CREATE = ChangeType(
     type=Change.Type.ROLE_CREATE,
     validate=_create_validate,
     apply=_create_apply,
     revert=_create_revert,
-    guard=role_guard,
+    guard=_create_guard,
     document=_create_document,
     summary=_create_summary,
     slots=_role_slots,

@@ -158,7 +158,8 @@ def access_request_submit(
     with transaction.atomic():
         # One submission of this user at a time: two at once would both find
         # nothing pending and make two requests, and later two grants.
-        User.objects.select_for_update().filter(pk=requester.pk).first()
+        # Not a key lock: credentials issued to the user meanwhile are not held up.
+        User.objects.select_for_update(no_key=True).filter(pk=requester.pk).first()
         return _access_request_create(
             requester=requester,
             role=role,

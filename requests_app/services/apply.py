@@ -234,6 +234,13 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
             applied.append(change.pk)
         outcome_status = PolicyRequest.Status.FAILED if error else PolicyRequest.Status.APPLIED
         with transaction.atomic():
+            if not error and request.extends_id is not None:
+                # The request it extends first, as revoking that one locks it: a
+                # revocation made while this applied has ended this one's grant.
+                PolicyRequest.objects.select_for_update().filter(pk=request.extends_id).first()
+                if request.events.filter(kind=RequestEvent.Kind.REVOKED).exists():
+                    _extension_ended_while_applied(request, lease)
+                    return _request_get(request_id)
             lease.release(to_status=outcome_status)
             _event(
                 request_id,
@@ -254,6 +261,22 @@ def policy_request_apply(*, request_id: int) -> PolicyRequest:
         _roles_created_read(done)
     request.refresh_from_db()
     return request
+
+
+def _extension_ended_while_applied(extension: PolicyRequest, lease: _WorkLease) -> None:
+    """The grant this extension made was ended with the access it extends (a
+    revocation while it was being applied): it holds nothing, so it ends expired,
+    not applied."""
+    lease.release(to_status=PolicyRequest.Status.EXPIRED)
+    extension.changes.filter(status=Change.Status.APPLIED).update(status=Change.Status.REVERTED)
+    _event(
+        extension.pk,
+        RequestEvent.Kind.EXPIRED,
+        actor=None,
+        message=f"Applied as the access it extends (request #{extension.extends_id}) was "
+        "ended: it grants nothing.",
+    )
+    _notify("expired", extension.pk)
 
 
 def _extension_hand_over(extension: PolicyRequest) -> None:

@@ -22,6 +22,7 @@ from requests_app import services, tasks
 from requests_app.changes import ChangeRefused, change_apply
 from requests_app.models import ApprovalPolicy, Change, PolicyRequest
 from requests_app.revision import revision_compute
+from requests_app.services import apply as apply_service
 from tests.factories import admin_action, admin_iam, approve, make_user, revision_of_request
 
 pytestmark = pytest.mark.django_db
@@ -446,6 +447,48 @@ def test_an_extension_granted_just_before_the_revocation_is_ended_with_it(
     assert not AccessRule.objects.get(request=extension).enabled
     assert not may_use(requester, role)
     assert extension.events.filter(kind="revoked").exists()
+
+
+def test_an_extension_whose_access_is_revoked_while_it_applies_ends_expired(
+    requester: User, reviewer: User, role: IamRole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    extension = _extension(first, requester)
+    change_run = apply_service._change_run
+
+    def revoked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        done = change_run(*args, **kwargs)  # the extension's grant is made...
+        services.access_grant_revoke(request_id=first.pk, actor=reviewer)  # ...then this
+        return done
+
+    monkeypatch.setattr(apply_service, "_change_run", revoked_meanwhile)
+
+    extension = approve(extension, reviewer)
+
+    # Not "applied" with nothing granted: the requester may ask for access again.
+    assert extension.status == "expired"
+    assert extension.changes.get().status == "reverted"
+    assert not may_use(requester, role)
+    monkeypatch.setattr(apply_service, "_change_run", change_run)
+    assert asked(requester, role).status == "pending"
+
+
+def test_an_extension_approved_after_its_access_expired_grants_nothing(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    extension = _extension(first, requester)
+    PolicyRequest.objects.filter(pk=first.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.policy_request_expire(request_id=first.pk)
+    assert not may_use(requester, role)
+
+    extension = approve(extension, reviewer)  # too late: it extends nothing now
+
+    assert extension.status == "failed"
+    assert not may_use(requester, role)
 
 
 def test_a_grant_for_a_role_whose_path_holds_wildcards_is_for_that_role_only(

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import AwsAccount, IamRole, RoleVersion
 from accounts.services import role_refresh
 from brokering.selectors import eligible_role_ids
+from brokering.services import REVOKED_SESSIONS_POLICY
 from requests_app import services, tasks
 from requests_app.changes import change_document, change_summary, lifecycle
 from requests_app.models import Change, PolicyRequest
@@ -399,6 +400,58 @@ def test_a_clone_into_another_account_rewrites_the_source_accounts_arns(
         {"team": "payments"},
         [shared(other)],
     )
+
+
+def test_a_clone_leaves_out_the_sources_revoked_sessions_policy(
+    requester: User, account: AwsAccount
+) -> None:
+    source = source_role(account)
+    IamRole.objects.filter(pk=source.pk).update(
+        inline_policies={**source.inline_policies, REVOKED_SESSIONS_POLICY: {"Statement": []}}
+    )
+    source.refresh_from_db()
+
+    request = services.role_clone_submit(
+        requester=requester,
+        source=source,
+        account=account,
+        name="payments-api-copy",
+        path="/",
+        parts={"trust", "inline"},
+        justification="A copy.",
+    )
+
+    assert isinstance(request, PolicyRequest)
+    assert list(request.changes.get().payload["inline_policies"]) == ["events-send"]
+
+
+def test_a_creation_filed_with_the_revoked_sessions_policy_is_refused_at_apply(
+    requester: User, reviewer: User, account: AwsAccount
+) -> None:
+    source = source_role(account)
+    request = services.role_clone_submit(
+        requester=requester,
+        source=source,
+        account=account,
+        name="payments-api-copy",
+        path="/",
+        parts={"trust", "inline"},
+        justification="A copy.",
+    )
+    assert isinstance(request, PolicyRequest)
+    # As filed before the name was refused: the reviewer sees and approves it.
+    change = request.changes.get()
+    policies = {**change.payload["inline_policies"], REVOKED_SESSIONS_POLICY: {"Statement": []}}
+    Change.objects.filter(pk=change.pk).update(
+        payload={**change.payload, "inline_policies": policies}
+    )
+    PolicyRequest.objects.filter(pk=request.pk).update(revision=revision_of_request(request.pk))
+
+    request = approve(request, reviewer)
+
+    assert request.status == "failed"
+    assert "iamportal's own" in request.changes.get().error
+    assert live(account, "payments-api-copy") is None
 
 
 def test_a_clone_of_only_the_trust_policy(requester: User, account: AwsAccount) -> None:
