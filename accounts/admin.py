@@ -22,13 +22,13 @@ from accounts.models import (
     ServiceControlPolicy,
     SyncRun,
 )
-from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
+from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, RefusesDeletion, pretty_json
 from iamportal.permissions import can_sync_accounts
 from requests_app.selectors import approval_policies_emptied_by
 
 
 @admin.register(AwsAccount)
-class AwsAccountAdmin(AdminsManageAdmin):
+class AwsAccountAdmin(RefusesDeletion, AdminsManageAdmin):
     list_display = [
         "name",
         "account_id",
@@ -60,12 +60,8 @@ class AwsAccountAdmin(AdminsManageAdmin):
     ]
     actions = ["sync_now"]
 
-    def get_deleted_objects(
-        self, objs: Any, request: HttpRequest
-    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        problems = approval_policies_emptied_by(account_pks=[account.pk for account in objs])
-        return deleted, counts, perms_needed, [*protected, *problems]
+    def deletion_refusals(self, objs: Any) -> list[str]:
+        return approval_policies_emptied_by(account_pks=[account.pk for account in objs])
 
     @admin.display(description="latest sync")
     def latest_sync_status(self, account: AwsAccount) -> str:

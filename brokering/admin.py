@@ -25,7 +25,7 @@ from brokering.eligibility import roles_matching
 from brokering.models import AccessRule, CliChallenge, CredentialIssuance, SessionRevocation
 from brokering.selectors import access_rule_preview
 from iamportal import permissions
-from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin
+from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, RefusesDeletion
 
 # The change form lists this many of the roles a rule matches; its preview, more.
 MATCHES_SHOWN = 20
@@ -292,7 +292,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class UserDisablingAdmin(UserAdmin):
+class UserDisablingAdmin(RefusesDeletion, UserAdmin):
     """Django's user admin, where disabling a user (the action, or clearing
     "Active") also ends the sessions iamportal gave them."""
 
@@ -312,12 +312,8 @@ class UserDisablingAdmin(UserAdmin):
             messages.SUCCESS,
         )
 
-    def get_deleted_objects(
-        self, objs: Any, request: HttpRequest
-    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        holding = selectors.users_holding_sessions([user.pk for user in objs])
-        return deleted, counts, perms_needed, [*protected, *holding]
+    def deletion_refusals(self, objs: Any) -> list[str]:
+        return selectors.users_holding_sessions([user.pk for user in objs])
 
     def save_model(
         self, request: HttpRequest, obj: User, form: ModelForm[User], change: bool

@@ -25,6 +25,21 @@ def pretty_json(value: Any) -> SafeString:
     return format_html('<pre class="json">{}</pre>', json.dumps(value, indent=2, default=str))
 
 
+class RefusesDeletion(admin.ModelAdmin):
+    """An admin whose delete pages (one object or many) refuse, saying why, what
+    deleting would leave unsafe: the reasons are listed as what stands in the
+    way, and nothing is deleted until they are gone."""
+
+    def deletion_refusals(self, objs: Any) -> list[str]:
+        return []
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, [*protected, *self.deletion_refusals(objs)]
+
+
 class AdminsManageAdmin(admin.ModelAdmin):
     """Configuration that iamportal admins manage (accounts, access rules,
     templates). Decided by iamportal.permissions, not Django's model permissions,

@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from iamportal import permissions
-from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, pretty_json
+from iamportal.admin import AdminsManageAdmin, ReadOnlyAdmin, RefusesDeletion, pretty_json
 from requests_app import services
 from requests_app.changes import change_document, change_summary
 from requests_app.guardrails import changes_guardrails
@@ -581,13 +581,9 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class ReviewerGroupAdmin(GroupAdmin):
+class ReviewerGroupAdmin(RefusesDeletion, GroupAdmin):
     """Django's group admin, refusing to delete the last reviewer group an
     approval policy names."""
 
-    def get_deleted_objects(
-        self, objs: Any, request: HttpRequest
-    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        problems = approval_policies_emptied_by(group_pks=[group.pk for group in objs])
-        return deleted, counts, perms_needed, [*protected, *problems]
+    def deletion_refusals(self, objs: Any) -> list[str]:
+        return approval_policies_emptied_by(group_pks=[group.pk for group in objs])

@@ -404,16 +404,21 @@ def test_an_admin_sets_an_expiry_and_the_rule_stops_granting_at_it(
 # --- disabling a user ends their sessions --------------------------------------------------
 
 
+def _issued(user: User, role: Any, *, kind: str) -> None:
+    """The user got credentials (or a console session) for the role just now."""
+    CredentialIssuance.objects.create(
+        user=user,
+        user_email=user.email,
+        role_arn=role.arn,
+        kind=kind,
+        outcome=CredentialIssuance.Outcome.ISSUED,
+    )
+
+
 def test_disabling_a_user_in_the_admin_ends_their_sessions(
     superuser: User, requester: User, role: Any
 ) -> None:
-    CredentialIssuance.objects.create(
-        user=requester,
-        user_email=requester.email,
-        role_arn=role.arn,
-        kind="console",
-        outcome=CredentialIssuance.Outcome.ISSUED,
-    )
+    _issued(requester, role, kind="console")
     changelist = reverse("admin:auth_user_changelist")
 
     with TestCase.captureOnCommitCallbacks(execute=True):
@@ -432,13 +437,7 @@ def test_disabling_a_user_in_the_admin_ends_their_sessions(
 def test_clearing_active_on_the_user_form_ends_their_sessions(
     superuser: User, requester: User, role: Any
 ) -> None:
-    CredentialIssuance.objects.create(
-        user=requester,
-        user_email=requester.email,
-        role_arn=role.arn,
-        kind="cli",
-        outcome=CredentialIssuance.Outcome.ISSUED,
-    )
+    _issued(requester, role, kind="cli")
     form = {
         "username": requester.username,
         "email": requester.email,
@@ -473,13 +472,7 @@ def test_only_admins_may_disable_users_with_the_action(reviewer: User, requester
 def test_a_user_holding_sessions_is_disabled_before_being_deleted(
     superuser: User, requester: User, outsider: User, role: Any
 ) -> None:
-    CredentialIssuance.objects.create(
-        user=requester,
-        user_email=requester.email,
-        role_arn=role.arn,
-        kind="cli",
-        outcome=CredentialIssuance.Outcome.ISSUED,
-    )
+    _issued(requester, role, kind="cli")
     admin = client_for(superuser)
     delete = reverse("admin:auth_user_delete", args=[requester.pk])
 

@@ -415,13 +415,20 @@ def test_ending_a_grant_cancels_an_extension_approved_but_not_applied(
     assert not may_use(requester, role)
 
 
+def _extension_applying(
+    requester: User, reviewer: User, role: IamRole
+) -> tuple[PolicyRequest, PolicyRequest]:
+    """A grant, and an extension of it that a worker has claimed and is applying."""
+    first = approve(asked(requester, role), reviewer)
+    extension = _extension(first, requester)
+    PolicyRequest.objects.filter(pk=extension.pk).update(status="applying")
+    return first, extension
+
+
 def test_an_extension_applying_when_its_grant_is_revoked_grants_nothing(
     requester: User, reviewer: User, role: IamRole
 ) -> None:
-    first = approve(asked(requester, role), reviewer)
-    extension = _extension(first, requester)
-    # A worker has claimed the extension and is applying it.
-    PolicyRequest.objects.filter(pk=extension.pk).update(status="applying")
+    first, extension = _extension_applying(requester, reviewer, role)
 
     services.access_grant_revoke(request_id=first.pk, actor=reviewer)
 
@@ -435,9 +442,7 @@ def test_an_extension_applying_when_its_grant_is_revoked_grants_nothing(
 def test_an_extension_granted_just_before_the_revocation_is_ended_with_it(
     requester: User, reviewer: User, role: IamRole
 ) -> None:
-    first = approve(asked(requester, role), reviewer)
-    extension = _extension(first, requester)
-    PolicyRequest.objects.filter(pk=extension.pk).update(status="applying")
+    first, extension = _extension_applying(requester, reviewer, role)
     change = extension.changes.get()
     change_apply(change=change, session=None)
     assert may_use(requester, role)

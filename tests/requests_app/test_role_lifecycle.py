@@ -21,7 +21,7 @@ from accounts.services import role_refresh
 from brokering.selectors import eligible_role_ids
 from brokering.services import REVOKED_SESSIONS_POLICY
 from requests_app import services, tasks
-from requests_app.changes import change_document, change_summary, lifecycle
+from requests_app.changes import ChangeSpec, change_document, change_summary, lifecycle
 from requests_app.models import Change, PolicyRequest
 from requests_app.revision import revision_of_request
 from tests.factories import (
@@ -411,7 +411,15 @@ def test_a_clone_leaves_out_the_sources_revoked_sessions_policy(
     )
     source.refresh_from_db()
 
-    request = services.role_clone_submit(
+    request = _copied(requester, source, account)
+
+    assert isinstance(request, PolicyRequest)
+    assert list(request.changes.get().payload["inline_policies"]) == ["events-send"]
+
+
+def _copied(requester: User, source: IamRole, account: AwsAccount) -> PolicyRequest | ChangeSpec:
+    """A clone of `source`'s trust and inline policies, filed."""
+    return services.role_clone_submit(
         requester=requester,
         source=source,
         account=account,
@@ -420,24 +428,13 @@ def test_a_clone_leaves_out_the_sources_revoked_sessions_policy(
         parts={"trust", "inline"},
         justification="A copy.",
     )
-
-    assert isinstance(request, PolicyRequest)
-    assert list(request.changes.get().payload["inline_policies"]) == ["events-send"]
 
 
 def test_a_creation_filed_with_the_revoked_sessions_policy_is_refused_at_apply(
     requester: User, reviewer: User, account: AwsAccount
 ) -> None:
     source = source_role(account)
-    request = services.role_clone_submit(
-        requester=requester,
-        source=source,
-        account=account,
-        name="payments-api-copy",
-        path="/",
-        parts={"trust", "inline"},
-        justification="A copy.",
-    )
+    request = _copied(requester, source, account)
     assert isinstance(request, PolicyRequest)
     # As filed before the name was refused: the reviewer sees and approves it.
     change = request.changes.get()
