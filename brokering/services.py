@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from accounts.fetch import describe_error, policy_document
@@ -580,6 +580,13 @@ def access_grant_start(
     it extends the grant of `replaces_request_id`, that grant ends at the moment
     this one starts, in the same transaction, so access never lapses between them."""
     now = timezone.now()
+    # Access of this user to this role that just ended denies their sessions
+    # issued a few seconds into the future (IN_FLIGHT): a grant starting now
+    # would hand out credentials denied for their whole life. It starts when
+    # that deny stops applying instead.
+    denied_until = _revoked_sessions_until(user=user, role=role, now=now)
+    if denied_until is not None and (starts_at is None or starts_at < denied_until):
+        starts_at = denied_until
     with transaction.atomic():
         grant, created = AccessRule.objects.get_or_create(
             request_id=request_id,
@@ -600,6 +607,21 @@ def access_grant_start(
         if created or replaces_request_id is not None:
             eligibility.access_changed()
     return grant
+
+
+def _revoked_sessions_until(*, user: User, role: IamRole, now: datetime) -> datetime | None:
+    """When sessions of `user` on `role` issued from now on stop being denied, if
+    a revocation denies some issued after `now`; None otherwise. The deny's time
+    is rounded up to the second, and AWS's clock may run a little behind."""
+    latest = SessionRevocation.objects.filter(
+        role_arn=role.arn,
+        user=user,
+        status__in=[SessionRevocation.Status.PENDING, SessionRevocation.Status.APPLIED],
+        issued_before__gt=now,
+    ).aggregate(latest=Max("issued_before"))["latest"]
+    if latest is None:
+        return None
+    return latest.replace(microsecond=0) + timedelta(seconds=1) + _START_MARGIN
 
 
 def access_grant_end(*, request_id: int, revoke_sessions: bool = True) -> AccessRule | None:
@@ -653,6 +675,8 @@ _CLOCK_MARGIN = timedelta(minutes=5)
 # fresh, or by a request already past its check and waiting for STS. Their
 # sessions are revoked too: the deny covers sessions issued up to this long after.
 IN_FLIGHT = timedelta(seconds=eligibility.FRESHNESS_SECONDS + 10)
+# A grant starting just after such a deny starts this much after it ends (clocks).
+_START_MARGIN = timedelta(seconds=2)
 _USERID = "aws:userid"
 _ISSUED = "aws:TokenIssueTime"
 

@@ -549,6 +549,27 @@ def test_one_extension_at_a_time_until_it_is_applied(
         _extension(first, requester)
 
 
+def test_access_granted_again_at_once_starts_when_the_last_deny_stops_applying(
+    requester: User, reviewer: User, role: IamRole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = approve(asked(requester, role), reviewer)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.access_grant_revoke(request_id=first.pk, actor=requester)  # given up
+    denied = SessionRevocation.objects.get()
+    assert denied.issued_before > timezone.now()  # covers credentials still in flight
+
+    again = approve(asked(requester, role), reviewer)
+
+    # Credentials issued now would be denied for their whole life: none are.
+    assert again.status == "applied"
+    assert not may_use(requester, role)
+    grant = AccessRule.objects.get(request=again)
+    assert grant.starts_at is not None and grant.starts_at > denied.issued_before
+    later = grant.starts_at + timedelta(seconds=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    assert may_use(requester, role)
+
+
 def test_reviewers_revoke_grants_in_the_admin_and_others_cannot(
     requester: User, reviewer: User, role: IamRole
 ) -> None:
