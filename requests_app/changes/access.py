@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import IamRole
+from brokering.models import AccessRule
 from brokering.services import access_grant_end, access_grant_start
 from requests_app.changes.base import ChangeRefused, ChangeType, Checked, Slot
 from requests_app.changes.common import invalid, last_segment, role_guard
@@ -56,7 +57,10 @@ def _apply(change: Change, session: boto3.Session) -> dict[str, Any]:
     if role is None:
         raise ChangeRefused("The role is no longer in the inventory: nothing granted.")
     with transaction.atomic():
-        if request.extends_id is not None:
+        # A retry (its worker died after the grant was made) finds the grant: the
+        # access it extends may have ended since, by this very grant's hand-over.
+        made = AccessRule.objects.filter(request_id=request.pk).exists()
+        if request.extends_id is not None and not made:
             # Locked as revoking it locks it: a revocation either comes first and
             # is seen here, or comes after and ends this grant too. An extension
             # takes over access in force, never brings back access that ended.

@@ -439,6 +439,25 @@ def test_an_extension_applying_when_its_grant_is_revoked_grants_nothing(
     assert not may_use(requester, role)
 
 
+def test_an_extension_retried_after_its_grant_was_made_keeps_it(
+    requester: User, reviewer: User, role: IamRole
+) -> None:
+    first, extension = _extension_applying(requester, reviewer, role)
+    change = extension.changes.get()
+    change_apply(change=change, session=None)  # the grant is made, then the worker dies
+    PolicyRequest.objects.filter(pk=first.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.policy_request_expire(request_id=first.pk)  # the old access ends meanwhile
+    assert may_use(requester, role)
+
+    change_apply(change=change, session=None)  # another worker takes over
+
+    assert AccessRule.objects.get(request=extension).enabled
+    assert may_use(requester, role)
+
+
 def test_an_extension_granted_just_before_the_revocation_is_ended_with_it(
     requester: User, reviewer: User, role: IamRole
 ) -> None:
